@@ -1,0 +1,227 @@
+//! Word counts: a hash table from word to count, its merge, its ranking and
+//! the packed text form that workers commit to Redis (`word\tcount\n` lines;
+//! no tokenizer yields a word with a tab or a newline).
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+#[derive(Default, Clone)]
+pub struct Counts {
+    table: HashTable<(Box<[u8]>, u64)>,
+    hasher: FixedState,
+    total: u64,
+}
+
+/// One ranked entry.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WordCount {
+    #[serde(with = "lossy")]
+    pub word: Vec<u8>,
+    pub count: u64,
+}
+
+impl Counts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `n` occurrences of `word`.
+    #[inline]
+    pub fn add(&mut self, word: &[u8], n: u64) {
+        self.total += n;
+        let hash = self.hasher.hash_one(word);
+        match self.table.find_mut(hash, |(w, _)| &**w == word) {
+            Some((_, c)) => *c += n,
+            None => {
+                let hasher = &self.hasher;
+                self.table
+                    .insert_unique(hash, (word.into(), n), |(w, _)| hasher.hash_one(&**w));
+            }
+        }
+    }
+
+    /// Total occurrences.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Distinct words.
+    pub fn distinct(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn get(&self, word: &[u8]) -> u64 {
+        let hash = self.hasher.hash_one(word);
+        self.table
+            .find(hash, |(w, _)| &**w == word)
+            .map_or(0, |(_, c)| *c)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {
+        self.table.iter().map(|(w, c)| (&**w, *c))
+    }
+
+    pub fn merge(&mut self, other: &Counts) {
+        self.table.reserve(other.distinct(), |(w, _)| self.hasher.hash_one(&**w));
+        for (w, c) in other.iter() {
+            self.add(w, c);
+        }
+    }
+
+    /// The `k` most frequent words, count descending then word ascending
+    /// (bytewise), so that every way of counting prints the same list.
+    pub fn top(&self, k: usize) -> Vec<WordCount> {
+        let mut all: Vec<(&[u8], u64)> = self.iter().collect();
+        let order = |a: &(&[u8], u64), b: &(&[u8], u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
+        if k < all.len() {
+            all.select_nth_unstable_by(k, order);
+            all.truncate(k);
+        }
+        all.sort_unstable_by(order);
+        all.into_iter()
+            .map(|(w, c)| WordCount {
+                word: w.to_vec(),
+                count: c,
+            })
+            .collect()
+    }
+
+    /// Appends the packed form of these counts to `out`.
+    pub fn pack_into(&self, out: &mut Vec<u8>) {
+        let mut num = itoa::Buffer::new();
+        for (w, c) in self.iter() {
+            out.extend_from_slice(w);
+            out.push(b'\t');
+            out.extend_from_slice(num.format(c).as_bytes());
+            out.push(b'\n');
+        }
+    }
+
+    pub fn pack(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.distinct() * 12);
+        self.pack_into(&mut out);
+        out
+    }
+
+    /// Adds the packed counts in `packed` (as made by [`Counts::pack`]).
+    pub fn add_packed(&mut self, packed: &[u8]) -> anyhow::Result<()> {
+        for line in packed.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let tab = last_tab(line)
+                .ok_or_else(|| anyhow::anyhow!("malformed packed counts line (no tab)"))?;
+            let n = std::str::from_utf8(&line[tab + 1..])
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| anyhow::anyhow!("malformed count in packed counts"))?;
+            self.add(&line[..tab], n);
+        }
+        Ok(())
+    }
+
+    /// The first difference between two count tables, as a message.
+    pub fn first_difference(&self, other: &Counts) -> Option<String> {
+        let mut words: Vec<&[u8]> = self.iter().map(|(w, _)| w).collect();
+        words.extend(other.iter().map(|(w, _)| w));
+        words.sort_unstable();
+        words.dedup();
+        words.into_iter().find_map(|w| {
+            let (a, b) = (self.get(w), other.get(w));
+            (a != b).then(|| {
+                format!(
+                    "word {:?}: {a} here, {b} in the reference",
+                    String::from_utf8_lossy(w)
+                )
+            })
+        })
+    }
+}
+
+fn last_tab(line: &[u8]) -> Option<usize> {
+    line.iter().rposition(|&b| b == b'\t')
+}
+
+impl PartialEq for Counts {
+    fn eq(&self, other: &Self) -> bool {
+        self.total == other.total
+            && self.distinct() == other.distinct()
+            && self.iter().all(|(w, c)| other.get(w) == c)
+    }
+}
+
+impl std::fmt::Debug for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Counts({} words, {} distinct)", self.total, self.distinct())
+    }
+}
+
+/// Words are bytes (the whitespace tokenizer keeps any byte); JSON shows
+/// them as text, with invalid UTF-8 replaced.
+mod lossy {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(w: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(w))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Ok(String::deserialize(d)?.into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn counts(words: &[&str]) -> Counts {
+        let mut c = Counts::new();
+        for w in words {
+            c.add(w.as_bytes(), 1);
+        }
+        c
+    }
+
+    #[test]
+    fn top_orders_by_count_then_word() {
+        let c = counts(&["b", "a", "c", "b", "a", "d"]);
+        let top: Vec<_> = c.top(3).into_iter().map(|e| (e.word, e.count)).collect();
+        assert_eq!(
+            top,
+            [(b"a".to_vec(), 2), (b"b".to_vec(), 2), (b"c".to_vec(), 1)]
+        );
+        assert_eq!(c.total(), 6);
+        assert_eq!(c.distinct(), 4);
+    }
+
+    #[test]
+    fn first_difference_names_the_word() {
+        let a = counts(&["x", "y"]);
+        let b = counts(&["x", "y", "y"]);
+        assert_eq!(
+            a.first_difference(&b).unwrap(),
+            "word \"y\": 1 here, 2 in the reference"
+        );
+        assert!(a.first_difference(&a.clone()).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn pack_round_trips(words in proptest::collection::vec("[a-z0-9é]{1,8}", 0..200)) {
+            let c = counts(&words.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+            let mut back = Counts::new();
+            back.add_packed(&c.pack()).unwrap();
+            prop_assert_eq!(back, c);
+        }
+
+        #[test]
+        fn merge_is_the_count_of_the_concatenation(
+            a in proptest::collection::vec("[a-c]{1,2}", 0..50),
+            b in proptest::collection::vec("[a-c]{1,2}", 0..50),
+        ) {
+            let mut merged = counts(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+            merged.merge(&counts(&b.iter().map(|s| s.as_str()).collect::<Vec<_>>()));
+            let all: Vec<&str> = a.iter().chain(&b).map(|s| s.as_str()).collect();
+            prop_assert_eq!(merged, counts(&all));
+        }
+    }
+}

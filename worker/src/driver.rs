@@ -1,0 +1,145 @@
+//! The driver: enqueues the input files, folds committed results into the
+//! counts while workers run, and writes the summary when every file is in.
+
+use crate::input;
+use crate::protocol::{JobSettings, Progress, Redis};
+use crate::report::{JobFacts, Report};
+use anyhow::{bail, Result};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct DriverOptions {
+    pub redis: String,
+    pub prefix: String,
+    pub input: PathBuf,
+    pub settings: JobSettings,
+    pub top: usize,
+    pub patience: Duration,
+}
+
+/// What the driver saw, with the time each phase took.
+pub struct DriverOutcome {
+    pub report: Report,
+    pub progress: Progress,
+    pub failures: Vec<(String, String)>,
+    pub enqueue: Duration,
+    pub count_and_commit: Duration,
+    pub fold: Duration,
+}
+
+/// How often the driver folds and reports progress.
+const TICK: Duration = Duration::from_millis(10);
+
+pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
+    let started = Instant::now();
+    let files = input::list_relative(&opts.input)?;
+    if files.is_empty() {
+        tracing::warn!("input {} holds no files", opts.input.display());
+    }
+    let mut redis = Redis::open(&opts.redis, &opts.prefix, opts.patience)?;
+    redis.create_job(&opts.settings)?;
+    redis.enqueue_all(&files)?;
+    let enqueue = started.elapsed();
+
+    let mut ticker = Ticker::new();
+    let progress = loop {
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        let p = redis.progress()?;
+        if !p.enqueue_done {
+            // Redis came back from a snapshot older than the enqueueing (or
+            // from nothing): restore what it lacks.
+            tracing::warn!("Redis lost the queue; enqueueing again what it lacks");
+            redis.create_job(&opts.settings)?;
+            redis.enqueue_all(&files)?;
+            continue;
+        }
+        if p.is_done() {
+            break p;
+        }
+        if p.files_done > p.files_folded + 8 {
+            redis.fold()?;
+        }
+        ticker.tick(&p);
+        std::thread::sleep(TICK);
+    };
+    let count_and_commit = started.elapsed() - enqueue;
+
+    redis.fold()?;
+    let (top, distinct) = redis.top(opts.top)?;
+    let fold = started.elapsed() - enqueue - count_and_commit;
+    let failures = redis.failures()?;
+    let report = Report {
+        words: progress.words,
+        distinct,
+        top,
+        seconds: started.elapsed().as_secs_f64(),
+        phases: None,
+        job: Some(JobFacts {
+            files: progress.files,
+            bytes: progress.bytes,
+            commits_ignored: progress.commits_ignored,
+            files_failed: progress.files_failed,
+            ..JobFacts::default()
+        }),
+    };
+    redis.write_summary(&serde_json::to_string(&report)?)?;
+    ticker.finish();
+    Ok(DriverOutcome {
+        report,
+        progress,
+        failures,
+        enqueue,
+        count_and_commit,
+        fold,
+    })
+}
+
+/// Progress on stderr: a line that rewrites itself on a terminal, a log
+/// line every few seconds elsewhere (a pod's log).
+struct Ticker {
+    last: Instant,
+    tty: bool,
+    shown: bool,
+}
+
+impl Ticker {
+    fn new() -> Self {
+        Ticker {
+            last: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn tick(&mut self, p: &Progress) {
+        let every = if self.tty { Duration::from_millis(200) } else { Duration::from_secs(5) };
+        if self.last.elapsed() < every {
+            return;
+        }
+        self.last = Instant::now();
+        let line = format!(
+            "{}/{} files, {:.1}/{:.1} MB, {} words",
+            p.files_done + p.files_failed,
+            p.files,
+            p.bytes_done as f64 / 1e6,
+            p.bytes as f64 / 1e6,
+            p.words
+        );
+        if self.tty {
+            eprint!("\r\x1b[2K{line}");
+            self.shown = true;
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

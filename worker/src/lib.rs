@@ -1,0 +1,16 @@
+//! The wordcount engine: tokenizers and counting, the Redis protocol, the
+//! driver and worker loops, fault injection, the local runner and the
+//! experiments.
+
+pub mod count;
+pub mod counts;
+pub mod driver;
+pub mod experiments;
+pub mod fault;
+pub mod generate;
+pub mod input;
+pub mod local;
+pub mod protocol;
+pub mod report;
+pub mod tokenize;
+pub mod worker;

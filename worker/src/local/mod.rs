@@ -1,0 +1,25 @@
+//! Running a whole job on this machine: a real `redis-server`, the driver
+//! and worker processes, and the faults that hit them.
+
+mod redis_server;
+mod runner;
+
+pub use redis_server::RedisServer;
+pub use runner::{run, RunOptions, RunOutcome};
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Makes the child get SIGKILL when the thread that started it ends, so no
+/// process outlives the runner, whatever stops it.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,156 @@
+//! A real `redis-server` process on loopback, with a password, a free port
+//! and its own data directory; it dies with us.
+
+use super::die_with_parent;
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    pub password: String,
+    dir: PathBuf,
+    save: Option<Duration>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl RedisServer {
+    /// Starts Redis in a new temporary directory. With `save`, Redis writes
+    /// an RDB snapshot every `save` while anything changed (BGSAVE).
+    pub fn start(save: Option<Duration>) -> Result<Self> {
+        let tmp = tempfile::Builder::new().prefix("wordcount-redis-").tempdir()?;
+        let mut server = RedisServer {
+            child: None,
+            port: 0,
+            password: random_password(),
+            dir: tmp.path().to_path_buf(),
+            save,
+            _tmp: Some(tmp),
+        };
+        server.spawn_on_free_port()?;
+        Ok(server)
+    }
+
+    /// The URL without the password; clients take it from `REDIS_PASSWORD`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL with the password, for in-process clients.
+    pub fn url_with_password(&self) -> String {
+        format!("redis://:{}@127.0.0.1:{}", self.password, self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `kill -9`: whatever was not in the last snapshot is lost.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts Redis again on the same port and directory: it loads its last
+    /// RDB snapshot, if any.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let started = Instant::now();
+        loop {
+            match self.spawn(self.port) {
+                Ok(()) => return Ok(()),
+                // The old socket may linger for a moment.
+                Err(e) if started.elapsed() < Duration::from_secs(5) => {
+                    tracing::debug!("restart: {e:#}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn spawn_on_free_port(&mut self) -> Result<()> {
+        let mut last = None;
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            match self.spawn(port) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("tried at least once"))
+    }
+
+    fn spawn(&mut self, port: u16) -> Result<()> {
+        let exe = which::which("redis-server").context(
+            "redis-server not found on PATH; install it (Debian/Ubuntu: apt-get install redis-server)",
+        )?;
+        let save = match self.save {
+            Some(d) => format!("save {} 1", d.as_secs().max(1)),
+            None => "save \"\"".to_string(),
+        };
+        // The configuration goes in on stdin so that the password is on no
+        // command line.
+        let config = format!(
+            "port {port}\nbind 127.0.0.1\nrequirepass {pw}\ndir {dir}\ndbfilename dump.rdb\n\
+             {save}\nappendonly no\ndaemonize no\nlogfile {dir}/redis.log\n\
+             proto-max-bulk-len 1gb\nclient-query-buffer-limit 1gb\n",
+            pw = self.password,
+            dir = self.dir.display(),
+        );
+        let mut cmd = Command::new(exe);
+        cmd.arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().context("cannot start redis-server")?;
+        child.stdin.take().expect("piped").write_all(config.as_bytes())?;
+        self.port = port;
+        let client = redis::Client::open(self.url_with_password())?;
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "redis-server exited ({status}) on port {port}: {}",
+                    self.log_tail()
+                );
+            }
+            let pong = client
+                .get_connection_with_timeout(Duration::from_millis(200))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            if pong.is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                bail!("redis-server did not answer within 20 s: {}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn random_password() -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+}

@@ -1,0 +1,228 @@
+//! `wordcount run`: Redis, the driver (a thread of this process) and N
+//! worker processes, supervised like a cluster would: a worker that dies
+//! is replaced, and `--kill-every` kills one now and then.
+
+use super::{die_with_parent, RedisServer};
+use crate::count::{count_files, Parallelism};
+use crate::driver::{self, DriverOptions};
+use crate::fault::Fault;
+use crate::input;
+use crate::protocol::{JobSettings, Redis};
+use crate::report::{Phases, Report};
+use anyhow::{bail, Context, Result};
+use rand::RngExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct RunOptions {
+    pub input: PathBuf,
+    pub workers: usize,
+    pub top: usize,
+    pub settings: JobSettings,
+    pub faults: Vec<Fault>,
+    pub kill_every: Option<Duration>,
+    pub verify: bool,
+}
+
+pub struct RunOutcome {
+    pub report: Report,
+    /// With `--verify`: the first difference from a serial count, if any.
+    pub mismatch: Option<String>,
+    pub failures: Vec<(String, String)>,
+}
+
+/// Worker processes that fail with an error (not a kill) before the job
+/// gives up: an error that repeats is no fault we injected.
+const MAX_WORKER_ERRORS: u64 = 3;
+
+pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+    let started = Instant::now();
+    if !opts.input.is_dir() {
+        bail!("input {} is not a directory", opts.input.display());
+    }
+    if opts.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    let server = RedisServer::start(None)?;
+    let redis_start = started.elapsed();
+
+    let dopts = DriverOptions {
+        redis: server.url_with_password(),
+        prefix: "wc".into(),
+        input: opts.input.clone(),
+        settings: opts.settings.clone(),
+        top: opts.top,
+        patience: Duration::from_secs(30),
+    };
+    let driver_stop = stop.clone();
+    let driver = std::thread::spawn(move || driver::run(&dopts, &driver_stop));
+
+    let mut pool = Pool::new(opts, &server)?;
+    let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
+    while !driver.is_finished() {
+        if stop.load(Ordering::Relaxed) {
+            pool.kill_all();
+            bail!("interrupted");
+        }
+        pool.supervise()?;
+        if let (Some(at), Some(every)) = (next_kill, opts.kill_every) {
+            if Instant::now() >= at {
+                pool.kill_one();
+                next_kill = Some(at + every);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let outcome = driver.join().expect("driver thread panicked")?;
+    let shutdown_started = Instant::now();
+    pool.wait_all(Duration::from_secs(10));
+
+    let mut mismatch = None;
+    if opts.verify {
+        let mut redis = Redis::open(&server.url_with_password(), "wc", Duration::from_secs(5))?;
+        let got = redis.counts()?;
+        let files = input::list(std::slice::from_ref(&opts.input))?;
+        let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
+        mismatch = got.first_difference(&want);
+    }
+    drop(server);
+
+    let mut report = outcome.report;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.phases = Some(Phases {
+        redis_start: redis_start.as_secs_f64(),
+        enqueue: outcome.enqueue.as_secs_f64(),
+        count_and_commit: outcome.count_and_commit.as_secs_f64(),
+        fold: outcome.fold.as_secs_f64(),
+        shutdown: shutdown_started.elapsed().as_secs_f64(),
+    });
+    if let Some(job) = report.job.as_mut() {
+        job.worker_restarts = pool.restarts;
+        job.workers_killed = pool.kills;
+    }
+    Ok(RunOutcome {
+        report,
+        mismatch,
+        failures: outcome.failures,
+    })
+}
+
+/// The worker processes, one slot per index.
+struct Pool {
+    exe: PathBuf,
+    url: String,
+    password: String,
+    input: PathBuf,
+    faults: Vec<String>,
+    slots: Vec<Option<Child>>,
+    restarts: u64,
+    kills: u64,
+    errors: u64,
+}
+
+impl Pool {
+    fn new(opts: &RunOptions, server: &RedisServer) -> Result<Self> {
+        let mut pool = Pool {
+            exe: std::env::current_exe().context("cannot find the wordcount executable")?,
+            url: server.url(),
+            password: server.password.clone(),
+            input: opts.input.clone(),
+            faults: opts.faults.iter().map(|f| f.to_string()).collect(),
+            slots: Vec::new(),
+            restarts: 0,
+            kills: 0,
+            errors: 0,
+        };
+        for i in 0..opts.workers {
+            let child = pool.spawn(i)?;
+            pool.slots.push(Some(child));
+        }
+        Ok(pool)
+    }
+
+    fn spawn(&self, index: usize) -> Result<Child> {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("worker")
+            .arg("--redis")
+            .arg(&self.url)
+            .arg("--input")
+            .arg(&self.input)
+            .arg("--index")
+            .arg(index.to_string())
+            .env("REDIS_PASSWORD", &self.password)
+            // Worker chatter would drown the result; WORDCOUNT_LOG overrides.
+            .env("WORDCOUNT_LOG", std::env::var("WORDCOUNT_LOG").unwrap_or("warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        for f in &self.faults {
+            cmd.arg("--fault").arg(f);
+        }
+        die_with_parent(&mut cmd);
+        cmd.spawn().context("cannot start a worker process")
+    }
+
+    /// Replaces workers that died; forgets those that finished.
+    fn supervise(&mut self) -> Result<()> {
+        for i in 0..self.slots.len() {
+            let Some(child) = self.slots[i].as_mut() else { continue };
+            let Some(status) = child.try_wait()? else { continue };
+            if status.success() {
+                self.slots[i] = None;
+                continue;
+            }
+            if status.code().is_some() {
+                self.errors += 1;
+                if self.errors >= MAX_WORKER_ERRORS {
+                    self.kill_all();
+                    bail!("worker {i} failed ({status}); see its error above");
+                }
+            }
+            tracing::info!("worker {i} died ({status}); starting a replacement");
+            self.restarts += 1;
+            self.slots[i] = Some(self.spawn(i)?);
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs a random live worker (`--kill-every`).
+    fn kill_one(&mut self) {
+        let live: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].is_some()).collect();
+        if live.is_empty() {
+            return;
+        }
+        let i = live[rand::rng().random_range(0..live.len())];
+        if let Some(child) = self.slots[i].as_mut() {
+            let _ = child.kill();
+            self.kills += 1;
+            tracing::info!("killed worker {i}");
+        }
+    }
+
+    /// Waits for the workers to see that the job is done, then kills any left.
+    fn wait_all(&mut self, patience: Duration) {
+        let deadline = Instant::now() + patience;
+        for slot in &mut self.slots {
+            let Some(child) = slot.as_mut() else { continue };
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        self.kill_all();
+    }
+
+    fn kill_all(&mut self) {
+        for mut child in self.slots.iter_mut().filter_map(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}

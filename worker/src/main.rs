@@ -1,0 +1,295 @@
+//! `wordcount`: count words fast, or through Redis with crashing and slow
+//! workers. See `wordcount --help`.
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wordcount::count::{count_files, shard_main, Parallelism};
+use wordcount::driver::{self, DriverOptions};
+use wordcount::fault::Fault;
+use wordcount::generate::{generate, parse_size, CorpusSpec};
+use wordcount::local::{self, RunOptions};
+use wordcount::protocol::{Commit, JobSettings};
+use wordcount::report::Report;
+use wordcount::tokenize::Tokenizer;
+use wordcount::worker::{self, WorkerOptions};
+use wordcount::{experiments, input};
+
+#[derive(Parser)]
+#[command(name = "wordcount", version, about = "Distributed word count through Redis, with faults to study")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Count the words of files on this machine, serially or in parallel.
+    Count {
+        /// Files or directories (walked recursively, in sorted order).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        out: Output,
+        /// Count on N threads.
+        #[arg(long, value_name = "N", conflicts_with = "processes")]
+        threads: Option<usize>,
+        /// Count in N child processes.
+        #[arg(long, value_name = "N")]
+        processes: Option<usize>,
+    },
+    /// Run a whole distributed job here: redis-server, a driver, N workers.
+    Run(RunArgs),
+    /// Enqueue the input files and wait for the workers (what the driver pod runs).
+    Driver {
+        #[command(flatten)]
+        conn: Conn,
+        /// The input directory (file paths are enqueued relative to it).
+        #[arg(long)]
+        input: PathBuf,
+        #[command(flatten)]
+        job: Job,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Take files from the queue and count them (what a worker pod runs).
+    Worker {
+        #[command(flatten)]
+        conn: Conn,
+        /// The input directory the driver enqueued from, as this worker sees it.
+        #[arg(long)]
+        input: PathBuf,
+        /// This worker's index, which faults name.
+        #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0)]
+        index: usize,
+        /// Consumer name in Redis [default: worker-INDEX-PID].
+        #[arg(long)]
+        name: Option<String>,
+        /// A fault: worker=I,crash=POINT[,file=N] or worker=I,slow=F.
+        #[arg(long = "fault", value_name = "SPEC")]
+        faults: Vec<Fault>,
+    },
+    /// Write a synthetic corpus (Zipf-distributed words).
+    Generate {
+        /// Directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        files: usize,
+        /// Bytes per file, e.g. 4MB or 1GiB.
+        #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+        bytes: u64,
+        /// Distinct words to draw from.
+        #[arg(long, default_value_t = 50_000)]
+        vocabulary: u64,
+        /// Zipf exponent (1 is like natural text, 0 uniform).
+        #[arg(long, default_value_t = 1.0)]
+        zipf: f64,
+        /// Make the last file this many times larger.
+        #[arg(long, default_value_t = 1.0)]
+        skew: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Run an experiment: write CSV and a PNG plot, print a table.
+    Experiment(experiments::ExperimentArgs),
+    /// Count the files listed on stdin and write packed counts (used by --processes).
+    #[command(hide = true)]
+    Shard {
+        #[arg(long, default_value = "alnum")]
+        tokenizer: Tokenizer,
+    },
+}
+
+#[derive(Args)]
+struct Output {
+    /// How many of the most frequent words to print.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    #[arg(long, value_enum, default_value_t)]
+    tokenizer: Tokenizer,
+    /// Print one JSON object instead of `count word` lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct Conn {
+    /// Redis URL, redis://host:port; the password comes from REDIS_PASSWORD.
+    #[arg(long, env = "REDIS_URL")]
+    redis: String,
+    /// Prefix of the job's keys in Redis.
+    #[arg(long, default_value = "wc")]
+    prefix: String,
+    /// Give up after Redis has been unreachable this long.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    patience: Duration,
+}
+
+#[derive(Args)]
+struct Job {
+    /// Steal a file from a worker that has held it this long (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    claim_timeout: u64,
+    #[arg(long, value_enum, default_value_t)]
+    commit: Commit,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[arg(long)]
+    input: PathBuf,
+    /// Worker processes [default: the number of cores].
+    #[arg(long)]
+    workers: Option<usize>,
+    #[command(flatten)]
+    out: Output,
+    #[command(flatten)]
+    job: Job,
+    /// A fault: worker=I,crash=POINT[,file=N] or worker=I,slow=F.
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<Fault>,
+    /// SIGKILL a random worker this often (e.g. 500ms); it is replaced.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    kill_every: Option<Duration>,
+    /// Also count serially and fail on any difference.
+    #[arg(long)]
+    verify: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        Cmd::Driver { .. } | Cmd::Worker { .. } => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WORDCOUNT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    match execute(cli.command, stop.clone()) {
+        Ok(()) => {}
+        Err(e) if stop.load(Ordering::Relaxed) => {
+            eprintln!("wordcount: {e:#}");
+            std::process::exit(130);
+        }
+        Err(e) => {
+            eprintln!("wordcount: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
+    match cmd {
+        Cmd::Count { paths, out, threads, processes } => {
+            let started = Instant::now();
+            let files = input::list(&paths)?;
+            let par = match (threads, processes) {
+                (Some(n), _) => Parallelism::Threads(n),
+                (_, Some(n)) => Parallelism::Processes(n),
+                _ => Parallelism::Serial,
+            };
+            if matches!(par, Parallelism::Threads(0) | Parallelism::Processes(0)) {
+                bail!("--threads and --processes take at least 1");
+            }
+            let counts = count_files(&files, out.tokenizer, par)?;
+            Report::from_counts(&counts, out.top, started.elapsed().as_secs_f64()).print(out.json)?;
+        }
+        Cmd::Run(a) => {
+            let opts = RunOptions {
+                input: a.input,
+                workers: a
+                    .workers
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                top: a.out.top,
+                settings: settings(&a.out, &a.job),
+                faults: a.faults,
+                kill_every: a.kill_every,
+                verify: a.verify,
+            };
+            let outcome = local::run(&opts, stop)?;
+            outcome.report.print(a.out.json)?;
+            report_failures(&outcome.failures);
+            if let Some(job) = &outcome.report.job {
+                if !a.out.json {
+                    let p = outcome.report.phases.clone().unwrap_or_default();
+                    eprintln!(
+                        "{} files, {} words in {:.3} s (redis start {:.3}, enqueue {:.3}, count+commit {:.3}, fold {:.3}); \
+                         {} workers killed, {} restarted, {} duplicate commits ignored",
+                        job.files, outcome.report.words, outcome.report.seconds, p.redis_start, p.enqueue,
+                        p.count_and_commit, p.fold, job.workers_killed, job.worker_restarts, job.commits_ignored
+                    );
+                }
+            }
+            if let Some(diff) = outcome.mismatch {
+                bail!("verification failed: {diff}");
+            }
+            if opts.verify {
+                eprintln!("verified: the counts equal a serial count");
+            }
+            if !outcome.failures.is_empty() {
+                bail!("{} file(s) could not be counted", outcome.failures.len());
+            }
+        }
+        Cmd::Driver { conn, input, job, out } => {
+            let opts = DriverOptions {
+                redis: conn.redis,
+                prefix: conn.prefix,
+                input,
+                settings: settings(&out, &job),
+                top: out.top,
+                patience: conn.patience,
+            };
+            let outcome = driver::run(&opts, &stop)?;
+            outcome.report.print(out.json)?;
+            report_failures(&outcome.failures);
+            if !outcome.failures.is_empty() {
+                bail!("{} file(s) could not be counted", outcome.failures.len());
+            }
+        }
+        Cmd::Worker { conn, input, index, name, faults } => {
+            let name = name.unwrap_or_else(|| format!("worker-{index}-{}", std::process::id()));
+            let stats = worker::run(WorkerOptions {
+                redis: conn.redis,
+                prefix: conn.prefix,
+                input,
+                index,
+                name,
+                faults,
+                patience: conn.patience,
+            })?;
+            tracing::info!(files = stats.files, stolen = stats.stolen, ignored = stats.ignored, "job done");
+        }
+        Cmd::Generate { out, files, bytes, vocabulary, zipf, skew, seed } => {
+            let spec = CorpusSpec { files, bytes_per_file: bytes, vocabulary, zipf, skew, seed };
+            let written = generate(&out, &spec)?;
+            eprintln!("wrote {} files into {}", written.len(), out.display());
+        }
+        Cmd::Experiment(args) => experiments::run(args)?,
+        Cmd::Shard { tokenizer } => shard_main(tokenizer)?,
+    }
+    Ok(())
+}
+
+fn settings(out: &Output, job: &Job) -> JobSettings {
+    JobSettings {
+        tokenizer: out.tokenizer,
+        commit: job.commit,
+        claim_timeout: Duration::from_millis(job.claim_timeout),
+    }
+}
+
+fn report_failures(failures: &[(String, String)]) {
+    for (path, err) in failures {
+        eprintln!("wordcount: could not count {path}: {err}");
+    }
+}

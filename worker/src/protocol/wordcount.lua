@@ -1,0 +1,85 @@
+#!lua name=wordcount
+-- The job's atomic steps. Every one is idempotent: a retried call (after a
+-- lost reply, a stolen file, a restart) changes nothing the first did not.
+
+-- Enqueues a file once. KEYS: queue, enqueued. ARGV: path, size.
+local function enqueue(keys, args)
+  if redis.call('SADD', keys[2], args[1]) == 0 then
+    return false
+  end
+  return redis.call('XADD', keys[1], '*', 'path', args[1], 'size', args[2])
+end
+
+-- Milliseconds since the epoch, by Redis's clock.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Commits a file: XACK, and only if that returned 1, records its counts
+-- (inline, staged or, for per-word commits, already added) and latency.
+-- KEYS: queue, results, stats, latency, stage, failed.
+-- ARGV: group, id, worker, path, bytes, words, how ('inline'|'staged'|'added'|'failed'), [packed or error].
+local function commit(keys, args)
+  local id, how = args[2], args[7]
+  if how == 'staged' and redis.call('EXISTS', keys[5]) == 0 then
+    return redis.error_reply('ERR wordcount: staged counts of ' .. id .. ' are gone')
+  end
+  local acked = redis.call('XACK', keys[1], args[1], id)
+  if acked == 0 then
+    redis.call('DEL', keys[5])
+    redis.call('HINCRBY', keys[3], 'commits_ignored', 1)
+    return 0
+  end
+  if how == 'failed' then
+    redis.call('HSET', keys[6], args[4], args[8])
+    redis.call('HINCRBY', keys[3], 'files_failed', 1)
+    return 1
+  end
+  if how == 'staged' then
+    redis.call('HSET', keys[2], id, redis.call('GET', keys[5]))
+    redis.call('DEL', keys[5])
+  elseif how == 'inline' then
+    redis.call('HSET', keys[2], id, args[8])
+  end
+  redis.call('HINCRBY', keys[3], 'files_done', 1)
+  redis.call('HINCRBY', keys[3], 'words', args[6])
+  redis.call('HINCRBY', keys[3], 'bytes_done', args[5])
+  local latency = now_ms() - tonumber(string.match(id, '^(%d+)'))
+  redis.call('XADD', keys[4], '*', 'id', id, 'path', args[4], 'worker', args[3],
+    'latency_ms', latency, 'bytes', args[5])
+  return 1
+end
+
+-- Folds committed results into the counts: the caller has staged their sum
+-- in a sorted set; it is added only if every result is still there, and the
+-- results are removed in the same step. KEYS: results, counts, stats, fold stage.
+-- ARGV: words staged (the stage's cardinality), id...
+local function fold(keys, args)
+  if redis.call('ZCARD', keys[4]) ~= tonumber(args[1]) then
+    return redis.error_reply('ERR wordcount: fold stage is incomplete')
+  end
+  for i = 2, #args do
+    if redis.call('HEXISTS', keys[1], args[i]) == 0 then
+      redis.call('DEL', keys[4])
+      return 0
+    end
+  end
+  redis.call('ZUNIONSTORE', keys[2], 2, keys[2], keys[4])
+  for i = 2, #args do
+    redis.call('HDEL', keys[1], args[i])
+  end
+  redis.call('DEL', keys[4])
+  redis.call('HINCRBY', keys[3], 'files_folded', #args - 1)
+  return #args - 1
+end
+
+-- Marks a crash fault as fired, once per job. KEYS: faults. ARGV: spec.
+local function fire(keys, args)
+  return redis.call('HSETNX', keys[1], args[1], now_ms())
+end
+
+redis.register_function('wc_enqueue', enqueue)
+redis.register_function('wc_commit', commit)
+redis.register_function('wc_fold', fold)
+redis.register_function('wc_fire', fire)

@@ -1,0 +1,71 @@
+//! What a count prints: the top words as `count word` lines, or one JSON
+//! object with totals and timings.
+
+use crate::counts::{Counts, WordCount};
+use serde::Serialize;
+use std::io::Write;
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Report {
+    pub words: u64,
+    pub distinct: u64,
+    pub top: Vec<WordCount>,
+    pub seconds: f64,
+    /// `run` only: seconds per phase.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub phases: Option<Phases>,
+    /// `run` and `driver`: what the faults did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub job: Option<JobFacts>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct Phases {
+    pub redis_start: f64,
+    pub enqueue: f64,
+    pub count_and_commit: f64,
+    pub fold: f64,
+    pub shutdown: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct JobFacts {
+    pub files: u64,
+    pub bytes: u64,
+    /// Second commits of a file that changed nothing (a straggler and its thief).
+    pub commits_ignored: u64,
+    pub files_failed: u64,
+    /// Worker processes that died and were replaced.
+    pub worker_restarts: u64,
+    /// Workers killed by `--kill-every`.
+    pub workers_killed: u64,
+}
+
+impl Report {
+    pub fn from_counts(counts: &Counts, top: usize, seconds: f64) -> Self {
+        Report {
+            words: counts.total(),
+            distinct: counts.distinct() as u64,
+            top: counts.top(top),
+            seconds,
+            phases: None,
+            job: None,
+        }
+    }
+
+    /// Prints the report: `count word` lines, or JSON.
+    pub fn print(&self, json: bool) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if json {
+            serde_json::to_writer(&mut out, self)?;
+            out.write_all(b"\n")?;
+        } else {
+            for e in &self.top {
+                write!(out, "{} ", e.count)?;
+                out.write_all(&e.word)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.flush()
+    }
+}
