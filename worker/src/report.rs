@@ -39,6 +39,8 @@ pub struct JobFacts {
     pub worker_restarts: u64,
     /// Workers killed by `--kill-every`.
     pub workers_killed: u64,
+    /// Crash faults that fired (each fires once per job).
+    pub faults_fired: u64,
 }
 
 impl Report {

@@ -152,7 +152,9 @@ impl Worker {
         let chunk = if crash_mid_stage { packed.len().div_ceil(2).max(1) } else { STAGE_CHUNK };
         let name = self.opts.name.clone();
         loop {
-            for (i, part) in packed.chunks(chunk).enumerate() {
+            // An empty vocabulary still stages (nothing), so the commit finds it.
+            let parts: Vec<&[u8]> = if packed.is_empty() { vec![&[]] } else { packed.chunks(chunk).collect() };
+            for (i, part) in parts.into_iter().enumerate() {
                 self.redis.stage(entry, &name, part, i == 0)?;
                 if i == 0 {
                     self.maybe_crash(CrashPoint::MidStage, nth)?;
@@ -177,6 +179,9 @@ impl Worker {
         let mut words: Vec<Vec<u8>> = Vec::new();
         let mut total = 0u64;
         let flush = |redis: &mut Redis, words: &mut Vec<Vec<u8>>| -> Result<()> {
+            if words.is_empty() {
+                return Ok(());
+            }
             let refs: Vec<&[u8]> = words.iter().map(|w| w.as_slice()).collect();
             redis.add_words(&refs)?;
             words.clear();

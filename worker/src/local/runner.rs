@@ -80,9 +80,13 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let shutdown_started = Instant::now();
     pool.wait_all(Duration::from_secs(10));
 
+    // Read the stats again once the workers are gone: a straggler's late,
+    // ignored commit shows only now.
+    let mut redis = Redis::open(&server.url_with_password(), "wc", Duration::from_secs(5))?;
+    let last = redis.progress()?;
+    let faults_fired = redis.faults_fired()?.len() as u64;
     let mut mismatch = None;
     if opts.verify {
-        let mut redis = Redis::open(&server.url_with_password(), "wc", Duration::from_secs(5))?;
         let got = redis.counts()?;
         let files = input::list(std::slice::from_ref(&opts.input))?;
         let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
@@ -102,6 +106,8 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     if let Some(job) = report.job.as_mut() {
         job.worker_restarts = pool.restarts;
         job.workers_killed = pool.kills;
+        job.commits_ignored = last.commits_ignored;
+        job.faults_fired = faults_fired;
     }
     Ok(RunOutcome {
         report,

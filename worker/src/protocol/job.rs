@@ -299,6 +299,11 @@ impl Redis {
         Ok((top, distinct))
     }
 
+    /// Faults that fired so far: spec -> when (ms since the epoch).
+    pub fn faults_fired(&mut self) -> Result<Vec<(String, u64)>> {
+        self.run(|c, k| redis::cmd("HGETALL").arg(&k.faults).query(c))
+    }
+
     pub fn write_summary(&mut self, json: &str) -> Result<()> {
         self.run(|c, k| redis::cmd("SET").arg(&k.summary).arg(json).exec(c))
     }

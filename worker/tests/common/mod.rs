@@ -1,0 +1,65 @@
+//! Helpers for the tests that run the real `wordcount` binary and a real
+//! `redis-server`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use wordcount::generate::{generate, CorpusSpec};
+use wordcount::report::Report;
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wordcount"))
+}
+
+/// Fails with a clear message when the machine lacks redis-server.
+pub fn need_redis() {
+    assert!(
+        which::which("redis-server").is_ok(),
+        "these tests need redis-server on PATH (apt-get install redis-server)"
+    );
+}
+
+/// A corpus of `files` Zipf files plus a few hand-made ones (Unicode,
+/// invalid UTF-8, an empty file, a nested directory).
+pub fn corpus(files: usize, bytes: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = CorpusSpec { files, bytes_per_file: bytes, vocabulary: 20_000, ..Default::default() };
+    generate(&dir.path().join("zipf"), &spec).unwrap();
+    std::fs::create_dir_all(dir.path().join("misc/deeper")).unwrap();
+    std::fs::write(dir.path().join("misc/unicode.txt"), "Ärger über ÉCOLE, naïve café — Straße STRASSE ٣٤\n".repeat(50)).unwrap();
+    std::fs::write(dir.path().join("misc/deeper/binary.bin"), b"ab\xff\xfecd\x00ef GH\xc3\n".repeat(40)).unwrap();
+    std::fs::write(dir.path().join("misc/empty.txt"), b"").unwrap();
+    dir
+}
+
+pub fn wordcount(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().expect("cannot run wordcount")
+}
+
+pub fn ok(out: &Output) -> &Output {
+    assert!(
+        out.status.success(),
+        "wordcount failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `wordcount run --json --verify` with `extra` flags: the report, after
+/// checking that it succeeded and verified.
+pub fn run_verified(input: &Path, extra: &[&str]) -> Report {
+    let mut args = vec!["run", "--input", input.to_str().unwrap(), "--json", "--verify", "--top", "50"];
+    args.extend_from_slice(extra);
+    let out = wordcount(&args);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("verified"), "no verification in:\n{stderr}");
+    serde_json::from_slice(&out.stdout).expect("run --json prints one JSON object")
+}
+
+/// The serial count's report of `input`.
+pub fn serial(input: &Path, tokenizer: &str) -> Report {
+    let out = wordcount(&["count", input.to_str().unwrap(), "--json", "--top", "50", "--tokenizer", tokenizer]);
+    serde_json::from_slice(&ok(&out).stdout).unwrap()
+}

@@ -1,0 +1,196 @@
+//! `wordcount run` with a real redis-server and real worker processes: the
+//! counts equal the serial count under every fault.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn same_result(report: &wordcount::report::Report, serial: &wordcount::report::Report) {
+    assert_eq!(report.words, serial.words);
+    assert_eq!(report.distinct, serial.distinct);
+    assert_eq!(report.top, serial.top);
+}
+
+#[test]
+fn plain_job_equals_the_serial_count() {
+    need_redis();
+    let dir = corpus(8, 100_000);
+    for tok in ["alnum", "whitespace"] {
+        let r = run_verified(dir.path(), &["--workers", "3", "--tokenizer", tok]);
+        same_result(&r, &serial(dir.path(), tok));
+        let job = r.job.unwrap();
+        assert_eq!(job.files, 11);
+        assert_eq!(job.worker_restarts, 0);
+        assert!(r.phases.is_some());
+    }
+}
+
+#[test]
+fn every_crash_point_leaves_exact_counts() {
+    need_redis();
+    let dir = corpus(6, 100_000);
+    let want = serial(dir.path(), "alnum");
+    for point in ["after-read", "after-count", "mid-stage", "after-commit"] {
+        let fault = format!("worker=0,crash={point},file=2");
+        // One worker, so that it surely reaches its second file; its
+        // replacement must steal the file the crash left pending.
+        let r = run_verified(dir.path(), &["--workers", "1", "--claim-timeout", "200", "--fault", &fault]);
+        same_result(&r, &want);
+        let job = r.job.unwrap();
+        assert_eq!(job.worker_restarts, 1, "{point}: the crashed worker is replaced once");
+        assert_eq!(job.faults_fired, 1, "{point}: the fault fires once per job");
+    }
+}
+
+#[test]
+fn a_straggler_is_stolen_from_and_its_late_commit_changes_nothing() {
+    need_redis();
+    let dir = corpus(4, 2_000_000);
+    let r = run_verified(
+        dir.path(),
+        &["--workers", "2", "--claim-timeout", "100", "--fault", "worker=0,slow=40"],
+    );
+    same_result(&r, &serial(dir.path(), "alnum"));
+    assert!(r.job.unwrap().commits_ignored >= 1, "the straggler's commit should have been ignored");
+}
+
+#[test]
+fn kill_every_and_all_faults_together_leave_exact_counts() {
+    need_redis();
+    let dir = corpus(40, 200_000);
+    let r = run_verified(
+        dir.path(),
+        &[
+            "--workers", "3", "--claim-timeout", "150", "--kill-every", "150ms",
+            "--fault", "worker=0,crash=after-count,file=1",
+            "--fault", "worker=1,crash=mid-stage,file=2",
+            "--fault", "worker=2,slow=3",
+        ],
+    );
+    same_result(&r, &serial(dir.path(), "alnum"));
+    let job = r.job.unwrap();
+    assert!(job.workers_killed >= 1, "kill-every killed nobody: {job:?}");
+    assert!(job.faults_fired >= 1, "no crash fault fired: {job:?}");
+    assert!(job.worker_restarts >= job.faults_fired, "{job:?}");
+}
+
+#[test]
+fn per_word_commits_count_right_without_faults() {
+    need_redis();
+    let dir = corpus(3, 50_000);
+    let r = run_verified(dir.path(), &["--workers", "2", "--commit", "per-word"]);
+    same_result(&r, &serial(dir.path(), "alnum"));
+}
+
+#[test]
+fn bad_input_fails_with_a_message_that_names_it() {
+    need_redis();
+    let out = wordcount(&["run", "--input", "/no/such/input"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/input"));
+
+    let out = wordcount(&["run", "--input", "/tmp", "--fault", "worker=0,crash=sideways"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown crash point"));
+}
+
+#[test]
+fn an_empty_input_completes_with_no_words() {
+    need_redis();
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_verified(dir.path(), &["--workers", "1"]);
+    assert_eq!((r.words, r.distinct, r.top.len()), (0, 0, 0));
+}
+
+#[test]
+fn an_unreadable_file_fails_the_job_and_names_the_file() {
+    need_redis();
+    let dir = corpus(2, 10_000);
+    let bad = dir.path().join("zipf/file-00001.txt");
+    // A directory where a file was enqueued cannot be read as one; root
+    // ignores permissions, so remove it after listing instead: a dangling
+    // symlink is listed by walkdir only if it resolves, so use a fifo-free
+    // trick: replace the file by a directory named like it is not possible
+    // after enqueue, hence chmod when not root, else skip this part.
+    if unsafe { libc::geteuid() } == 0 {
+        return;
+    }
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let out = wordcount(&["run", "--input", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("file-00001.txt"));
+}
+
+#[test]
+fn missing_redis_server_names_the_package() {
+    let dir = corpus(1, 1000);
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["run", "--input", dir.path().to_str().unwrap()])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("redis-server") && err.contains("apt-get install redis-server"), "{err}");
+}
+
+/// Processes that carry `marker` in their environment, or whose working
+/// directory is under `tmp` (redis-server rewrites its environment when it
+/// sets its process title, but it works in its data directory).
+fn marked_processes(marker: &str, tmp: &std::path::Path) -> Vec<String> {
+    let needle = format!("WORDCOUNT_TEST_MARKER={marker}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|e| {
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            let in_env = env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
+            let in_tmp = std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(tmp));
+            (in_env || in_tmp).then(|| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default())
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_is_left_behind_after_a_run_or_a_ctrl_c() {
+    need_redis();
+    let dir = corpus(30, 300_000);
+    for interrupt in [false, true] {
+        let marker = format!("{}-{interrupt}", std::process::id());
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin())
+            .args(["run", "--input", dir.path().to_str().unwrap(), "--workers", "2"])
+            .args(["--fault", "worker=0,slow=1000"])
+            .env("WORDCOUNT_TEST_MARKER", &marker)
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if interrupt {
+            // Wait until the workers run, then Ctrl-C (SIGINT to the runner).
+            let started = Instant::now();
+            while marked_processes(&marker, tmp.path()).len() < 4 && started.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        }
+        let out = child.wait_with_output().unwrap();
+        if interrupt {
+            assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+        } else {
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        // Children die with their parent; give the kernel a moment.
+        let started = Instant::now();
+        while !marked_processes(&marker, tmp.path()).is_empty() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(marked_processes(&marker, tmp.path()), Vec::<String>::new(), "processes left behind");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "temporary files left behind: {left:?}");
+    }
+}
