@@ -3,6 +3,7 @@
 
 use crate::counts::Counts;
 use crate::input::InputFile;
+use crate::scan::count_text;
 use crate::tokenize::Tokenizer;
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
@@ -22,8 +23,9 @@ pub enum Parallelism {
     Processes(usize),
 }
 
-/// Passes every word read from `reader` to `add`; returns the bytes read.
-pub fn scan_reader(mut reader: impl Read, tok: Tokenizer, mut add: impl FnMut(&[u8])) -> std::io::Result<u64> {
+/// Feeds `reader` to `consume` in chunks that end on word boundaries;
+/// returns the bytes read.
+fn read_chunks(mut reader: impl Read, tok: Tokenizer, mut consume: impl FnMut(&mut [u8])) -> std::io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut filled = 0;
     let mut bytes = 0u64;
@@ -38,23 +40,28 @@ pub fn scan_reader(mut reader: impl Read, tok: Tokenizer, mut add: impl FnMut(&[
             Err(e) => return Err(e),
         };
         if n == 0 {
-            tok.for_each_word(&mut buf[..filled], &mut add);
+            consume(&mut buf[..filled]);
             return Ok(bytes);
         }
         bytes += n as u64;
         filled += n;
         let cut = tok.safe_cut(&buf[..filled]);
         if cut > 0 {
-            tok.for_each_word(&mut buf[..cut], &mut add);
+            consume(&mut buf[..cut]);
             buf.copy_within(cut..filled, 0);
             filled -= cut;
         }
     }
 }
 
+/// Passes every word read from `reader` to `add`; returns the bytes read.
+pub fn scan_reader(reader: impl Read, tok: Tokenizer, mut add: impl FnMut(&[u8])) -> std::io::Result<u64> {
+    read_chunks(reader, tok, |chunk| tok.for_each_word(chunk, &mut add))
+}
+
 /// Counts the words read from `reader` into `counts`; returns the bytes read.
 pub fn count_reader(reader: impl Read, tok: Tokenizer, counts: &mut Counts) -> std::io::Result<u64> {
-    scan_reader(reader, tok, |w| counts.add(w, 1))
+    read_chunks(reader, tok, |chunk| count_text(tok, chunk, counts))
 }
 
 /// Passes every word of the file at `path` to `add`; returns its size in bytes.
@@ -65,7 +72,8 @@ pub fn scan_file(path: &Path, tok: Tokenizer, add: impl FnMut(&[u8])) -> Result<
 
 /// Counts one file into `counts`; returns its size in bytes.
 pub fn count_file(path: &Path, tok: Tokenizer, counts: &mut Counts) -> Result<u64> {
-    scan_file(path, tok, |w| counts.add(w, 1))
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    count_reader(file, tok, counts).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Counts all `files`.

@@ -6,11 +6,105 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+/// Word -> count. Words of up to 8 bytes (most of them) live in a table of
+/// their own, keyed by their bytes read as one u64; longer ones in a
+/// general hash table.
 #[derive(Default, Clone)]
 pub struct Counts {
-    table: HashTable<(Box<[u8]>, u64)>,
+    short: ShortTable,
+    long: HashTable<(Box<[u8]>, u64)>,
     hasher: FixedState,
     total: u64,
+}
+
+/// Open addressing, linear probing, Fibonacci hashing; at most half full.
+#[derive(Default, Clone)]
+struct ShortTable {
+    slots: Vec<Slot>,
+    len: usize,
+    /// 64 - log2(slots.len()).
+    shift: u32,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Slot {
+    /// The word's bytes, zero-padded.
+    bytes: [u8; 8],
+    /// count << 4 | length; 0 for an empty slot.
+    meta: u64,
+}
+
+impl ShortTable {
+    #[inline(always)]
+    fn slot(&self, key: u64, len: usize) -> usize {
+        (key.wrapping_add(len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline(always)]
+    fn add(&mut self, key: u64, len: usize, n: u64) -> bool {
+        if self.len * 2 >= self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.slot(key, len);
+        loop {
+            let s = &mut self.slots[i];
+            if s.meta == 0 {
+                *s = Slot { bytes: key.to_le_bytes(), meta: (n << 4) | len as u64 };
+                self.len += 1;
+                return true;
+            }
+            if u64::from_le_bytes(s.bytes) == key && (s.meta & 15) as usize == len {
+                s.meta += n << 4;
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn get(&self, key: u64, len: usize) -> u64 {
+        if self.slots.is_empty() {
+            return 0;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.slot(key, len);
+        loop {
+            let s = &self.slots[i];
+            if s.meta == 0 {
+                return 0;
+            }
+            if u64::from_le_bytes(s.bytes) == key && (s.meta & 15) as usize == len {
+                return s.meta >> 4;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(1024);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
+        self.shift = 64 - size.trailing_zeros();
+        self.len = 0;
+        for s in old.into_iter().filter(|s| s.meta != 0) {
+            self.add(u64::from_le_bytes(s.bytes), (s.meta & 15) as usize, s.meta >> 4);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {
+        self.slots
+            .iter()
+            .filter(|s| s.meta != 0)
+            .map(|s| (&s.bytes[..(s.meta & 15) as usize], s.meta >> 4))
+    }
+}
+
+/// A word of up to 8 bytes as its short-table key.
+#[inline]
+fn short_key(word: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..word.len()].copy_from_slice(word);
+    u64::from_le_bytes(b)
 }
 
 /// One ranked entry.
@@ -29,16 +123,29 @@ impl Counts {
     /// Adds `n` occurrences of `word`.
     #[inline]
     pub fn add(&mut self, word: &[u8], n: u64) {
+        if !word.is_empty() && word.len() <= 8 {
+            self.total += n;
+            self.short.add(short_key(word), word.len(), n);
+            return;
+        }
         self.total += n;
         let hash = self.hasher.hash_one(word);
-        match self.table.find_mut(hash, |(w, _)| &**w == word) {
+        match self.long.find_mut(hash, |(w, _)| &**w == word) {
             Some((_, c)) => *c += n,
             None => {
                 let hasher = &self.hasher;
-                self.table
+                self.long
                     .insert_unique(hash, (word.into(), n), |(w, _)| hasher.hash_one(&**w));
             }
         }
+    }
+
+    /// Adds one occurrence of a word of `len` (1..=8) bytes, given as its
+    /// bytes read little-endian and zero-padded: the counting fast path.
+    #[inline(always)]
+    pub fn add_short(&mut self, key: u64, len: usize) {
+        self.total += 1;
+        self.short.add(key, len, 1);
     }
 
     /// Total occurrences.
@@ -48,22 +155,24 @@ impl Counts {
 
     /// Distinct words.
     pub fn distinct(&self) -> usize {
-        self.table.len()
+        self.short.len + self.long.len()
     }
 
     pub fn get(&self, word: &[u8]) -> u64 {
+        if !word.is_empty() && word.len() <= 8 {
+            return self.short.get(short_key(word), word.len());
+        }
         let hash = self.hasher.hash_one(word);
-        self.table
+        self.long
             .find(hash, |(w, _)| &**w == word)
             .map_or(0, |(_, c)| *c)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {
-        self.table.iter().map(|(w, c)| (&**w, *c))
+        self.short.iter().chain(self.long.iter().map(|(w, c)| (&**w, *c)))
     }
 
     pub fn merge(&mut self, other: &Counts) {
-        self.table.reserve(other.distinct(), |(w, _)| self.hasher.hash_one(&**w));
         for (w, c) in other.iter() {
             self.add(w, c);
         }

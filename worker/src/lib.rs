@@ -12,5 +12,6 @@ pub mod input;
 pub mod local;
 pub mod protocol;
 pub mod report;
+pub mod scan;
 pub mod tokenize;
 pub mod worker;

@@ -137,7 +137,7 @@ fn alnum(text: &mut [u8], word: &mut impl FnMut(&[u8])) {
 /// Splits a run of ASCII alphanumerics and non-ASCII bytes into words:
 /// non-alphanumeric characters and invalid UTF-8 separate them.
 #[cold]
-fn unicode_run(mut run: &[u8], scratch: &mut String, word: &mut impl FnMut(&[u8])) {
+pub(crate) fn unicode_run(mut run: &[u8], scratch: &mut String, word: &mut impl FnMut(&[u8])) {
     scratch.clear();
     while !run.is_empty() {
         let (valid, rest) = match std::str::from_utf8(run) {
