@@ -32,8 +32,9 @@ pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
     let mut w = Worker::new(opts)?;
     let settings = w.wait_for_settings()?;
     let claim_ms = settings.claim_timeout.as_millis() as u64;
-    // Look for files to steal a few times per claim timeout.
-    let block_ms = (claim_ms / 4).clamp(10, 200);
+    // Look for files to steal a few times per claim timeout, and notice
+    // the end of the job soon after it comes.
+    let block_ms = (claim_ms / 4).clamp(10, 50);
     let mut stats = WorkerStats::default();
     loop {
         let name = &w.opts.name;
@@ -47,6 +48,10 @@ pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
                 stats.stolen += stolen as u64;
                 if !w.process(&settings, &entry, stats.files)? {
                     stats.ignored += 1;
+                }
+                // The last commit ends the job: no need to wait for a read to time out.
+                if w.redis.progress()?.is_done() {
+                    return Ok(stats);
                 }
             }
             None if w.redis.progress()?.is_done() => return Ok(stats),
@@ -73,9 +78,12 @@ impl Worker {
                 return Ok(s);
             }
             if started.elapsed() > self.opts.patience {
-                anyhow::bail!("no job in Redis after {:?}: is the driver running?", self.opts.patience);
+                anyhow::bail!(
+                    "no job in Redis after {:?}: is the driver running?",
+                    self.opts.patience
+                );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -115,7 +123,10 @@ impl Worker {
             Commit::PerFile => {
                 let mut counts = Counts::new();
                 match count_file(&path, settings.tokenizer, &mut counts) {
-                    Err(e) => self.redis.commit(entry, &name, 0, Carry::Failed(&format!("{e:#}")))?,
+                    Err(e) => {
+                        self.redis
+                            .commit(entry, &name, 0, Carry::Failed(&format!("{e:#}")))?
+                    }
                     Ok(_) => {
                         self.straggle(started);
                         self.maybe_crash(CrashPoint::AfterCount, nth)?;
@@ -145,22 +156,38 @@ impl Worker {
                 if *worker == self.opts.index && *file == nth)
         });
         if packed.len() <= STAGE_CHUNK && !crash_mid_stage {
-            return self.redis.commit(entry, &self.opts.name, counts.total(), Carry::Inline(&packed));
+            return self.redis.commit(
+                entry,
+                &self.opts.name,
+                counts.total(),
+                Carry::Inline(&packed),
+            );
         }
         // Too large for one call (or a test wants a crash in between):
         // stage in chunks, then commit them in one atomic call.
-        let chunk = if crash_mid_stage { packed.len().div_ceil(2).max(1) } else { STAGE_CHUNK };
+        let chunk = if crash_mid_stage {
+            packed.len().div_ceil(2).max(1)
+        } else {
+            STAGE_CHUNK
+        };
         let name = self.opts.name.clone();
         loop {
             // An empty vocabulary still stages (nothing), so the commit finds it.
-            let parts: Vec<&[u8]> = if packed.is_empty() { vec![&[]] } else { packed.chunks(chunk).collect() };
+            let parts: Vec<&[u8]> = if packed.is_empty() {
+                vec![&[]]
+            } else {
+                packed.chunks(chunk).collect()
+            };
             for (i, part) in parts.into_iter().enumerate() {
                 self.redis.stage(entry, &name, part, i == 0)?;
                 if i == 0 {
                     self.maybe_crash(CrashPoint::MidStage, nth)?;
                 }
             }
-            match self.redis.commit(entry, &name, counts.total(), Carry::Staged) {
+            match self
+                .redis
+                .commit(entry, &name, counts.total(), Carry::Staged)
+            {
                 // Redis restarted from a snapshot without our stage: again.
                 Err(e) if e.to_string().contains("are gone") => continue,
                 r => return r,
@@ -200,7 +227,9 @@ impl Worker {
         }
         let name = self.opts.name.clone();
         if let Err(e) = scanned {
-            return self.redis.commit(entry, &name, 0, Carry::Failed(&format!("{e:#}")));
+            return self
+                .redis
+                .commit(entry, &name, 0, Carry::Failed(&format!("{e:#}")));
         }
         flush(&mut self.redis, &mut words)?;
         self.straggle(started);

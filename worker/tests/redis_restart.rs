@@ -1,0 +1,121 @@
+//! Redis killed with SIGKILL mid-job and restarted from its last RDB
+//! snapshot: what was committed after the snapshot is redone, and the
+//! counts still equal the serial count.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+use wordcount::count::{count_files, Parallelism};
+use wordcount::driver::{self, DriverOptions};
+use wordcount::local::RedisServer;
+use wordcount::protocol::{Commit, JobSettings, Redis};
+use wordcount::tokenize::Tokenizer;
+
+fn persistence(url: &str) -> HashMap<String, String> {
+    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+    info.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ok() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_redis_restarted_from_its_snapshot_loses_nothing() {
+    need_redis();
+    let dir = corpus(40, 300_000);
+    let mut server = RedisServer::start(Some(Duration::from_secs(2))).unwrap();
+    let url = server.url_with_password();
+    let opts = DriverOptions {
+        redis: url.clone(),
+        prefix: "wc".into(),
+        input: dir.path().to_path_buf(),
+        settings: JobSettings {
+            tokenizer: Tokenizer::Alnum,
+            commit: Commit::PerFile,
+            claim_timeout: Duration::from_millis(300),
+        },
+        top: 20,
+        patience: Duration::from_secs(60),
+    };
+    let driver = std::thread::spawn(move || driver::run(&opts, &AtomicBool::new(false)));
+    let mut workers: Vec<Child> = (0..2)
+        .map(|i| {
+            Command::new(bin())
+                .args([
+                    "worker",
+                    "--redis",
+                    &server.url(),
+                    "--input",
+                    dir.path().to_str().unwrap(),
+                ])
+                .args([
+                    "--index",
+                    &i.to_string(),
+                    "--fault",
+                    &format!("worker={i},slow=150"),
+                ])
+                .env("REDIS_PASSWORD", &server.password)
+                .env("WORDCOUNT_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+
+    // Kill Redis half a second after a snapshot, with commits made since.
+    let first = persistence(&url)["rdb_last_save_time"].clone();
+    wait_for("a snapshot", Duration::from_secs(20), || {
+        let p = persistence(&url);
+        p["rdb_last_save_time"] != first && p["rdb_bgsave_in_progress"] == "0"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut probe = Redis::open(&url, "wc", Duration::from_secs(5)).unwrap();
+    let before = probe.progress().unwrap();
+    assert!(persistence(&url)["rdb_changes_since_last_save"] != "0");
+    assert!(
+        !before.is_done(),
+        "the job ended before the kill; make it longer"
+    );
+    server.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    server.restart().unwrap();
+    let after = probe.progress().unwrap();
+    assert!(
+        after.files_done < before.files_done,
+        "the restart should roll back commits: {} before, {} after",
+        before.files_done,
+        after.files_done
+    );
+
+    let outcome = driver
+        .join()
+        .unwrap()
+        .expect("the driver rides out the restart");
+    for w in &mut workers {
+        let started = Instant::now();
+        while w.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            w.try_wait().unwrap().is_some_and(|s| s.success()),
+            "a worker did not finish"
+        );
+    }
+    let got = probe.counts().unwrap();
+    let files = wordcount::input::list(&[dir.path().to_path_buf()]).unwrap();
+    let want = count_files(&files, Tokenizer::Alnum, Parallelism::Serial).unwrap();
+    assert_eq!(got.first_difference(&want), None);
+    assert_eq!(outcome.report.words, want.total());
+}
