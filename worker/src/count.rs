@@ -25,7 +25,11 @@ pub enum Parallelism {
 
 /// Feeds `reader` to `consume` in chunks that end on word boundaries;
 /// returns the bytes read.
-fn read_chunks(mut reader: impl Read, tok: Tokenizer, mut consume: impl FnMut(&mut [u8])) -> std::io::Result<u64> {
+fn read_chunks(
+    mut reader: impl Read,
+    tok: Tokenizer,
+    mut consume: impl FnMut(&mut [u8]),
+) -> std::io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut filled = 0;
     let mut bytes = 0u64;
@@ -55,24 +59,34 @@ fn read_chunks(mut reader: impl Read, tok: Tokenizer, mut consume: impl FnMut(&m
 }
 
 /// Passes every word read from `reader` to `add`; returns the bytes read.
-pub fn scan_reader(reader: impl Read, tok: Tokenizer, mut add: impl FnMut(&[u8])) -> std::io::Result<u64> {
+pub fn scan_reader(
+    reader: impl Read,
+    tok: Tokenizer,
+    mut add: impl FnMut(&[u8]),
+) -> std::io::Result<u64> {
     read_chunks(reader, tok, |chunk| tok.for_each_word(chunk, &mut add))
 }
 
 /// Counts the words read from `reader` into `counts`; returns the bytes read.
-pub fn count_reader(reader: impl Read, tok: Tokenizer, counts: &mut Counts) -> std::io::Result<u64> {
+pub fn count_reader(
+    reader: impl Read,
+    tok: Tokenizer,
+    counts: &mut Counts,
+) -> std::io::Result<u64> {
     read_chunks(reader, tok, |chunk| count_text(tok, chunk, counts))
 }
 
 /// Passes every word of the file at `path` to `add`; returns its size in bytes.
 pub fn scan_file(path: &Path, tok: Tokenizer, add: impl FnMut(&[u8])) -> Result<u64> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     scan_reader(file, tok, add).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Counts one file into `counts`; returns its size in bytes.
 pub fn count_file(path: &Path, tok: Tokenizer, counts: &mut Counts) -> Result<u64> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     count_reader(file, tok, counts).with_context(|| format!("cannot read {}", path.display()))
 }
 
@@ -113,7 +127,10 @@ fn count_threads(files: &[InputFile], tok: Tokenizer, n: usize) -> Result<Counts
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("counting thread panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("counting thread panicked"))
+            .collect()
     });
     merge_all(parts)
 }
@@ -149,7 +166,11 @@ fn count_processes(files: &[InputFile], tok: Tokenizer, n: usize) -> Result<Coun
         .into_iter()
         .map(|mut child| {
             let mut packed = Vec::new();
-            child.stdout.take().expect("piped").read_to_end(&mut packed)?;
+            child
+                .stdout
+                .take()
+                .expect("piped")
+                .read_to_end(&mut packed)?;
             let status = child.wait()?;
             if !status.success() {
                 bail!("a counting process failed ({status})");

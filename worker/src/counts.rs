@@ -37,7 +37,9 @@ struct Slot {
 impl ShortTable {
     #[inline(always)]
     fn slot(&self, key: u64, len: usize) -> usize {
-        (key.wrapping_add(len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+        (key.wrapping_add(len as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> self.shift) as usize
     }
 
     #[inline(always)]
@@ -50,7 +52,10 @@ impl ShortTable {
         loop {
             let s = &mut self.slots[i];
             if s.meta == 0 {
-                *s = Slot { bytes: key.to_le_bytes(), meta: (n << 4) | len as u64 };
+                *s = Slot {
+                    bytes: key.to_le_bytes(),
+                    meta: (n << 4) | len as u64,
+                };
                 self.len += 1;
                 return true;
             }
@@ -87,7 +92,11 @@ impl ShortTable {
         self.shift = 64 - size.trailing_zeros();
         self.len = 0;
         for s in old.into_iter().filter(|s| s.meta != 0) {
-            self.add(u64::from_le_bytes(s.bytes), (s.meta & 15) as usize, s.meta >> 4);
+            self.add(
+                u64::from_le_bytes(s.bytes),
+                (s.meta & 15) as usize,
+                s.meta >> 4,
+            );
         }
     }
 
@@ -169,7 +178,9 @@ impl Counts {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {
-        self.short.iter().chain(self.long.iter().map(|(w, c)| (&**w, *c)))
+        self.short
+            .iter()
+            .chain(self.long.iter().map(|(w, c)| (&**w, *c)))
     }
 
     pub fn merge(&mut self, other: &Counts) {
@@ -259,7 +270,12 @@ impl PartialEq for Counts {
 
 impl std::fmt::Debug for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Counts({} words, {} distinct)", self.total, self.distinct())
+        write!(
+            f,
+            "Counts({} words, {} distinct)",
+            self.total,
+            self.distinct()
+        )
     }
 }
 

@@ -116,7 +116,11 @@ impl Ticker {
     }
 
     fn tick(&mut self, p: &Progress) {
-        let every = if self.tty { Duration::from_millis(200) } else { Duration::from_secs(5) };
+        let every = if self.tty {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(5)
+        };
         if self.last.elapsed() < every {
             return;
         }

@@ -20,7 +20,11 @@ pub enum CrashPoint {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
     /// Worker `worker` dies (SIGKILL) at `point` of its `file`-th file.
-    Crash { worker: usize, point: CrashPoint, file: u64 },
+    Crash {
+        worker: usize,
+        point: CrashPoint,
+        file: u64,
+    },
     /// Worker `worker` takes `factor` times as long over each file.
     Slow { worker: usize, factor: f64 },
 }
@@ -61,16 +65,23 @@ impl FromStr for Fault {
                 other => bail!("fault {spec:?}: unknown key {other:?} (worker, crash, file, slow)"),
             }
         }
-        let worker = worker.with_context(|| format!("fault {spec:?}: which worker? add worker=I"))?;
+        let worker =
+            worker.with_context(|| format!("fault {spec:?}: which worker? add worker=I"))?;
         match (point, slow) {
             (Some(point), None) => {
                 let file = file.unwrap_or(1);
                 if file == 0 {
                     bail!("fault {spec:?}: file counts from 1");
                 }
-                Ok(Fault::Crash { worker, point, file })
+                Ok(Fault::Crash {
+                    worker,
+                    point,
+                    file,
+                })
             }
-            (None, Some(factor)) if factor >= 1.0 && file.is_none() => Ok(Fault::Slow { worker, factor }),
+            (None, Some(factor)) if factor >= 1.0 && file.is_none() => {
+                Ok(Fault::Slow { worker, factor })
+            }
             (None, Some(_)) => bail!("fault {spec:?}: slow takes a factor >= 1 and no file"),
             _ => bail!("fault {spec:?}: give exactly one of crash=POINT or slow=F"),
         }
@@ -80,7 +91,11 @@ impl FromStr for Fault {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Fault::Crash { worker, point, file } => {
+            Fault::Crash {
+                worker,
+                point,
+                file,
+            } => {
                 let point = clap::ValueEnum::to_possible_value(point).expect("no skipped variants");
                 write!(f, "worker={worker},crash={},file={file}", point.get_name())
             }
@@ -105,12 +120,25 @@ mod tests {
     #[test]
     fn parses_and_prints_crash_and_slow() {
         let f: Fault = "worker=1,crash=mid-stage,file=3".parse().unwrap();
-        assert_eq!(f, Fault::Crash { worker: 1, point: CrashPoint::MidStage, file: 3 });
+        assert_eq!(
+            f,
+            Fault::Crash {
+                worker: 1,
+                point: CrashPoint::MidStage,
+                file: 3
+            }
+        );
         assert_eq!(f.to_string(), "worker=1,crash=mid-stage,file=3");
         let f: Fault = "worker=0,crash=after-read".parse().unwrap();
         assert_eq!(f.to_string(), "worker=0,crash=after-read,file=1");
         let f: Fault = "worker=2,slow=4".parse().unwrap();
-        assert_eq!(f, Fault::Slow { worker: 2, factor: 4.0 });
+        assert_eq!(
+            f,
+            Fault::Slow {
+                worker: 2,
+                factor: 4.0
+            }
+        );
     }
 
     #[test]

@@ -46,14 +46,17 @@ pub fn generate(dir: &Path, spec: &CorpusSpec) -> Result<Vec<PathBuf>> {
     let zipf = Zipf::new(spec.vocabulary as f64, spec.zipf).context("bad Zipf parameters")?;
     let mut paths = Vec::with_capacity(spec.files);
     for i in 0..spec.files {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(spec.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(
+            spec.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
+        );
         let size = if i + 1 == spec.files && spec.skew > 1.0 {
             (spec.bytes_per_file as f64 * spec.skew) as u64
         } else {
             spec.bytes_per_file
         };
         let path = dir.join(format!("file-{i:05}.txt"));
-        let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let mut written = 0u64;
         let mut word = String::new();
@@ -118,9 +121,17 @@ mod tests {
     #[test]
     fn generates_exact_sizes_and_skew() {
         let dir = tempfile::tempdir().unwrap();
-        let spec = CorpusSpec { files: 3, bytes_per_file: 1000, skew: 4.0, ..Default::default() };
+        let spec = CorpusSpec {
+            files: 3,
+            bytes_per_file: 1000,
+            skew: 4.0,
+            ..Default::default()
+        };
         let paths = generate(dir.path(), &spec).unwrap();
-        let sizes: Vec<u64> = paths.iter().map(|p| std::fs::metadata(p).unwrap().len()).collect();
+        let sizes: Vec<u64> = paths
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .collect();
         assert_eq!(sizes, [1000, 1000, 4000]);
         let again = tempfile::tempdir().unwrap();
         generate(again.path(), &spec).unwrap();

@@ -53,7 +53,10 @@ pub fn list_relative(dir: &Path) -> Result<Vec<InputFile>> {
         .into_iter()
         .map(|f| {
             let rel = f.path.strip_prefix(dir)?.to_path_buf();
-            Ok(InputFile { path: rel, size: f.size })
+            Ok(InputFile {
+                path: rel,
+                size: f.size,
+            })
         })
         .collect()
 }

@@ -19,7 +19,11 @@ use wordcount::worker::{self, WorkerOptions};
 use wordcount::{experiments, input};
 
 #[derive(Parser)]
-#[command(name = "wordcount", version, about = "Distributed word count through Redis, with faults to study")]
+#[command(
+    name = "wordcount",
+    version,
+    about = "Distributed word count through Redis, with faults to study"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -190,7 +194,12 @@ fn main() {
 
 fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
     match cmd {
-        Cmd::Count { paths, out, threads, processes } => {
+        Cmd::Count {
+            paths,
+            out,
+            threads,
+            processes,
+        } => {
             let started = Instant::now();
             let files = input::list(&paths)?;
             let par = match (threads, processes) {
@@ -202,7 +211,8 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 bail!("--threads and --processes take at least 1");
             }
             let counts = count_files(&files, out.tokenizer, par)?;
-            Report::from_counts(&counts, out.top, started.elapsed().as_secs_f64()).print(out.json)?;
+            Report::from_counts(&counts, out.top, started.elapsed().as_secs_f64())
+                .print(out.json)?;
         }
         Cmd::Run(a) => {
             let opts = RunOptions {
@@ -240,7 +250,12 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 bail!("{} file(s) could not be counted", outcome.failures.len());
             }
         }
-        Cmd::Driver { conn, input, job, out } => {
+        Cmd::Driver {
+            conn,
+            input,
+            job,
+            out,
+        } => {
             let opts = DriverOptions {
                 redis: conn.redis,
                 prefix: conn.prefix,
@@ -256,7 +271,13 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 bail!("{} file(s) could not be counted", outcome.failures.len());
             }
         }
-        Cmd::Worker { conn, input, index, name, faults } => {
+        Cmd::Worker {
+            conn,
+            input,
+            index,
+            name,
+            faults,
+        } => {
             let name = name.unwrap_or_else(|| format!("worker-{index}-{}", std::process::id()));
             let stats = worker::run(WorkerOptions {
                 redis: conn.redis,
@@ -267,10 +288,30 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 faults,
                 patience: conn.patience,
             })?;
-            tracing::info!(files = stats.files, stolen = stats.stolen, ignored = stats.ignored, "job done");
+            tracing::info!(
+                files = stats.files,
+                stolen = stats.stolen,
+                ignored = stats.ignored,
+                "job done"
+            );
         }
-        Cmd::Generate { out, files, bytes, vocabulary, zipf, skew, seed } => {
-            let spec = CorpusSpec { files, bytes_per_file: bytes, vocabulary, zipf, skew, seed };
+        Cmd::Generate {
+            out,
+            files,
+            bytes,
+            vocabulary,
+            zipf,
+            skew,
+            seed,
+        } => {
+            let spec = CorpusSpec {
+                files,
+                bytes_per_file: bytes,
+                vocabulary,
+                zipf,
+                skew,
+                seed,
+            };
             let written = generate(&out, &spec)?;
             eprintln!("wrote {} files into {}", written.len(), out.display());
         }

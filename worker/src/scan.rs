@@ -108,7 +108,10 @@ fn word_mask<const ALNUM: bool>(block: &[u8; 64]) -> u64 {
                 );
                 _mm_movemask_epi8(word) as u16
             } else {
-                let sep = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)), in_range(v, 9, 5));
+                let sep = _mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)),
+                    in_range(v, 9, 5),
+                );
                 !(_mm_movemask_epi8(sep) as u16)
             };
             mask |= (bits as u64) << (16 * i);

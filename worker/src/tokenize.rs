@@ -197,7 +197,10 @@ mod tests {
     #[test]
     fn alnum_handles_unicode_letters_and_digits() {
         assert_eq!(
-            words(Tokenizer::Alnum, "Ärger über ÉCOLE, naïve—café ٣٤".as_bytes()),
+            words(
+                Tokenizer::Alnum,
+                "Ärger über ÉCOLE, naïve—café ٣٤".as_bytes()
+            ),
             ["ärger", "über", "école", "naïve", "café", "٣٤"]
         );
     }
@@ -213,7 +216,10 @@ mod tests {
     #[test]
     fn whitespace_keeps_punctuation_and_non_ascii_bytes() {
         assert_eq!(
-            words(Tokenizer::Whitespace, "Hello,\tWORLD\x0b\x0cÄb x\r\n".as_bytes()),
+            words(
+                Tokenizer::Whitespace,
+                "Hello,\tWORLD\x0b\x0cÄb x\r\n".as_bytes()
+            ),
             ["hello,", "world", "Äb", "x"]
         );
     }

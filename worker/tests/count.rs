@@ -11,7 +11,12 @@ fn serial_threads_and_processes_print_identical_output() {
         let base = ["count", path, "--top", "500", "--tokenizer", tok];
         let serial = ok(&wordcount(&base)).stdout.clone();
         assert!(serial.len() > 1000, "too little output");
-        for extra in [["--threads", "1"], ["--threads", "3"], ["--processes", "2"], ["--processes", "5"]] {
+        for extra in [
+            ["--threads", "1"],
+            ["--threads", "3"],
+            ["--processes", "2"],
+            ["--processes", "5"],
+        ] {
             let args: Vec<&str> = base.iter().copied().chain(extra).collect();
             let out = ok(&wordcount(&args)).stdout.clone();
             assert!(out == serial, "{tok} {extra:?} differs from serial");
@@ -23,11 +28,22 @@ fn serial_threads_and_processes_print_identical_output() {
 fn json_has_totals_and_the_top_list() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), "b a\nA b c B").unwrap();
-    let out = ok(&wordcount(&["count", dir.path().to_str().unwrap(), "--json", "--top", "2"])).stdout.clone();
+    let out = ok(&wordcount(&[
+        "count",
+        dir.path().to_str().unwrap(),
+        "--json",
+        "--top",
+        "2",
+    ]))
+    .stdout
+    .clone();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["words"], 6);
     assert_eq!(v["distinct"], 3);
-    assert_eq!(v["top"], serde_json::json!([{"word": "b", "count": 3}, {"word": "a", "count": 2}]));
+    assert_eq!(
+        v["top"],
+        serde_json::json!([{"word": "b", "count": 3}, {"word": "a", "count": 2}])
+    );
     assert!(v["seconds"].as_f64().unwrap() >= 0.0);
 }
 

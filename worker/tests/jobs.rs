@@ -35,10 +35,23 @@ fn every_crash_point_leaves_exact_counts() {
         let fault = format!("worker=0,crash={point},file=2");
         // One worker, so that it surely reaches its second file; its
         // replacement must steal the file the crash left pending.
-        let r = run_verified(dir.path(), &["--workers", "1", "--claim-timeout", "200", "--fault", &fault]);
+        let r = run_verified(
+            dir.path(),
+            &[
+                "--workers",
+                "1",
+                "--claim-timeout",
+                "200",
+                "--fault",
+                &fault,
+            ],
+        );
         same_result(&r, &want);
         let job = r.job.unwrap();
-        assert_eq!(job.worker_restarts, 1, "{point}: the crashed worker is replaced once");
+        assert_eq!(
+            job.worker_restarts, 1,
+            "{point}: the crashed worker is replaced once"
+        );
         assert_eq!(job.faults_fired, 1, "{point}: the fault fires once per job");
     }
 }
@@ -49,10 +62,20 @@ fn a_straggler_is_stolen_from_and_its_late_commit_changes_nothing() {
     let dir = corpus(4, 2_000_000);
     let r = run_verified(
         dir.path(),
-        &["--workers", "2", "--claim-timeout", "100", "--fault", "worker=0,slow=40"],
+        &[
+            "--workers",
+            "2",
+            "--claim-timeout",
+            "100",
+            "--fault",
+            "worker=0,slow=40",
+        ],
     );
     same_result(&r, &serial(dir.path(), "alnum"));
-    assert!(r.job.unwrap().commits_ignored >= 1, "the straggler's commit should have been ignored");
+    assert!(
+        r.job.unwrap().commits_ignored >= 1,
+        "the straggler's commit should have been ignored"
+    );
 }
 
 #[test]
@@ -62,10 +85,18 @@ fn kill_every_and_all_faults_together_leave_exact_counts() {
     let r = run_verified(
         dir.path(),
         &[
-            "--workers", "3", "--claim-timeout", "150", "--kill-every", "150ms",
-            "--fault", "worker=0,crash=after-count,file=1",
-            "--fault", "worker=1,crash=mid-stage,file=2",
-            "--fault", "worker=2,slow=3",
+            "--workers",
+            "3",
+            "--claim-timeout",
+            "150",
+            "--kill-every",
+            "150ms",
+            "--fault",
+            "worker=0,crash=after-count,file=1",
+            "--fault",
+            "worker=1,crash=mid-stage,file=2",
+            "--fault",
+            "worker=2,slow=3",
         ],
     );
     same_result(&r, &serial(dir.path(), "alnum"));
@@ -90,7 +121,13 @@ fn bad_input_fails_with_a_message_that_names_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/input"));
 
-    let out = wordcount(&["run", "--input", "/tmp", "--fault", "worker=0,crash=sideways"]);
+    let out = wordcount(&[
+        "run",
+        "--input",
+        "/tmp",
+        "--fault",
+        "worker=0,crash=sideways",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown crash point"));
 }
@@ -133,7 +170,10 @@ fn missing_redis_server_names_the_package() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("redis-server") && err.contains("apt-get install redis-server"), "{err}");
+    assert!(
+        err.contains("redis-server") && err.contains("apt-get install redis-server"),
+        "{err}"
+    );
 }
 
 /// Processes that carry `marker` in their environment, or whose working
@@ -144,12 +184,19 @@ fn marked_processes(marker: &str, tmp: &std::path::Path) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter_map(|e| {
             let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
             let in_env = env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
-            let in_tmp = std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(tmp));
-            (in_env || in_tmp).then(|| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default())
+            let in_tmp =
+                std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(tmp));
+            (in_env || in_tmp)
+                .then(|| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default())
         })
         .collect()
 }
@@ -162,7 +209,13 @@ fn nothing_is_left_behind_after_a_run_or_a_ctrl_c() {
         let marker = format!("{}-{interrupt}", std::process::id());
         let tmp = tempfile::tempdir().unwrap();
         let mut child = Command::new(bin())
-            .args(["run", "--input", dir.path().to_str().unwrap(), "--workers", "2"])
+            .args([
+                "run",
+                "--input",
+                dir.path().to_str().unwrap(),
+                "--workers",
+                "2",
+            ])
             .args(["--fault", "worker=0,slow=1000"])
             .env("WORDCOUNT_TEST_MARKER", &marker)
             .env("TMPDIR", tmp.path())
@@ -173,23 +226,40 @@ fn nothing_is_left_behind_after_a_run_or_a_ctrl_c() {
         if interrupt {
             // Wait until the workers run, then Ctrl-C (SIGINT to the runner).
             let started = Instant::now();
-            while marked_processes(&marker, tmp.path()).len() < 4 && started.elapsed() < Duration::from_secs(10) {
+            while marked_processes(&marker, tmp.path()).len() < 4
+                && started.elapsed() < Duration::from_secs(10)
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
             unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         }
         let out = child.wait_with_output().unwrap();
         if interrupt {
-            assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(130),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         } else {
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         // Children die with their parent; give the kernel a moment.
         let started = Instant::now();
-        while !marked_processes(&marker, tmp.path()).is_empty() && started.elapsed() < Duration::from_secs(5) {
+        while !marked_processes(&marker, tmp.path()).is_empty()
+            && started.elapsed() < Duration::from_secs(5)
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(marked_processes(&marker, tmp.path()), Vec::<String>::new(), "processes left behind");
+        assert_eq!(
+            marked_processes(&marker, tmp.path()),
+            Vec::<String>::new(),
+            "processes left behind"
+        );
         let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
         assert!(left.is_empty(), "temporary files left behind: {left:?}");
     }

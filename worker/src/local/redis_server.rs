@@ -21,7 +21,9 @@ impl RedisServer {
     /// Starts Redis in a new temporary directory. With `save`, Redis writes
     /// an RDB snapshot every `save` while anything changed (BGSAVE).
     pub fn start(save: Option<Duration>) -> Result<Self> {
-        let tmp = tempfile::Builder::new().prefix("wordcount-redis-").tempdir()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("wordcount-redis-")
+            .tempdir()?;
         let mut server = RedisServer {
             child: None,
             port: 0,
@@ -77,7 +79,9 @@ impl RedisServer {
     fn spawn_on_free_port(&mut self) -> Result<()> {
         let mut last = None;
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
             match self.spawn(port) {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
@@ -110,7 +114,11 @@ impl RedisServer {
             .stderr(Stdio::null());
         die_with_parent(&mut cmd);
         let mut child = cmd.spawn().context("cannot start redis-server")?;
-        child.stdin.take().expect("piped").write_all(config.as_bytes())?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(config.as_bytes())?;
         self.port = port;
         let client = redis::Client::open(self.url_with_password())?;
         let started = Instant::now();
@@ -130,7 +138,10 @@ impl RedisServer {
             }
             if started.elapsed() > Duration::from_secs(20) {
                 let _ = child.kill();
-                bail!("redis-server did not answer within 20 s: {}", self.log_tail());
+                bail!(
+                    "redis-server did not answer within 20 s: {}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -152,5 +163,7 @@ impl Drop for RedisServer {
 fn random_password() -> String {
     use rand::RngExt;
     let mut rng = rand::rng();
-    (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+    (0..32)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
 }

@@ -160,7 +160,10 @@ impl Pool {
             .arg(index.to_string())
             .env("REDIS_PASSWORD", &self.password)
             // Worker chatter would drown the result; WORDCOUNT_LOG overrides.
-            .env("WORDCOUNT_LOG", std::env::var("WORDCOUNT_LOG").unwrap_or("warn".into()))
+            .env(
+                "WORDCOUNT_LOG",
+                std::env::var("WORDCOUNT_LOG").unwrap_or("warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         for f in &self.faults {
@@ -173,8 +176,12 @@ impl Pool {
     /// Replaces workers that died; forgets those that finished.
     fn supervise(&mut self) -> Result<()> {
         for i in 0..self.slots.len() {
-            let Some(child) = self.slots[i].as_mut() else { continue };
-            let Some(status) = child.try_wait()? else { continue };
+            let Some(child) = self.slots[i].as_mut() else {
+                continue;
+            };
+            let Some(status) = child.try_wait()? else {
+                continue;
+            };
             if status.success() {
                 self.slots[i] = None;
                 continue;
@@ -195,7 +202,9 @@ impl Pool {
 
     /// SIGKILLs a random live worker (`--kill-every`).
     fn kill_one(&mut self) {
-        let live: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].is_some()).collect();
+        let live: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_some())
+            .collect();
         if live.is_empty() {
             return;
         }

@@ -98,7 +98,8 @@ impl Redis {
 
     /// The job's settings, once the driver has written them.
     pub fn settings(&mut self) -> Result<Option<JobSettings>> {
-        let meta: HashMap<String, String> = self.run(|c, k| redis::cmd("HGETALL").arg(&k.meta).query(c))?;
+        let meta: HashMap<String, String> =
+            self.run(|c, k| redis::cmd("HGETALL").arg(&k.meta).query(c))?;
         let (Some(t), Some(m), Some(ms)) = (
             meta.get("tokenizer"),
             meta.get("commit"),
@@ -144,7 +145,13 @@ impl Redis {
             })?;
             added += replies.iter().filter(|v| !matches!(v, Value::Nil)).count() as u64;
         }
-        self.run(|c, k| redis::cmd("HSET").arg(&k.meta).arg("enqueue_done").arg(1).exec(c))?;
+        self.run(|c, k| {
+            redis::cmd("HSET")
+                .arg(&k.meta)
+                .arg("enqueue_done")
+                .arg(1)
+                .exec(c)
+        })?;
         Ok(added)
     }
 
@@ -174,7 +181,8 @@ impl Redis {
 
     /// Files that could not be counted: path -> error.
     pub fn failures(&mut self) -> Result<Vec<(String, String)>> {
-        let mut v: Vec<(String, String)> = self.run(|c, k| redis::cmd("HGETALL").arg(&k.failed).query(c))?;
+        let mut v: Vec<(String, String)> =
+            self.run(|c, k| redis::cmd("HGETALL").arg(&k.failed).query(c))?;
         v.sort();
         Ok(v)
     }
@@ -279,7 +287,9 @@ impl Redis {
                 .arg("WITHSCORES")
                 .query(c)
         })?;
-        let floor = kth.first().map_or("-inf".to_string(), |(_, s)| s.to_string());
+        let floor = kth
+            .first()
+            .map_or("-inf".to_string(), |(_, s)| s.to_string());
         let candidates: Vec<(Vec<u8>, f64)> = self.run(|c, keys| {
             redis::cmd("ZRANGE")
                 .arg(&keys.counts)
@@ -292,7 +302,10 @@ impl Redis {
         })?;
         let mut top: Vec<WordCount> = candidates
             .into_iter()
-            .map(|(word, n)| WordCount { word, count: n as u64 })
+            .map(|(word, n)| WordCount {
+                word,
+                count: n as u64,
+            })
             .collect();
         top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.word.cmp(&b.word)));
         top.truncate(k);

@@ -111,7 +111,10 @@ impl Redis {
     /// Runs `f` until it succeeds or fails for a reason other than Redis
     /// being unreachable. `f` must be safe to repeat: every step of the
     /// protocol is idempotent.
-    pub fn run<T>(&mut self, mut f: impl FnMut(&mut Connection, &Keys) -> RedisResult<T>) -> Result<T> {
+    pub fn run<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Connection, &Keys) -> RedisResult<T>,
+    ) -> Result<T> {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(20);
         let mut last_warning = None::<Instant>;
@@ -141,11 +144,13 @@ impl Redis {
             backoff = (backoff * 2).min(Duration::from_millis(500));
         }
     }
-
 }
 
 /// The open connection, or a new one with the function library loaded.
-fn connect<'a>(client: &redis::Client, conn: &'a mut Option<Connection>) -> RedisResult<&'a mut Connection> {
+fn connect<'a>(
+    client: &redis::Client,
+    conn: &'a mut Option<Connection>,
+) -> RedisResult<&'a mut Connection> {
     if conn.is_none() {
         let mut c = client.get_connection_with_timeout(Duration::from_secs(5))?;
         redis::cmd("FUNCTION")
@@ -164,7 +169,10 @@ fn is_transient(e: &RedisError) -> bool {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || matches!(e.code(), Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN"))
+        || matches!(
+            e.code(),
+            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN")
+        )
 }
 
 fn is_missing_function(e: &RedisError) -> bool {

@@ -76,7 +76,13 @@ impl Redis {
     }
 
     /// Appends one chunk of packed counts to this worker's stage for `entry`.
-    pub fn stage(&mut self, entry: &Entry, consumer: &str, chunk: &[u8], first: bool) -> Result<()> {
+    pub fn stage(
+        &mut self,
+        entry: &Entry,
+        consumer: &str,
+        chunk: &[u8],
+        first: bool,
+    ) -> Result<()> {
         self.run(|c, k| {
             let key = k.stage(&entry.id, consumer);
             let mut pipe = redis::pipe();
@@ -103,7 +109,13 @@ impl Redis {
 
     /// Commits a file: acknowledges it and, only if this was the first
     /// acknowledgement, records its counts. Returns whether it took effect.
-    pub fn commit(&mut self, entry: &Entry, consumer: &str, words: u64, carry: Carry) -> Result<bool> {
+    pub fn commit(
+        &mut self,
+        entry: &Entry,
+        consumer: &str,
+        words: u64,
+        carry: Carry,
+    ) -> Result<bool> {
         let (how, payload): (&str, &[u8]) = match carry {
             Carry::Inline(p) => ("inline", p),
             Carry::Staged => ("staged", b""),

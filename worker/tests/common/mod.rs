@@ -23,17 +23,33 @@ pub fn need_redis() {
 /// invalid UTF-8, an empty file, a nested directory).
 pub fn corpus(files: usize, bytes: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let spec = CorpusSpec { files, bytes_per_file: bytes, vocabulary: 20_000, ..Default::default() };
+    let spec = CorpusSpec {
+        files,
+        bytes_per_file: bytes,
+        vocabulary: 20_000,
+        ..Default::default()
+    };
     generate(&dir.path().join("zipf"), &spec).unwrap();
     std::fs::create_dir_all(dir.path().join("misc/deeper")).unwrap();
-    std::fs::write(dir.path().join("misc/unicode.txt"), "Ärger über ÉCOLE, naïve café — Straße STRASSE ٣٤\n".repeat(50)).unwrap();
-    std::fs::write(dir.path().join("misc/deeper/binary.bin"), b"ab\xff\xfecd\x00ef GH\xc3\n".repeat(40)).unwrap();
+    std::fs::write(
+        dir.path().join("misc/unicode.txt"),
+        "Ärger über ÉCOLE, naïve café — Straße STRASSE ٣٤\n".repeat(50),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("misc/deeper/binary.bin"),
+        b"ab\xff\xfecd\x00ef GH\xc3\n".repeat(40),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("misc/empty.txt"), b"").unwrap();
     dir
 }
 
 pub fn wordcount(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("cannot run wordcount")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("cannot run wordcount")
 }
 
 pub fn ok(out: &Output) -> &Output {
@@ -49,7 +65,15 @@ pub fn ok(out: &Output) -> &Output {
 /// `wordcount run --json --verify` with `extra` flags: the report, after
 /// checking that it succeeded and verified.
 pub fn run_verified(input: &Path, extra: &[&str]) -> Report {
-    let mut args = vec!["run", "--input", input.to_str().unwrap(), "--json", "--verify", "--top", "50"];
+    let mut args = vec![
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--json",
+        "--verify",
+        "--top",
+        "50",
+    ];
     args.extend_from_slice(extra);
     let out = wordcount(&args);
     ok(&out);
@@ -60,6 +84,14 @@ pub fn run_verified(input: &Path, extra: &[&str]) -> Report {
 
 /// The serial count's report of `input`.
 pub fn serial(input: &Path, tokenizer: &str) -> Report {
-    let out = wordcount(&["count", input.to_str().unwrap(), "--json", "--top", "50", "--tokenizer", tokenizer]);
+    let out = wordcount(&[
+        "count",
+        input.to_str().unwrap(),
+        "--json",
+        "--top",
+        "50",
+        "--tokenizer",
+        tokenizer,
+    ]);
     serde_json::from_slice(&ok(&out).stdout).unwrap()
 }
