@@ -141,22 +141,45 @@ fn an_empty_input_completes_with_no_words() {
 }
 
 #[test]
-fn an_unreadable_file_fails_the_job_and_names_the_file() {
+fn a_file_that_vanishes_after_enqueueing_fails_the_job_and_is_named() {
     need_redis();
-    let dir = corpus(2, 10_000);
-    let bad = dir.path().join("zipf/file-00001.txt");
-    // A directory where a file was enqueued cannot be read as one; root
-    // ignores permissions, so remove it after listing instead: a dangling
-    // symlink is listed by walkdir only if it resolves, so use a fifo-free
-    // trick: replace the file by a directory named like it is not possible
-    // after enqueue, hence chmod when not root, else skip this part.
-    if unsafe { libc::geteuid() } == 0 {
-        return;
+    let dir = corpus(3, 10_000);
+    let server = wordcount::local::RedisServer::start(None).unwrap();
+    let opts = wordcount::driver::DriverOptions {
+        redis: server.url_with_password(),
+        prefix: "wc".into(),
+        input: dir.path().to_path_buf(),
+        settings: wordcount::protocol::JobSettings {
+            tokenizer: wordcount::tokenize::Tokenizer::Alnum,
+            commit: wordcount::protocol::Commit::PerFile,
+            claim_timeout: Duration::from_secs(5),
+        },
+        top: 5,
+        patience: Duration::from_secs(10),
+    };
+    let driver = std::thread::spawn(move || {
+        wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
+    });
+    // Enqueued (no worker yet), then the file goes away.
+    let mut probe = wordcount::protocol::Redis::open(&server.url_with_password(), "wc", Duration::from_secs(5)).unwrap();
+    let started = Instant::now();
+    while !probe.progress().unwrap().enqueue_done {
+        assert!(started.elapsed() < Duration::from_secs(10), "nothing enqueued");
+        std::thread::sleep(Duration::from_millis(10));
     }
-    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    let out = wordcount(&["run", "--input", dir.path().to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("file-00001.txt"));
+    std::fs::remove_file(dir.path().join("zipf/file-00001.txt")).unwrap();
+    let status = Command::new(bin())
+        .args(["worker", "--redis", &server.url(), "--input", dir.path().to_str().unwrap()])
+        .env("REDIS_PASSWORD", &server.password)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the worker records the failure and finishes");
+    let outcome = driver.join().unwrap().unwrap();
+    assert_eq!(outcome.progress.files_failed, 1);
+    assert_eq!(outcome.failures.len(), 1);
+    let (path, error) = &outcome.failures[0];
+    assert_eq!(path, "zipf/file-00001.txt");
+    assert!(error.contains("cannot open"), "{error}");
 }
 
 #[test]
@@ -208,7 +231,7 @@ fn nothing_is_left_behind_after_a_run_or_a_ctrl_c() {
     for interrupt in [false, true] {
         let marker = format!("{}-{interrupt}", std::process::id());
         let tmp = tempfile::tempdir().unwrap();
-        let mut child = Command::new(bin())
+        let child = Command::new(bin())
             .args([
                 "run",
                 "--input",
