@@ -1,0 +1,479 @@
+//! Reconcile decisions against the in-memory API server and a fake Redis.
+
+use super::*;
+use crate::{
+    crd::{HostPathInput, Input, PodKillTarget, PodKills},
+    fake_apiserver::{FakeApiServer, Recorded},
+    progress::{Meta, Progress, ReadError, Summary},
+    resources::fixtures,
+};
+use futures::future::BoxFuture;
+use http::Method;
+use serde_json::{json, Value};
+use std::sync::Mutex;
+
+const JOBS: &str = "/apis/wordcount.dev/v1alpha1/namespaces/ns1/wordcountjobs";
+const PODS: &str = "/api/v1/namespaces/ns1/pods";
+const CORE_EVENTS: &str = "/api/v1/namespaces/ns1/events";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns1/events";
+
+/// Redis as the tests want it: absent (unreachable) or holding `Progress`.
+#[derive(Default)]
+struct FakeRedis {
+    progress: Mutex<Option<Progress>>,
+    endpoints: Mutex<Vec<Endpoint>>,
+}
+
+impl ProgressReader for FakeRedis {
+    fn read<'a>(&'a self, ep: &'a Endpoint) -> BoxFuture<'a, Result<Progress, ReadError>> {
+        self.endpoints.lock().unwrap().push(ep.clone());
+        let p = self.progress.lock().unwrap().clone();
+        Box::pin(async move {
+            p.ok_or_else(|| ReadError::Unreachable {
+                addr: format!("{}:{}", ep.host, ep.port),
+                reason: "connection refused".into(),
+            })
+        })
+    }
+}
+
+struct Harness {
+    api: FakeApiServer,
+    redis: Arc<FakeRedis>,
+    ctx: Arc<Context>,
+}
+
+impl Harness {
+    fn new(job: &WordCountJob) -> Self {
+        let (api, client) = FakeApiServer::start();
+        let redis = Arc::new(FakeRedis::default());
+        let ctx = Arc::new(Context::new(
+            client,
+            redis.clone(),
+            Arc::new(Metrics::default()),
+        ));
+        api.put(
+            &format!("{JOBS}/{}", job.name_any()),
+            serde_json::to_value(job).unwrap(),
+        );
+        api.set_list(PODS, vec![]);
+        api.set_list(CORE_EVENTS, vec![]);
+        Self { api, redis, ctx }
+    }
+
+    async fn reconcile(&self, job: &WordCountJob) -> Action {
+        reconcile(Arc::new(job.clone()), self.ctx.clone())
+            .await
+            .expect("reconcile")
+    }
+
+    fn stored_job(&self, name: &str) -> WordCountJob {
+        serde_json::from_value(self.api.get(&format!("{JOBS}/{name}")).unwrap()).unwrap()
+    }
+
+    fn applies(&self) -> Vec<Recorded> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == Method::PATCH && !r.path.ends_with("/status"))
+            .collect()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == Method::POST && r.path == EVENTS)
+            .map(|r| r.body)
+            .collect()
+    }
+
+    fn deletes(&self) -> Vec<String> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == Method::DELETE)
+            .map(|r| r.path)
+            .collect()
+    }
+}
+
+fn condition<'a>(status: &'a WordCountJobStatus, type_: &str) -> (&'a str, &'a str) {
+    let c = status::find(status, type_).unwrap();
+    (c.status.as_str(), c.reason.as_str())
+}
+
+#[tokio::test]
+async fn fresh_job_gets_owned_children_and_a_pending_status() {
+    let job = fixtures::synthetic("demo");
+    let h = Harness::new(&job);
+    let action = h.reconcile(&job).await;
+
+    let applied: Vec<(String, String)> = h
+        .applies()
+        .iter()
+        .map(|r| {
+            (
+                r.body["kind"].as_str().unwrap().to_string(),
+                r.body["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("Secret", "demo-redis-auth"),
+        ("PersistentVolumeClaim", "demo-redis-data"),
+        ("Deployment", "demo-redis"),
+        ("Service", "demo-redis"),
+        ("PersistentVolumeClaim", "demo-input"),
+        ("Job", "demo-driver"),
+        ("Job", "demo-workers"),
+    ];
+    assert_eq!(
+        applied,
+        expected.map(|(k, n)| (k.to_string(), n.to_string())),
+        "children in dependency order"
+    );
+    for r in h.applies() {
+        assert!(
+            r.query.contains("fieldManager=wordcount-operator") && r.query.contains("force=true"),
+            "{}",
+            r.query
+        );
+        let owner = &r.body["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["uid"], "uid-demo", "{} owned by the job", r.path);
+        assert_eq!(owner["controller"], true);
+    }
+
+    // Redis was looked for at its Service, with the Secret's password.
+    let secret = &h.applies()[0].body;
+    let endpoint = h.redis.endpoints.lock().unwrap()[0].clone();
+    assert_eq!(endpoint.host, "demo-redis.ns1.svc");
+    let stored: k8s_openapi::ByteString =
+        serde_json::from_value(secret["data"]["password"].clone()).unwrap();
+    assert_eq!(stored.0, endpoint.password.as_bytes());
+
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Pending));
+    assert_eq!(
+        condition(&status, status::READY),
+        ("False", "RedisUnreachable")
+    );
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(h.events().len(), 1);
+    assert_eq!(h.events()[0]["reason"], "Pending");
+    assert_eq!(action, Action::requeue(POLL_REDIS_DOWN));
+}
+
+#[tokio::test]
+async fn the_password_is_chosen_once() {
+    let job = fixtures::synthetic("demo");
+    let h = Harness::new(&job);
+    h.reconcile(&job).await;
+    let first = h.applies()[0].body["data"]["password"].clone();
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    let second = h.applies()[0].body["data"]["password"].clone();
+    assert_eq!(first, second);
+    // No second Pending event: the phase did not change.
+    assert!(h.events().is_empty());
+}
+
+#[tokio::test]
+async fn host_path_input_needs_no_claim() {
+    let job = fixtures::job(
+        "books",
+        Input::HostPath(HostPathInput {
+            path: "/data/books".into(),
+        }),
+    );
+    let h = Harness::new(&job);
+    h.reconcile(&job).await;
+    let claims: Vec<_> = h
+        .applies()
+        .into_iter()
+        .filter(|r| r.body["kind"] == "PersistentVolumeClaim")
+        .map(|r| r.body["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(claims, ["books-redis-data"]);
+}
+
+#[tokio::test]
+async fn operator_images_fill_in_what_the_spec_leaves_out() {
+    let job = fixtures::synthetic("demo");
+    let (api, client) = FakeApiServer::start();
+    api.put(&format!("{JOBS}/demo"), serde_json::to_value(&job).unwrap());
+    api.set_list(PODS, vec![]);
+    let ctx = Context::new(
+        client,
+        Arc::new(FakeRedis::default()),
+        Arc::new(Metrics::default()),
+    )
+    .with_images("registry.example/wordcount:1.2".into(), None);
+    reconcile(Arc::new(job), Arc::new(ctx)).await.unwrap();
+    let images: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::PATCH)
+        .flat_map(|r| {
+            let pod = r.body["spec"]["template"]["spec"].clone();
+            let mut all = vec![];
+            for list in ["initContainers", "containers"] {
+                for c in pod[list].as_array().cloned().unwrap_or_default() {
+                    all.push(c["image"].as_str().unwrap().to_string());
+                }
+            }
+            all
+        })
+        .collect();
+    // Redis, the generator, the driver and the workers.
+    assert_eq!(images.len(), 4);
+    assert!(
+        images.iter().all(|i| i == "registry.example/wordcount:1.2"),
+        "{images:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleted_job_is_left_alone() {
+    let job = fixtures::synthetic("gone");
+    let h = Harness::new(&job);
+    let other = fixtures::synthetic("other");
+    // Reconcile a job the API server no longer has.
+    let action = h.reconcile(&other).await;
+    assert_eq!(action, Action::await_change());
+    assert!(h.applies().is_empty());
+}
+
+fn started(ms_ago: i64, files_done: i64) -> Progress {
+    Progress {
+        meta: Some(Meta {
+            files: Some(8),
+            enqueue_done: true,
+            started_ms: Some(Timestamp::now().as_millisecond() - ms_ago),
+        }),
+        files_done,
+        ..Progress::default()
+    }
+}
+
+fn pod(name: &str, component: &str, phase: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "ns1", "labels": {
+            "wordcount.dev/job": "demo", "app.kubernetes.io/component": component}},
+        "spec": {"containers": [{"name": "c"}]},
+        "status": {"phase": phase}
+    })
+}
+
+#[tokio::test]
+async fn pod_kills_follow_the_schedule_and_stop_at_max() {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.faults = Some(crate::crd::Faults {
+        pod_kills: Some(PodKills {
+            target: PodKillTarget::Worker,
+            every: "10s".parse().unwrap(),
+            after: "0s".parse().unwrap(),
+            max_kills: 2,
+        }),
+        ..Default::default()
+    });
+    let h = Harness::new(&job);
+    *h.redis.progress.lock().unwrap() = Some(started(60_000, 2));
+    h.api.set_list(
+        PODS,
+        vec![
+            pod("demo-workers-0-aaaaa", "worker", "Running"),
+            pod("demo-workers-1-bbbbb", "worker", "Pending"),
+            pod("demo-redis-xyz", "redis", "Running"),
+            pod("demo-driver-ccccc", "driver", "Running"),
+        ],
+    );
+
+    // Started a minute ago: the first kill is overdue. The only running
+    // worker is the victim; Redis and the driver are not targets.
+    h.reconcile(&job).await;
+    assert_eq!(h.deletes(), [format!("{PODS}/demo-workers-0-aaaaa")]);
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Running));
+    assert_eq!(status.faults_injected, 1);
+    assert_eq!(status.faults[0].kind, FaultKind::PodKill);
+    assert_eq!(status.faults[0].target, "demo-workers-0-aaaaa");
+    assert!(h.events().iter().any(|e| e["reason"] == "PodKilled"));
+
+    // The next kill is due too (start + 10 s), but there is no running
+    // worker: nothing is deleted and nothing is counted.
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    assert!(h.deletes().is_empty());
+    assert_eq!(h.stored_job("demo").status.unwrap().faults_injected, 1);
+
+    // A replacement runs: the second kill happens, then no more (max 2).
+    h.api
+        .set_list(PODS, vec![pod("demo-workers-0-ddddd", "worker", "Running")]);
+    h.reconcile(&job).await;
+    assert_eq!(h.deletes(), [format!("{PODS}/demo-workers-0-ddddd")]);
+    h.api
+        .set_list(PODS, vec![pod("demo-workers-0-eeeee", "worker", "Running")]);
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    assert!(h.deletes().is_empty());
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.faults_injected, 2);
+    let killed: Vec<_> = status.faults.iter().map(|f| f.target.as_str()).collect();
+    assert_eq!(killed, ["demo-workers-0-aaaaa", "demo-workers-0-ddddd"]);
+}
+
+#[tokio::test]
+async fn no_kills_before_the_job_runs() {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.faults = Some(crate::crd::Faults {
+        pod_kills: Some(PodKills {
+            target: PodKillTarget::Redis,
+            every: "1s".parse().unwrap(),
+            after: "0s".parse().unwrap(),
+            max_kills: 5,
+        }),
+        ..Default::default()
+    });
+    let h = Harness::new(&job);
+    h.api
+        .set_list(PODS, vec![pod("demo-redis-xyz", "redis", "Running")]);
+    // Redis up but the driver has not started: Pending, no kill.
+    *h.redis.progress.lock().unwrap() = Some(Progress::default());
+    h.reconcile(&job).await;
+    assert!(h.deletes().is_empty());
+    assert_eq!(
+        h.stored_job("demo").status.unwrap().phase,
+        Some(Phase::Pending)
+    );
+}
+
+#[tokio::test]
+async fn finished_driver_and_summary_make_the_job_succeed() {
+    let job = fixtures::synthetic("demo");
+    let h = Harness::new(&job);
+    let mut p = started(30_000, 8);
+    p.summary = Some(Summary {
+        words: 32768,
+        distinct: 100,
+        top: vec![crate::crd::WordCount {
+            word: "w1".into(),
+            count: 4000,
+        }],
+        seconds: 29.5,
+    });
+    p.faults.insert(
+        "worker=1,crash=after-read".into(),
+        Timestamp::now().as_millisecond() - 20_000,
+    );
+    *h.redis.progress.lock().unwrap() = Some(p);
+    h.api.set_status(
+        "/apis/batch/v1/namespaces/ns1/jobs/demo-driver",
+        json!({"conditions": [{"type": "Complete", "status": "True"}],
+               "completionTime": "2025-01-01T00:00:30Z", "succeeded": 1}),
+    );
+    let action = h.reconcile(&job).await;
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(condition(&status, status::COMPLETE), ("True", "Succeeded"));
+    assert_eq!(condition(&status, status::READY), ("True", "RedisReady"));
+    assert_eq!(status.top_words[0].word, "w1");
+    assert_eq!(status.progress.as_deref(), Some("8/8"));
+    let reasons: Vec<_> = h
+        .events()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reasons, ["Succeeded", "FaultInjected"]);
+    assert_eq!(action, Action::requeue(POLL_FINISHED));
+}
+
+#[tokio::test]
+async fn a_missing_host_path_fails_the_job_with_the_kubelets_words() {
+    let job = fixtures::job(
+        "demo",
+        Input::HostPath(HostPathInput {
+            path: "/data/nope".into(),
+        }),
+    );
+    let h = Harness::new(&job);
+    let mut driver = pod("demo-driver-aaaaa", "driver", "Pending");
+    driver["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True"}]);
+    driver["status"]["containerStatuses"] = json!([{"name": "driver", "image": "wordcount:dev", "imageID": "",
+        "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]);
+    h.api.set_list(PODS, vec![driver]);
+    h.api.set_list(
+        CORE_EVENTS,
+        vec![json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "e1", "namespace": "ns1"},
+            "involvedObject": {"kind": "Pod", "name": "demo-driver-aaaaa"},
+            "reason": "FailedMount",
+            "message": "MountVolume.SetUp failed for volume \"input\" : hostPath type check failed: /data/nope is not a directory"})],
+    );
+    h.reconcile(&job).await;
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Failed));
+    assert_eq!(
+        condition(&status, status::FAILED),
+        ("True", "InputUnavailable")
+    );
+    assert!(status
+        .message
+        .unwrap()
+        .contains("/data/nope is not a directory"));
+    let events = h.events();
+    assert_eq!(
+        (events[0]["reason"].as_str(), events[0]["type"].as_str()),
+        (Some("Failed"), Some("Warning"))
+    );
+    // The events were looked up for that pod only.
+    let lookup = h
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.path == CORE_EVENTS)
+        .unwrap();
+    assert!(
+        lookup
+            .query
+            .contains("involvedObject.name%3Ddemo-driver-aaaaa"),
+        "{}",
+        lookup.query
+    );
+}
+
+#[tokio::test]
+async fn api_errors_surface_and_are_counted() {
+    let job = fixtures::synthetic("demo");
+    let (_api, client) = FakeApiServer::start();
+    let ctx = Arc::new(Context::new(
+        client,
+        Arc::new(FakeRedis::default()),
+        Arc::new(Metrics::default()),
+    ));
+    // Nothing stored: the job lookup says 404 and the reconcile waits, but a
+    // job without a namespace is an error the policy counts.
+    let mut no_ns = job.clone();
+    no_ns.metadata.namespace = None;
+    let err = reconcile(Arc::new(no_ns.clone()), ctx.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoNamespace));
+    let action = error_policy(Arc::new(no_ns), &err, ctx.clone());
+    assert_eq!(action, Action::requeue(Duration::from_secs(10)));
+    assert!(ctx
+        .metrics
+        .encode()
+        .contains("wordcount_operator_reconcile_errors_total{error=\"no_namespace\"} 1"));
+}
+
+#[test]
+fn event_notes_are_cut_at_a_character_boundary() {
+    assert_eq!(truncate("short".into(), 1024), "short");
+    let long = "é".repeat(600); // 1200 bytes
+    let cut = truncate(long, 1024);
+    assert_eq!(cut.len(), 1024);
+    assert!(cut.chars().all(|c| c == 'é'));
+    assert_eq!(truncate("aé".into(), 2), "a");
+}

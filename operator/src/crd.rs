@@ -1,0 +1,640 @@
+//! The `WordCountJob` custom resource: spec, status and the generated CRD.
+//!
+//! Validation lives in the schema so the API server refuses a bad spec with a
+//! message naming the field: bounds, enums and patterns where the type can say
+//! it, CEL rules (`x-kubernetes-validations`) for what spans several fields.
+
+use crate::duration::Duration;
+use k8s_openapi::{
+    api::core::v1::ResourceRequirements,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Condition, apis::meta::v1::Time},
+};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const GROUP: &str = "wordcount.dev";
+pub const VERSION: &str = "v1alpha1";
+pub const KIND: &str = "WordCountJob";
+
+/// A distributed word count over a set of files, coordinated through Redis.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "wordcount.dev",
+    version = "v1alpha1",
+    kind = "WordCountJob",
+    namespaced,
+    status = "WordCountJobStatus",
+    shortname = "wcj",
+    category = "all",
+    derive = "PartialEq",
+    doc = "A distributed word-count job: Redis, a driver and N workers counting a shared set of files",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Progress", type_ = "string", json_path = ".status.progress"),
+    printcolumn(name = "Workers", type_ = "integer", json_path = ".spec.workers"),
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.redis.mode"),
+    printcolumn(name = "Duration", type_ = "string", json_path = ".status.duration"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // Children are named after the job ("<name>-redis-data", a Service
+    // "<name>-redis"), so the name must make valid names for them.
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40")
+        .message("metadata.name must be a lowercase DNS label of at most 40 characters (children are named after it)")
+)]
+// A job is a one-shot run: its batch Jobs' pod templates are immutable, and
+// changing the input or the workers half way would make the result meaningless.
+#[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: delete the WordCountJob and create a new one"))]
+#[x_kube(validation = Rule::new("!has(self.faults) || !has(self.faults.crashes) || self.faults.crashes.all(c, c.worker < self.workers)")
+    .message("faults.crashes[].worker must be less than workers")
+    .field_path(".faults.crashes"))]
+#[x_kube(validation = Rule::new("!has(self.faults) || !has(self.faults.stragglers) || self.faults.stragglers.all(s, s.worker < self.workers)")
+    .message("faults.stragglers[].worker must be less than workers")
+    .field_path(".faults.stragglers"))]
+#[serde(rename_all = "camelCase")]
+pub struct WordCountJobSpec {
+    /// Where the files come from; they end up in a volume every pod mounts.
+    #[x_kube(validation = Rule::new("[has(self.hostPath), has(self.pvc), has(self.synthetic)].filter(x, x).size() == 1")
+        .message("input must set exactly one of hostPath, pvc, synthetic"))]
+    pub input: Input,
+
+    /// Number of worker pods (an Indexed Job: worker I has index I).
+    #[serde(default = "default_workers")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub workers: i32,
+
+    #[serde(default)]
+    pub tokenizer: Tokenizer,
+
+    /// How many of the most frequent words the summary and the status keep.
+    #[serde(default = "default_top_n")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub top_n: i32,
+
+    /// A file claimed but not committed for this long is stolen by another worker.
+    #[serde(default = "default_claim_timeout")]
+    pub claim_timeout: Duration,
+
+    #[serde(default)]
+    pub commit: CommitMode,
+
+    #[serde(default)]
+    pub redis: RedisSpec,
+
+    /// Faults to inject, to watch the job survive them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Faults>,
+
+    /// The image with the `wordcount` binary (driver, worker, generate);
+    /// the operator's default (`--job-image`) when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    #[serde(default)]
+    pub image_pull_policy: PullPolicy,
+
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// Resources of each kind of pod; sensible requests when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<PodResources>,
+}
+
+fn default_workers() -> i32 {
+    3
+}
+fn default_top_n() -> i32 {
+    10
+}
+fn default_claim_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+/// The `wordcount` image when neither the spec nor the operator names one.
+pub const DEFAULT_IMAGE: &str = "wordcount:dev";
+
+/// Exactly one of the sources. The enum shape gives the schema a `oneOf`; the
+/// CEL rule on `spec.input` says the same thing in words.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Input {
+    /// A directory on the node (e.g. a kind extraMount), mounted read-only.
+    HostPath(HostPathInput),
+    /// An existing PersistentVolumeClaim holding the files.
+    Pvc(PvcInput),
+    /// A corpus generated by the job itself (`wordcount generate`) before the
+    /// driver enqueues, into a volume the job creates.
+    Synthetic(SyntheticInput),
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPathInput {
+    #[schemars(length(min = 1, max = 4096), regex(pattern = "^/"))]
+    pub path: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcInput {
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: String,
+    /// A folder inside the claim; the whole claim when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub sub_path: Option<String>,
+}
+
+/// Arguments of `wordcount generate`; those left out take its defaults.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyntheticInput {
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub files: i32,
+    #[schemars(range(min = 1))]
+    pub bytes_per_file: i64,
+    /// Distinct words to draw from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub vocabulary: Option<i64>,
+    /// Zipf exponent of the word frequencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub zipf: Option<f64>,
+    /// Size factor of the one skewed (larger) file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub skew_factor: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub seed: Option<i64>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tokenizer {
+    /// Maximal runs of Unicode alphanumerics, lowercased.
+    #[default]
+    Alnum,
+    /// Split on ASCII whitespace, ASCII-lowercased.
+    Whitespace,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitMode {
+    /// One atomic commit per file.
+    #[default]
+    PerFile,
+    /// One Redis command per word (a slow baseline to compare with).
+    PerWord,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSpec {
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// RDB snapshot period (`save <seconds> 1`): how much work a Redis
+    /// restart can lose.
+    #[serde(default = "default_snapshot_interval")]
+    pub snapshot_interval: Duration,
+    /// Image with `redis-server`; the operator's default (`--redis-image`),
+    /// else the job's `image`, when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+}
+
+impl Default for RedisSpec {
+    fn default() -> Self {
+        Self {
+            mode: RedisMode::default(),
+            snapshot_interval: default_snapshot_interval(),
+            image: None,
+        }
+    }
+}
+
+fn default_snapshot_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// How Redis is run. Only one mode so far; more follow (replicated, CRDT).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RedisMode {
+    /// One Redis with RDB snapshots on a persistent volume.
+    #[default]
+    Snapshot,
+}
+
+impl fmt::Display for RedisMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisMode::Snapshot => f.write_str("Snapshot"),
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Faults {
+    /// Worker I dies (SIGKILL) at a point of its commit path, once per job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub crashes: Vec<Crash>,
+    /// Worker I runs slower by a factor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub stragglers: Vec<Straggler>,
+    /// The operator deletes pods on a schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_kills: Option<PodKills>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Crash {
+    #[schemars(range(min = 0))]
+    pub worker: i32,
+    pub point: CrashPoint,
+    /// Crash on the worker's N-th file rather than its first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub file: Option<i32>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashPoint {
+    AfterRead,
+    AfterCount,
+    MidStage,
+    AfterCommit,
+}
+
+impl CrashPoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrashPoint::AfterRead => "after-read",
+            CrashPoint::AfterCount => "after-count",
+            CrashPoint::MidStage => "mid-stage",
+            CrashPoint::AfterCommit => "after-commit",
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Straggler {
+    #[schemars(range(min = 0))]
+    pub worker: i32,
+    /// 2.0 takes twice as long per file.
+    #[schemars(range(min = 1.0, max = 1000.0))]
+    pub slow_factor: f64,
+}
+
+impl Crash {
+    /// The `--fault` argument of `wordcount worker` (docs/protocol.md).
+    pub fn to_arg(&self) -> String {
+        let mut arg = format!("worker={},crash={}", self.worker, self.point.as_str());
+        if let Some(file) = self.file {
+            arg.push_str(&format!(",file={file}"));
+        }
+        arg
+    }
+}
+
+impl Straggler {
+    pub fn to_arg(&self) -> String {
+        format!("worker={},slow={}", self.worker, self.slow_factor)
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodKills {
+    pub target: PodKillTarget,
+    /// Time between two kills.
+    pub every: Duration,
+    /// Time from the job's start to the first kill.
+    #[serde(default)]
+    pub after: Duration,
+    #[serde(default = "default_max_kills")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_kills: i32,
+}
+
+fn default_max_kills() -> i32 {
+    1
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PodKillTarget {
+    /// A random running worker pod.
+    Worker,
+    /// The Redis pod (it restarts from its last RDB snapshot).
+    Redis,
+}
+
+impl PodKillTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodKillTarget::Worker => "worker",
+            PodKillTarget::Redis => "redis",
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    /// Right for images loaded into kind (`kind load docker-image`).
+    #[default]
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// Volumes the job creates: Redis' data, and the input for a synthetic corpus.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// StorageClass of the claims; the cluster's default when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub class_name: Option<String>,
+    /// Access mode of the input claim. ReadWriteOnce is enough when all pods
+    /// share one node (kind's single node); use ReadWriteMany otherwise.
+    #[serde(default)]
+    pub access_mode: AccessMode,
+    #[serde(default = "default_input_size")]
+    pub input_size: Quantity,
+    #[serde(default = "default_redis_size")]
+    pub redis_size: Quantity,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            class_name: None,
+            access_mode: AccessMode::default(),
+            input_size: default_input_size(),
+            redis_size: default_redis_size(),
+        }
+    }
+}
+
+fn default_input_size() -> Quantity {
+    Quantity("1Gi".into())
+}
+fn default_redis_size() -> Quantity {
+    Quantity("256Mi".into())
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AccessMode {
+    #[default]
+    ReadWriteOnce,
+    ReadWriteMany,
+    ReadWriteOncePod,
+}
+
+impl AccessMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+            AccessMode::ReadWriteOncePod => "ReadWriteOncePod",
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodResources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<ResourceRequirements>,
+}
+
+/// What the job is doing, derived on every reconcile from its pods and Redis.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WordCountJobStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Ready (Redis answers), Progressing, Complete, Failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_total: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_done: Option<i64>,
+    /// Files that could not be counted (unreadable); see the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_failed: Option<i64>,
+    /// "done/total", for the printer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Time from start to completion (or to now while running), e.g. "1m30s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Words counted in total, from the driver's summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_words: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_words: Vec<WordCount>,
+    /// Worker pods: active (created, not finished) and ready (running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<WorkerCounts>,
+    /// Faults that fired so far: crash faults (as recorded in Redis) and pod
+    /// kills (done by the operator).
+    #[serde(default)]
+    pub faults_injected: i32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<InjectedFault>,
+    /// What is wrong, or what the job is waiting for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WordCount {
+    pub word: String,
+    pub count: i64,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerCounts {
+    pub active: i32,
+    pub ready: i32,
+    pub succeeded: i32,
+    pub failed: i32,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InjectedFault {
+    pub kind: FaultKind,
+    /// The crash spec ("worker=1,crash=after-read") or the deleted pod's name.
+    pub target: String,
+    pub time: Time,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum FaultKind {
+    Crash,
+    PodKill,
+}
+
+impl WordCountJobSpec {
+    /// The `--fault` arguments for the workers, in spec order.
+    pub fn fault_args(&self) -> Vec<String> {
+        let Some(faults) = &self.faults else {
+            return Vec::new();
+        };
+        faults
+            .crashes
+            .iter()
+            .map(Crash::to_arg)
+            .chain(faults.stragglers.iter().map(Straggler::to_arg))
+            .collect()
+    }
+
+    pub fn pod_kills(&self) -> Option<&PodKills> {
+        self.faults.as_ref().and_then(|f| f.pod_kills.as_ref())
+    }
+
+    pub fn image(&self) -> &str {
+        self.image.as_deref().unwrap_or(DEFAULT_IMAGE)
+    }
+
+    pub fn redis_image(&self) -> &str {
+        self.redis.image.as_deref().unwrap_or(self.image())
+    }
+
+    /// Fills in the images the spec leaves out with the operator's defaults.
+    pub fn with_default_images(mut self, job_image: &str, redis_image: Option<&str>) -> Self {
+        if self.image.is_none() {
+            self.image = Some(job_image.to_string());
+        }
+        if self.redis.image.is_none() {
+            self.redis.image = redis_image.map(str::to_string);
+        }
+        self
+    }
+}
+
+/// The CRD as installed (what `crdgen` prints).
+pub fn crd() -> CustomResourceDefinition {
+    WordCountJob::crd()
+}
+
+/// The CRD as YAML, with a header saying where it comes from.
+pub fn crd_yaml() -> String {
+    let body = serde_yaml::to_string(&crd()).expect("the CRD serializes to YAML");
+    format!(
+        "# Generated by `cargo run -p wordcount-operator --bin crdgen`; do not edit.\n\
+         # A test fails when this file differs from the generated one.\n{body}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> WordCountJobSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn images_come_from_the_spec_then_the_operator_then_the_default() {
+        let bare = spec(serde_json::json!({"input": {"hostPath": {"path": "/d"}}}));
+        assert_eq!(
+            (bare.image(), bare.redis_image()),
+            (DEFAULT_IMAGE, DEFAULT_IMAGE)
+        );
+
+        let op = bare.clone().with_default_images("reg/wordcount:1", None);
+        assert_eq!(
+            (op.image(), op.redis_image()),
+            ("reg/wordcount:1", "reg/wordcount:1")
+        );
+        let op = bare.with_default_images("reg/wordcount:1", Some("reg/redis:7"));
+        assert_eq!(op.redis_image(), "reg/redis:7");
+
+        let own = spec(
+            serde_json::json!({"input": {"hostPath": {"path": "/d"}}, "image": "mine:2",
+            "redis": {"image": "myredis:7"}}),
+        )
+        .with_default_images("reg/wordcount:1", Some("reg/redis:7"));
+        assert_eq!((own.image(), own.redis_image()), ("mine:2", "myredis:7"));
+    }
+
+    #[test]
+    fn fault_args_keep_spec_order() {
+        let s = spec(serde_json::json!({
+            "input": {"hostPath": {"path": "/d"}},
+            "faults": {"crashes": [{"worker": 0, "point": "after-commit", "file": 3}],
+                       "stragglers": [{"worker": 1, "slowFactor": 2.5}]}
+        }));
+        assert_eq!(
+            s.fault_args(),
+            ["worker=0,crash=after-commit,file=3", "worker=1,slow=2.5"]
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! `wordcount-operator`: reconciles `WordCountJob`s in the watched namespaces
+//! and serves health and metrics endpoints.
+
+use clap::{Parser, ValueEnum};
+use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+use wordcount_operator::{controller, metrics::Metrics, progress::RedisReader, server};
+
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Namespace to watch; repeat or comma-separate for several. All
+    /// namespaces when none is given.
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+
+    /// The `wordcount` image of jobs whose spec names none.
+    #[arg(long, env = "WORDCOUNT_JOB_IMAGE", default_value = wordcount_operator::crd::DEFAULT_IMAGE)]
+    job_image: String,
+
+    /// The Redis image of jobs whose spec names none; the job image (which
+    /// carries `redis-server`) when not given.
+    #[arg(long, env = "WORDCOUNT_REDIS_IMAGE")]
+    redis_image: Option<String>,
+
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: pod logs are read by tools, not people.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    let namespaces: Vec<String> = args
+        .namespaces
+        .into_iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "no Kubernetes client configuration (in-cluster or KUBECONFIG)");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = controller::check_access(&client, &namespaces).await {
+        error!(error = %e, "cannot list WordCountJobs: is the CRD installed (crds/wordcountjob.yaml) and RBAC granted?");
+        return ExitCode::FAILURE;
+    }
+
+    let metrics = Arc::new(Metrics::default());
+    let http = tokio::spawn(server::serve(args.listen, metrics.clone()));
+    let ctx = Arc::new(
+        controller::Context::new(client.clone(), Arc::new(RedisReader::default()), metrics)
+            .with_images(args.job_image, args.redis_image.filter(|i| !i.is_empty())),
+    );
+    info!(namespaces = ?namespaces, "watching WordCountJobs{}", if namespaces.is_empty() { " in all namespaces" } else { "" });
+    tokio::select! {
+        _ = controller::run(client, namespaces, ctx) => {
+            info!("controller stopped");
+            ExitCode::SUCCESS
+        }
+        served = http => {
+            error!(result = ?served, "the HTTP server stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Builders of the children of a `WordCountJob`: pure functions from the
+//! job to the desired object, applied with server-side apply by the
+//! controller. Every child is owned by the job, so deleting the job deletes
+//! them all (garbage collection), and carries labels that select it.
+
+pub mod driver;
+pub mod input;
+pub mod redis;
+pub mod workers;
+
+use crate::crd::WordCountJob;
+use k8s_openapi::{
+    api::core::v1::{
+        Capabilities, EnvVar, EnvVarSource, ResourceRequirements, SecretKeySelector,
+        SecurityContext,
+    },
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
+};
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+
+/// Field manager of every server-side apply the operator makes.
+pub const MANAGER: &str = "wordcount-operator";
+/// Key prefix in Redis (`--prefix`): one Redis per job, so one fixed prefix.
+pub const PREFIX: &str = "wc";
+pub const REDIS_PORT: i32 = 6379;
+/// Key of the password in the job's Secret.
+pub const PASSWORD_KEY: &str = "password";
+
+pub const LABEL_JOB: &str = "wordcount.dev/job";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+
+/// Which part of the job a child belongs to (the component label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Redis,
+    Input,
+    Driver,
+    Worker,
+}
+
+impl Component {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Redis => "redis",
+            Component::Input => "input",
+            Component::Driver => "driver",
+            Component::Worker => "worker",
+        }
+    }
+}
+
+/// The names of a job's children, all derived from the job's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    pub secret: String,
+    pub redis: String,
+    pub redis_data: String,
+    pub input: String,
+    pub driver: String,
+    pub workers: String,
+}
+
+impl Names {
+    pub fn of(job: &WordCountJob) -> Self {
+        let name = job.name_any();
+        Self {
+            secret: format!("{name}-redis-auth"),
+            redis: format!("{name}-redis"),
+            redis_data: format!("{name}-redis-data"),
+            input: format!("{name}-input"),
+            driver: format!("{name}-driver"),
+            workers: format!("{name}-workers"),
+        }
+    }
+}
+
+/// Labels shared by every child of the job and its pods.
+pub fn labels(job: &WordCountJob, component: Component) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "wordcount".into()),
+        ("app.kubernetes.io/instance".into(), job.name_any()),
+        ("app.kubernetes.io/managed-by".into(), MANAGER.into()),
+        (LABEL_COMPONENT.into(), component.as_str().into()),
+        (LABEL_JOB.into(), job.name_any()),
+    ])
+}
+
+/// The selector of one component's pods (a subset of `labels`, stable forever).
+pub fn selector(job: &WordCountJob, component: Component) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_JOB.into(), job.name_any()),
+        (LABEL_COMPONENT.into(), component.as_str().into()),
+    ])
+}
+
+/// Metadata of a child: name, namespace, labels, and the job as controller owner.
+pub fn meta(job: &WordCountJob, name: &str, component: Component) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: job.namespace(),
+        labels: Some(labels(job, component)),
+        owner_references: job.controller_owner_ref(&()).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// `redis://host:port` for pods in the job's namespace. The password is not
+/// in the URL: `wordcount` reads it from `REDIS_PASSWORD`.
+pub fn redis_url(job: &WordCountJob) -> String {
+    format!("redis://{}:{REDIS_PORT}", Names::of(job).redis)
+}
+
+/// `REDIS_PASSWORD` from the job's Secret.
+pub fn password_env(job: &WordCountJob) -> EnvVar {
+    EnvVar {
+        name: "REDIS_PASSWORD".into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: Names::of(job).secret,
+                key: PASSWORD_KEY.into(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// No privilege escalation and no capabilities: nothing in the job needs them.
+pub fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The spec's resources for a component, or modest requests (no limits, so a
+/// large vocabulary is not OOM-killed by a guess).
+pub fn resources_or(
+    given: Option<&ResourceRequirements>,
+    cpu: &str,
+    memory: &str,
+) -> ResourceRequirements {
+    given.cloned().unwrap_or_else(|| ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity(cpu.into())),
+            ("memory".into(), Quantity(memory.into())),
+        ])),
+        ..ResourceRequirements::default()
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::crd::{Input, SyntheticInput, WordCountJob, WordCountJobSpec};
+    use kube::ResourceExt;
+
+    /// A job as the API server would hand it over: defaults applied, uid set.
+    pub fn job(name: &str, input: Input) -> WordCountJob {
+        let spec: WordCountJobSpec = serde_json::from_value(serde_json::json!({
+            "input": serde_json::to_value(input).unwrap(),
+        }))
+        .unwrap();
+        let mut job = WordCountJob::new(name, spec);
+        job.metadata.namespace = Some("ns1".into());
+        job.metadata.uid = Some(format!("uid-{}", job.name_any()));
+        job.metadata.generation = Some(1);
+        job
+    }
+
+    pub fn synthetic(name: &str) -> WordCountJob {
+        job(
+            name,
+            Input::Synthetic(SyntheticInput {
+                files: 8,
+                bytes_per_file: 4096,
+                vocabulary: Some(100),
+                zipf: Some(1.1),
+                skew_factor: None,
+                seed: Some(7),
+            }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_are_owned_by_the_job_as_controller() {
+        let job = fixtures::synthetic("demo");
+        let m = meta(&job, "demo-redis", Component::Redis);
+        let owner = &m.owner_references.unwrap()[0];
+        assert_eq!(owner.kind, "WordCountJob");
+        assert_eq!(owner.api_version, "wordcount.dev/v1alpha1");
+        assert_eq!(owner.name, "demo");
+        assert_eq!(owner.uid, "uid-demo");
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(m.namespace.as_deref(), Some("ns1"));
+        assert_eq!(m.labels.unwrap()[LABEL_COMPONENT], "redis");
+    }
+
+    #[test]
+    fn selector_is_a_subset_of_the_labels() {
+        let job = fixtures::synthetic("demo");
+        for c in [
+            Component::Redis,
+            Component::Driver,
+            Component::Worker,
+            Component::Input,
+        ] {
+            let l = labels(&job, c);
+            for (k, v) in selector(&job, c) {
+                assert_eq!(l.get(&k), Some(&v));
+            }
+        }
+    }
+}

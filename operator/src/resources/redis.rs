@@ -1,0 +1,285 @@
+//! Redis: a password Secret, a data volume, a one-replica Deployment and a
+//! Service. RDB snapshots go to the volume, so a restarted Redis pod comes
+//! back from its last checkpoint; the driver re-enqueues what it lacks.
+
+use super::{
+    container_security, meta, password_env, resources_or, selector, Component, Names, PASSWORD_KEY,
+    REDIS_PORT,
+};
+use crate::crd::WordCountJob;
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy},
+        core::v1::{
+            Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+            PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, Secret, Service,
+            ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+            VolumeResourceRequirements,
+        },
+    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    ByteString,
+};
+use std::collections::BTreeMap;
+
+const DATA_DIR: &str = "/data";
+
+/// The Secret holding the Redis password. The password is chosen once by the
+/// controller (see `new_password`) and re-applied unchanged afterwards.
+pub fn secret(job: &WordCountJob, password: &str) -> Secret {
+    Secret {
+        metadata: meta(job, &Names::of(job).secret, Component::Redis),
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            PASSWORD_KEY.to_string(),
+            ByteString(password.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// A fresh random password: 32 alphanumerics from the OS-seeded thread RNG.
+pub fn new_password() -> String {
+    use rand::{distr::Alphanumeric, RngExt};
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// The volume Redis writes its RDB snapshots to.
+pub fn data_claim(job: &WordCountJob) -> PersistentVolumeClaim {
+    let storage = &job.spec.storage;
+    PersistentVolumeClaim {
+        metadata: meta(job, &Names::of(job).redis_data, Component::Redis),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: storage.class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".into(),
+                    storage.redis_size.clone(),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// `redis-server` arguments: snapshot every `snapshotInterval` if anything
+/// changed, no AOF (the experiment is about recovering from a checkpoint), and
+/// the password from the environment (Kubernetes expands `$(VAR)` in args, so
+/// it never appears in the object).
+pub fn server_args(job: &WordCountJob) -> Vec<String> {
+    // `save` counts whole seconds; a sub-second interval means every second.
+    let secs = job.spec.redis.snapshot_interval.as_std().as_secs().max(1);
+    [
+        "--port",
+        &REDIS_PORT.to_string(),
+        "--bind",
+        "0.0.0.0",
+        "--dir",
+        DATA_DIR,
+        "--dbfilename",
+        "dump.rdb",
+        "--save",
+        &format!("{secs} 1"),
+        "--appendonly",
+        "no",
+        "--requirepass",
+        "$(REDIS_PASSWORD)",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+pub fn deployment(job: &WordCountJob) -> Deployment {
+    let names = Names::of(job);
+    let labels = super::labels(job, Component::Redis);
+    let container = Container {
+        name: "redis".into(),
+        image: Some(job.spec.redis_image().to_string()),
+        image_pull_policy: Some(job.spec.image_pull_policy.as_str().into()),
+        command: Some(vec!["redis-server".into()]),
+        args: Some(server_args(job)),
+        env: Some(vec![password_env(job)]),
+        ports: Some(vec![ContainerPort {
+            name: Some("redis".into()),
+            container_port: REDIS_PORT,
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(REDIS_PORT),
+                ..TCPSocketAction::default()
+            }),
+            period_seconds: Some(2),
+            ..Probe::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            ..VolumeMount::default()
+        }]),
+        resources: Some(resources_or(
+            job.spec.resources.as_ref().and_then(|r| r.redis.as_ref()),
+            "50m",
+            "64Mi",
+        )),
+        security_context: Some(container_security()),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: meta(job, &names.redis, Component::Redis),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(selector(job, Component::Redis)),
+                ..LabelSelector::default()
+            },
+            // One writer of the RDB file at a time: the old pod is gone
+            // before the new one mounts the volume.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                ..DeploymentStrategy::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "data".into(),
+                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                            claim_name: names.redis_data,
+                            ..PersistentVolumeClaimVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    }]),
+                    // Killing Redis is an experiment; no need to wait 30 s.
+                    termination_grace_period_seconds: Some(5),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+pub fn service(job: &WordCountJob) -> Service {
+    Service {
+        metadata: meta(job, &Names::of(job).redis, Component::Redis),
+        spec: Some(ServiceSpec {
+            selector: Some(selector(job, Component::Redis)),
+            ports: Some(vec![ServicePort {
+                name: Some("redis".into()),
+                port: REDIS_PORT,
+                target_port: Some(IntOrString::String("redis".into())),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{duration::Duration, resources::fixtures};
+
+    #[test]
+    fn snapshot_interval_becomes_save_seconds() {
+        let mut job = fixtures::synthetic("demo");
+        job.spec.redis.snapshot_interval = Duration::from_secs(120);
+        let args = server_args(&job);
+        let save = args.iter().position(|a| a == "--save").unwrap();
+        assert_eq!(args[save + 1], "120 1");
+        let aof = args.iter().position(|a| a == "--appendonly").unwrap();
+        assert_eq!(args[aof + 1], "no");
+
+        job.spec.redis.snapshot_interval = Duration::from_millis(500);
+        let args = server_args(&job);
+        assert!(args.windows(2).any(|w| w == ["--save", "1 1"]));
+    }
+
+    #[test]
+    fn password_comes_from_the_secret_not_the_object() {
+        let job = fixtures::synthetic("demo");
+        let d = deployment(&job);
+        let c = &d
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        assert!(c
+            .args
+            .as_ref()
+            .unwrap()
+            .windows(2)
+            .any(|w| w == ["--requirepass", "$(REDIS_PASSWORD)"]));
+        let env = &c.env.as_ref().unwrap()[0];
+        let secret_ref = env
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(secret_ref.name, "demo-redis-auth");
+        assert_eq!(secret_ref.key, PASSWORD_KEY);
+    }
+
+    #[test]
+    fn deployment_mounts_the_data_claim_and_recreates() {
+        let job = fixtures::synthetic("demo");
+        let d = deployment(&job);
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+        let pod = spec.template.spec.unwrap();
+        let claim = pod.volumes.unwrap()[0]
+            .persistent_volume_claim
+            .clone()
+            .unwrap();
+        assert_eq!(claim.claim_name, "demo-redis-data");
+        // The pod template carries the selector's labels.
+        let tl = spec.template.metadata.unwrap().labels.unwrap();
+        for (k, v) in spec.selector.match_labels.unwrap() {
+            assert_eq!(tl[&k], v);
+        }
+        // The same image as the job unless the spec names another.
+        assert_eq!(pod.containers[0].image.as_deref(), Some("wordcount:dev"));
+    }
+
+    #[test]
+    fn service_targets_the_redis_pods() {
+        let job = fixtures::synthetic("demo");
+        let s = service(&job);
+        assert_eq!(s.metadata.name.as_deref(), Some("demo-redis"));
+        let spec = s.spec.unwrap();
+        assert_eq!(spec.selector.unwrap(), selector(&job, Component::Redis));
+        assert_eq!(spec.ports.unwrap()[0].port, 6379);
+    }
+
+    #[test]
+    fn passwords_are_random_alphanumerics() {
+        let (a, b) = (new_password(), new_password());
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+        let s = secret(&fixtures::synthetic("demo"), &a);
+        assert_eq!(s.data.unwrap()[PASSWORD_KEY].0, a.as_bytes());
+    }
+}

@@ -1,0 +1,186 @@
+//! The workers: an Indexed batch Job, so worker I keeps index I across
+//! replacements (faults target an index) and a crashed or deleted worker is
+//! replaced by a new pod with the same index.
+
+use super::{
+    container_security, input, meta, password_env, redis_url, resources_or, Component, Names,
+    PREFIX,
+};
+use crate::crd::{PodKillTarget, WordCountJob};
+use k8s_openapi::{
+    api::{
+        batch::v1::{Job, JobSpec},
+        core::v1::{Container, PodSpec, PodTemplateSpec},
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+
+/// Failures each index may have before the Job gives it up: room for every
+/// injected crash and pod kill, plus slack for real trouble (a per-index limit
+/// also makes the Job's re-creation backoff per index, so one worker killed
+/// often does not slow the replacement of the others).
+pub fn backoff_limit_per_index(wcj: &WordCountJob) -> i32 {
+    let faults = wcj.spec.faults.as_ref();
+    let crashes = faults.map_or(0, |f| f.crashes.len() as i32);
+    let kills = wcj
+        .spec
+        .pod_kills()
+        .filter(|k| k.target == PodKillTarget::Worker)
+        .map_or(0, |k| k.max_kills);
+    6 + crashes + kills
+}
+
+/// The worker's index comes from `JOB_COMPLETION_INDEX`, which Kubernetes
+/// sets in every pod of an Indexed Job; every worker gets every fault and
+/// applies those with its index.
+pub fn args(wcj: &WordCountJob) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "worker",
+        "--redis",
+        &redis_url(wcj),
+        "--input",
+        &input::dir(wcj),
+        "--prefix",
+        PREFIX,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for fault in wcj.spec.fault_args() {
+        args.push("--fault".into());
+        args.push(fault);
+    }
+    args
+}
+
+pub fn job(wcj: &WordCountJob) -> Job {
+    let names = Names::of(wcj);
+    let container = Container {
+        name: "worker".into(),
+        image: Some(wcj.spec.image().to_string()),
+        image_pull_policy: Some(wcj.spec.image_pull_policy.as_str().into()),
+        command: Some(vec!["wordcount".into()]),
+        args: Some(args(wcj)),
+        env: Some(vec![password_env(wcj)]),
+        volume_mounts: Some(vec![input::mount(wcj)]),
+        resources: Some(resources_or(
+            wcj.spec.resources.as_ref().and_then(|r| r.worker.as_ref()),
+            "100m",
+            "128Mi",
+        )),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(container_security()),
+        ..Container::default()
+    };
+    Job {
+        metadata: meta(wcj, &names.workers, Component::Worker),
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".into()),
+            completions: Some(wcj.spec.workers),
+            parallelism: Some(wcj.spec.workers),
+            backoff_limit_per_index: Some(backoff_limit_per_index(wcj)),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(super::labels(wcj, Component::Worker)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![container],
+                    volumes: Some(vec![input::volume(wcj)]),
+                    // Deleted workers are an experiment, not a drain to honour.
+                    termination_grace_period_seconds: Some(5),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        ..Job::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        crd::{Crash, CrashPoint, Faults, PodKills, Straggler},
+        resources::fixtures,
+    };
+
+    fn with_faults() -> WordCountJob {
+        let mut wcj = fixtures::synthetic("demo");
+        wcj.spec.workers = 4;
+        wcj.spec.faults = Some(Faults {
+            crashes: vec![
+                Crash {
+                    worker: 1,
+                    point: CrashPoint::AfterCount,
+                    file: Some(2),
+                },
+                Crash {
+                    worker: 0,
+                    point: CrashPoint::MidStage,
+                    file: None,
+                },
+            ],
+            stragglers: vec![Straggler {
+                worker: 3,
+                slow_factor: 4.0,
+            }],
+            pod_kills: Some(PodKills {
+                target: PodKillTarget::Worker,
+                every: "10s".parse().unwrap(),
+                after: "5s".parse().unwrap(),
+                max_kills: 3,
+            }),
+        });
+        wcj
+    }
+
+    #[test]
+    fn faults_become_fault_args_in_protocol_syntax() {
+        let a = args(&with_faults());
+        assert_eq!(
+            a[7..],
+            [
+                "--fault",
+                "worker=1,crash=after-count,file=2",
+                "--fault",
+                "worker=0,crash=mid-stage",
+                "--fault",
+                "worker=3,slow=4"
+            ]
+        );
+        assert_eq!(a[..3], ["worker", "--redis", "redis://demo-redis:6379"]);
+        // The index is left to JOB_COMPLETION_INDEX, set by the Indexed Job.
+        assert!(!a.iter().any(|x| x == "--index"));
+    }
+
+    #[test]
+    fn workers_are_an_indexed_job_of_n_pods() {
+        let wcj = with_faults();
+        let spec = job(&wcj).spec.unwrap();
+        assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+        assert_eq!((spec.completions, spec.parallelism), (Some(4), Some(4)));
+        // 6 slack + 2 crashes + 3 worker kills.
+        assert_eq!(spec.backoff_limit_per_index, Some(11));
+        assert_eq!(
+            spec.template.spec.unwrap().restart_policy.as_deref(),
+            Some("Never")
+        );
+    }
+
+    #[test]
+    fn redis_kills_do_not_count_against_workers() {
+        let mut wcj = with_faults();
+        wcj.spec
+            .faults
+            .as_mut()
+            .unwrap()
+            .pod_kills
+            .as_mut()
+            .unwrap()
+            .target = PodKillTarget::Redis;
+        assert_eq!(backoff_limit_per_index(&wcj), 8);
+    }
+}

@@ -1,0 +1,658 @@
+//! The job's status, derived afresh on every reconcile from what the cluster
+//! and Redis say now (the batch Jobs, the Redis Deployment, the pods, Redis'
+//! keys), never from remembered transitions, so it cannot go stale when a pod
+//! dies. Two things are carried over from the previous status, on purpose:
+//! the operator's own pod kills (nothing else records them) and, while Redis
+//! cannot be read, the last figures read from it (marked by Ready=False).
+
+use crate::{
+    crd::{FaultKind, InjectedFault, Phase, WordCountJob, WordCountJobStatus, WorkerCounts},
+    duration,
+    progress::{Progress, ReadError},
+};
+use k8s_openapi::{
+    api::{apps::v1::Deployment, batch::v1::Job},
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    jiff::{SignedDuration, Timestamp},
+};
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const COMPLETE: &str = "Complete";
+pub const FAILED: &str = "Failed";
+
+/// Everything the status is derived from, gathered by the controller.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub redis_deployment: Option<Deployment>,
+    pub driver: Option<Job>,
+    pub workers: Option<Job>,
+    /// Redis' keys, or why they could not be read.
+    pub progress: Option<Result<Progress, ReadError>>,
+    /// Why the input cannot be mounted, when a pod's events say so.
+    pub input_error: Option<String>,
+    /// The termination message of the last failed driver pod.
+    pub driver_error: Option<String>,
+    /// Pod kills done by the operator, including any done in this reconcile.
+    pub pod_kills: Vec<InjectedFault>,
+}
+
+/// A Job's condition of the given type, if it is True.
+fn job_condition<'a>(
+    job: Option<&'a Job>,
+    type_: &str,
+) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
+    job?.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+}
+
+fn job_counts(job: Option<&Job>) -> WorkerCounts {
+    let s = job.and_then(|j| j.status.as_ref());
+    WorkerCounts {
+        active: s.and_then(|s| s.active).unwrap_or(0),
+        ready: s.and_then(|s| s.ready).unwrap_or(0),
+        succeeded: s.and_then(|s| s.succeeded).unwrap_or(0),
+        failed: s.and_then(|s| s.failed).unwrap_or(0),
+    }
+}
+
+fn redis_available(d: Option<&Deployment>) -> bool {
+    d.and_then(|d| d.status.as_ref())
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
+        > 0
+}
+
+fn ms_to_time(ms: i64) -> Option<Time> {
+    Timestamp::from_millisecond(ms).ok().map(Time)
+}
+
+/// The status for `job` given what was observed, at time `now`.
+pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJobStatus {
+    let previous = job.status.clone().unwrap_or_default();
+    let progress = match &obs.progress {
+        Some(Ok(p)) => Some(p),
+        _ => None,
+    };
+    let redis_error = match &obs.progress {
+        Some(Err(e)) => Some(e.to_string()),
+        None => Some("Redis has not been read yet".to_string()),
+        Some(Ok(_)) => None,
+    };
+
+    // Figures from Redis, or the last ones read while it cannot be read.
+    let mut status = WordCountJobStatus {
+        observed_generation: job.metadata.generation,
+        ..WordCountJobStatus::default()
+    };
+    match progress {
+        Some(p) => {
+            status.files_total = p.meta.as_ref().and_then(|m| m.files);
+            status.files_done = p.meta.as_ref().map(|_| p.files_done);
+            status.files_failed = Some(p.files_failed).filter(|n| *n > 0);
+            status.start_time = p
+                .meta
+                .as_ref()
+                .and_then(|m| m.started_ms)
+                .and_then(ms_to_time);
+            if let Some(s) = &p.summary {
+                status.words = Some(s.words);
+                status.distinct_words = Some(s.distinct);
+                status.top_words = s
+                    .top
+                    .iter()
+                    .take(job.spec.top_n.max(0) as usize)
+                    .cloned()
+                    .collect();
+            }
+        }
+        None => {
+            status.files_total = previous.files_total;
+            status.files_done = previous.files_done;
+            status.files_failed = previous.files_failed;
+            status.start_time = previous.start_time.clone();
+            status.words = previous.words;
+            status.distinct_words = previous.distinct_words;
+            status.top_words = previous.top_words.clone();
+        }
+    }
+    if let (Some(done), Some(total)) = (status.files_done, status.files_total) {
+        status.progress = Some(format!("{done}/{total}"));
+    }
+
+    // Faults: crashes as Redis recorded them, then the operator's pod kills.
+    let mut faults: Vec<InjectedFault> = match progress {
+        Some(p) => p
+            .faults
+            .iter()
+            .filter_map(|(spec, ms)| {
+                Some(InjectedFault {
+                    kind: FaultKind::Crash,
+                    target: spec.clone(),
+                    time: ms_to_time(*ms)?,
+                })
+            })
+            .collect(),
+        None => previous
+            .faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::Crash)
+            .cloned()
+            .collect(),
+    };
+    faults.extend(obs.pod_kills.iter().cloned());
+    faults.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.target.cmp(&b.target)));
+    status.faults_injected = faults.len() as i32;
+    status.faults = faults;
+
+    let workers = job_counts(obs.workers.as_ref());
+    let driver = job_counts(obs.driver.as_ref());
+    status.workers = obs.workers.as_ref().map(|_| workers);
+
+    // Phase: failure first, then completion, then whether anything runs.
+    let driver_failed = job_condition(obs.driver.as_ref(), "Failed");
+    let workers_failed = job_condition(obs.workers.as_ref(), "Failed");
+    let driver_complete = job_condition(obs.driver.as_ref(), "Complete");
+    let summary = progress.and_then(|p| p.summary.as_ref());
+    let (phase, reason, message) = if let Some(e) = &obs.input_error {
+        (
+            Phase::Failed,
+            "InputUnavailable",
+            format!("the input cannot be mounted: {e}"),
+        )
+    } else if let Some(c) = driver_failed {
+        let why = obs
+            .driver_error
+            .clone()
+            .or_else(|| c.message.clone())
+            .unwrap_or_else(|| "no message".into());
+        (
+            Phase::Failed,
+            "DriverFailed",
+            format!("the driver failed: {}", why.trim()),
+        )
+    } else if let Some(c) = workers_failed {
+        let why = c.message.clone().unwrap_or_else(|| "no message".into());
+        (
+            Phase::Failed,
+            "WorkersFailed",
+            format!("the workers failed: {why}"),
+        )
+    } else if driver_complete.is_some() || summary.is_some() {
+        let mut message = match summary {
+            Some(s) => format!(
+                "counted {} words ({} distinct) in {} files",
+                s.words,
+                s.distinct,
+                status.files_done.unwrap_or(0)
+            ),
+            None => "the driver finished".into(),
+        };
+        if let Some(p) = progress.filter(|p| p.files_failed > 0) {
+            message.push_str(&failed_files(p));
+        }
+        (Phase::Succeeded, "Succeeded", message)
+    } else if progress.is_some_and(|p| p.meta.is_some()) || driver.ready + workers.ready > 0 {
+        let message = match &status.progress {
+            Some(p) => format!(
+                "{p} files committed, {} of {} workers running",
+                workers.ready, job.spec.workers
+            ),
+            None => "the driver is enqueueing".into(),
+        };
+        (Phase::Running, "Running", message)
+    } else {
+        let waiting = if !redis_available(obs.redis_deployment.as_ref()) {
+            "Redis to become available"
+        } else if input_generating(obs.driver.as_ref(), job) {
+            "the input to be generated and the driver to start"
+        } else {
+            "the driver to start"
+        };
+        (Phase::Pending, "Pending", format!("waiting for {waiting}"))
+    };
+    status.phase = Some(phase);
+
+    // Times. Completion: the driver Job's, else the driver's own count of
+    // seconds; duration runs to now while the job is not finished.
+    if phase == Phase::Succeeded {
+        status.completion_time = driver_complete_time(obs.driver.as_ref()).or_else(|| {
+            let start = status.start_time.as_ref()?;
+            let secs = summary?.seconds;
+            start
+                .0
+                .checked_add(SignedDuration::from_secs_f64(secs))
+                .ok()
+                .map(Time)
+        });
+    }
+    if let Some(start) = &status.start_time {
+        let end = match (&status.completion_time, phase.is_terminal()) {
+            (Some(t), _) => Some(t.0),
+            (None, false) => Some(now),
+            (None, true) => None,
+        };
+        if let Some(end) = end {
+            let d = end.duration_since(start.0).unsigned_abs();
+            status.duration = Some(duration::human(d));
+        }
+    }
+
+    // Conditions, keeping the transition time of any that did not change.
+    let redis_up = progress.is_some();
+    let conditions = [
+        match &redis_error {
+            None => condition(READY, true, "RedisReady", "Redis answers".into()),
+            Some(e) => condition(READY, false, "RedisUnreachable", e.clone()),
+        },
+        condition(PROGRESSING, !phase.is_terminal(), reason, message.clone()),
+        condition(COMPLETE, phase == Phase::Succeeded, reason, message.clone()),
+        condition(FAILED, phase == Phase::Failed, reason, message.clone()),
+    ];
+    status.conditions = conditions
+        .into_iter()
+        .map(|c| keep_transition_time(c, &previous.conditions, job.metadata.generation, now))
+        .collect();
+
+    // The message says what is wrong, else what the job waits for.
+    status.message = Some(match (phase, &redis_error) {
+        (Phase::Failed, _) => message,
+        (Phase::Succeeded, _) => message,
+        (_, Some(e)) if !redis_up => format!("{message}; {e}"),
+        _ => message,
+    });
+    status
+}
+
+/// "; 2 files could not be counted: a.bin: ...; b.bin: ..." (the first few).
+fn failed_files(p: &Progress) -> String {
+    const SHOWN: usize = 3;
+    let mut out = format!("; {} files could not be counted", p.files_failed);
+    let reasons: Vec<String> = p
+        .failed
+        .iter()
+        .take(SHOWN)
+        .map(|(path, why)| format!("{path}: {why}"))
+        .collect();
+    if !reasons.is_empty() {
+        out.push_str(": ");
+        out.push_str(&reasons.join("; "));
+    }
+    if p.failed.len() > SHOWN {
+        out.push_str("; ...");
+    }
+    out
+}
+
+fn input_generating(driver: Option<&Job>, job: &WordCountJob) -> bool {
+    matches!(job.spec.input, crate::crd::Input::Synthetic(_)) && job_counts(driver).active > 0
+}
+
+fn driver_complete_time(driver: Option<&Job>) -> Option<Time> {
+    driver?.status.as_ref()?.completion_time.clone()
+}
+
+struct NewCondition {
+    type_: &'static str,
+    status: bool,
+    reason: String,
+    message: String,
+}
+
+fn condition(type_: &'static str, status: bool, reason: &str, message: String) -> NewCondition {
+    NewCondition {
+        type_,
+        status,
+        reason: reason.to_string(),
+        message,
+    }
+}
+
+fn keep_transition_time(
+    c: NewCondition,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if c.status { "True" } else { "False" };
+    let since = previous
+        .iter()
+        .find(|p| p.type_ == c.type_ && p.status == status)
+        .map(|p| p.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: c.type_.to_string(),
+        status: status.to_string(),
+        reason: c.reason,
+        message: c.message,
+        observed_generation: generation,
+        last_transition_time: since,
+    }
+}
+
+/// The condition of the given type, if present.
+pub fn find<'a>(status: &'a WordCountJobStatus, type_: &str) -> Option<&'a Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        crd::WordCount,
+        progress::{Meta, Summary},
+        resources::fixtures,
+    };
+    use k8s_openapi::api::{
+        apps::v1::DeploymentStatus,
+        batch::v1::{JobCondition, JobStatus},
+    };
+    use std::collections::BTreeMap;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn job_with(status: JobStatus) -> Job {
+        Job {
+            status: Some(status),
+            ..Job::default()
+        }
+    }
+
+    fn cond(type_: &str, message: &str) -> JobCondition {
+        JobCondition {
+            type_: type_.into(),
+            status: "True".into(),
+            message: Some(message.into()),
+            ..JobCondition::default()
+        }
+    }
+
+    fn available_redis() -> Option<Deployment> {
+        Some(Deployment {
+            status: Some(DeploymentStatus {
+                available_replicas: Some(1),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        })
+    }
+
+    fn unreachable() -> Option<Result<Progress, ReadError>> {
+        Some(Err(ReadError::Unreachable {
+            addr: "demo-redis.ns1.svc:6379".into(),
+            reason: "connection refused".into(),
+        }))
+    }
+
+    fn running_progress(done: i64) -> Progress {
+        Progress {
+            meta: Some(Meta {
+                files: Some(8),
+                enqueue_done: true,
+                started_ms: Some(t("2025-01-01T00:00:00Z").as_millisecond()),
+            }),
+            files_done: done,
+            faults: BTreeMap::from([(
+                "worker=1,crash=after-read".into(),
+                t("2025-01-01T00:00:05Z").as_millisecond(),
+            )]),
+            ..Progress::default()
+        }
+    }
+
+    #[test]
+    fn fresh_job_without_pods_is_pending_and_not_ready() {
+        let job = fixtures::synthetic("demo");
+        let obs = Observed {
+            driver: Some(job_with(JobStatus {
+                active: Some(1), // pods exist but none runs (no kubelet)
+                ..JobStatus::default()
+            })),
+            workers: Some(job_with(JobStatus::default())),
+            progress: unreachable(),
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:00:00Z"));
+        assert_eq!(s.phase, Some(Phase::Pending));
+        let ready = find(&s, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "RedisUnreachable")
+        );
+        assert!(ready.message.contains("connection refused"));
+        assert_eq!(find(&s, PROGRESSING).unwrap().status, "True");
+        assert_eq!(find(&s, COMPLETE).unwrap().status, "False");
+        assert_eq!(find(&s, FAILED).unwrap().status, "False");
+        assert_eq!(s.observed_generation, Some(1));
+        assert!(
+            s.message.as_ref().unwrap().contains("waiting for Redis"),
+            "{:?}",
+            s.message
+        );
+        assert!(s.progress.is_none() && s.start_time.is_none() && s.duration.is_none());
+    }
+
+    #[test]
+    fn running_job_reports_progress_faults_and_a_ticking_duration() {
+        let job = fixtures::synthetic("demo");
+        let obs = Observed {
+            redis_deployment: available_redis(),
+            workers: Some(job_with(JobStatus {
+                active: Some(3),
+                ready: Some(2),
+                ..JobStatus::default()
+            })),
+            progress: Some(Ok(running_progress(3))),
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:01:30Z"));
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(s.progress.as_deref(), Some("3/8"));
+        assert_eq!((s.files_done, s.files_total), (Some(3), Some(8)));
+        assert_eq!(s.duration.as_deref(), Some("1m30s"));
+        assert_eq!(s.faults_injected, 1);
+        assert_eq!(s.faults[0].kind, FaultKind::Crash);
+        assert_eq!(s.workers.unwrap().ready, 2);
+        assert_eq!(find(&s, READY).unwrap().status, "True");
+    }
+
+    #[test]
+    fn summary_means_succeeded_with_top_words_and_completion_time() {
+        let mut job = fixtures::synthetic("demo");
+        job.spec.top_n = 2;
+        let mut p = running_progress(8);
+        p.summary = Some(Summary {
+            words: 100,
+            distinct: 3,
+            top: vec![
+                WordCount {
+                    word: "a".into(),
+                    count: 50,
+                },
+                WordCount {
+                    word: "b".into(),
+                    count: 30,
+                },
+                WordCount {
+                    word: "c".into(),
+                    count: 20,
+                },
+            ],
+            seconds: 42.0,
+        });
+        let obs = Observed {
+            redis_deployment: available_redis(),
+            progress: Some(Ok(p)),
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T01:00:00Z"));
+        assert_eq!(s.phase, Some(Phase::Succeeded));
+        assert_eq!(s.top_words.len(), 2);
+        assert_eq!((s.words, s.distinct_words), (Some(100), Some(3)));
+        // No Job completion time: start + the driver's 42 s.
+        assert_eq!(
+            s.completion_time.as_ref().unwrap().0,
+            t("2025-01-01T00:00:42Z")
+        );
+        assert_eq!(s.duration.as_deref(), Some("42s"));
+        assert_eq!(find(&s, COMPLETE).unwrap().status, "True");
+        assert_eq!(find(&s, PROGRESSING).unwrap().status, "False");
+    }
+
+    #[test]
+    fn files_that_could_not_be_counted_are_named() {
+        let job = fixtures::synthetic("demo");
+        let mut p = running_progress(7);
+        p.files_failed = 1;
+        p.failed
+            .insert("x/y.bin".into(), "Permission denied".into());
+        p.summary = Some(Summary {
+            words: 10,
+            distinct: 2,
+            ..Summary::default()
+        });
+        let obs = Observed {
+            progress: Some(Ok(p)),
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:01:00Z"));
+        assert_eq!(s.phase, Some(Phase::Succeeded));
+        assert_eq!(s.files_failed, Some(1));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("counted 10 words (2 distinct) in 7 files; 1 files could not be counted: x/y.bin: Permission denied")
+        );
+    }
+
+    #[test]
+    fn failed_driver_quotes_its_termination_message() {
+        let job = fixtures::synthetic("demo");
+        let obs = Observed {
+            redis_deployment: available_redis(),
+            driver: Some(job_with(JobStatus {
+                conditions: Some(vec![cond(
+                    "Failed",
+                    "Job has reached the specified backoff limit",
+                )]),
+                ..JobStatus::default()
+            })),
+            driver_error: Some("error: input directory /input does not exist\n".into()),
+            progress: Some(Ok(Progress::default())),
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:00:00Z"));
+        assert_eq!(s.phase, Some(Phase::Failed));
+        let failed = find(&s, FAILED).unwrap();
+        assert_eq!(
+            (failed.status.as_str(), failed.reason.as_str()),
+            ("True", "DriverFailed")
+        );
+        assert_eq!(
+            s.message.as_deref(),
+            Some("the driver failed: error: input directory /input does not exist")
+        );
+    }
+
+    #[test]
+    fn input_that_cannot_mount_fails_the_job() {
+        let job = fixtures::synthetic("demo");
+        let obs = Observed {
+            input_error: Some("hostPath type check failed: /data/nope is not a directory".into()),
+            progress: unreachable(),
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:00:00Z"));
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(find(&s, FAILED).unwrap().reason, "InputUnavailable");
+    }
+
+    #[test]
+    fn unreachable_redis_keeps_the_last_figures_but_says_so() {
+        let mut job = fixtures::synthetic("demo");
+        let before = derive(
+            &job,
+            &Observed {
+                redis_deployment: available_redis(),
+                workers: Some(job_with(JobStatus {
+                    ready: Some(3),
+                    ..JobStatus::default()
+                })),
+                progress: Some(Ok(running_progress(5))),
+                ..Observed::default()
+            },
+            t("2025-01-01T00:00:10Z"),
+        );
+        job.status = Some(before.clone());
+        // Redis pod deleted: the workers still run, Redis does not answer.
+        let after = derive(
+            &job,
+            &Observed {
+                workers: Some(job_with(JobStatus {
+                    ready: Some(3),
+                    ..JobStatus::default()
+                })),
+                progress: unreachable(),
+                ..Observed::default()
+            },
+            t("2025-01-01T00:00:20Z"),
+        );
+        assert_eq!(after.phase, Some(Phase::Running));
+        assert_eq!(after.progress.as_deref(), Some("5/8"));
+        assert_eq!(after.faults, before.faults);
+        assert_eq!(find(&after, READY).unwrap().status, "False");
+        assert!(after.message.unwrap().contains("cannot reach Redis"));
+    }
+
+    #[test]
+    fn transition_times_change_only_with_the_status() {
+        let mut job = fixtures::synthetic("demo");
+        let obs = Observed {
+            progress: unreachable(),
+            ..Observed::default()
+        };
+        let first = derive(&job, &obs, t("2025-01-01T00:00:00Z"));
+        job.status = Some(first);
+        let second = derive(&job, &obs, t("2025-01-01T00:05:00Z"));
+        assert_eq!(
+            find(&second, READY).unwrap().last_transition_time.0,
+            t("2025-01-01T00:00:00Z")
+        );
+        job.status = Some(second);
+        let obs = Observed {
+            redis_deployment: available_redis(),
+            progress: Some(Ok(Progress::default())),
+            ..Observed::default()
+        };
+        let third = derive(&job, &obs, t("2025-01-01T00:06:00Z"));
+        let ready = find(&third, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.last_transition_time.0),
+            ("True", t("2025-01-01T00:06:00Z"))
+        );
+    }
+
+    #[test]
+    fn pod_kills_are_counted_with_crashes_in_time_order() {
+        let job = fixtures::synthetic("demo");
+        let kill = InjectedFault {
+            kind: FaultKind::PodKill,
+            target: "demo-workers-0-abcde".into(),
+            time: Time(t("2025-01-01T00:00:02Z")),
+        };
+        let obs = Observed {
+            progress: Some(Ok(running_progress(1))),
+            pod_kills: vec![kill.clone()],
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:00:10Z"));
+        assert_eq!(s.faults_injected, 2);
+        assert_eq!(s.faults[0], kill);
+        assert_eq!(s.faults[1].kind, FaultKind::Crash);
+    }
+}

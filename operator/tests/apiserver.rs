@@ -1,0 +1,756 @@
+//! Against a real API server (etcd, kube-apiserver, kube-controller-manager;
+//! no kubelet, so pods are created but never run). Ignored by a plain
+//! `cargo test`; `operator/tests/controlplane.sh` starts a control plane and
+//! runs them with WORDCOUNT_KUBECONFIG pointing at it:
+//!
+//!   WORDCOUNT_KUBECONFIG=... cargo test -p wordcount-operator --test apiserver -- --ignored
+//!
+//! `helm` and `kubectl` are taken from PATH.
+
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        batch::v1::Job,
+        core::v1::{Event, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount},
+        rbac::v1::{ClusterRole, ClusterRoleBinding},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::wait::{await_condition, conditions},
+    Api, Client, Config, Resource, ResourceExt,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+use wordcount_operator::crd::{self, Phase, WordCountJob};
+
+const IGNORE: &str = "needs a real API server: run operator/tests/controlplane.sh";
+const MANAGER: &str = "wordcount-tests";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The test cluster's kubeconfig. Only WORDCOUNT_KUBECONFIG is honoured, never
+/// KUBECONFIG, so these tests cannot touch a cluster of yours by accident.
+fn kubeconfig() -> PathBuf {
+    match std::env::var_os("WORDCOUNT_KUBECONFIG") {
+        Some(p) => PathBuf::from(p),
+        None => panic!("WORDCOUNT_KUBECONFIG is not set: {IGNORE}"),
+    }
+}
+
+async fn client_for(path: &Path) -> Client {
+    let kc = Kubeconfig::read_from(path).expect("readable kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("usable kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+async fn admin() -> Client {
+    client_for(&kubeconfig()).await
+}
+
+/// Polls `check` until it returns Some, or fails after `secs`.
+async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn ensure_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = crd::crd();
+    let name = crd.name_any();
+    crds.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("the CRD installs");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(crds, &name, conditions::is_crd_established()),
+    )
+    .await
+    .expect("the CRD is established in time")
+    .unwrap();
+}
+
+async fn fresh_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    delete_namespace(client, name).await;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace created");
+}
+
+/// Deletes a namespace and waits until it is gone (the namespace controller
+/// empties it first).
+async fn delete_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    eventually(&format!("namespace {name} to go"), 120, || {
+        let api = api.clone();
+        async move { api.get_opt(name).await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (is it on PATH?)"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn helm(args: &[&str]) -> Command {
+    let mut c = Command::new("helm");
+    c.args(args).arg("--kubeconfig").arg(kubeconfig());
+    c
+}
+
+fn kubectl(args: &[&str]) -> Command {
+    let mut c = Command::new("kubectl");
+    c.arg("--kubeconfig").arg(kubeconfig()).args(args);
+    c
+}
+
+fn chart() -> String {
+    repo()
+        .join("charts/wordcount-operator")
+        .display()
+        .to_string()
+}
+
+fn api_of(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<WordCountJob>(&()))
+}
+
+fn job_json(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "wordcount.dev/v1alpha1", "kind": "WordCountJob",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+/// Creates the object; returns the API server's refusal message, or None.
+async fn refusal(api: &Api<DynamicObject>, object: Value) -> Option<String> {
+    let obj: DynamicObject = serde_json::from_value(object).unwrap();
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => None,
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "refused as invalid: {s:?}");
+            Some(s.message)
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a real API server: run operator/tests/controlplane.sh"]
+async fn crd_installs_and_refuses_bad_specs() {
+    let client = admin().await;
+    ensure_crd(&client).await;
+    let ns = "wc-test-crd";
+    fresh_namespace(&client, ns).await;
+    let api = api_of(&client, ns);
+    let input = json!({"synthetic": {"files": 2, "bytesPerFile": 100}});
+
+    let msg = refusal(
+        &api,
+        job_json("zero", json!({"input": input, "workers": 0})),
+    )
+    .await;
+    let msg = msg.expect("workers: 0 is refused");
+    assert!(
+        msg.contains("spec.workers") && msg.contains("greater than or equal to 1"),
+        "{msg}"
+    );
+
+    for (field, spec) in [
+        (
+            "spec.tokenizer",
+            json!({"input": input, "tokenizer": "bogus"}),
+        ),
+        (
+            "spec.commit",
+            json!({"input": input, "commit": "sometimes"}),
+        ),
+        (
+            "spec.redis.mode",
+            json!({"input": input, "redis": {"mode": "Raft"}}),
+        ),
+        (
+            "spec.claimTimeout",
+            json!({"input": input, "claimTimeout": "5 minutes"}),
+        ),
+        (
+            "spec.faults.podKills.every",
+            json!({"input": input, "faults": {"podKills": {"target": "worker", "every": "-1s"}}}),
+        ),
+        (
+            "spec.faults.podKills.target",
+            json!({"input": input, "faults": {"podKills": {"target": "driver", "every": "1s"}}}),
+        ),
+    ] {
+        let msg = refusal(&api, job_json("bad", spec)).await;
+        let msg = msg.unwrap_or_else(|| panic!("a bad {field} is refused"));
+        assert!(msg.contains(field), "{field}: {msg}");
+    }
+
+    // Rules spanning fields (CEL), with their messages.
+    let msg = refusal(
+        &api,
+        job_json(
+            "crash",
+            json!({"input": input, "workers": 2,
+                   "faults": {"crashes": [{"worker": 2, "point": "after-read"}]}}),
+        ),
+    )
+    .await
+    .expect("a crash of a worker that does not exist is refused");
+    assert!(
+        msg.contains("spec.faults.crashes") && msg.contains("must be less than workers"),
+        "{msg}"
+    );
+    let msg = refusal(
+        &api,
+        job_json(
+            "two",
+            json!({"input": {"hostPath": {"path": "/d"}, "pvc": {"claimName": "c"}}}),
+        ),
+    )
+    .await
+    .expect("two inputs are refused");
+    assert!(msg.contains("spec.input"), "{msg}");
+    let msg = refusal(&api, job_json("9lives", json!({"input": input})))
+        .await
+        .expect("a name that makes bad child names is refused");
+    assert!(
+        msg.contains("metadata.name must be a lowercase DNS label"),
+        "{msg}"
+    );
+
+    // A good job is accepted, with defaults filled in, and its spec is frozen.
+    let good = refusal(&api, job_json("good", json!({"input": input}))).await;
+    assert_eq!(good, None);
+    let jobs: Api<WordCountJob> = Api::namespaced(client.clone(), ns);
+    let stored = jobs.get("good").await.unwrap();
+    assert_eq!(stored.spec.workers, 3);
+    assert_eq!(stored.spec.redis.mode, crd::RedisMode::Snapshot);
+    let change = Patch::Merge(json!({"spec": {"workers": 5}}));
+    match jobs.patch("good", &PatchParams::default(), &change).await {
+        Err(kube::Error::Api(s)) => {
+            assert!(s.message.contains("spec is immutable"), "{}", s.message)
+        }
+        other => panic!("changing the spec must be refused, got {other:?}"),
+    }
+
+    // Every example is a valid job (server-side dry run).
+    for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let obj: DynamicObject = serde_yaml::from_str(&text).unwrap();
+        api.create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &obj,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} is refused: {e}", path.display()));
+    }
+    delete_namespace(&client, ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a real API server: run operator/tests/controlplane.sh"]
+async fn chart_lints_renders_valid_objects_and_installs() {
+    let client = admin().await;
+    ensure_crd(&client).await;
+    run(Command::new("helm").args(["lint", "--strict", &chart()]));
+
+    // Every rendered object, in both RBAC layouts, passes the API server's
+    // strict validation (unknown or mistyped fields are errors).
+    let version = client.apiserver_version().await.unwrap();
+    let kube_version = format!(
+        "{}.{}.0",
+        version.major,
+        version.minor.trim_end_matches('+')
+    );
+    fresh_namespace(&client, "wc-test-watched").await;
+    let chart = chart();
+    for extra in [vec![], vec!["--set", "watchNamespaces={wc-test-watched}"]] {
+        let mut args = vec![
+            "template",
+            "wcchart",
+            &chart,
+            "--namespace",
+            "default",
+            "--kube-version",
+            &kube_version,
+        ];
+        args.extend(extra.iter().copied());
+        let rendered = run(Command::new("helm").args(&args));
+        let mut apply = kubectl(&["apply", "--dry-run=server", "--validate=strict", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        apply
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rendered.as_bytes())
+            .unwrap();
+        let out = apply.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "rendered chart ({extra:?}) is invalid:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // A real install, all namespaces (ClusterRole). Cluster-scoped leftovers
+    // of an earlier failed run would make it refuse to install.
+    let ns = "wc-test-chart";
+    let full = "wcchart-wordcount-operator";
+    delete_namespace(&client, ns).await;
+    let _ = Api::<ClusterRole>::all(client.clone())
+        .delete(full, &DeleteParams::default())
+        .await;
+    let _ = Api::<ClusterRoleBinding>::all(client.clone())
+        .delete(full, &DeleteParams::default())
+        .await;
+    run(&mut helm(&[
+        "install",
+        "wcchart",
+        &chart,
+        "--namespace",
+        ns,
+        "--create-namespace",
+    ]));
+    let deploy: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d = deploy
+        .get(full)
+        .await
+        .expect("the operator Deployment exists");
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some(full));
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("wordcount-operator:dev")
+    );
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .get(full)
+        .await
+        .unwrap();
+    Api::<Service>::namespaced(client.clone(), ns)
+        .get(&format!("{full}-metrics"))
+        .await
+        .unwrap();
+    let role = Api::<ClusterRole>::all(client.clone())
+        .get(full)
+        .await
+        .unwrap();
+    assert!(role.rules.unwrap().iter().any(|r| r
+        .resources
+        .iter()
+        .flatten()
+        .any(|x| x == "wordcountjobs")));
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .get(full)
+        .await
+        .unwrap();
+    run(&mut helm(&[
+        "uninstall",
+        "wcchart",
+        "--namespace",
+        ns,
+        "--wait",
+    ]));
+    assert!(Api::<ClusterRole>::all(client.clone())
+        .get_opt(full)
+        .await
+        .unwrap()
+        .is_none());
+    delete_namespace(&client, ns).await;
+    delete_namespace(&client, "wc-test-watched").await;
+}
+
+/// The operator binary, stopped when dropped.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+    port: u16,
+}
+
+impl Operator {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- operator log ---\n{}", self.log());
+        }
+    }
+}
+
+/// A kubeconfig that acts as the chart's ServiceAccount, so the operator
+/// runs with exactly the RBAC the chart grants.
+fn impersonating_kubeconfig(sa_namespace: &str, sa: &str) -> PathBuf {
+    let mut kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(kubeconfig()).unwrap()).unwrap();
+    for user in kc["users"].as_sequence_mut().unwrap() {
+        let u = &mut user["user"];
+        u["as"] = format!("system:serviceaccount:{sa_namespace}:{sa}").into();
+        u["as-groups"] = serde_yaml::to_value([
+            "system:serviceaccounts",
+            &format!("system:serviceaccounts:{sa_namespace}"),
+            "system:authenticated",
+        ])
+        .unwrap();
+    }
+    let path = std::env::temp_dir().join(format!(
+        "wordcount-operator-test-{}.kubeconfig",
+        std::process::id()
+    ));
+    std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+    path
+}
+
+fn start_operator(kubeconfig: &Path, watch: &str) -> Operator {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::env::temp_dir().join(format!(
+        "wordcount-operator-test-{}.log",
+        std::process::id()
+    ));
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_wordcount-operator"))
+        .args([
+            "--namespace",
+            watch,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info,kube=warn")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    Operator { child, log, port }
+}
+
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+async fn reconciles(port: u16) -> u64 {
+    let text = http_get(port, "/metrics").await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("wordcount_operator_reconciles_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn get<K>(client: &Client, ns: &str, name: &str) -> Option<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+fn owned_by<K: Resource>(child: &K, owner: &WordCountJob) {
+    let refs = child.meta().owner_references.clone().unwrap_or_default();
+    let r = refs
+        .iter()
+        .find(|r| r.kind == "WordCountJob")
+        .unwrap_or_else(|| panic!("{:?} has no WordCountJob owner", child.meta().name));
+    assert_eq!(r.uid, owner.uid().unwrap());
+    assert_eq!(r.controller, Some(true));
+}
+
+#[tokio::test]
+#[ignore = "needs a real API server: run operator/tests/controlplane.sh"]
+async fn operator_turns_a_job_into_owned_children_and_a_status() {
+    let client = admin().await;
+    ensure_crd(&client).await;
+    let (ns, system) = ("wc-test-jobs", "wc-test-operator");
+    fresh_namespace(&client, ns).await;
+    delete_namespace(&client, system).await;
+
+    // The chart's RBAC for one watched namespace (a Role there), and the
+    // operator acting as the chart's ServiceAccount.
+    run(&mut helm(&[
+        "install",
+        "wcop",
+        &chart(),
+        "--namespace",
+        system,
+        "--create-namespace",
+        "--set",
+        &format!("watchNamespaces={{{ns}}}"),
+    ]));
+    let kc = impersonating_kubeconfig(system, "wcop-wordcount-operator");
+    let operator = start_operator(&kc, ns);
+    eventually("the operator's /readyz", 60, || async {
+        http_get(operator.port, "/readyz")
+            .await
+            .filter(|r| r.starts_with("HTTP/1.1 200"))
+    })
+    .await;
+
+    // A synthetic job with faults.
+    let jobs: Api<WordCountJob> = Api::namespaced(client.clone(), ns);
+    let spec = json!({
+        "input": {"synthetic": {"files": 8, "bytesPerFile": 4096, "seed": 1}},
+        "workers": 3,
+        "faults": {"crashes": [{"worker": 1, "point": "after-count"}],
+                   "stragglers": [{"worker": 2, "slowFactor": 3.0}]}
+    });
+    let job: WordCountJob = serde_json::from_value(job_json("demo", spec)).unwrap();
+    let job = jobs.create(&PostParams::default(), &job).await.unwrap();
+
+    // The status: Pending (no pod runs), Redis not ready, said so.
+    let status = eventually("a status for generation 1", 60, || async {
+        let j = jobs.get("demo").await.unwrap();
+        j.status.filter(|s| s.observed_generation == Some(1))
+    })
+    .await;
+    assert_eq!(status.phase, Some(Phase::Pending));
+    let cond = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        (cond("Ready").status.as_str(), cond("Ready").reason.as_str()),
+        ("False", "RedisUnreachable")
+    );
+    assert_eq!(cond("Progressing").status, "True");
+    assert_eq!(cond("Complete").status, "False");
+    assert_eq!(cond("Failed").status, "False");
+    assert!(status.message.unwrap().contains("Redis"));
+
+    // Every child exists and is owned by the job.
+    let secret: Secret = get(&client, ns, "demo-redis-auth").await.expect("secret");
+    owned_by(&secret, &job);
+    let password = secret.data.clone().unwrap()["password"].clone();
+    assert_eq!(password.0.len(), 32);
+    for claim in ["demo-redis-data", "demo-input"] {
+        owned_by(
+            &get::<PersistentVolumeClaim>(&client, ns, claim)
+                .await
+                .expect(claim),
+            &job,
+        );
+    }
+    let redis: Deployment = get(&client, ns, "demo-redis")
+        .await
+        .expect("redis deployment");
+    owned_by(&redis, &job);
+    let args = redis.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(args.windows(2).any(|w| w == ["--save", "10 1"]), "{args:?}");
+    owned_by(
+        &get::<Service>(&client, ns, "demo-redis")
+            .await
+            .expect("service"),
+        &job,
+    );
+    let driver: Job = get(&client, ns, "demo-driver").await.expect("driver job");
+    owned_by(&driver, &job);
+    let driver_pod = driver.spec.unwrap().template.spec.unwrap();
+    assert_eq!(driver_pod.init_containers.unwrap()[0].name, "generate");
+    let workers: Job = get(&client, ns, "demo-workers").await.expect("workers job");
+    owned_by(&workers, &job);
+    let wspec = workers.spec.unwrap();
+    assert_eq!(wspec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!((wspec.completions, wspec.parallelism), (Some(3), Some(3)));
+    let wargs = wspec.template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(
+        wargs
+            .windows(2)
+            .any(|w| w == ["--fault", "worker=1,crash=after-count"]),
+        "{wargs:?}"
+    );
+    assert!(
+        wargs
+            .windows(2)
+            .any(|w| w == ["--fault", "worker=2,slow=3"]),
+        "{wargs:?}"
+    );
+
+    // The Job controller made the worker pods (they stay Pending).
+    eventually("3 worker pods", 60, || async {
+        let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns)
+            .list(
+                &ListParams::default()
+                    .labels("app.kubernetes.io/component=worker,wordcount.dev/job=demo"),
+            )
+            .await
+            .unwrap();
+        (pods.items.len() == 3).then_some(())
+    })
+    .await;
+
+    // An Event says the job is Pending.
+    eventually("a Pending event", 30, || async {
+        let events = Api::<Event>::namespaced(client.clone(), ns)
+            .list(
+                &ListParams::default()
+                    .fields("involvedObject.kind=WordCountJob,involvedObject.name=demo"),
+            )
+            .await
+            .unwrap();
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Pending"))
+            .then_some(())
+    })
+    .await;
+
+    // More reconciles (a metadata change triggers one) keep the password.
+    let before = reconciles(operator.port).await;
+    jobs.patch(
+        "demo",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": "1"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("another reconcile", 30, || async {
+        (reconciles(operator.port).await > before).then_some(())
+    })
+    .await;
+    let again: Secret = get(&client, ns, "demo-redis-auth").await.unwrap();
+    assert_eq!(
+        again.data.unwrap()["password"],
+        password,
+        "the password is never changed"
+    );
+
+    // kubectl shows the printer columns.
+    let table = run(&mut kubectl(&["get", "wcj", "--namespace", ns]));
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "PHASE", "PROGRESS", "WORKERS", "MODE", "DURATION", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[..2], ["demo", "Pending"], "{table}");
+    assert!(row.contains(&"3") && row.contains(&"Snapshot"), "{table}");
+
+    // Deleting the job garbage-collects everything it made.
+    jobs.delete("demo", &DeleteParams::default()).await.unwrap();
+    eventually("the children to be collected", 90, || async {
+        let left = [
+            get::<Secret>(&client, ns, "demo-redis-auth")
+                .await
+                .is_some(),
+            get::<PersistentVolumeClaim>(&client, ns, "demo-redis-data")
+                .await
+                .is_some(),
+            get::<PersistentVolumeClaim>(&client, ns, "demo-input")
+                .await
+                .is_some(),
+            get::<Deployment>(&client, ns, "demo-redis").await.is_some(),
+            get::<Service>(&client, ns, "demo-redis").await.is_some(),
+            get::<Job>(&client, ns, "demo-driver").await.is_some(),
+            get::<Job>(&client, ns, "demo-workers").await.is_some(),
+        ];
+        (!left.contains(&true)).then_some(())
+    })
+    .await;
+
+    let metrics = http_get(operator.port, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("wordcount_operator_redis_unreachable_total"),
+        "{metrics}"
+    );
+    assert!(
+        !operator.log().contains("reconcile failed"),
+        "{}",
+        operator.log()
+    );
+    drop(operator);
+    let _ = std::fs::remove_file(kc);
+    run(&mut helm(&[
+        "uninstall",
+        "wcop",
+        "--namespace",
+        system,
+        "--wait",
+    ]));
+    delete_namespace(&client, system).await;
+    delete_namespace(&client, ns).await;
+}

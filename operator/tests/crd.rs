@@ -1,0 +1,239 @@
+//! The CRD: the checked-in copies match `crdgen`, and its schema refuses bad
+//! specs. CEL rules are evaluated here client-side (kube's CEL validator);
+//! `tests/apiserver.rs` checks the same against a real API server.
+
+use kube::core::cel::{compile_schema, Validator};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use wordcount_operator::crd;
+
+fn repo_file(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+}
+
+#[test]
+fn checked_in_crd_matches_crdgen() {
+    let generated = crd::crd_yaml();
+    for path in [
+        "crds/wordcountjob.yaml",
+        "charts/wordcount-operator/crds/wordcountjob.yaml",
+    ] {
+        let on_disk = std::fs::read_to_string(repo_file(path)).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "{path} is not what crdgen prints; regenerate it:\n  \
+             cargo run -p wordcount-operator --bin crdgen > crds/wordcountjob.yaml\n  \
+             cp crds/wordcountjob.yaml charts/wordcount-operator/crds/wordcountjob.yaml"
+        );
+    }
+}
+
+fn schema() -> Value {
+    let crd = crd::crd();
+    let version = &crd.spec.versions[0];
+    serde_json::to_value(
+        version
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn names_scope_and_columns() {
+    let crd = crd::crd();
+    assert_eq!(
+        crd.metadata.name.as_deref(),
+        Some("wordcountjobs.wordcount.dev")
+    );
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(
+        crd.spec.names.short_names.as_deref(),
+        Some(&["wcj".to_string()][..])
+    );
+    let v = &crd.spec.versions[0];
+    assert_eq!(v.name, "v1alpha1");
+    assert!(v.subresources.as_ref().unwrap().status.is_some());
+    let columns: Vec<_> = v
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        ["Phase", "Progress", "Workers", "Mode", "Duration", "Age"]
+    );
+}
+
+#[test]
+fn schema_bounds_enums_and_patterns() {
+    let s = schema();
+    let spec = &s["properties"]["spec"]["properties"];
+    assert_eq!(spec["workers"]["minimum"], 1.0);
+    assert_eq!(spec["tokenizer"]["enum"], json!(["alnum", "whitespace"]));
+    assert_eq!(spec["commit"]["enum"], json!(["per-file", "per-word"]));
+    assert_eq!(
+        spec["redis"]["properties"]["mode"]["enum"],
+        json!(["Snapshot"])
+    );
+    let target = &spec["faults"]["properties"]["podKills"]["properties"]["target"];
+    assert_eq!(target["enum"], json!(["worker", "redis"]));
+    for duration in [
+        &spec["claimTimeout"],
+        &spec["redis"]["properties"]["snapshotInterval"],
+        &spec["faults"]["properties"]["podKills"]["properties"]["every"],
+    ] {
+        assert_eq!(duration["pattern"], wordcount_operator::duration::PATTERN);
+    }
+    // The API server applies these defaults, so stored objects are complete.
+    assert_eq!(spec["redis"]["default"]["mode"], "Snapshot");
+    assert_eq!(spec["workers"]["default"], 3);
+}
+
+#[test]
+fn every_cel_rule_compiles() {
+    let compiled = compile_schema(&schema());
+    let errors: Vec<String> = compiled
+        .compilation_errors()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+fn job(spec: Value) -> Value {
+    json!({
+        "apiVersion": "wordcount.dev/v1alpha1",
+        "kind": "WordCountJob",
+        "metadata": {"name": "demo", "namespace": "default"},
+        "spec": spec,
+    })
+}
+
+fn synthetic() -> Value {
+    json!({"synthetic": {"files": 4, "bytesPerFile": 1024}})
+}
+
+/// The messages of the CEL rules the object breaks (none when valid).
+fn cel_errors(object: &Value, old: Option<&Value>) -> Vec<String> {
+    match Validator::new().validate(&schema(), object, old) {
+        Ok(()) => vec![],
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn a_plain_job_passes() {
+    let ok = job(json!({"input": synthetic(), "workers": 4}));
+    assert_eq!(cel_errors(&ok, None), Vec::<String>::new());
+    // And deserializes into the typed spec, defaults included.
+    let typed: crd::WordCountJob = serde_json::from_value(ok).unwrap();
+    assert_eq!(typed.spec.redis.mode, crd::RedisMode::Snapshot);
+    assert_eq!(typed.spec.claim_timeout.to_string(), "30s");
+}
+
+#[test]
+fn input_must_name_exactly_one_source() {
+    let two = job(json!({"input": {"hostPath": {"path": "/data"}, "pvc": {"claimName": "x"}}}));
+    let errors = cel_errors(&two, None);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("input must set exactly one of hostPath, pvc, synthetic")),
+        "{errors:?}"
+    );
+    let none = job(json!({"input": {}}));
+    assert!(!cel_errors(&none, None).is_empty());
+}
+
+#[test]
+fn faults_must_target_existing_workers() {
+    let bad = job(json!({
+        "input": synthetic(), "workers": 2,
+        "faults": {"crashes": [{"worker": 2, "point": "after-read"}],
+                   "stragglers": [{"worker": 5, "slowFactor": 2.0}]}
+    }));
+    let errors = cel_errors(&bad, None);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("faults.crashes[].worker must be less than workers")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("faults.stragglers[].worker must be less than workers")),
+        "{errors:?}"
+    );
+
+    let good = job(json!({
+        "input": synthetic(), "workers": 3,
+        "faults": {"crashes": [{"worker": 2, "point": "after-read"}]}
+    }));
+    assert_eq!(cel_errors(&good, None), Vec::<String>::new());
+}
+
+#[test]
+fn spec_is_immutable() {
+    let old = job(json!({"input": synthetic(), "workers": 2}));
+    let new = job(json!({"input": synthetic(), "workers": 3}));
+    let errors = cel_errors(&new, Some(&old));
+    assert!(
+        errors.iter().any(|e| e.contains("spec is immutable")),
+        "{errors:?}"
+    );
+    assert_eq!(cel_errors(&old, Some(&old)), Vec::<String>::new());
+}
+
+#[test]
+fn names_must_make_valid_child_names() {
+    for (name, ok) in [
+        ("demo", true),
+        ("a-b-9", true),
+        ("9lives", false),
+        ("has.dot", false),
+        ("a-very-long-name-that-makes-child-names-too-long", false),
+    ] {
+        let mut j = job(json!({"input": synthetic()}));
+        j["metadata"]["name"] = json!(name);
+        let errors = cel_errors(&j, None);
+        assert_eq!(errors.is_empty(), ok, "{name}: {errors:?}");
+    }
+}
+
+#[test]
+fn examples_are_valid_jobs() {
+    let dir = repo_file("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value: Value =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let job: crd::WordCountJob = serde_json::from_value(value.clone())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(job.metadata.name.is_some(), "{}", path.display());
+        assert_eq!(
+            cel_errors(&value, None),
+            Vec::<String>::new(),
+            "{}",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert!(
+        seen >= 4,
+        "examples/ holds the plain, crash, straggler and pod-kill jobs"
+    );
+}

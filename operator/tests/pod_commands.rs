@@ -1,0 +1,313 @@
+//! The pods' commands, as the operator builds them, run as local processes:
+//! the generator init container, Redis, the driver and an Indexed Job's
+//! workers (restarted on failure, like the Job controller does), with the
+//! volumes mapped to temporary folders and the Service to loopback. This
+//! checks the contract between the operator's pod specs and the `wordcount`
+//! binary where no kubelet runs. Needs `redis-server` and the `wordcount`
+//! binary (WORDCOUNT_BIN, or built into the same target dir):
+//!
+//!   cargo build -p wordcount
+//!   cargo test -p wordcount-operator --test pod_commands -- --ignored
+
+use k8s_openapi::api::{batch::v1::Job, core::v1::Container};
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+use wordcount_operator::{
+    crd::{Phase, WordCountJob},
+    progress::{Endpoint, ProgressReader, RedisReader},
+    resources,
+    status::{self, Observed},
+};
+
+fn wordcount_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("WORDCOUNT_BIN") {
+        return PathBuf::from(p);
+    }
+    let sibling = Path::new(env!("CARGO_BIN_EXE_wordcount-operator")).with_file_name("wordcount");
+    assert!(
+        sibling.exists(),
+        "no wordcount binary at {}: run `cargo build -p wordcount` or set WORDCOUNT_BIN",
+        sibling.display()
+    );
+    sibling
+}
+
+/// How a pod's view of the world maps onto this machine.
+struct Local {
+    input: PathBuf,
+    data: PathBuf,
+    port: u16,
+    password: String,
+    bin_dir: PathBuf,
+}
+
+impl Local {
+    /// An argument as the process here must see it: volumes and the Redis
+    /// Service replaced, `$(REDIS_PASSWORD)` expanded as Kubernetes does.
+    fn arg(&self, a: &str) -> String {
+        if a == "/data" {
+            return self.data.display().to_string();
+        }
+        a.replace("/input", &self.input.display().to_string())
+            .replace(
+                &format!("redis://demo-redis:{}", resources::REDIS_PORT),
+                &format!("redis://127.0.0.1:{}", self.port),
+            )
+            .replace("$(REDIS_PASSWORD)", &self.password)
+    }
+
+    fn command(&self, c: &Container, extra_env: &[(&str, String)]) -> Command {
+        let cmd = c.command.as_ref().unwrap();
+        let mut args: Vec<String> = cmd[1..]
+            .iter()
+            .chain(c.args.iter().flatten())
+            .map(|a| self.arg(a))
+            .collect();
+        if cmd[0] == "redis-server" {
+            // Loopback only, on a free port.
+            for (flag, value) in [
+                ("--port", self.port.to_string()),
+                ("--bind", "127.0.0.1".into()),
+            ] {
+                let i = args.iter().position(|a| a == flag).unwrap();
+                args[i + 1] = value;
+            }
+        }
+        let mut command = Command::new(&cmd[0]);
+        command.args(args);
+        // `wordcount` as the images have it: on PATH.
+        let path = std::env::var("PATH").unwrap_or_default();
+        command.env("PATH", format!("{}:{path}", self.bin_dir.display()));
+        for env in c.env.iter().flatten() {
+            if env.name == "REDIS_PASSWORD" {
+                command.env("REDIS_PASSWORD", &self.password);
+            }
+        }
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        command.stdin(Stdio::null());
+        command
+    }
+}
+
+struct Killed(Vec<Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn pod_containers(job: &Job) -> (Vec<Container>, Container) {
+    let pod = job.spec.clone().unwrap().template.spec.unwrap();
+    (
+        pod.init_containers.unwrap_or_default(),
+        pod.containers[0].clone(),
+    )
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not listen");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server and the wordcount binary: cargo build -p wordcount, then --ignored"]
+async fn pods_run_the_job_to_exact_counts() {
+    let bin = wordcount_bin();
+    let tmp = std::env::temp_dir().join(format!("wordcount-pods-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let local = Local {
+        input: tmp.join("input"),
+        data: tmp.join("data"),
+        port: std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+        password: resources::redis::new_password(),
+        bin_dir: bin.parent().unwrap().to_path_buf(),
+    };
+    std::fs::create_dir_all(&local.input).unwrap();
+    std::fs::create_dir_all(&local.data).unwrap();
+
+    let mut job: WordCountJob = serde_json::from_value(serde_json::json!({
+        "apiVersion": "wordcount.dev/v1alpha1", "kind": "WordCountJob",
+        "metadata": {"name": "demo", "namespace": "ns1", "uid": "u1"},
+        "spec": {
+            "input": {"synthetic": {"files": 6, "bytesPerFile": 20000, "vocabulary": 300, "seed": 3}},
+            "workers": 2, "topN": 5, "claimTimeout": "1s",
+            "faults": {"crashes": [{"worker": 1, "point": "after-count"}],
+                       "stragglers": [{"worker": 0, "slowFactor": 2}]}
+        }
+    }))
+    .unwrap();
+    job.metadata.generation = Some(1);
+    let driver_job = resources::driver::job(&job);
+    let workers_job = resources::workers::job(&job);
+    let (init, driver) = pod_containers(&driver_job);
+    let (_, worker) = pod_containers(&workers_job);
+    let redis = resources::redis::deployment(&job)
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .clone();
+    let mut procs = Killed(vec![]);
+
+    // The driver pod's init container writes the corpus, once: a rerun (a
+    // retried driver pod) must leave it alone.
+    let generate = &init[0];
+    assert!(
+        local.command(generate, &[]).status().unwrap().success(),
+        "generate"
+    );
+    let corpus = local.input.join("corpus");
+    let files: Vec<_> = std::fs::read_dir(&corpus).unwrap().collect();
+    assert_eq!(files.len(), 6);
+    let first = std::fs::metadata(local.input.join(".generated"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let rerun = local.command(generate, &[]).output().unwrap();
+    assert!(rerun.status.success());
+    assert!(String::from_utf8_lossy(&rerun.stdout).contains("already generated"));
+    assert_eq!(
+        std::fs::metadata(local.input.join(".generated"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        first
+    );
+
+    // Redis as its Deployment runs it, then the driver and the workers.
+    let redis_server = local.command(&redis, &[]).stdout(Stdio::null()).spawn();
+    procs
+        .0
+        .push(redis_server.expect("redis-server (apt-get install redis-server)"));
+    wait_for_port(local.port);
+    let mut driver_proc = local
+        .command(&driver, &[])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let limit = workers_job
+        .spec
+        .as_ref()
+        .unwrap()
+        .backoff_limit_per_index
+        .unwrap();
+    let supervisors: Vec<_> = (0..job.spec.workers)
+        .map(|index| {
+            let mut cmd = local.command(&worker, &[("JOB_COMPLETION_INDEX", index.to_string())]);
+            thread::spawn(move || {
+                // What the Indexed Job does: replace a failed pod of an index.
+                let mut failures = 0;
+                loop {
+                    let status = cmd.status().unwrap();
+                    if status.success() {
+                        return failures;
+                    }
+                    failures += 1;
+                    assert!(failures <= limit, "worker {index} failed {failures} times");
+                }
+            })
+        })
+        .collect();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let driver_status = loop {
+        if let Some(s) = driver_proc.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the driver did not finish");
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(driver_status.success(), "driver: {driver_status}");
+    let restarts: Vec<i32> = supervisors.into_iter().map(|s| s.join().unwrap()).collect();
+    assert_eq!(restarts, [0, 1], "worker 1 crashed once and was replaced");
+
+    // What the operator reads from Redis, and the status it derives.
+    let endpoint = Endpoint {
+        host: "127.0.0.1".into(),
+        port: local.port,
+        password: local.password.clone(),
+        prefix: resources::PREFIX.into(),
+    };
+    let progress = RedisReader::default()
+        .read(&endpoint)
+        .await
+        .expect("Redis answers");
+    assert_eq!(progress.meta.as_ref().unwrap().files, Some(6));
+    assert_eq!(progress.files_done, 6);
+    // The worker records the fault in its canonical form (file=1 spelled out).
+    let fired: Vec<&String> = progress.faults.keys().collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert!(
+        fired[0].starts_with("worker=1,crash=after-count"),
+        "{fired:?}"
+    );
+    let summary = progress.summary.clone().expect("a summary");
+
+    let complete: Job = serde_json::from_value(serde_json::json!({
+        "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
+    }))
+    .unwrap();
+    let status = status::derive(
+        &job,
+        &Observed {
+            driver: Some(complete),
+            progress: Some(Ok(progress)),
+            ..Observed::default()
+        },
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(status.progress.as_deref(), Some("6/6"));
+    assert_eq!(status.faults_injected, 1);
+
+    // The same counts as a serial count of the same files.
+    let serial = Command::new(&bin)
+        .args(["count", "--json", "--top", "5"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    assert!(serial.status.success());
+    let serial: serde_json::Value = serde_json::from_slice(&serial.stdout).unwrap();
+    assert_eq!(summary.words, serial["words"].as_i64().unwrap());
+    assert_eq!(summary.distinct, serial["distinct"].as_i64().unwrap());
+    let top: Vec<(String, i64)> = status
+        .top_words
+        .iter()
+        .map(|w| (w.word.clone(), w.count))
+        .collect();
+    let serial_top: Vec<(String, i64)> = serial["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["word"].as_str().unwrap().to_string(),
+                w["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(top, serial_top);
+
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
