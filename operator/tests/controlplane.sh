@@ -14,8 +14,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-cargo build -p wordcount
-cargo test -p wordcount-operator --test pod_commands -- --ignored "$@"
+# Release, like test.sh, so that nothing is compiled twice.
+profile=(--profile "${CARGO_PROFILE:-release}")
+cargo build "${profile[@]}" -p wordcount
+cargo test "${profile[@]}" -p wordcount-operator --test pod_commands -- --ignored "$@"
 
 CP=kind/controlplane/controlplane.sh
 # A state dir of our own, so this never stops a control plane someone else
@@ -27,4 +29,4 @@ fi
 env_lines=$("$CP" up)
 eval "$env_lines" # KUBECONFIG, and PATH with kubectl and helm
 export WORDCOUNT_KUBECONFIG=$KUBECONFIG
-cargo test -p wordcount-operator --test apiserver -- --ignored "$@"
+cargo test "${profile[@]}" -p wordcount-operator --test apiserver -- --ignored "$@"

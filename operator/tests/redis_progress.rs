@@ -53,8 +53,8 @@ fn start(password: &str) -> Option<(Server, u16)> {
 
 #[tokio::test]
 async fn reads_protocol_keys_from_a_real_redis() {
-    let (_server, port) =
-        start("s3cret").expect("this test needs redis-server on PATH (apt-get install redis-server)");
+    let (_server, port) = start("s3cret")
+        .expect("this test needs redis-server on PATH (apt-get install redis-server)");
     let client = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{port}")).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let reader = RedisReader::default();

@@ -315,7 +315,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             let written = generate(&out, &spec)?;
             eprintln!("wrote {} files into {}", written.len(), out.display());
         }
-        Cmd::Experiment(args) => experiments::run(args)?,
+        Cmd::Experiment(args) => experiments::run_with_stop(args, stop.clone())?,
         Cmd::Shard { tokenizer } => shard_main(tokenizer)?,
     }
     Ok(())

@@ -4,7 +4,7 @@
 use crate::count::{count_file, scan_file};
 use crate::counts::Counts;
 use crate::fault::{crash_now, CrashPoint, Fault};
-use crate::protocol::queue::{Carry, STAGE_CHUNK};
+use crate::protocol::queue::{Carry, Committed, STAGE_CHUNK};
 use crate::protocol::{Commit, Entry, JobSettings, Redis};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -46,11 +46,10 @@ pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
             Some(entry) => {
                 stats.files += 1;
                 stats.stolen += stolen as u64;
-                if !w.process(&settings, &entry, stats.files)? {
-                    stats.ignored += 1;
-                }
+                let committed = w.process(&settings, &entry, stats.files)?;
+                stats.ignored += !committed.took_effect as u64;
                 // The last commit ends the job: no need to wait for a read to time out.
-                if w.redis.progress()?.is_done() {
+                if committed.job_done {
                     return Ok(stats);
                 }
             }
@@ -113,8 +112,8 @@ impl Worker {
             .unwrap_or(1.0)
     }
 
-    /// Counts and commits one file; false if another worker had committed it.
-    fn process(&mut self, settings: &JobSettings, entry: &Entry, nth: u64) -> Result<bool> {
+    /// Counts and commits one file.
+    fn process(&mut self, settings: &JobSettings, entry: &Entry, nth: u64) -> Result<Committed> {
         self.maybe_crash(CrashPoint::AfterRead, nth)?;
         let started = Instant::now();
         let path = self.opts.input.join(&entry.path);
@@ -137,7 +136,7 @@ impl Worker {
             Commit::PerWord => self.commit_per_word(settings, entry, &path, started, nth)?,
         };
         self.maybe_crash(CrashPoint::AfterCommit, nth)?;
-        tracing::debug!(path = entry.path, committed, "file done");
+        tracing::debug!(path = entry.path, ?committed, "file done");
         Ok(committed)
     }
 
@@ -149,7 +148,7 @@ impl Worker {
         }
     }
 
-    fn commit_counts(&mut self, entry: &Entry, counts: &Counts, nth: u64) -> Result<bool> {
+    fn commit_counts(&mut self, entry: &Entry, counts: &Counts, nth: u64) -> Result<Committed> {
         let packed = counts.pack();
         let crash_mid_stage = self.opts.faults.iter().any(|f| {
             matches!(f, Fault::Crash { worker, point: CrashPoint::MidStage, file }
@@ -202,7 +201,7 @@ impl Worker {
         path: &std::path::Path,
         started: Instant,
         nth: u64,
-    ) -> Result<bool> {
+    ) -> Result<Committed> {
         let mut words: Vec<Vec<u8>> = Vec::new();
         let mut total = 0u64;
         let flush = |redis: &mut Redis, words: &mut Vec<Vec<u8>>| -> Result<()> {

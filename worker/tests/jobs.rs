@@ -161,19 +161,33 @@ fn a_file_that_vanishes_after_enqueueing_fails_the_job_and_is_named() {
         wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
     });
     // Enqueued (no worker yet), then the file goes away.
-    let mut probe = wordcount::protocol::Redis::open(&server.url_with_password(), "wc", Duration::from_secs(5)).unwrap();
+    let mut probe =
+        wordcount::protocol::Redis::open(&server.url_with_password(), "wc", Duration::from_secs(5))
+            .unwrap();
     let started = Instant::now();
     while !probe.progress().unwrap().enqueue_done {
-        assert!(started.elapsed() < Duration::from_secs(10), "nothing enqueued");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nothing enqueued"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     std::fs::remove_file(dir.path().join("zipf/file-00001.txt")).unwrap();
     let status = Command::new(bin())
-        .args(["worker", "--redis", &server.url(), "--input", dir.path().to_str().unwrap()])
+        .args([
+            "worker",
+            "--redis",
+            &server.url(),
+            "--input",
+            dir.path().to_str().unwrap(),
+        ])
         .env("REDIS_PASSWORD", &server.password)
         .status()
         .unwrap();
-    assert!(status.success(), "the worker records the failure and finishes");
+    assert!(
+        status.success(),
+        "the worker records the failure and finishes"
+    );
     let outcome = driver.join().unwrap().unwrap();
     assert_eq!(outcome.progress.files_failed, 1);
     assert_eq!(outcome.failures.len(), 1);

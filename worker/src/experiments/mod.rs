@@ -1,10 +1,243 @@
-//! Experiments: each runs real counts and jobs, writes CSV and a PNG plot.
+//! Experiments: each generates its input, times real counts and real jobs
+//! through Redis, and writes `OUT/NAME.csv` and `OUT/NAME.png`, and prints a
+//! table. Every number written is a median of `--repeat` measured runs.
 
-use anyhow::Result;
+mod claim_timeout;
+mod commit;
+mod corpus;
+mod efficiency;
+mod filesize;
+mod measure;
+mod plot;
+mod skew;
+mod straggler;
+mod table;
 
-#[derive(clap::Args)]
-pub struct ExperimentArgs {}
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
 
-pub fn run(_args: ExperimentArgs) -> Result<()> {
-    anyhow::bail!("no experiments yet")
+use corpus::Inputs;
+use measure::Measure;
+use plot::Chart;
+use table::Table;
+
+/// The experiments, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Experiment {
+    /// Parallel efficiency: 1..N workers on a fixed input, and N workers on a growing number of files.
+    Efficiency,
+    /// One atomic commit per file against one ZINCRBY per word.
+    Commit,
+    /// File size from 100 B up, at equal total bytes.
+    Filesize,
+    /// Many equal files and one larger one.
+    Skew,
+    /// A slow worker: completion time against the claim timeout.
+    Straggler,
+    /// Completion time against the claim timeout, with and without a crash.
+    ClaimTimeout,
+    /// Every experiment, one after the other.
+    All,
+}
+
+impl Experiment {
+    const EACH: [Experiment; 6] = [
+        Experiment::Efficiency,
+        Experiment::Commit,
+        Experiment::Filesize,
+        Experiment::Skew,
+        Experiment::Straggler,
+        Experiment::ClaimTimeout,
+    ];
+
+    /// The name on the command line, also the stem of the files written.
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::Efficiency => "efficiency",
+            Experiment::Commit => "commit",
+            Experiment::Filesize => "filesize",
+            Experiment::Skew => "skew",
+            Experiment::Straggler => "straggler",
+            Experiment::ClaimTimeout => "claim-timeout",
+            Experiment::All => "all",
+        }
+    }
+}
+
+/// How large the inputs are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Scale {
+    /// A minute or two per experiment on 2 cores.
+    #[default]
+    Small,
+    /// The sizes of the issue: up to 1 GB files (long).
+    Full,
+    /// Seconds: for the tests.
+    #[value(hide = true)]
+    Tiny,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExperimentArgs {
+    /// Which experiment to run.
+    #[arg(value_enum)]
+    pub name: Experiment,
+    /// Directory for NAME.csv and NAME.png (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    pub scale: Scale,
+    /// Worker counts: the sweep of `efficiency`; the other experiments use
+    /// the largest [default: 1 up to the number of cores].
+    #[arg(long, num_args = 1.., value_name = "N")]
+    pub workers: Vec<usize>,
+    /// Runs per measurement point; the median is reported.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub repeat: usize,
+    /// Keep the generated input under OUT/input instead of a temporary directory.
+    #[arg(long)]
+    pub keep_input: bool,
+}
+
+/// What an experiment hands back: its rows and its plot.
+pub(crate) struct Outcome {
+    /// One line saying what was measured, for the table and the plot.
+    pub title: String,
+    pub table: Table,
+    pub charts: Vec<Chart>,
+}
+
+/// What every experiment gets: the settings, the input, the timer.
+pub(crate) struct Ctx {
+    pub scale: Scale,
+    /// Worker counts to sweep (sorted, deduplicated, at least 1).
+    pub workers: Vec<usize>,
+    pub inputs: Inputs,
+    pub measure: Measure,
+}
+
+impl Ctx {
+    /// The worker count of experiments that do not sweep it.
+    pub fn max_workers(&self) -> usize {
+        *self.workers.last().expect("at least one worker count")
+    }
+}
+
+pub fn run(args: ExperimentArgs) -> Result<()> {
+    run_with_stop(args, Arc::new(AtomicBool::new(false)))
+}
+
+/// Like [`run`]; setting `stop` (Ctrl-C) ends the current run and the experiment.
+pub fn run_with_stop(args: ExperimentArgs, stop: Arc<AtomicBool>) -> Result<()> {
+    if args.repeat == 0 {
+        bail!("--repeat takes at least 1");
+    }
+    if args.workers.contains(&0) {
+        bail!("--workers takes counts of at least 1");
+    }
+    prepare_out(&args.out)?;
+    let mut workers = args.workers.clone();
+    if workers.is_empty() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        workers = (1..=cores).collect();
+    }
+    workers.sort_unstable();
+    workers.dedup();
+    let which: Vec<Experiment> = match args.name {
+        Experiment::All => Experiment::EACH.to_vec(),
+        one => vec![one],
+    };
+    for exp in which {
+        let ctx = Ctx {
+            scale: args.scale,
+            workers: workers.clone(),
+            inputs: Inputs::new(&args.out, exp.name(), args.keep_input)?,
+            measure: Measure::new(exp.name(), args.repeat, stop.clone()),
+        };
+        run_one(exp, &ctx, &args.out)?;
+    }
+    Ok(())
+}
+
+fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<()> {
+    let started = Instant::now();
+    eprintln!(
+        "[{}] starting ({} scale, repeat {})",
+        exp.name(),
+        format!("{:?}", ctx.scale).to_lowercase(),
+        ctx.measure.repeat
+    );
+    warn_if_busy(exp.name());
+    let outcome = match exp {
+        Experiment::Efficiency => efficiency::run(ctx),
+        Experiment::Commit => commit::run(ctx),
+        Experiment::Filesize => filesize::run(ctx),
+        Experiment::Skew => skew::run(ctx),
+        Experiment::Straggler => straggler::run(ctx),
+        Experiment::ClaimTimeout => claim_timeout::run(ctx),
+        Experiment::All => unreachable!("expanded by the caller"),
+    }
+    .with_context(|| format!("experiment {} failed", exp.name()))?;
+    let csv = out.join(format!("{}.csv", exp.name()));
+    let png = out.join(format!("{}.png", exp.name()));
+    outcome.table.write_csv(&csv)?;
+    plot::draw(&png, &outcome.title, &outcome.charts)?;
+    println!("\n{}: {}", exp.name(), outcome.title);
+    print!("{}", outcome.table.render());
+    eprintln!(
+        "[{}] done in {:.1} s: wrote {} and {}",
+        exp.name(),
+        started.elapsed().as_secs_f64(),
+        csv.display(),
+        png.display()
+    );
+    Ok(())
+}
+
+/// Says so when other work keeps the cores busy while this process idles
+/// between experiments: the timings will show it, and readers should know.
+fn warn_if_busy(name: &str) {
+    let Some(before) = cpu_times() else { return };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let Some(after) = cpu_times() else { return };
+    let (busy, total) = (after.0 - before.0, after.1 - before.1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let others = busy as f64 / total.max(1) as f64 * cores as f64;
+    if others >= 0.3 {
+        eprintln!(
+            "[{name}] note: other processes keep {others:.1} of {cores} cores busy; \
+             the timings will be slower and noisier than on an idle machine"
+        );
+    }
+}
+
+/// Busy and total CPU time of the machine so far, from /proc/stat.
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    // idle and iowait
+    let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
+    Some((total - idle, total))
+}
+
+/// Creates `out` and checks that it takes files, so that a bad `--out`
+/// fails before minutes of measuring rather than after.
+fn prepare_out(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the output directory {}", out.display()))?;
+    let probe = out.join(".wordcount-write-test");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write into the output directory {}", out.display()))?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
 }

@@ -25,6 +25,15 @@ pub enum Carry<'a> {
     Failed(&'a str),
 }
 
+/// What a commit did.
+#[derive(Clone, Copy, Debug)]
+pub struct Committed {
+    /// False when another worker had committed the file first.
+    pub took_effect: bool,
+    /// No file is left: the job is done.
+    pub job_done: bool,
+}
+
 /// Largest packed counts sent in one call; more is staged in chunks.
 pub const STAGE_CHUNK: usize = 8 << 20;
 
@@ -108,30 +117,31 @@ impl Redis {
     }
 
     /// Commits a file: acknowledges it and, only if this was the first
-    /// acknowledgement, records its counts. Returns whether it took effect.
+    /// acknowledgement, records its counts.
     pub fn commit(
         &mut self,
         entry: &Entry,
         consumer: &str,
         words: u64,
         carry: Carry,
-    ) -> Result<bool> {
+    ) -> Result<Committed> {
         let (how, payload): (&str, &[u8]) = match carry {
             Carry::Inline(p) => ("inline", p),
             Carry::Staged => ("staged", b""),
             Carry::Added => ("added", b""),
             Carry::Failed(e) => ("failed", e.as_bytes()),
         };
-        let n: i64 = self.run(|c, k| {
+        let (acked, left): (i64, i64) = self.run(|c, k| {
             redis::cmd("FCALL")
                 .arg("wc_commit")
-                .arg(6)
+                .arg(7)
                 .arg(&k.queue)
                 .arg(&k.results)
                 .arg(&k.stats)
                 .arg(&k.latency)
                 .arg(k.stage(&entry.id, consumer))
                 .arg(&k.failed)
+                .arg(&k.meta)
                 .arg(k.group())
                 .arg(&entry.id)
                 .arg(consumer)
@@ -142,7 +152,10 @@ impl Redis {
                 .arg(payload)
                 .query(c)
         })?;
-        Ok(n == 1)
+        Ok(Committed {
+            took_effect: acked == 1,
+            job_done: left == 0,
+        })
     }
 
     /// Marks a fault as fired; false if it had fired before in this job.

@@ -18,8 +18,18 @@ end
 
 -- Commits a file: XACK, and only if that returned 1, records its counts
 -- (inline, staged or, for per-word commits, already added) and latency.
--- KEYS: queue, results, stats, latency, stage, failed.
+-- KEYS: queue, results, stats, latency, stage, failed, meta.
 -- ARGV: group, id, worker, path, bytes, words, how ('inline'|'staged'|'added'|'failed'), [packed or error].
+-- Returns {1 if this call committed the file else 0, files left (-1 while enqueueing)}.
+local function files_left(stats, meta)
+  local m = redis.call('HMGET', meta, 'files', 'enqueue_done')
+  if m[2] ~= '1' then
+    return -1
+  end
+  local st = redis.call('HMGET', stats, 'files_done', 'files_failed')
+  return tonumber(m[1]) - (tonumber(st[1]) or 0) - (tonumber(st[2]) or 0)
+end
+
 local function commit(keys, args)
   local id, how = args[2], args[7]
   if how == 'staged' and redis.call('EXISTS', keys[5]) == 0 then
@@ -29,26 +39,24 @@ local function commit(keys, args)
   if acked == 0 then
     redis.call('DEL', keys[5])
     redis.call('HINCRBY', keys[3], 'commits_ignored', 1)
-    return 0
-  end
-  if how == 'failed' then
+  elseif how == 'failed' then
     redis.call('HSET', keys[6], args[4], args[8])
     redis.call('HINCRBY', keys[3], 'files_failed', 1)
-    return 1
+  else
+    if how == 'staged' then
+      redis.call('HSET', keys[2], id, redis.call('GET', keys[5]))
+      redis.call('DEL', keys[5])
+    elseif how == 'inline' then
+      redis.call('HSET', keys[2], id, args[8])
+    end
+    redis.call('HINCRBY', keys[3], 'files_done', 1)
+    redis.call('HINCRBY', keys[3], 'words', args[6])
+    redis.call('HINCRBY', keys[3], 'bytes_done', args[5])
+    local latency = now_ms() - tonumber(string.match(id, '^(%d+)'))
+    redis.call('XADD', keys[4], '*', 'id', id, 'path', args[4], 'worker', args[3],
+      'latency_ms', latency, 'bytes', args[5])
   end
-  if how == 'staged' then
-    redis.call('HSET', keys[2], id, redis.call('GET', keys[5]))
-    redis.call('DEL', keys[5])
-  elseif how == 'inline' then
-    redis.call('HSET', keys[2], id, args[8])
-  end
-  redis.call('HINCRBY', keys[3], 'files_done', 1)
-  redis.call('HINCRBY', keys[3], 'words', args[6])
-  redis.call('HINCRBY', keys[3], 'bytes_done', args[5])
-  local latency = now_ms() - tonumber(string.match(id, '^(%d+)'))
-  redis.call('XADD', keys[4], '*', 'id', id, 'path', args[4], 'worker', args[3],
-    'latency_ms', latency, 'bytes', args[5])
-  return 1
+  return {acked, files_left(keys[3], keys[7])}
 end
 
 -- Folds committed results into the counts: the caller has staged their sum
@@ -65,7 +73,18 @@ local function fold(keys, args)
       return 0
     end
   end
-  redis.call('ZUNIONSTORE', keys[2], 2, keys[2], keys[4])
+  -- ZUNIONSTORE rebuilds the whole set (about 0.6 us a word of the union,
+  -- in C); ZINCRBY from here costs about 2 us a staged word. A batch much
+  -- smaller than the counts (many small files) takes the second way, so
+  -- folding stays linear in what is folded.
+  if tonumber(args[1]) * 4 < redis.call('ZCARD', keys[2]) then
+    local staged = redis.call('ZRANGE', keys[4], 0, -1, 'WITHSCORES')
+    for i = 1, #staged, 2 do
+      redis.call('ZINCRBY', keys[2], staged[i + 1], staged[i])
+    end
+  else
+    redis.call('ZUNIONSTORE', keys[2], 2, keys[2], keys[4])
+  end
   for i = 2, #args do
     redis.call('HDEL', keys[1], args[i])
   end

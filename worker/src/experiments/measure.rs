@@ -1,0 +1,261 @@
+//! Timing: every point runs `repeat` times and is reported by its median, so
+//! one slow run (a busy core, a page-cache miss) does not move it. One place
+//! times a local count and one a job through Redis, for every experiment.
+
+use super::plot::Chart;
+use super::table::{Row, Table, TIMED};
+use crate::count::{count_files, Parallelism};
+use crate::fault::Fault;
+use crate::input;
+use crate::local::{self, RunOptions};
+use crate::protocol::{Commit, JobSettings};
+use crate::tokenize::Tokenizer;
+use anyhow::{bail, Result};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The timer of one experiment.
+pub struct Measure {
+    experiment: &'static str,
+    pub repeat: usize,
+    stop: Arc<AtomicBool>,
+}
+
+/// A repeated measurement: seconds by their median, and what the median
+/// run also saw. With an even count the median is the upper of the two
+/// middle runs, so that it is a run that happened, not an average.
+pub struct Timed<T> {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub detail: T,
+}
+
+/// How the words are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Serial,
+    Threads,
+    Processes,
+    /// `wordcount run`: redis-server, the driver and worker processes.
+    Redis,
+}
+
+impl Method {
+    /// The methods that use `p` workers, in the order plots list them.
+    pub const PARALLEL: [Method; 3] = [Method::Threads, Method::Processes, Method::Redis];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Serial => "serial",
+            Method::Threads => "threads",
+            Method::Processes => "processes",
+            Method::Redis => "redis",
+        }
+    }
+}
+
+/// What one job through Redis did, besides its time.
+#[derive(Clone, Debug, Default)]
+pub struct JobSample {
+    pub words: u64,
+    /// Second commits of a file that changed nothing (straggler and thief).
+    pub commits_ignored: u64,
+    /// Worker processes that died and were replaced.
+    pub worker_restarts: u64,
+}
+
+/// One method timed at one point, with its parallel efficiency
+/// T_serial / (p * T_p) against the serial count of the same input.
+pub struct Point {
+    pub method: Method,
+    pub workers: usize,
+    pub timed: Timed<()>,
+    pub efficiency: f64,
+}
+
+/// The columns that [`write_points`] fills after the point's own.
+pub const POINT_COLUMNS: [&str; 7] = [
+    "method",
+    "workers",
+    TIMED[0],
+    TIMED[1],
+    TIMED[2],
+    "mib_per_s",
+    "efficiency",
+];
+
+/// One row per point: `lead` (the point's own columns), then [`POINT_COLUMNS`].
+pub fn write_points(table: &mut Table, points: &[Point], bytes: u64, lead: impl Fn() -> Row) {
+    for p in points {
+        table.push(
+            lead()
+                .cell(p.method.name())
+                .cell(p.workers)
+                .timed(&p.timed)
+                .num(mib_per_s(bytes, p.timed.median), 1)
+                .num(p.efficiency, 3),
+        );
+    }
+}
+
+/// Adds every point to the chart's line of its method.
+pub fn plot_points(
+    chart: &mut Chart,
+    points: &[Point],
+    x: impl Fn(&Point) -> f64,
+    y: impl Fn(&Point) -> f64,
+) {
+    for p in points {
+        chart.series(p.method.name()).push((x(p), y(p)));
+    }
+}
+
+impl Measure {
+    pub fn new(experiment: &'static str, repeat: usize, stop: Arc<AtomicBool>) -> Self {
+        Measure {
+            experiment,
+            repeat,
+            stop,
+        }
+    }
+
+    /// Progress on stderr, tagged with the experiment.
+    pub fn say(&self, msg: impl std::fmt::Display) {
+        eprintln!("[{}] {msg}", self.experiment);
+    }
+
+    /// Runs `once` `repeat` times; `once` returns the seconds it measured
+    /// and anything else the run saw.
+    pub fn repeat<T>(
+        &self,
+        label: &str,
+        mut once: impl FnMut() -> Result<(f64, T)>,
+    ) -> Result<Timed<T>> {
+        let mut runs = Vec::with_capacity(self.repeat);
+        for _ in 0..self.repeat {
+            if self.stop.load(Ordering::Relaxed) {
+                bail!("interrupted");
+            }
+            runs.push(once()?);
+        }
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (min, max) = (runs[0].0, runs[runs.len() - 1].0);
+        let (median, detail) = runs.swap_remove(runs.len() / 2);
+        self.say(format_args!(
+            "{label}: {median:.3} s (median of {}, {min:.3}..{max:.3})",
+            self.repeat
+        ));
+        Ok(Timed {
+            median,
+            min,
+            max,
+            detail,
+        })
+    }
+
+    /// Times `wordcount count` of the files under `dir` (listing included,
+    /// as the command does it).
+    pub fn count(&self, label: &str, dir: &Path, par: Parallelism) -> Result<Timed<()>> {
+        self.repeat(label, || {
+            let started = Instant::now();
+            let files = input::list(&[dir.to_path_buf()])?;
+            count_files(&files, Tokenizer::Alnum, par)?;
+            Ok((started.elapsed().as_secs_f64(), ()))
+        })
+    }
+
+    /// Times a job through Redis until its result is ready: Redis start,
+    /// enqueueing, counting and committing, folding. Not the workers' exit
+    /// afterwards, which a straggler can draw out.
+    pub fn job(&self, label: &str, opts: &RunOptions) -> Result<Timed<JobSample>> {
+        self.repeat(label, || {
+            let outcome = local::run(opts, self.stop.clone())?;
+            if let Some((path, err)) = outcome.failures.first() {
+                bail!("the job could not count {path}: {err}");
+            }
+            let report = outcome.report;
+            let shutdown = report.phases.as_ref().map_or(0.0, |p| p.shutdown);
+            let job = report.job.unwrap_or_default();
+            let sample = JobSample {
+                words: report.words,
+                commits_ignored: job.commits_ignored,
+                worker_restarts: job.worker_restarts,
+            };
+            Ok((report.seconds - shutdown, sample))
+        })
+    }
+
+    /// Times one method on `p` workers over the files under `dir`.
+    pub fn method(&self, method: Method, dir: &Path, p: usize, what: &str) -> Result<Timed<()>> {
+        let label = format!("{} p={p} {what}", method.name());
+        match method {
+            Method::Serial => self.count(&label, dir, Parallelism::Serial),
+            Method::Threads => self.count(&label, dir, Parallelism::Threads(p)),
+            Method::Processes => self.count(&label, dir, Parallelism::Processes(p)),
+            Method::Redis => {
+                let t = self.job(&label, &job_options(dir, p))?;
+                Ok(Timed {
+                    median: t.median,
+                    min: t.min,
+                    max: t.max,
+                    detail: (),
+                })
+            }
+        }
+    }
+
+    /// Serial, then every parallel method on each worker count of `ps`,
+    /// over the files under `dir`.
+    pub fn points(&self, dir: &Path, ps: &[usize], what: &str) -> Result<Vec<Point>> {
+        let serial = self.method(Method::Serial, dir, 1, what)?;
+        let t_serial = serial.median;
+        let mut points = vec![Point {
+            method: Method::Serial,
+            workers: 1,
+            timed: serial,
+            efficiency: 1.0,
+        }];
+        for &p in ps {
+            for method in Method::PARALLEL {
+                let timed = self.method(method, dir, p, what)?;
+                let efficiency = t_serial / (p as f64 * timed.median);
+                points.push(Point {
+                    method,
+                    workers: p,
+                    timed,
+                    efficiency,
+                });
+            }
+        }
+        Ok(points)
+    }
+}
+
+/// A job's options as `wordcount run --input DIR --workers P` has them,
+/// without `--verify`: the experiments time the job alone.
+pub fn job_options(dir: &Path, workers: usize) -> RunOptions {
+    RunOptions {
+        input: dir.to_path_buf(),
+        workers,
+        top: 10,
+        settings: JobSettings {
+            tokenizer: Tokenizer::Alnum,
+            commit: Commit::PerFile,
+            claim_timeout: Duration::from_millis(5000),
+        },
+        faults: Vec::<Fault>::new(),
+        kill_every: None,
+        verify: false,
+    }
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 20) as f64
+}
+
+pub fn mib_per_s(bytes: u64, seconds: f64) -> f64 {
+    mib(bytes) / seconds
+}

@@ -1,0 +1,84 @@
+//! A straggler: worker 0 runs many times slower. Completion time against
+//! the claim timeout: a short timeout lets the others steal its file soon
+//! (at the price of counting it twice), a long one waits for it.
+
+use super::claim_timeout::{sweep, Variant};
+use super::corpus::human;
+use super::plot::Chart;
+use super::{Ctx, Outcome, Scale};
+use crate::fault::Fault;
+use crate::generate::CorpusSpec;
+use anyhow::Result;
+
+struct Params {
+    files: usize,
+    file_bytes: u64,
+    /// How many times slower the straggler is.
+    slow: f64,
+    timeouts_ms: Vec<u64>,
+}
+
+fn params(scale: Scale) -> Params {
+    match scale {
+        Scale::Tiny => Params {
+            files: 4,
+            file_bytes: 256 << 10,
+            slow: 10.0,
+            timeouts_ms: vec![50, 400],
+        },
+        // Files large enough that the straggler holds each for a good part
+        // of a second, so that the timeouts swept matter.
+        Scale::Small => Params {
+            files: 8,
+            file_bytes: 8 << 20,
+            slow: 20.0,
+            timeouts_ms: vec![10, 50, 100, 200, 400, 800, 1600, 3200],
+        },
+        Scale::Full => Params {
+            files: 20,
+            file_bytes: 64 << 20,
+            slow: 10.0,
+            timeouts_ms: vec![50, 100, 250, 500, 1000, 2500, 5000, 10_000],
+        },
+    }
+}
+
+pub fn run(ctx: &Ctx) -> Result<Outcome> {
+    let p = params(ctx.scale);
+    let spec = CorpusSpec {
+        files: p.files,
+        bytes_per_file: p.file_bytes,
+        ..CorpusSpec::default()
+    };
+    let dir = ctx.inputs.generate("input", &spec)?;
+    let variants = [
+        Variant {
+            legend: "no straggler".into(),
+            fault: None,
+        },
+        Variant {
+            legend: format!("worker 0 is {}x slower", p.slow),
+            fault: Some(Fault::Slow {
+                worker: 0,
+                factor: p.slow,
+            }),
+        },
+    ];
+    let workers = ctx.max_workers();
+    let mut chart = Chart::new(
+        format!(
+            "{workers} workers, {} files of {}",
+            p.files,
+            human(p.file_bytes)
+        ),
+        "claim timeout (ms, log scale)",
+        "completion time (s)",
+    );
+    let table = sweep(ctx, &dir, &variants, &p.timeouts_ms, &mut chart)?;
+    ctx.inputs.discard(&dir);
+    Ok(Outcome {
+        title: "Straggler: completion time against the claim timeout".into(),
+        table,
+        charts: vec![chart],
+    })
+}

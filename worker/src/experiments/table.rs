@@ -1,0 +1,127 @@
+//! The rows of an experiment: written as CSV (every column) and printed as
+//! an aligned table (the columns worth reading at a glance).
+
+use super::measure::Timed;
+use anyhow::{Context, Result};
+use std::fmt::Display;
+use std::path::Path;
+
+/// The columns that [`Row::timed`] fills.
+pub const TIMED: [&str; 3] = ["median_s", "min_s", "max_s"];
+
+pub struct Table {
+    columns: Vec<&'static str>,
+    /// Columns left out of the printed table (still in the CSV).
+    csv_only: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+/// One row, built cell by cell in column order.
+#[derive(Default)]
+pub struct Row(Vec<String>);
+
+impl Row {
+    pub fn new() -> Self {
+        Row::default()
+    }
+
+    pub fn cell(mut self, value: impl Display) -> Self {
+        self.0.push(value.to_string());
+        self
+    }
+
+    /// A number with `decimals` digits after the point.
+    pub fn num(self, value: f64, decimals: usize) -> Self {
+        self.cell(format!("{value:.decimals$}"))
+    }
+
+    /// The [`TIMED`] columns.
+    pub fn timed<T>(self, t: &Timed<T>) -> Self {
+        self.num(t.median, 4).num(t.min, 4).num(t.max, 4)
+    }
+}
+
+impl Table {
+    pub fn new(columns: &[&'static str]) -> Self {
+        Table {
+            columns: columns.to_vec(),
+            csv_only: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Leaves these columns out of the printed table.
+    pub fn csv_only(mut self, columns: &[&'static str]) -> Self {
+        self.csv_only = columns.to_vec();
+        self
+    }
+
+    pub fn push(&mut self, row: Row) {
+        assert_eq!(
+            row.0.len(),
+            self.columns.len(),
+            "a row must fill every column"
+        );
+        self.rows.push(row.0);
+    }
+
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        let mut w = csv::Writer::from_path(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        w.write_record(&self.columns)?;
+        for row in &self.rows {
+            w.write_record(row)?;
+        }
+        w.flush()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The printed table: text columns left-aligned, numbers right-aligned.
+    pub fn render(&self) -> String {
+        let shown: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| !self.csv_only.contains(&self.columns[i]))
+            .collect();
+        let width = |i: usize| {
+            self.rows
+                .iter()
+                .map(|r| r[i].len())
+                .chain([self.columns[i].len()])
+                .max()
+                .unwrap_or(0)
+        };
+        let numeric = |i: usize| self.rows.iter().all(|r| r[i].parse::<f64>().is_ok());
+        let line = |cells: Vec<&str>| {
+            let parts: Vec<String> = shown
+                .iter()
+                .zip(cells)
+                .map(|(&i, c)| match numeric(i) {
+                    true => format!("{c:>w$}", w = width(i)),
+                    false => format!("{c:<w$}", w = width(i)),
+                })
+                .collect();
+            parts.join("  ").trim_end().to_string() + "\n"
+        };
+        let mut out = line(shown.iter().map(|&i| self.columns[i]).collect());
+        for row in &self.rows {
+            out += &line(shown.iter().map(|&i| row[i].as_str()).collect());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_aligned_and_hides_csv_only_columns() {
+        let mut t = Table::new(&["method", "secret", "seconds"]).csv_only(&["secret"]);
+        t.push(Row::new().cell("serial").cell("x").num(1.5, 2));
+        t.push(Row::new().cell("redis").cell("y").num(12.25, 2));
+        assert_eq!(
+            t.render(),
+            "method  seconds\nserial     1.50\nredis     12.25\n"
+        );
+    }
+}
