@@ -136,7 +136,8 @@ fn count_threads(files: &[InputFile], tok: Tokenizer, n: usize) -> Result<Counts
 }
 
 /// Splits files into `n` shards of about equal bytes (largest first, each to
-/// the lightest shard) and counts each shard in a child `wordcount` process.
+/// the lightest shard); this process counts the first shard while `n - 1`
+/// child `wordcount` processes count the others.
 fn count_processes(files: &[InputFile], tok: Tokenizer, n: usize) -> Result<Counts> {
     let mut shards: Vec<(u64, Vec<&Path>)> = vec![(0, Vec::new()); n];
     for f in largest_first(files) {
@@ -146,7 +147,7 @@ fn count_processes(files: &[InputFile], tok: Tokenizer, n: usize) -> Result<Coun
     }
     let exe = std::env::current_exe().context("cannot find the wordcount executable")?;
     let mut children = Vec::new();
-    for (_, paths) in shards.iter().filter(|s| !s.1.is_empty()) {
+    for (_, paths) in shards[1..].iter().filter(|s| !s.1.is_empty()) {
         let mut child = Command::new(&exe)
             .args(["shard", "--tokenizer", tok.as_str()])
             .stdin(Stdio::piped())
@@ -162,7 +163,12 @@ fn count_processes(files: &[InputFile], tok: Tokenizer, n: usize) -> Result<Coun
         child.stdin.take().expect("piped").write_all(&list)?;
         children.push(child);
     }
-    let parts = children
+    let mut own = Counts::new();
+    let own_result = shards[0]
+        .1
+        .iter()
+        .try_for_each(|p| count_file(p, tok, &mut own).map(|_| ()));
+    let mut parts: Vec<Result<Counts>> = children
         .into_iter()
         .map(|mut child| {
             let mut packed = Vec::new();
@@ -180,6 +186,7 @@ fn count_processes(files: &[InputFile], tok: Tokenizer, n: usize) -> Result<Coun
             Ok(counts)
         })
         .collect();
+    parts.push(own_result.map(|()| own));
     merge_all(parts)
 }
 
