@@ -1,15 +1,12 @@
 //! The driver: a batch Job of one pod that (after generating a synthetic
 //! corpus) enqueues the files, folds the results and writes the summary.
 
-use super::{
-    container_security, input, meta, password_env, redis_url, resources_or, Component, Names,
-    PREFIX,
-};
+use super::{input, meta, redis_url, resources_or, wordcount_container, Component, Names, PREFIX};
 use crate::crd::WordCountJob;
 use k8s_openapi::{
     api::{
         batch::v1::{Job, JobSpec},
-        core::v1::{Container, PodSpec, PodTemplateSpec},
+        core::v1::{PodSpec, PodTemplateSpec},
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
@@ -60,24 +57,16 @@ fn commit(job: &WordCountJob) -> &'static str {
 
 pub fn job(wcj: &WordCountJob) -> Job {
     let names = Names::of(wcj);
-    let container = Container {
-        name: "driver".into(),
-        image: Some(wcj.spec.image().to_string()),
-        image_pull_policy: Some(wcj.spec.image_pull_policy.as_str().into()),
-        command: Some(vec!["wordcount".into()]),
-        args: Some(args(wcj)),
-        env: Some(vec![password_env(wcj)]),
-        volume_mounts: Some(vec![input::mount(wcj)]),
-        resources: Some(resources_or(
+    let container = wordcount_container(
+        wcj,
+        "driver",
+        args(wcj),
+        resources_or(
             wcj.spec.resources.as_ref().and_then(|r| r.driver.as_ref()),
             "50m",
             "64Mi",
-        )),
-        // The last lines of a failed driver's log become the status message.
-        termination_message_policy: Some("FallbackToLogsOnError".into()),
-        security_context: Some(container_security()),
-        ..Container::default()
-    };
+        ),
+    );
     Job {
         metadata: meta(wcj, &names.driver, Component::Driver),
         spec: Some(JobSpec {

@@ -11,7 +11,7 @@ pub mod workers;
 use crate::crd::WordCountJob;
 use k8s_openapi::{
     api::core::v1::{
-        Capabilities, EnvVar, EnvVarSource, ResourceRequirements, SecretKeySelector,
+        Capabilities, Container, EnvVar, EnvVarSource, ResourceRequirements, SecretKeySelector,
         SecurityContext,
     },
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
@@ -136,6 +136,30 @@ pub fn container_security() -> SecurityContext {
             ..Capabilities::default()
         }),
         ..SecurityContext::default()
+    }
+}
+
+/// A container that runs `wordcount ARGS` on the input volume with the Redis
+/// password: the driver and the workers. The last lines of a failed
+/// container's log become its termination message, which the status shows.
+pub fn wordcount_container(
+    wcj: &WordCountJob,
+    name: &str,
+    args: Vec<String>,
+    resources: ResourceRequirements,
+) -> Container {
+    Container {
+        name: name.into(),
+        image: Some(wcj.spec.image().to_string()),
+        image_pull_policy: Some(wcj.spec.image_pull_policy.as_str().into()),
+        command: Some(vec!["wordcount".into()]),
+        args: Some(args),
+        env: Some(vec![password_env(wcj)]),
+        volume_mounts: Some(vec![input::mount(wcj)]),
+        resources: Some(resources),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(container_security()),
+        ..Container::default()
     }
 }
 

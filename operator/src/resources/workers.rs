@@ -2,15 +2,12 @@
 //! replacements (faults target an index) and a crashed or deleted worker is
 //! replaced by a new pod with the same index.
 
-use super::{
-    container_security, input, meta, password_env, redis_url, resources_or, Component, Names,
-    PREFIX,
-};
+use super::{input, meta, redis_url, resources_or, wordcount_container, Component, Names, PREFIX};
 use crate::crd::{PodKillTarget, WordCountJob};
 use k8s_openapi::{
     api::{
         batch::v1::{Job, JobSpec},
-        core::v1::{Container, PodSpec, PodTemplateSpec},
+        core::v1::{PodSpec, PodTemplateSpec},
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
@@ -55,23 +52,16 @@ pub fn args(wcj: &WordCountJob) -> Vec<String> {
 
 pub fn job(wcj: &WordCountJob) -> Job {
     let names = Names::of(wcj);
-    let container = Container {
-        name: "worker".into(),
-        image: Some(wcj.spec.image().to_string()),
-        image_pull_policy: Some(wcj.spec.image_pull_policy.as_str().into()),
-        command: Some(vec!["wordcount".into()]),
-        args: Some(args(wcj)),
-        env: Some(vec![password_env(wcj)]),
-        volume_mounts: Some(vec![input::mount(wcj)]),
-        resources: Some(resources_or(
+    let container = wordcount_container(
+        wcj,
+        "worker",
+        args(wcj),
+        resources_or(
             wcj.spec.resources.as_ref().and_then(|r| r.worker.as_ref()),
             "100m",
             "128Mi",
-        )),
-        termination_message_policy: Some("FallbackToLogsOnError".into()),
-        security_context: Some(container_security()),
-        ..Container::default()
-    };
+        ),
+    );
     Job {
         metadata: meta(wcj, &names.workers, Component::Worker),
         spec: Some(JobSpec {
