@@ -41,18 +41,12 @@ fn params(scale: Scale) -> Params {
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let p = params(ctx.scale);
-    let spec = CorpusSpec {
-        files: p.files,
-        bytes_per_file: p.file_bytes,
-        ..CorpusSpec::default()
-    };
-    let dir = ctx.inputs.generate("input", &spec)?;
     let crash = Fault::Crash {
         worker: 0,
         point: CrashPoint::AfterCount,
         file: 1,
     };
-    let variants = [
+    let variants = vec![
         Variant {
             legend: "no crash".into(),
             fault: None,
@@ -62,20 +56,40 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             fault: Some(crash),
         },
     ];
+    timeout_experiment(
+        ctx,
+        "Claim timeout: completion time with and without a crash",
+        (p.files, p.file_bytes),
+        &p.timeouts_ms,
+        &variants,
+    )
+}
+
+/// Generates `files` files of `file_bytes`, sweeps the claim timeout for
+/// every variant, and charts completion time against the timeout.
+pub fn timeout_experiment(
+    ctx: &Ctx,
+    title: &str,
+    (files, file_bytes): (usize, u64),
+    timeouts_ms: &[u64],
+    variants: &[Variant],
+) -> Result<Outcome> {
+    let spec = CorpusSpec {
+        files,
+        bytes_per_file: file_bytes,
+        ..CorpusSpec::default()
+    };
+    let dir = ctx.inputs.generate("input", &spec)?;
     let workers = ctx.max_workers();
     let mut chart = Chart::new(
-        format!(
-            "{workers} workers, {} files of {}",
-            p.files,
-            human(p.file_bytes)
-        ),
+        format!("{workers} workers, {files} files of {}", human(file_bytes)),
         "claim timeout (ms, log scale)",
         "completion time (s)",
     );
-    let table = sweep(ctx, &dir, &variants, &p.timeouts_ms, &mut chart)?;
+    let table = sweep(ctx, &dir, variants, timeouts_ms, &mut chart)?;
     ctx.inputs.discard(&dir);
     Ok(Outcome {
-        title: "Claim timeout: completion time with and without a crash".into(),
+        title: title.into(),
         table,
         charts: vec![chart],
     })

@@ -2,12 +2,9 @@
 //! the claim timeout: a short timeout lets the others steal its file soon
 //! (at the price of counting it twice), a long one waits for it.
 
-use super::claim_timeout::{sweep, Variant};
-use super::corpus::human;
-use super::plot::Chart;
+use super::claim_timeout::{timeout_experiment, Variant};
 use super::{Ctx, Outcome, Scale};
 use crate::fault::Fault;
-use crate::generate::CorpusSpec;
 use anyhow::Result;
 
 struct Params {
@@ -45,13 +42,7 @@ fn params(scale: Scale) -> Params {
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let p = params(ctx.scale);
-    let spec = CorpusSpec {
-        files: p.files,
-        bytes_per_file: p.file_bytes,
-        ..CorpusSpec::default()
-    };
-    let dir = ctx.inputs.generate("input", &spec)?;
-    let variants = [
+    let variants = vec![
         Variant {
             legend: "no straggler".into(),
             fault: None,
@@ -64,21 +55,11 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             }),
         },
     ];
-    let workers = ctx.max_workers();
-    let mut chart = Chart::new(
-        format!(
-            "{workers} workers, {} files of {}",
-            p.files,
-            human(p.file_bytes)
-        ),
-        "claim timeout (ms, log scale)",
-        "completion time (s)",
-    );
-    let table = sweep(ctx, &dir, &variants, &p.timeouts_ms, &mut chart)?;
-    ctx.inputs.discard(&dir);
-    Ok(Outcome {
-        title: "Straggler: completion time against the claim timeout".into(),
-        table,
-        charts: vec![chart],
-    })
+    timeout_experiment(
+        ctx,
+        "Straggler: completion time against the claim timeout",
+        (p.files, p.file_bytes),
+        &p.timeouts_ms,
+        &variants,
+    )
 }
