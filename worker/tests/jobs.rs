@@ -173,17 +173,7 @@ fn a_file_that_vanishes_after_enqueueing_fails_the_job_and_is_named() {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::fs::remove_file(dir.path().join("zipf/file-00001.txt")).unwrap();
-    let status = Command::new(bin())
-        .args([
-            "worker",
-            "--redis",
-            &server.url(),
-            "--input",
-            dir.path().to_str().unwrap(),
-        ])
-        .env("REDIS_PASSWORD", &server.password)
-        .status()
-        .unwrap();
+    let status = worker_command(&server, dir.path(), 0).status().unwrap();
     assert!(
         status.success(),
         "the worker records the failure and finishes"

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use wordcount::count::{count_files, Parallelism};
@@ -52,22 +52,8 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     let driver = std::thread::spawn(move || driver::run(&opts, &AtomicBool::new(false)));
     let mut workers: Vec<Child> = (0..2)
         .map(|i| {
-            Command::new(bin())
-                .args([
-                    "worker",
-                    "--redis",
-                    &server.url(),
-                    "--input",
-                    dir.path().to_str().unwrap(),
-                ])
-                .args([
-                    "--index",
-                    &i.to_string(),
-                    "--fault",
-                    &format!("worker={i},slow=150"),
-                ])
-                .env("REDIS_PASSWORD", &server.password)
-                .env("WORDCOUNT_LOG", "warn")
+            worker_command(&server, dir.path(), i)
+                .args(["--fault", &format!("worker={i},slow=150")])
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap()

@@ -45,6 +45,27 @@ pub fn corpus(files: usize, bytes: u64) -> tempfile::TempDir {
     dir
 }
 
+/// `wordcount worker INDEX` against `server`, reading `input`: the command,
+/// ready for more flags.
+pub fn worker_command(
+    server: &wordcount::local::RedisServer,
+    input: &Path,
+    index: usize,
+) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "worker",
+        "--redis",
+        &server.url(),
+        "--input",
+        input.to_str().unwrap(),
+    ])
+    .args(["--index", &index.to_string()])
+    .env("REDIS_PASSWORD", &server.password)
+    .env("WORDCOUNT_LOG", "warn");
+    cmd
+}
+
 pub fn wordcount(args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
