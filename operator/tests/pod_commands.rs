@@ -146,10 +146,12 @@ async fn pods_run_the_job_to_exact_counts() {
         "apiVersion": "wordcount.dev/v1alpha1", "kind": "WordCountJob",
         "metadata": {"name": "demo", "namespace": "ns1", "uid": "u1"},
         "spec": {
-            "input": {"synthetic": {"files": 6, "bytesPerFile": 20000, "vocabulary": 300, "seed": 3}},
+            "input": {"synthetic": {"files": 6, "bytesPerFile": 400000, "vocabulary": 300, "seed": 3}},
             "workers": 2, "topN": 5, "claimTimeout": "1s",
+            // The straggler holds each file for a good fraction of a second,
+            // so worker 1 surely gets a file to crash on, however late it starts.
             "faults": {"crashes": [{"worker": 1, "point": "after-count"}],
-                       "stragglers": [{"worker": 0, "slowFactor": 2}]}
+                       "stragglers": [{"worker": 0, "slowFactor": 500}]}
         }
     }))
     .unwrap();
