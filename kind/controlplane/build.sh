@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Builds a pinned Kubernetes control plane (kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl) and helm from source,
-# through the Go module proxy, into a cache. No prebuilt binaries.
+# Builds a pinned Kubernetes (kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, and for a node kubelet and kube-proxy), CoreDNS and
+# helm from source, through the Go module proxy, into a cache. No prebuilt
+# binaries.
 #
 # Prints the bin dir as its last line of stdout; progress goes to stderr.
 # A second run finds the binaries and returns at once.
 #
 # Env: WORDCOUNT_CACHE (default ~/.cache/wordcount),
-#      WORDCOUNT_K8S_VERSION, WORDCOUNT_HELM_VERSION (override the pins).
+#      WORDCOUNT_K8S_VERSION, WORDCOUNT_HELM_VERSION, WORDCOUNT_COREDNS_VERSION
+#      (override the pins).
 set -euo pipefail
 
 K8S_VERSION=${WORDCOUNT_K8S_VERSION:-v1.34.10}
@@ -15,8 +17,10 @@ HELM_VERSION=${WORDCOUNT_HELM_VERSION:-v3.19.5} # the Helm line built on k8s 1.3
 CACHE=${WORDCOUNT_CACHE:-$HOME/.cache/wordcount}
 K8S_ROOT=$CACHE/k8s/$K8S_VERSION
 BIN=$K8S_ROOT/bin
+COREDNS_VERSION=${WORDCOUNT_COREDNS_VERSION:-v1.12.4}
 HELM_BIN=$CACHE/helm/$HELM_VERSION/bin
-K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+COREDNS_BIN=$CACHE/coredns/$COREDNS_VERSION/bin
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 
 log() { echo "build.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -25,7 +29,8 @@ die() { log "error: $*"; exit 1; }
 built() {
   local cmd
   for cmd in "${K8S_CMDS[@]}"; do [[ -x $BIN/$cmd ]] || return 1; done
-  [[ -x $HELM_BIN/helm && $(readlink "$BIN/helm" 2>/dev/null) == "$HELM_BIN/helm" ]]
+  [[ -x $HELM_BIN/helm && $(readlink "$BIN/helm" 2>/dev/null) == "$HELM_BIN/helm" ]] &&
+    [[ -x $COREDNS_BIN/coredns && $(readlink "$BIN/coredns" 2>/dev/null) == "$COREDNS_BIN/coredns" ]]
 }
 
 setup_go() {
@@ -85,13 +90,25 @@ build_k8s() {
   mv -f "$out"/* "$BIN/" && rmdir "$out"
 }
 
+# The Kubernetes version stamps are those of upstream's Makefile: without
+# them `helm template` assumes Kubernetes 1.20 and refuses our chart.
 build_helm() {
   log "building helm $HELM_VERSION"
+  local minor=${K8S_VERSION#v1.} pkg flags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  minor=${minor%%.*}
+  for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+  done
   mkdir -p "$HELM_BIN.partial"
-  GOBIN=$HELM_BIN.partial go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  GOBIN=$HELM_BIN.partial go install -trimpath -ldflags "$flags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   rm -rf "$HELM_BIN" && mv "$HELM_BIN.partial" "$HELM_BIN"
+}
+
+build_coredns() {
+  log "building coredns $COREDNS_VERSION"
+  mkdir -p "$COREDNS_BIN.partial"
+  GOBIN=$COREDNS_BIN.partial go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+  rm -rf "$COREDNS_BIN" && mv "$COREDNS_BIN.partial" "$COREDNS_BIN"
 }
 
 main() {
@@ -106,7 +123,9 @@ main() {
         [[ -x $BIN/$cmd ]] || { build_k8s; break; }
       done
       [[ -x $HELM_BIN/helm ]] || build_helm
+      [[ -x $COREDNS_BIN/coredns ]] || build_coredns
       ln -sfn "$HELM_BIN/helm" "$BIN/helm"
+      ln -sfn "$COREDNS_BIN/coredns" "$BIN/coredns"
       built || die "binaries missing after build"
       log "done"
     fi
