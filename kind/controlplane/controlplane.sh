@@ -6,7 +6,8 @@
 # With --node it is a whole single-node cluster where pods run, every part a
 # real component run as a process: the control plane on the host's address,
 # containerd and runc, the CNI bridge plugin, kubelet, kube-proxy (iptables),
-# CoreDNS, and the hostPath provisioner behind a default StorageClass.
+# CoreDNS, and the hostPath provisioner behind a default StorageClass. Only
+# NetworkPolicies are enforced by a small loop of ours, netpol.sh (it says why).
 #
 #   controlplane.sh up [--node]
 #                          start (or reuse) it; prints `export KUBECONFIG=...`
@@ -30,7 +31,7 @@ STATE=${WORDCOUNT_CP_STATE:-/tmp/wordcount-cp}
 KUBECONFIG_FILE=$STATE/kubeconfig
 MARKER=$STATE/.wordcount-cp # only a dir with this marker is ever rm -rf'd
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
-NODE_COMPONENTS=(containerd kubelet kube-proxy coredns)
+NODE_COMPONENTS=(containerd kubelet kube-proxy coredns netpol)
 NODE_NAME=wordcount-node
 NODE_DIR=$STATE/node
 SOCK=$NODE_DIR/containerd.sock
@@ -172,6 +173,7 @@ start_apiserver() {
     --tls-cert-file "$d/apiserver.crt" --tls-private-key-file "$d/apiserver.key" \
     --client-ca-file "$d/ca.crt" --authorization-mode Node,RBAC \
     --kubelet-client-certificate "$d/admin.crt" --kubelet-client-key "$d/admin.key" \
+    --kubelet-preferred-address-types InternalIP \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 --endpoint-reconciler-type "$reconciler" \
@@ -352,6 +354,7 @@ start_node() {
     --hostname-override "$NODE_NAME" --node-ip "$ADDRESS"
   start kube-proxy "$BIN/kube-proxy" --config "$n/kube-proxy.yaml"
   start coredns "$BIN/coredns" -conf "$n/Corefile"
+  PATH=$BIN:$PATH start netpol "$HERE/netpol.sh" "$KUBECONFIG_FILE"
   wait_for "CoreDNS" coredns dns_ready
   kc apply -f - >/dev/null <<CONF || die "could not create the default StorageClass"
 apiVersion: storage.k8s.io/v1
@@ -365,14 +368,14 @@ CONF
   wait_for "node $NODE_NAME Ready" kubelet node_ready
 }
 
-# The rules of kube-proxy, kubelet and the CNI plugins: every CNI-* and
-# KUBE-* chain, and the rules that jump to them.
+# The rules of kube-proxy, kubelet, the CNI plugins and netpol.sh: every
+# CNI-*, KUBE-* and WC-* chain, and the rules that jump to them.
 clean_iptables() {
   local table chain chains
   for table in nat filter mangle; do
-    iptables -t "$table" -S | sed -n 's/^-A \(.*-j \(CNI\|KUBE\)-.*\)/-D \1/p' |
+    iptables -t "$table" -S | sed -n 's/^-A \(.*-j \(CNI\|KUBE\|WC\)-.*\)/-D \1/p' |
       while read -r rule; do eval "iptables -t $table $rule" 2>/dev/null || true; done
-    chains=$(iptables -t "$table" -S | sed -n 's/^-N \(\(CNI\|KUBE\)-.*\)/\1/p')
+    chains=$(iptables -t "$table" -S | sed -n 's/^-N \(\(CNI\|KUBE\|WC\)-.*\)/\1/p')
     for chain in $chains; do iptables -t "$table" -F "$chain" || true; done
     for chain in $chains; do iptables -t "$table" -X "$chain" || true; done
   done

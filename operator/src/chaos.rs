@@ -1,11 +1,13 @@
-//! Pod-kill chaos: delete a random worker pod, or the Redis pod, every
-//! `every` from `after` past the job's start, at most `maxKills` times.
+//! Chaos on a schedule. Pod kills: delete a random worker pod, or the Redis
+//! pod, every `every` from `after` past the job's start, at most `maxKills`
+//! times. Partitions: cut the workers off from Redis from `after` for
+//! `duration`.
 //!
-//! The schedule is a pure function of the job's start time and the kills
-//! already recorded in its status, so an operator restart neither repeats
-//! nor forgets kills.
+//! Each schedule is a pure function of the job's start time (and the kills
+//! already recorded in its status), so an operator restart neither repeats
+//! nor forgets a fault.
 
-use crate::crd::{PodKillTarget, PodKills};
+use crate::crd::{Partition, PodKillTarget, PodKills};
 use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
 use std::time::Duration;
 
@@ -36,6 +38,43 @@ pub fn next(kills: &PodKills, start: Timestamp, done: usize, now: Timestamp) -> 
     }
 }
 
+/// Where the partition schedule stands at a moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// The partition (index in the spec) in force now, if any.
+    pub active: Option<usize>,
+    /// Time to the next start or end of a partition.
+    pub next_change: Option<Duration>,
+}
+
+/// Partition i is in force over [start + after, start + after + duration).
+pub fn cut(partitions: &[Partition], start: Timestamp, now: Timestamp) -> Cut {
+    let mut result = Cut {
+        active: None,
+        next_change: None,
+    };
+    let mut note = |at: Timestamp| {
+        if at > now {
+            let d = now.duration_until(at).unsigned_abs();
+            result.next_change = Some(result.next_change.map_or(d, |n: Duration| n.min(d)));
+        }
+    };
+    for (i, p) in partitions.iter().enumerate() {
+        let (Ok(from), Ok(to)) = (
+            start.checked_add(p.after.as_std()),
+            start.checked_add(p.after.as_std() + p.duration.as_std()),
+        ) else {
+            continue;
+        };
+        if from <= now && now < to && result.active.is_none() {
+            result.active = Some(i);
+        }
+        note(from);
+        note(to);
+    }
+    result
+}
+
 /// Pods that may be killed: running, not already being deleted, of the
 /// target component. Killing a pod that is already going proves nothing.
 pub fn candidates(pods: &[Pod], target: PodKillTarget) -> Vec<&Pod> {
@@ -53,6 +92,22 @@ pub fn candidates(pods: &[Pod], target: PodKillTarget) -> Vec<&Pod> {
         })
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .collect()
+}
+
+/// The addresses of the job's worker pods (any phase: a pod on its way
+/// out may still hold a connection).
+pub fn worker_ips(pods: &[Pod]) -> Vec<String> {
+    pods.iter()
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::resources::LABEL_COMPONENT))
+                .map(String::as_str)
+                == Some(crate::resources::Component::Worker.as_str())
+        })
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
         .collect()
 }
 
@@ -83,6 +138,58 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn partitions_are_in_force_over_their_window() {
+        let parts = [
+            Partition {
+                after: "2s".parse().unwrap(),
+                duration: "3s".parse().unwrap(),
+            },
+            Partition {
+                after: "10s".parse().unwrap(),
+                duration: "1s".parse().unwrap(),
+            },
+        ];
+        let start = t("2025-01-01T00:00:00Z");
+        let at = |s: &str| cut(&parts, start, t(&format!("2025-01-01T00:00:{s}Z")));
+        let secs = Duration::from_secs;
+        assert_eq!(
+            at("01"),
+            Cut {
+                active: None,
+                next_change: Some(secs(1))
+            }
+        );
+        assert_eq!(
+            at("02"),
+            Cut {
+                active: Some(0),
+                next_change: Some(secs(3))
+            }
+        );
+        assert_eq!(
+            at("05"),
+            Cut {
+                active: None,
+                next_change: Some(secs(5))
+            }
+        );
+        assert_eq!(
+            at("10"),
+            Cut {
+                active: Some(1),
+                next_change: Some(secs(1))
+            }
+        );
+        assert_eq!(
+            at("11"),
+            Cut {
+                active: None,
+                next_change: None
+            }
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use k8s_openapi::{
         apps::v1::Deployment,
         batch::v1::Job,
         core::v1::{Event as CoreEvent, Pod, Secret},
+        networking::v1::NetworkPolicy,
     },
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
@@ -92,6 +93,9 @@ impl Context {
 const POLL_RUNNING: Duration = Duration::from_secs(5);
 const POLL_REDIS_DOWN: Duration = Duration::from_secs(10);
 const POLL_FINISHED: Duration = Duration::from_secs(300);
+/// While a partition is in force: how often worker connections that got
+/// through are ended.
+const PARTITION_POLL: Duration = Duration::from_secs(1);
 
 pub async fn reconcile(job: Arc<WordCountJob>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
@@ -153,10 +157,10 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
         progress: Some(progress),
         input_error: input_error(ctx, &ns, &pods).await?,
         driver_error: pods::driver_error(&pods),
-        pod_kills: previous
+        injected: previous
             .faults
             .iter()
-            .filter(|f| f.kind == FaultKind::PodKill)
+            .filter(|f| matches!(f.kind, FaultKind::PodKill | FaultKind::Partition))
             .cloned()
             .collect(),
     };
@@ -170,11 +174,11 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
         status.start_time.clone(),
     ) {
         (Some(Phase::Running), Some(kills), Some(start)) => {
-            let done = observed.pod_kills.len();
+            let done = kills_done(&observed);
             match chaos::next(kills, start.0, done, now) {
                 chaos::Next::Kill => {
                     if let Some(killed) = kill_pod(ctx, &job, &pods, kills, done).await? {
-                        observed.pod_kills.push(killed);
+                        observed.injected.push(killed);
                         status = status::derive(&job, &observed, now);
                     }
                     Some(Duration::from_secs(1))
@@ -185,6 +189,28 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
         }
         _ => None,
     };
+
+    // 3b. Partitions: while one is in force its NetworkPolicy exists, and
+    // the workers' connections to Redis are ended on every reconcile (one
+    // may get through before the policy takes effect). Lifted otherwise.
+    let cut = match (status.phase, status.start_time.clone()) {
+        (Some(Phase::Running), Some(start)) => chaos::cut(job.spec.partitions(), start.0, now),
+        _ => chaos::Cut {
+            active: None,
+            next_change: None,
+        },
+    };
+    if !job.spec.partitions().is_empty() {
+        if let Some(record) = partition(ctx, &job, &endpoint, &pods, &observed, cut.active).await? {
+            observed.injected.push(record);
+            status = status::derive(&job, &observed, now);
+        }
+    }
+    let next_cut = match cut.active {
+        Some(_) => Some(PARTITION_POLL),
+        None => cut.next_change,
+    };
+    let next_fault = [next_kill, next_cut].into_iter().flatten().min();
 
     // 4. Events for what changed, then the status.
     publish_changes(ctx, &job, &previous, &status).await;
@@ -197,7 +223,7 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
         .await?;
 
     // 5. When to look again.
-    Ok(Action::requeue(requeue_after(&status, next_kill)))
+    Ok(Action::requeue(requeue_after(&status, next_fault)))
 }
 
 /// Requeue on the operator's side: failures are logged and counted, and the
@@ -213,14 +239,14 @@ pub fn error_policy(job: Arc<WordCountJob>, error: &Error, ctx: Arc<Context>) ->
     Action::requeue(Duration::from_secs(10))
 }
 
-fn requeue_after(status: &WordCountJobStatus, next_kill: Option<Duration>) -> Duration {
+fn requeue_after(status: &WordCountJobStatus, next_fault: Option<Duration>) -> Duration {
     let redis_down = status::find(status, status::READY).is_some_and(|c| c.status != "True");
     let poll = match status.phase {
         Some(p) if p.is_terminal() => POLL_FINISHED,
         _ if redis_down => POLL_REDIS_DOWN,
         _ => POLL_RUNNING,
     };
-    next_kill.map_or(poll, |k| poll.min(k.max(Duration::from_millis(200))))
+    next_fault.map_or(poll, |k| poll.min(k.max(Duration::from_millis(200))))
 }
 
 /// Server-side apply of a desired child; returns it as stored (with status).
@@ -334,6 +360,90 @@ async fn kill_pod(
     Ok(Some(InjectedFault {
         kind: FaultKind::PodKill,
         target: pod_name,
+        time: Time(Timestamp::now()),
+    }))
+}
+
+fn kills_done(observed: &Observed) -> usize {
+    observed
+        .injected
+        .iter()
+        .filter(|f| f.kind == FaultKind::PodKill)
+        .count()
+}
+
+/// Puts partition `active` (or none) in force: applies or deletes the
+/// NetworkPolicy, and ends the workers' Redis connections while it is in
+/// force. Returns the record of a partition that starts now.
+async fn partition(
+    ctx: &Context,
+    job: &WordCountJob,
+    endpoint: &Endpoint,
+    pods: &[Pod],
+    observed: &Observed,
+    active: Option<usize>,
+) -> Result<Option<InjectedFault>, Error> {
+    let policies: Api<NetworkPolicy> = Api::namespaced(
+        ctx.client.clone(),
+        &job.namespace().ok_or(Error::NoNamespace)?,
+    );
+    let name = Names::of(job).partition;
+    let Some(index) = active else {
+        if policies.get_opt(&name).await?.is_some() {
+            policies.delete(&name, &DeleteParams::default()).await?;
+            info!(job = %job.name_any(), "chaos: partition lifted");
+            let note = "workers can reach Redis again".to_string();
+            publish(
+                ctx,
+                job,
+                EventType::Normal,
+                "PartitionLifted",
+                "InjectFault",
+                note,
+            )
+            .await;
+        }
+        return Ok(None);
+    };
+    let ns = job.namespace().ok_or(Error::NoNamespace)?;
+    apply(ctx, &ns, &resources::partition::network_policy(job)).await?;
+    let ips = chaos::worker_ips(pods);
+    let ended = match ctx.progress.end_clients(endpoint, &ips).await {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(job = %job.name_any(), error = %e, "partition: could not end the workers' connections");
+            0
+        }
+    };
+    let started = observed
+        .injected
+        .iter()
+        .filter(|f| f.kind == FaultKind::Partition)
+        .count();
+    if started > index {
+        if ended > 0 {
+            info!(job = %job.name_any(), ended, "partition: ended worker connections that got through");
+        }
+        return Ok(None);
+    }
+    info!(job = %job.name_any(), policy = %name, ended, "chaos: partition");
+    let note = format!(
+        "cut the workers off from Redis with NetworkPolicy {name} (partition {} of {}); ended {ended} open connections",
+        index + 1,
+        job.spec.partitions().len()
+    );
+    publish(
+        ctx,
+        job,
+        EventType::Warning,
+        "Partitioned",
+        "InjectFault",
+        note,
+    )
+    .await;
+    Ok(Some(InjectedFault {
+        kind: FaultKind::Partition,
+        target: name,
         time: Time(Timestamp::now()),
     }))
 }

@@ -22,6 +22,8 @@ const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns1/events";
 struct FakeRedis {
     progress: Mutex<Option<Progress>>,
     endpoints: Mutex<Vec<Endpoint>>,
+    /// The addresses of each `end_clients` call.
+    ended: Mutex<Vec<Vec<String>>>,
 }
 
 impl ProgressReader for FakeRedis {
@@ -34,6 +36,15 @@ impl ProgressReader for FakeRedis {
                 reason: "connection refused".into(),
             })
         })
+    }
+
+    fn end_clients<'a>(
+        &'a self,
+        _ep: &'a Endpoint,
+        ips: &'a [String],
+    ) -> BoxFuture<'a, Result<usize, ReadError>> {
+        self.ended.lock().unwrap().push(ips.to_vec());
+        Box::pin(async move { Ok(ips.len()) })
     }
 }
 
@@ -476,4 +487,73 @@ fn event_notes_are_cut_at_a_character_boundary() {
     assert_eq!(cut.len(), 1024);
     assert!(cut.chars().all(|c| c == 'é'));
     assert_eq!(truncate("aé".into(), 2), "a");
+}
+
+const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/ns1/networkpolicies/demo-partition";
+
+fn with_ip(mut pod: Value, ip: &str) -> Value {
+    pod["status"]["podIP"] = json!(ip);
+    pod
+}
+
+fn partitioned(after: &str, duration: &str) -> WordCountJob {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.faults = Some(crate::crd::Faults {
+        partitions: vec![crate::crd::Partition {
+            after: after.parse().unwrap(),
+            duration: duration.parse().unwrap(),
+        }],
+        ..Default::default()
+    });
+    job
+}
+
+#[tokio::test]
+async fn a_partition_applies_its_policy_ends_worker_connections_then_lifts() {
+    // Started a minute ago, cut from 0 s for an hour: in force now.
+    let job = partitioned("0s", "1h");
+    let h = Harness::new(&job);
+    *h.redis.progress.lock().unwrap() = Some(started(60_000, 2));
+    h.api.set_list(
+        PODS,
+        vec![
+            with_ip(
+                pod("demo-workers-0-aaaaa", "worker", "Running"),
+                "10.244.0.5",
+            ),
+            with_ip(
+                pod("demo-workers-1-bbbbb", "worker", "Running"),
+                "10.244.0.6",
+            ),
+            with_ip(pod("demo-driver-ccccc", "driver", "Running"), "10.244.0.7"),
+        ],
+    );
+    h.reconcile(&job).await;
+    let policy = h.api.get(POLICY).expect("the partition's NetworkPolicy");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    // Only the workers' connections are ended, not the driver's.
+    let ended = h.redis.ended.lock().unwrap().clone();
+    assert_eq!(ended, [vec!["10.244.0.5".to_string(), "10.244.0.6".into()]]);
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.faults_injected, 1);
+    assert_eq!(status.faults[0].kind, FaultKind::Partition);
+    assert!(h.events().iter().any(|e| e["reason"] == "Partitioned"));
+
+    // Still in force: connections that got through are ended again, but it
+    // is the same partition, not a second fault.
+    h.reconcile(&job).await;
+    assert_eq!(h.redis.ended.lock().unwrap().len(), 2);
+    assert_eq!(h.stored_job("demo").status.unwrap().faults_injected, 1);
+
+    // The same job with a 10 s cut that is over: the policy goes.
+    let mut over = partitioned("0s", "10s");
+    over.status = h.stored_job("demo").status;
+    h.api.put(
+        &format!("{JOBS}/demo"),
+        serde_json::to_value(&over).unwrap(),
+    );
+    h.api.clear_requests();
+    h.reconcile(&over).await;
+    assert_eq!(h.deletes(), [POLICY.to_string()]);
+    assert!(h.events().iter().any(|e| e["reason"] == "PartitionLifted"));
 }

@@ -251,6 +251,20 @@ pub struct Faults {
     /// The operator deletes pods on a schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_kills: Option<PodKills>,
+    /// The operator cuts the workers off from Redis for a while: a
+    /// NetworkPolicy, and the workers' open connections ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Partition {
+    /// Time from the job's start to the cut.
+    pub after: Duration,
+    /// How long the workers stay cut off.
+    pub duration: Duration,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -530,7 +544,8 @@ pub struct WorkerCounts {
 #[serde(rename_all = "camelCase")]
 pub struct InjectedFault {
     pub kind: FaultKind,
-    /// The crash spec ("worker=1,crash=after-read") or the deleted pod's name.
+    /// The crash spec ("worker=1,crash=after-read"), the deleted pod's name,
+    /// or the partition's NetworkPolicy.
     pub target: String,
     pub time: Time,
 }
@@ -539,6 +554,7 @@ pub struct InjectedFault {
 pub enum FaultKind {
     Crash,
     PodKill,
+    Partition,
 }
 
 impl WordCountJobSpec {
@@ -557,6 +573,10 @@ impl WordCountJobSpec {
 
     pub fn pod_kills(&self) -> Option<&PodKills> {
         self.faults.as_ref().and_then(|f| f.pod_kills.as_ref())
+    }
+
+    pub fn partitions(&self) -> &[Partition] {
+        self.faults.as_ref().map_or(&[], |f| &f.partitions)
     }
 
     pub fn image(&self) -> &str {

@@ -136,6 +136,9 @@ impl FakeApiServer {
             }
             Method::POST => ok(body),
             Method::DELETE => {
+                if let Some(object) = state.objects.remove(&path) {
+                    return ok(object);
+                }
                 let (collection, name) = path.rsplit_once('/').unwrap();
                 let list = state.lists.entry(collection.to_string()).or_default();
                 match list.iter().position(|o| o["metadata"]["name"] == name) {

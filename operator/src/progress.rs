@@ -4,7 +4,10 @@
 
 use crate::crd::WordCount;
 use futures::future::BoxFuture;
-use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{
+    aio::MultiplexedConnection, AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo,
+    RedisConnectionInfo,
+};
 use serde::Deserialize;
 use std::{collections::BTreeMap, time::Duration};
 
@@ -61,6 +64,31 @@ pub enum ReadError {
 /// Reads a job's progress from its Redis.
 pub trait ProgressReader: Send + Sync {
     fn read<'a>(&'a self, endpoint: &'a Endpoint) -> BoxFuture<'a, Result<Progress, ReadError>>;
+
+    /// Ends the connections of Redis clients at these IP addresses (a
+    /// partition: a NetworkPolicy stops new connections only). Returns how
+    /// many it ended.
+    fn end_clients<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        ips: &'a [String],
+    ) -> BoxFuture<'a, Result<usize, ReadError>>;
+}
+
+/// The ids of the clients in a `CLIENT LIST` reply whose address is one of `ips`.
+pub fn clients_at(list: &str, ips: &[String]) -> Vec<u64> {
+    list.lines()
+        .filter_map(|line| {
+            let field = |key: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+            };
+            let ip = field("addr")?.rsplit_once(':')?.0;
+            ips.iter()
+                .any(|i| i == ip)
+                .then(|| field("id")?.parse().ok())?
+        })
+        .collect()
 }
 
 /// Builds `Progress` from the raw hashes and the summary string.
@@ -130,26 +158,35 @@ impl Default for RedisReader {
     }
 }
 
+fn unreachable(ep: &Endpoint) -> impl Fn(redis::RedisError) -> ReadError + '_ {
+    move |e| ReadError::Unreachable {
+        addr: format!("{}:{}", ep.host, ep.port),
+        reason: e.to_string(),
+    }
+}
+
+impl RedisReader {
+    async fn connect(&self, ep: &Endpoint) -> Result<MultiplexedConnection, ReadError> {
+        let info = ConnectionAddr::Tcp(ep.host.clone(), ep.port)
+            .into_connection_info()
+            .map_err(unreachable(ep))?
+            .set_redis_settings(RedisConnectionInfo::default().set_password(&ep.password));
+        let client = redis::Client::open(info).map_err(unreachable(ep))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(unreachable(ep))
+    }
+}
+
 impl ProgressReader for RedisReader {
     fn read<'a>(&'a self, ep: &'a Endpoint) -> BoxFuture<'a, Result<Progress, ReadError>> {
         Box::pin(async move {
-            let addr = format!("{}:{}", ep.host, ep.port);
-            let unreachable = |e: redis::RedisError| ReadError::Unreachable {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            };
-            let info = ConnectionAddr::Tcp(ep.host.clone(), ep.port)
-                .into_connection_info()
-                .map_err(unreachable)?
-                .set_redis_settings(RedisConnectionInfo::default().set_password(&ep.password));
-            let client = redis::Client::open(info).map_err(unreachable)?;
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(self.timeout))
-                .set_response_timeout(Some(self.timeout));
-            let mut con = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(unreachable)?;
+            let unreachable = unreachable(ep);
+            let mut con = self.connect(ep).await?;
             let p = &ep.prefix;
             type Hash = BTreeMap<String, String>;
             let (meta, stats, faults, failed, summary): (Hash, Hash, Hash, Hash, Option<String>) =
@@ -163,6 +200,27 @@ impl ProgressReader for RedisReader {
                     .await
                     .map_err(unreachable)?;
             parse(&meta, &stats, &faults, failed, summary.as_deref())
+        })
+    }
+
+    fn end_clients<'a>(
+        &'a self,
+        ep: &'a Endpoint,
+        ips: &'a [String],
+    ) -> BoxFuture<'a, Result<usize, ReadError>> {
+        Box::pin(async move {
+            let mut con = self.connect(ep).await?;
+            let list: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut con)
+                .await
+                .map_err(unreachable(ep))?;
+            let mut pipe = redis::pipe();
+            for id in clients_at(&list, ips) {
+                pipe.cmd("CLIENT").arg("KILL").arg("ID").arg(id);
+            }
+            let ended: Vec<usize> = pipe.query_async(&mut con).await.map_err(unreachable(ep))?;
+            Ok(ended.iter().sum())
         })
     }
 }
@@ -219,6 +277,15 @@ mod tests {
         let s = p.summary.unwrap();
         assert_eq!((s.words, s.distinct, s.seconds), (1234, 3, 2.5));
         assert_eq!(s.top[0].word, "the");
+    }
+
+    #[test]
+    fn clients_are_picked_by_address() {
+        let list = "id=3 addr=10.244.0.5:41234 laddr=10.244.0.3:6379 fd=8 name= db=0\n\
+                    id=4 addr=10.244.0.15:5000 laddr=10.244.0.3:6379 fd=9 name= db=0\n\
+                    id=7 addr=10.244.0.5:41240 laddr=10.244.0.3:6379 fd=10 name= db=0\n";
+        assert_eq!(clients_at(list, &["10.244.0.5".into()]), [3, 7]);
+        assert_eq!(clients_at(list, &["10.244.0.1".into()]), Vec::<u64>::new());
     }
 
     #[test]

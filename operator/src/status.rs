@@ -33,8 +33,9 @@ pub struct Observed {
     pub input_error: Option<String>,
     /// The termination message of the last failed driver pod.
     pub driver_error: Option<String>,
-    /// Pod kills done by the operator, including any done in this reconcile.
-    pub pod_kills: Vec<InjectedFault>,
+    /// Faults the operator made (pod kills, partitions), including any made
+    /// in this reconcile.
+    pub injected: Vec<InjectedFault>,
 }
 
 /// A Job's condition of the given type, if it is True.
@@ -144,7 +145,7 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             .cloned()
             .collect(),
     };
-    faults.extend(obs.pod_kills.iter().cloned());
+    faults.extend(obs.injected.iter().cloned());
     faults.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.target.cmp(&b.target)));
     status.faults_injected = faults.len() as i32;
     status.faults = faults;
@@ -647,7 +648,7 @@ mod tests {
         };
         let obs = Observed {
             progress: Some(Ok(running_progress(1))),
-            pod_kills: vec![kill.clone()],
+            injected: vec![kill.clone()],
             ..Observed::default()
         };
         let s = derive(&job, &obs, t("2025-01-01T00:00:10Z"));

@@ -5,6 +5,7 @@
 
 pub mod driver;
 pub mod input;
+pub mod partition;
 pub mod redis;
 pub mod workers;
 
@@ -59,6 +60,7 @@ pub struct Names {
     pub input: String,
     pub driver: String,
     pub workers: String,
+    pub partition: String,
 }
 
 impl Names {
@@ -71,6 +73,7 @@ impl Names {
             input: format!("{name}-input"),
             driver: format!("{name}-driver"),
             workers: format!("{name}-workers"),
+            partition: format!("{name}-partition"),
         }
     }
 }

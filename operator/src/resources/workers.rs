@@ -123,6 +123,7 @@ mod tests {
                 after: "5s".parse().unwrap(),
                 max_kills: 3,
             }),
+            partitions: vec![],
         });
         wcj
     }

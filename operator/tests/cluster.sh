@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# Level-4 tests: WordCountJobs on a cluster where pods really run.
+#
+# Brings up the single-node cluster of kind/controlplane (`up --node`: real
+# containerd, kubelet, kube-proxy, CoreDNS), builds our images from the
+# release binaries and loads them, `helm install`s the chart, then runs each
+# scenario as a user would: `kubectl apply` a WordCountJob, wait for its
+# phase, and compare its counts with a serial `wordcount count` of the same
+# input. Takes everything down again and checks nothing is left running.
+#
+#   operator/tests/cluster.sh             # all scenarios
+#   operator/tests/cluster.sh demo crash  # some of them
+#   KEEP=1 operator/tests/cluster.sh      # leave the cluster up
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+REPO=$PWD
+
+CP=kind/controlplane/controlplane.sh
+export WORDCOUNT_CP_STATE=${WORDCOUNT_CP_STATE:-/tmp/wordcount-cluster}
+NS=wordcount-e2e
+OPERATOR_NS=wordcount-system
+WC=$REPO/target/release/wordcount
+WORK=$(mktemp -d /tmp/wordcount-e2e.XXXXXX)
+SCENARIOS=(demo chaos redis_kill partition bad_input)
+
+log() { echo "cluster.sh: $*" >&2; }
+fail() {
+  log "FAIL: $*"
+  diagnose
+  exit 1
+}
+
+# What a failing scenario needs to be understood.
+diagnose() {
+  set +e
+  kubectl get wcj,jobs,pods,pvc,networkpolicy -n "$NS" -o wide
+  kubectl get events -n "$NS" --sort-by=.lastTimestamp | tail -n 30
+  kubectl logs -n "$OPERATOR_NS" deploy/wordcount-operator --tail=40
+  set -e
+}
+
+# Everything the cluster started must be gone once it is down.
+leftovers() {
+  pgrep -af "$WORDCOUNT_CP_STATE/" || true
+}
+
+cleanup() {
+  local rc=$?
+  rm -rf "$WORK"
+  [[ ${KEEP:-0} == 1 ]] && return
+  "$CP" down || rc=1
+  if [[ -n $(leftovers) ]]; then
+    log "FAIL: processes left after the cluster went down:"
+    leftovers >&2
+    rc=1
+  fi
+  exit "$rc"
+}
+
+# Polls until `phase` is Succeeded or Failed; prints it.
+wait_done() {
+  local name=$1 timeout=${2:-180} phase deadline=$((SECONDS + ${2:-180}))
+  while :; do
+    phase=$(kubectl get wcj "$name" -n "$NS" -o jsonpath='{.status.phase}')
+    [[ $phase == Succeeded || $phase == Failed ]] && { echo "$phase"; return; }
+    ((SECONDS < deadline)) || fail "$name: no end after ${timeout}s (phase '${phase:-none}')"
+    sleep 1
+  done
+}
+
+status() { kubectl get wcj "$1" -n "$NS" -o jsonpath="{.status.$2}"; }
+
+apply() { kubectl apply -n "$NS" -f - >/dev/null; }
+
+# A job's spec is immutable and its name reused: delete it and wait until
+# the pods it made are gone.
+delete_job() {
+  kubectl delete wcj "$1" -n "$NS" --ignore-not-found --wait >/dev/null
+  kubectl wait pods -n "$NS" -l "wordcount.dev/job=$1" --for=delete --timeout=120s >/dev/null 2>&1 || true
+}
+
+# The input of a synthetic job, generated here with the generator's exact
+# arguments from the pod spec, then counted serially: the words, the
+# distinct words and the top words must equal the job's status.
+check_counts() {
+  local name=$1 dir=$WORK/$1 args tokenizer top want got
+  args=$(kubectl get job "$name-driver" -n "$NS" -o json |
+    jq -r '.spec.template.spec.initContainers[0].args[3:][]' | sed "s|^/input/corpus$|$dir|")
+  # shellcheck disable=SC2086 # one argument per line, none with spaces
+  "$WC" $args >/dev/null
+  tokenizer=$(kubectl get wcj "$name" -n "$NS" -o jsonpath='{.spec.tokenizer}')
+  top=$(kubectl get wcj "$name" -n "$NS" -o jsonpath='{.spec.topN}')
+  want=$("$WC" count --json --top "$top" --tokenizer "${tokenizer:-alnum}" "$dir" |
+    jq -S -c '{words, distinct, top}')
+  got=$(kubectl get wcj "$name" -n "$NS" -o json |
+    jq -S -c '.status | {words, distinct: .distinctWords, top: .topWords}')
+  [[ $got == "$want" ]] || fail "$name: counts differ from a serial count
+  job:    $got
+  serial: $want"
+  log "$name: counts equal a serial count ($(jq .words <<<"$want") words)"
+}
+
+expect_phase() {
+  local name=$1 want=$2 got
+  got=$(wait_done "$name" "${3:-180}")
+  [[ $got == "$want" ]] || fail "$name: phase $got, expected $want: $(status "$name" message)"
+  log "$name: $got: $(status "$name" message)"
+}
+
+# ---- scenarios ------------------------------------------------------------
+
+# The README's first job, as it is.
+demo() {
+  kubectl apply -n "$NS" -f examples/job.yaml >/dev/null
+  expect_phase demo Succeeded
+  check_counts demo
+  delete_job demo
+}
+
+# Stragglers make the job last long enough (about 15 s) for the rest: a
+# worker crashing after counting, and worker pods deleted every 3 s.
+chaos() {
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: chaos}
+spec:
+  input: {synthetic: {files: 40, bytesPerFile: 262144, seed: 9}}
+  workers: 3
+  claimTimeout: 2s
+  faults:
+    crashes: [{worker: 1, point: after-count, file: 1}]
+    stragglers: [{worker: 0, slowFactor: 400}, {worker: 1, slowFactor: 400}, {worker: 2, slowFactor: 400}]
+    podKills: {target: worker, after: 3s, every: 3s, maxKills: 3}
+EOF
+  expect_phase chaos Succeeded 300
+  local faults
+  faults=$(status chaos faultsInjected)
+  ((faults >= 4)) || fail "chaos: $faults faults injected, expected the crash and 3 pod kills"
+  log "chaos: $faults faults injected"
+  check_counts chaos
+  delete_job chaos
+}
+
+# The running Redis pod of a job.
+redis_pod() {
+  kubectl get pods -n "$NS" -l "wordcount.dev/job=$1,app.kubernetes.io/component=redis" \
+    --field-selector=status.phase=Running -o name
+}
+
+# Redis checkpoints every second; its pod is deleted mid-job and comes back
+# from the RDB file on its volume. Files committed after the checkpoint are
+# lost with the old pod, so the workers redo them.
+redis_kill() {
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: redis-kill}
+spec:
+  input: {synthetic: {files: 40, bytesPerFile: 262144, seed: 5}}
+  workers: 3
+  claimTimeout: 2s
+  redis: {mode: Snapshot, snapshotInterval: 1s}
+  faults:
+    stragglers: [{worker: 0, slowFactor: 400}, {worker: 1, slowFactor: 400}, {worker: 2, slowFactor: 400}]
+    podKills: {target: redis, after: 5s, every: 60s, maxKills: 1}
+EOF
+  local first second deadline=$((SECONDS + 120))
+  until first=$(redis_pod redis-kill) && [[ -n $first ]]; do
+    ((SECONDS < deadline)) || fail "redis-kill: no Redis pod after 120s"
+    sleep 1
+  done
+  expect_phase redis-kill Succeeded 300
+  second=$(redis_pod redis-kill)
+  [[ $first != "$second" ]] || fail "redis-kill: the Redis pod $first was never replaced"
+  log "redis-kill: Redis pod $first replaced by $second"
+  check_counts redis-kill
+  delete_job redis-kill
+}
+
+# PING from inside a pod, with the job's password; PONG when it gets through.
+ping_redis() {
+  # shellcheck disable=SC2016 # expanded in the pod
+  kubectl exec -n "$NS" "$1" -- sh -c \
+    'REDISCLI_AUTH=$REDIS_PASSWORD timeout 3 redis-cli -h partition-redis ping' 2>&1 || true
+}
+
+# The workers are cut off from Redis from 4 s to 12 s. During the cut no
+# file is committed, and a worker pod cannot even open a connection to
+# Redis; afterwards the job finishes with exact counts.
+partition() {
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: partition}
+spec:
+  input: {synthetic: {files: 60, bytesPerFile: 262144, seed: 13}}
+  workers: 3
+  claimTimeout: 2s
+  faults:
+    stragglers: [{worker: 0, slowFactor: 400}, {worker: 1, slowFactor: 400}, {worker: 2, slowFactor: 400}]
+    partitions: [{after: 4s, duration: 8s}]
+EOF
+  local deadline=$((SECONDS + 120)) before after worker probe
+  until kubectl get networkpolicy partition-partition -n "$NS" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "partition: no NetworkPolicy after 120s"
+    sleep 0.5
+  done
+  log "partition: NetworkPolicy applied at $(status partition progress)"
+  sleep 2 # commits in flight land; the enforcer polls every second
+  before=$(status partition filesDone)
+  worker=$(kubectl get pods -n "$NS" -l wordcount.dev/job=partition,app.kubernetes.io/component=worker \
+    --field-selector=status.phase=Running -o name | head -n 1)
+  # A new connection from a worker pod must not get through.
+  probe=$(ping_redis "$worker")
+  [[ $probe != *PONG* ]] || fail "partition: $worker reached Redis during the cut"
+  sleep 3
+  after=$(status partition filesDone)
+  [[ $before == "$after" ]] || fail "partition: files were committed during the cut ($before, then $after)"
+  kubectl get events -n "$NS" --field-selector reason=Partitioned -o jsonpath='{.items[*].message}' |
+    grep -q "ended [1-9]" || fail "partition: no worker connection was ended at the cut"
+  log "partition: stalled at $before files done; $worker could not connect"
+  deadline=$((SECONDS + 60))
+  while kubectl get networkpolicy partition-partition -n "$NS" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "partition: the NetworkPolicy was not lifted"
+    sleep 0.5
+  done
+  sleep 2 # the enforcer polls every second
+  # The same probe gets through once the cut is lifted: it can tell.
+  probe=$(ping_redis "$worker")
+  [[ $probe == *PONG* ]] || fail "partition: $worker cannot reach Redis after the cut: $probe"
+  expect_phase partition Succeeded 300
+  kubectl get networkpolicy partition-partition -n "$NS" >/dev/null 2>&1 &&
+    fail "partition: the NetworkPolicy outlived the cut"
+  check_counts partition
+  delete_job partition
+}
+
+# A missing input path fails with a message naming it; an empty input and a
+# binary file both end, with a message.
+bad_input() {
+  local dir=$WORK/inputs
+  mkdir -p "$dir/empty" "$dir/binary"
+  head -c 65536 /dev/urandom >"$dir/binary/random.bin"
+  for case in missing:"$dir/missing" empty:"$dir/empty" binary:"$dir/binary"; do
+    apply <<EOF
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: input-${case%%:*}}
+spec:
+  input: {hostPath: {path: "${case#*:}"}}
+  workers: 2
+EOF
+  done
+  expect_phase input-missing Failed 180
+  [[ $(status input-missing message) == *"$dir/missing"* ]] ||
+    fail "input-missing: the message does not name the path"
+  expect_phase input-empty Succeeded 120
+  [[ $(status input-empty words) == 0 ]] || fail "input-empty: words is not 0"
+  expect_phase input-binary Succeeded 120
+  local want
+  want=$("$WC" count --json "$dir/binary" | jq .words)
+  [[ $(status input-binary words) == "$want" ]] || fail "input-binary: words differ from a serial count"
+  for case in missing empty binary; do delete_job "input-$case"; done
+}
+
+# ---- main -----------------------------------------------------------------
+
+main() {
+  local scenarios=("$@") s
+  ((${#scenarios[@]})) || scenarios=("${SCENARIOS[@]}")
+  for s in "${scenarios[@]}"; do
+    [[ " ${SCENARIOS[*]} " == *" $s "* ]] || { log "unknown scenario $s (${SCENARIOS[*]})"; exit 2; }
+  done
+  for tool in jq cargo; do command -v "$tool" >/dev/null || { log "$tool not found"; exit 1; }; done
+
+  cargo build --release -p wordcount -p wordcount-operator
+  trap cleanup EXIT
+  eval "$("$CP" up --node)"
+  "$CP" load "$REPO/target/release"
+  helm install wordcount-operator charts/wordcount-operator --namespace "$OPERATOR_NS" \
+    --create-namespace --wait --timeout 3m >/dev/null
+  kubectl create namespace "$NS" >/dev/null
+  for s in "${scenarios[@]}"; do
+    log "--- $s"
+    local t0=$SECONDS
+    "$s"
+    log "--- $s passed in $((SECONDS - t0))s"
+  done
+  kubectl delete namespace "$NS" --wait --timeout=120s >/dev/null
+  helm uninstall wordcount-operator --namespace "$OPERATOR_NS" --wait >/dev/null
+  [[ -z $(kubectl get pods -A -o name) ]] || fail "pods left after the tests: $(kubectl get pods -A -o name)"
+  log "all passed: ${scenarios[*]}"
+}
+
+main "$@"
