@@ -383,10 +383,8 @@ async fn partition(
     observed: &Observed,
     active: Option<usize>,
 ) -> Result<Option<InjectedFault>, Error> {
-    let policies: Api<NetworkPolicy> = Api::namespaced(
-        ctx.client.clone(),
-        &job.namespace().ok_or(Error::NoNamespace)?,
-    );
+    let ns = job.namespace().ok_or(Error::NoNamespace)?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
     let name = Names::of(job).partition;
     let Some(index) = active else {
         if policies.get_opt(&name).await?.is_some() {
@@ -405,7 +403,6 @@ async fn partition(
         }
         return Ok(None);
     };
-    let ns = job.namespace().ok_or(Error::NoNamespace)?;
     apply(ctx, &ns, &resources::partition::network_policy(job)).await?;
     let ips = chaos::worker_ips(pods);
     let ended = match ctx.progress.end_clients(endpoint, &ips).await {

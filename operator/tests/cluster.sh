@@ -8,9 +8,19 @@
 # phase, and compare its counts with a serial `wordcount count` of the same
 # input. Takes everything down again and checks nothing is left running.
 #
-#   operator/tests/cluster.sh             # all scenarios
-#   operator/tests/cluster.sh demo crash  # some of them
-#   KEEP=1 operator/tests/cluster.sh      # leave the cluster up
+#   operator/tests/cluster.sh                 # all scenarios
+#   operator/tests/cluster.sh demo partition  # some of them
+#   KEEP=1 operator/tests/cluster.sh          # leave the cluster up
+#
+# With Docker and internet, the same scenarios on stock kind: create the
+# cluster with kind/run.sh (or `kind create cluster --name wordcount --config
+# kind/cluster.yaml`, after putting kind/data's absolute path in it), then
+#
+#   KIND_CLUSTER=wordcount operator/tests/cluster.sh
+#
+# builds the images with kind/Dockerfile, `kind load`s them, and keeps the
+# bad-input files in kind/data/e2e (the node's /data/e2e). kindnetd enforces
+# the NetworkPolicies there.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 REPO=$PWD
@@ -21,6 +31,15 @@ NS=wordcount-e2e
 OPERATOR_NS=wordcount-system
 WC=$REPO/target/release/wordcount
 WORK=$(mktemp -d /tmp/wordcount-e2e.XXXXXX)
+KIND_CLUSTER=${KIND_CLUSTER:-}
+if [[ -n $KIND_CLUSTER ]]; then
+  kubectl() { command kubectl --context "kind-$KIND_CLUSTER" "$@"; }
+  helm() { command helm --kube-context "kind-$KIND_CLUSTER" "$@"; }
+  # The node sees the host's kind/data at /data (kind/cluster.yaml).
+  INPUTS=$REPO/kind/data/e2e NODE_INPUTS=/data/e2e
+else
+  INPUTS=$WORK/inputs NODE_INPUTS=$WORK/inputs
+fi
 SCENARIOS=(demo chaos redis_kill partition bad_input)
 
 log() { echo "cluster.sh: $*" >&2; }
@@ -39,22 +58,44 @@ diagnose() {
   set -e
 }
 
-# Everything the cluster started must be gone once it is down.
+# Everything the cluster started must be gone once it is down: processes,
+# mounts, the pod bridge, iptables chains.
 leftovers() {
   pgrep -af "$WORDCOUNT_CP_STATE/" || true
+  findmnt -rn -o TARGET | grep "^$WORDCOUNT_CP_STATE/" || true
+  ip -o link show wordcount0 2>/dev/null || true
+  iptables-save | grep -E '^:(CNI|KUBE|WC)-' || true
 }
 
 cleanup() {
   local rc=$?
   rm -rf "$WORK"
   [[ ${KEEP:-0} == 1 ]] && return
+  if [[ -n $KIND_CLUSTER ]]; then # the cluster is the user's: only our objects go
+    kubectl delete namespace "$NS" --ignore-not-found --wait=false >/dev/null || rc=1
+    helm uninstall wordcount-operator --namespace "$OPERATOR_NS" >/dev/null 2>&1 || true
+    rm -rf "$INPUTS"
+    exit "$rc"
+  fi
   "$CP" down || rc=1
   if [[ -n $(leftovers) ]]; then
-    log "FAIL: processes left after the cluster went down:"
+    log "FAIL: left after the cluster went down:"
     leftovers >&2
     rc=1
   fi
   exit "$rc"
+}
+
+# A cluster with our images: ours (`up --node`, `load`), or the user's kind.
+setup() {
+  if [[ -n $KIND_CLUSTER ]]; then
+    docker build -f kind/Dockerfile --target wordcount -t wordcount:dev .
+    docker build -f kind/Dockerfile --target operator -t wordcount-operator:dev .
+    kind load docker-image --name "$KIND_CLUSTER" wordcount:dev wordcount-operator:dev
+  else
+    eval "$("$CP" up --node)"
+    "$CP" load "$REPO/target/release"
+  fi
 }
 
 # Polls until `phase` is Succeeded or Failed; prints it.
@@ -148,32 +189,56 @@ redis_pod() {
     --field-selector=status.phase=Running -o name
 }
 
-# Redis checkpoints every second; its pod is deleted mid-job and comes back
-# from the RDB file on its volume. Files committed after the checkpoint are
-# lost with the old pod, so the workers redo them.
+# redis-cli in a job's Redis pod, with the job's password.
+redis_cli() {
+  local pod=$1
+  shift
+  # shellcheck disable=SC2016 # expanded in the pod
+  kubectl exec -n "$NS" "$pod" -- sh -c 'REDISCLI_AUTH=$REDIS_PASSWORD redis-cli "$@"' sh "$@" 2>/dev/null
+}
+
+# examples/redis-kill.yaml: Redis checkpoints every second; the operator
+# deletes its pod 6 s in, and Redis exits without saving. The new pod must
+# load the checkpoint from its volume (keys loaded, files done > 0: not an
+# empty Redis), the files committed after the checkpoint are redone, and
+# the counts come out exact.
 redis_kill() {
-  apply <<'EOF'
-apiVersion: wordcount.dev/v1alpha1
-kind: WordCountJob
-metadata: {name: redis-kill}
-spec:
-  input: {synthetic: {files: 40, bytesPerFile: 262144, seed: 5}}
-  workers: 3
-  claimTimeout: 2s
-  redis: {mode: Snapshot, snapshotInterval: 1s}
-  faults:
-    stragglers: [{worker: 0, slowFactor: 400}, {worker: 1, slowFactor: 400}, {worker: 2, slowFactor: 400}]
-    podKills: {target: redis, after: 5s, every: 60s, maxKills: 1}
-EOF
-  local first second deadline=$((SECONDS + 120))
+  kubectl apply -n "$NS" -f examples/redis-kill.yaml >/dev/null
+  local first second deadline=$((SECONDS + 180)) seen=0 v info restored fcalls
   until first=$(redis_pod redis-kill) && [[ -n $first ]]; do
-    ((SECONDS < deadline)) || fail "redis-kill: no Redis pod after 120s"
+    ((SECONDS < deadline)) || fail "redis-kill: no Redis pod"
     sleep 1
   done
+  # The last count of files done that the first Redis gave before it died
+  # (it exits at once on SIGTERM, without saving).
+  while :; do
+    if v=$(redis_cli "$first" HGET wc:stats files_done); then
+      [[ $v =~ ^[0-9]+$ ]] && seen=$v
+    elif [[ -n $(kubectl get "$first" -n "$NS" -o jsonpath='{.metadata.deletionTimestamp}' 2>/dev/null || echo gone) ]]; then
+      break
+    fi
+    ((SECONDS < deadline)) || fail "redis-kill: the Redis pod $first was never deleted"
+    sleep 0.2
+  done
+  until second=$(redis_pod redis-kill) && [[ -n $second && $second != *"$first"* ]]; do
+    ((SECONDS < deadline)) || fail "redis-kill: no new Redis pod"
+    sleep 0.5
+  done
+  until info=$(redis_cli "$second" INFO persistence) && [[ $info == *"loading:0"* ]]; do
+    ((SECONDS < deadline)) || fail "redis-kill: the new Redis $second never answered"
+    sleep 0.2
+  done
+  restored=$(redis_cli "$second" HGET wc:stats files_done)
+  fcalls=$(redis_cli "$second" INFO commandstats | sed -n 's/^cmdstat_fcall:calls=\([0-9]*\).*/\1/p')
+  [[ $(sed -n 's/^rdb_last_load_keys_loaded:\([0-9]*\).*/\1/p' <<<"$info" | tr -d '\r') -gt 0 ]] ||
+    fail "redis-kill: the new Redis did not load the checkpoint"
+  ((${restored:-0} > 0)) || fail "redis-kill: the new Redis came back empty"
+  if [[ -z $fcalls ]]; then # nothing committed to the new Redis yet: this is the checkpoint
+    log "redis-kill: $first replaced by $second; its checkpoint had $restored files done, $seen were seen done before"
+  else
+    log "redis-kill: $first replaced by $second, loaded from its checkpoint (workers already committing: $restored files done)"
+  fi
   expect_phase redis-kill Succeeded 300
-  second=$(redis_pod redis-kill)
-  [[ $first != "$second" ]] || fail "redis-kill: the Redis pod $first was never replaced"
-  log "redis-kill: Redis pod $first replaced by $second"
   check_counts redis-kill
   delete_job redis-kill
 }
@@ -185,37 +250,33 @@ ping_redis() {
     'REDISCLI_AUTH=$REDIS_PASSWORD timeout 3 redis-cli -h partition-redis ping' 2>&1 || true
 }
 
-# The workers are cut off from Redis from 4 s to 12 s. During the cut no
-# file is committed, and a worker pod cannot even open a connection to
-# Redis; afterwards the job finishes with exact counts.
+# examples/partition.yaml: the workers are cut off from Redis from 4 s to
+# 19 s. During the cut no file is committed, and a worker pod cannot even
+# open a connection to Redis; after it, it can, and the job finishes with
+# exact counts.
 partition() {
-  apply <<'EOF'
-apiVersion: wordcount.dev/v1alpha1
-kind: WordCountJob
-metadata: {name: partition}
-spec:
-  input: {synthetic: {files: 60, bytesPerFile: 262144, seed: 13}}
-  workers: 3
-  claimTimeout: 2s
-  faults:
-    stragglers: [{worker: 0, slowFactor: 400}, {worker: 1, slowFactor: 400}, {worker: 2, slowFactor: 400}]
-    partitions: [{after: 4s, duration: 8s}]
-EOF
-  local deadline=$((SECONDS + 120)) before after worker probe
+  kubectl apply -n "$NS" -f examples/partition.yaml >/dev/null
+  local deadline=$((SECONDS + 120)) before after worker probe redis
   until kubectl get networkpolicy partition-partition -n "$NS" >/dev/null 2>&1; do
     ((SECONDS < deadline)) || fail "partition: no NetworkPolicy after 120s"
     sleep 0.5
   done
   log "partition: NetworkPolicy applied at $(status partition progress)"
-  sleep 2 # commits in flight land; the enforcer polls every second
-  before=$(status partition filesDone)
+  redis=$(redis_pod partition)
   worker=$(kubectl get pods -n "$NS" -l wordcount.dev/job=partition,app.kubernetes.io/component=worker \
     --field-selector=status.phase=Running -o name | head -n 1)
-  # A new connection from a worker pod must not get through.
-  probe=$(ping_redis "$worker")
-  [[ $probe != *PONG* ]] || fail "partition: $worker reached Redis during the cut"
-  sleep 3
-  after=$(status partition filesDone)
+  # The enforcer takes a moment: from then on a new connection from a worker
+  # pod must not get through.
+  until probe=$(ping_redis "$worker") && [[ $probe != *PONG* ]]; do
+    ((SECONDS < deadline)) || fail "partition: $worker still reaches Redis during the cut"
+    sleep 0.5
+  done
+  # A connection made before the enforcer acted is ended by the operator's
+  # next round (every second); after that nothing is committed.
+  sleep 1.5
+  before=$(redis_cli "$redis" HGET wc:stats files_done)
+  sleep 4
+  after=$(redis_cli "$redis" HGET wc:stats files_done)
   [[ $before == "$after" ]] || fail "partition: files were committed during the cut ($before, then $after)"
   kubectl get events -n "$NS" --field-selector reason=Partitioned -o jsonpath='{.items[*].message}' |
     grep -q "ended [1-9]" || fail "partition: no worker connection was ended at the cut"
@@ -239,10 +300,10 @@ EOF
 # A missing input path fails with a message naming it; an empty input and a
 # binary file both end, with a message.
 bad_input() {
-  local dir=$WORK/inputs
+  local dir=$INPUTS node=$NODE_INPUTS
   mkdir -p "$dir/empty" "$dir/binary"
   head -c 65536 /dev/urandom >"$dir/binary/random.bin"
-  for case in missing:"$dir/missing" empty:"$dir/empty" binary:"$dir/binary"; do
+  for case in missing:"$node/missing" empty:"$node/empty" binary:"$node/binary"; do
     apply <<EOF
 apiVersion: wordcount.dev/v1alpha1
 kind: WordCountJob
@@ -253,7 +314,7 @@ spec:
 EOF
   done
   expect_phase input-missing Failed 180
-  [[ $(status input-missing message) == *"$dir/missing"* ]] ||
+  [[ $(status input-missing message) == *"$node/missing"* ]] ||
     fail "input-missing: the message does not name the path"
   expect_phase input-empty Succeeded 120
   [[ $(status input-empty words) == 0 ]] || fail "input-empty: words is not 0"
@@ -276,8 +337,7 @@ main() {
 
   cargo build --release -p wordcount -p wordcount-operator
   trap cleanup EXIT
-  eval "$("$CP" up --node)"
-  "$CP" load "$REPO/target/release"
+  setup
   helm install wordcount-operator charts/wordcount-operator --namespace "$OPERATOR_NS" \
     --create-namespace --wait --timeout 3m >/dev/null
   kubectl create namespace "$NS" >/dev/null
@@ -289,7 +349,14 @@ main() {
   done
   kubectl delete namespace "$NS" --wait --timeout=120s >/dev/null
   helm uninstall wordcount-operator --namespace "$OPERATOR_NS" --wait >/dev/null
-  [[ -z $(kubectl get pods -A -o name) ]] || fail "pods left after the tests: $(kubectl get pods -A -o name)"
+  # The jobs' volumes are deleted (reclaim policy Delete) once their claims go.
+  local left deadline=$((SECONDS + 60))
+  while left=$(kubectl get pods -n "$OPERATOR_NS" -o name
+    kubectl get pv -o json | jq -r --arg ns "$NS" '.items[] | select(.spec.claimRef.namespace == $ns) | .metadata.name') &&
+    [[ -n $left ]]; do
+    ((SECONDS < deadline)) || fail "left after the tests: $left"
+    sleep 1
+  done
   log "all passed: ${scenarios[*]}"
 }
 

@@ -70,9 +70,11 @@ pub fn data_claim(job: &WordCountJob) -> PersistentVolumeClaim {
 }
 
 /// `redis-server` arguments: snapshot every `snapshotInterval` if anything
-/// changed, no AOF (the experiment is about recovering from a checkpoint), and
-/// the password from the environment (Kubernetes expands `$(VAR)` in args, so
-/// it never appears in the object).
+/// changed, no AOF and no save on SIGTERM (the experiment is about
+/// recovering from a checkpoint: a deleted pod is a crash, and what was
+/// committed after the last snapshot is lost and redone), and the password
+/// from the environment (Kubernetes expands `$(VAR)` in args, so it never
+/// appears in the object).
 pub fn server_args(job: &WordCountJob) -> Vec<String> {
     // `save` counts whole seconds; a sub-second interval means every second.
     let secs = job.spec.redis.snapshot_interval.as_std().as_secs().max(1);
@@ -89,6 +91,8 @@ pub fn server_args(job: &WordCountJob) -> Vec<String> {
         &format!("{secs} 1"),
         "--appendonly",
         "no",
+        "--shutdown-on-sigterm",
+        "nosave",
         "--requirepass",
         "$(REDIS_PASSWORD)",
     ]
@@ -204,6 +208,9 @@ mod tests {
         assert_eq!(args[save + 1], "120 1");
         let aof = args.iter().position(|a| a == "--appendonly").unwrap();
         assert_eq!(args[aof + 1], "no");
+        assert!(args
+            .windows(2)
+            .any(|w| w == ["--shutdown-on-sigterm", "nosave"]));
 
         job.spec.redis.snapshot_interval = Duration::from_millis(500);
         let args = server_args(&job);
