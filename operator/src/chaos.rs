@@ -153,43 +153,16 @@ mod tests {
             },
         ];
         let start = t("2025-01-01T00:00:00Z");
-        let at = |s: &str| cut(&parts, start, t(&format!("2025-01-01T00:00:{s}Z")));
+        let at = |s: &str| {
+            let c = cut(&parts, start, t(&format!("2025-01-01T00:00:{s}Z")));
+            (c.active, c.next_change)
+        };
         let secs = Duration::from_secs;
-        assert_eq!(
-            at("01"),
-            Cut {
-                active: None,
-                next_change: Some(secs(1))
-            }
-        );
-        assert_eq!(
-            at("02"),
-            Cut {
-                active: Some(0),
-                next_change: Some(secs(3))
-            }
-        );
-        assert_eq!(
-            at("05"),
-            Cut {
-                active: None,
-                next_change: Some(secs(5))
-            }
-        );
-        assert_eq!(
-            at("10"),
-            Cut {
-                active: Some(1),
-                next_change: Some(secs(1))
-            }
-        );
-        assert_eq!(
-            at("11"),
-            Cut {
-                active: None,
-                next_change: None
-            }
-        );
+        assert_eq!(at("01"), (None, Some(secs(1))));
+        assert_eq!(at("02"), (Some(0), Some(secs(3))));
+        assert_eq!(at("05"), (None, Some(secs(5))));
+        assert_eq!(at("10"), (Some(1), Some(secs(1))));
+        assert_eq!(at("11"), (None, None));
     }
 
     #[test]

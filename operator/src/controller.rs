@@ -348,20 +348,26 @@ async fn kill_pod(
         done + 1,
         kills.max_kills
     );
-    publish(
-        ctx,
-        job,
-        EventType::Warning,
-        "PodKilled",
-        "InjectFault",
-        note,
-    )
-    .await;
-    Ok(Some(InjectedFault {
-        kind: FaultKind::PodKill,
-        target: pod_name,
+    Ok(Some(
+        injected(ctx, job, FaultKind::PodKill, pod_name, "PodKilled", note).await,
+    ))
+}
+
+/// The record of a fault the operator made, announced by a Warning Event.
+async fn injected(
+    ctx: &Context,
+    job: &WordCountJob,
+    kind: FaultKind,
+    target: String,
+    reason: &str,
+    note: String,
+) -> InjectedFault {
+    publish(ctx, job, EventType::Warning, reason, "InjectFault", note).await;
+    InjectedFault {
+        kind,
+        target,
         time: Time(Timestamp::now()),
-    }))
+    }
 }
 
 fn kills_done(observed: &Observed) -> usize {
@@ -429,20 +435,9 @@ async fn partition(
         index + 1,
         job.spec.partitions().len()
     );
-    publish(
-        ctx,
-        job,
-        EventType::Warning,
-        "Partitioned",
-        "InjectFault",
-        note,
-    )
-    .await;
-    Ok(Some(InjectedFault {
-        kind: FaultKind::Partition,
-        target: name,
-        time: Time(Timestamp::now()),
-    }))
+    Ok(Some(
+        injected(ctx, job, FaultKind::Partition, name, "Partitioned", note).await,
+    ))
 }
 
 /// Events for a phase change and for crash faults seen for the first time.
