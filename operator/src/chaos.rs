@@ -7,7 +7,11 @@
 //! already recorded in its status), so an operator restart neither repeats
 //! nor forgets a fault.
 
-use crate::crd::{Partition, PodKillTarget, PodKills};
+use crate::{
+    crd::{Partition, PodKillTarget, PodKills},
+    pods::of_component,
+    resources::Component,
+};
 use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
 use std::time::Duration;
 
@@ -39,7 +43,7 @@ pub fn next(kills: &PodKills, start: Timestamp, done: usize, now: Timestamp) -> 
 }
 
 /// Where the partition schedule stands at a moment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cut {
     /// The partition (index in the spec) in force now, if any.
     pub active: Option<usize>,
@@ -49,10 +53,7 @@ pub struct Cut {
 
 /// Partition i is in force over [start + after, start + after + duration).
 pub fn cut(partitions: &[Partition], start: Timestamp, now: Timestamp) -> Cut {
-    let mut result = Cut {
-        active: None,
-        next_change: None,
-    };
+    let mut result = Cut::default();
     let mut note = |at: Timestamp| {
         if at > now {
             let d = now.duration_until(at).unsigned_abs();
@@ -79,17 +80,10 @@ pub fn cut(partitions: &[Partition], start: Timestamp, now: Timestamp) -> Cut {
 /// target component. Killing a pod that is already going proves nothing.
 pub fn candidates(pods: &[Pod], target: PodKillTarget) -> Vec<&Pod> {
     let component = match target {
-        PodKillTarget::Worker => crate::resources::Component::Worker,
-        PodKillTarget::Redis => crate::resources::Component::Redis,
+        PodKillTarget::Worker => Component::Worker,
+        PodKillTarget::Redis => Component::Redis,
     };
-    pods.iter()
-        .filter(|p| {
-            let labels = p.metadata.labels.as_ref();
-            labels
-                .and_then(|l| l.get(crate::resources::LABEL_COMPONENT))
-                .map(String::as_str)
-                == Some(component.as_str())
-        })
+    of_component(pods, component)
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         .collect()
@@ -98,15 +92,7 @@ pub fn candidates(pods: &[Pod], target: PodKillTarget) -> Vec<&Pod> {
 /// The addresses of the job's worker pods (any phase: a pod on its way
 /// out may still hold a connection).
 pub fn worker_ips(pods: &[Pod]) -> Vec<String> {
-    pods.iter()
-        .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(crate::resources::LABEL_COMPONENT))
-                .map(String::as_str)
-                == Some(crate::resources::Component::Worker.as_str())
-        })
+    of_component(pods, Component::Worker)
         .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
         .collect()
 }

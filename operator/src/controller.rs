@@ -174,7 +174,7 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
         status.start_time.clone(),
     ) {
         (Some(Phase::Running), Some(kills), Some(start)) => {
-            let done = kills_done(&observed);
+            let done = injected_count(&observed, FaultKind::PodKill);
             match chaos::next(kills, start.0, done, now) {
                 chaos::Next::Kill => {
                     if let Some(killed) = kill_pod(ctx, &job, &pods, kills, done).await? {
@@ -195,10 +195,7 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     // may get through before the policy takes effect). Lifted otherwise.
     let cut = match (status.phase, status.start_time.clone()) {
         (Some(Phase::Running), Some(start)) => chaos::cut(job.spec.partitions(), start.0, now),
-        _ => chaos::Cut {
-            active: None,
-            next_change: None,
-        },
+        _ => chaos::Cut::default(),
     };
     if !job.spec.partitions().is_empty() {
         if let Some(record) = partition(ctx, &job, &endpoint, &pods, &observed, cut.active).await? {
@@ -370,12 +367,9 @@ async fn injected(
     }
 }
 
-fn kills_done(observed: &Observed) -> usize {
-    observed
-        .injected
-        .iter()
-        .filter(|f| f.kind == FaultKind::PodKill)
-        .count()
+/// How many faults of this kind the operator has made so far.
+fn injected_count(observed: &Observed, kind: FaultKind) -> usize {
+    observed.injected.iter().filter(|f| f.kind == kind).count()
 }
 
 /// Puts partition `active` (or none) in force: applies or deletes the
@@ -418,12 +412,7 @@ async fn partition(
             0
         }
     };
-    let started = observed
-        .injected
-        .iter()
-        .filter(|f| f.kind == FaultKind::Partition)
-        .count();
-    if started > index {
+    if injected_count(observed, FaultKind::Partition) > index {
         if ended > 0 {
             info!(job = %job.name_any(), ended, "partition: ended worker connections that got through");
         }
