@@ -1,14 +1,13 @@
 //! The driver: a batch Job of one pod that (after generating a synthetic
 //! corpus) enqueues the files, folds the results and writes the summary.
 
-use super::{input, meta, redis_url, resources_or, wordcount_container, Component, Names, PREFIX};
+use super::{
+    batch_pod, input, meta, redis_url, resources_or, wordcount_container, Component, Names, PREFIX,
+};
 use crate::crd::WordCountJob;
-use k8s_openapi::{
-    api::{
-        batch::v1::{Job, JobSpec},
-        core::v1::{PodSpec, PodTemplateSpec},
-    },
-    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+use k8s_openapi::api::{
+    batch::v1::{Job, JobSpec},
+    core::v1::PodSpec,
 };
 
 /// Retries of the driver pod. The driver survives Redis restarts by itself,
@@ -71,19 +70,15 @@ pub fn job(wcj: &WordCountJob) -> Job {
         metadata: meta(wcj, &names.driver, Component::Driver),
         spec: Some(JobSpec {
             backoff_limit: Some(BACKOFF_LIMIT),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(super::labels(wcj, Component::Driver)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
+            template: batch_pod(
+                wcj,
+                Component::Driver,
+                PodSpec {
                     init_containers: input::generator(wcj).map(|g| vec![g]),
                     containers: vec![container],
-                    volumes: Some(vec![input::volume(wcj)]),
                     ..PodSpec::default()
-                }),
-            },
+                },
+            ),
             ..JobSpec::default()
         }),
         ..Job::default()

@@ -12,8 +12,8 @@ pub mod workers;
 use crate::crd::WordCountJob;
 use k8s_openapi::{
     api::core::v1::{
-        Capabilities, Container, EnvVar, EnvVarSource, ResourceRequirements, SecretKeySelector,
-        SecurityContext,
+        Capabilities, Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec,
+        ResourceRequirements, SecretKeySelector, SecurityContext,
     },
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
@@ -139,6 +139,23 @@ pub fn container_security() -> SecurityContext {
             ..Capabilities::default()
         }),
         ..SecurityContext::default()
+    }
+}
+
+/// The pod template of the driver's and the workers' batch Jobs: the
+/// component's labels, the input volume, and never a restart in place (the
+/// Job makes a new pod). `spec` holds the rest.
+pub fn batch_pod(job: &WordCountJob, component: Component, spec: PodSpec) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(job, component)),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            volumes: Some(vec![input::volume(job)]),
+            ..spec
+        }),
     }
 }
 

@@ -2,14 +2,13 @@
 //! replacements (faults target an index) and a crashed or deleted worker is
 //! replaced by a new pod with the same index.
 
-use super::{input, meta, redis_url, resources_or, wordcount_container, Component, Names, PREFIX};
+use super::{
+    batch_pod, input, meta, redis_url, resources_or, wordcount_container, Component, Names, PREFIX,
+};
 use crate::crd::{PodKillTarget, WordCountJob};
-use k8s_openapi::{
-    api::{
-        batch::v1::{Job, JobSpec},
-        core::v1::{PodSpec, PodTemplateSpec},
-    },
-    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+use k8s_openapi::api::{
+    batch::v1::{Job, JobSpec},
+    core::v1::PodSpec,
 };
 
 /// Failures each index may have before the Job gives it up: room for every
@@ -69,20 +68,16 @@ pub fn job(wcj: &WordCountJob) -> Job {
             completions: Some(wcj.spec.workers),
             parallelism: Some(wcj.spec.workers),
             backoff_limit_per_index: Some(backoff_limit_per_index(wcj)),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(super::labels(wcj, Component::Worker)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
+            template: batch_pod(
+                wcj,
+                Component::Worker,
+                PodSpec {
                     containers: vec![container],
-                    volumes: Some(vec![input::volume(wcj)]),
                     // Deleted workers are an experiment, not a drain to honour.
                     termination_grace_period_seconds: Some(5),
                     ..PodSpec::default()
-                }),
-            },
+                },
+            ),
             ..JobSpec::default()
         }),
         ..Job::default()
