@@ -1,5 +1,6 @@
 #!lua name=wordcount
--- The job's atomic steps. Every one is idempotent: a retried call (after a
+-- The job's atomic steps (protocol/src/library.rs names them and their
+-- error codes). Every one is idempotent: a retried call (after a
 -- lost reply, a stolen file, a restart) changes nothing the first did not.
 
 -- Enqueues a file once. KEYS: queue, enqueued. ARGV: path, size.
@@ -33,7 +34,7 @@ end
 local function commit(keys, args)
   local id, how = args[2], args[7]
   if how == 'staged' and redis.call('EXISTS', keys[5]) == 0 then
-    return redis.error_reply('ERR wordcount: staged counts of ' .. id .. ' are gone')
+    return redis.error_reply('WCSTAGEGONE staged counts of ' .. id .. ' are gone')
   end
   local acked = redis.call('XACK', keys[1], args[1], id)
   if acked == 0 then
@@ -65,7 +66,7 @@ end
 -- ARGV: words staged (the stage's cardinality), id...
 local function fold(keys, args)
   if redis.call('ZCARD', keys[4]) ~= tonumber(args[1]) then
-    return redis.error_reply('ERR wordcount: fold stage is incomplete')
+    return redis.error_reply('WCFOLDSTAGE fold stage is incomplete')
   end
   for i = 2, #args do
     if redis.call('HEXISTS', keys[1], args[i]) == 0 then

@@ -1,0 +1,17 @@
+//! Exit codes of `wordcount` (driver, worker, run). The operator reads them
+//! from terminated pods; a Job's pod failure policy matches them.
+
+/// The job is done.
+pub const SUCCESS: i32 = 0;
+/// An error; the message is on stderr.
+pub const ERROR: i32 = 1;
+/// Bad command-line arguments (clap's code).
+pub const USAGE: i32 = 2;
+/// Every readable file was counted and the totals reported, but some files
+/// could not be read (and `--on-unreadable` is `fail`). Final: retrying
+/// would read the same files.
+pub const UNREADABLE: i32 = 3;
+/// Interrupted (Ctrl-C), as a shell reports SIGINT.
+pub const INTERRUPTED: i32 = 130;
+/// A crash fault: SIGKILL, as a container runtime reports it.
+pub const CRASHED: i32 = 128 + 9;

@@ -1,0 +1,115 @@
+//! The Redis keys of one job, all under one prefix `P`, and the fields of its
+//! hashes. docs/protocol.md describes each.
+
+/// The prefix of a job's keys when none is given (`--prefix`). On
+/// Kubernetes every job has a Redis of its own, so it always uses this one.
+pub const DEFAULT_PREFIX: &str = "wc";
+
+/// Names of a job's keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    pub prefix: String,
+    /// Stream of files to count, consumer group `P`.
+    pub queue: String,
+    /// Set of paths already enqueued.
+    pub enqueued: String,
+    /// Hash of the job's settings and size: [`meta`].
+    pub meta: String,
+    /// Hash entry id -> packed counts, committed and not yet folded.
+    pub results: String,
+    /// Hash path -> why it could not be counted.
+    pub failed: String,
+    /// Sorted set word -> count: the result.
+    pub counts: String,
+    /// Hash of counters: [`stats`].
+    pub stats: String,
+    /// Stream of one entry per committed file, with its latency.
+    pub latency: String,
+    /// Hash fault spec -> when it fired (ms since the epoch).
+    pub faults: String,
+    /// The driver's JSON summary, written when the job is done.
+    pub summary: String,
+    /// Sorted set: the sum of a fold batch, staged before `wc_fold`.
+    pub fold_stage: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        let k = |s: &str| format!("{prefix}:{s}");
+        Keys {
+            prefix: prefix.to_string(),
+            queue: k("queue"),
+            enqueued: k("enqueued"),
+            meta: k("meta"),
+            results: k("results"),
+            failed: k("failed"),
+            counts: k("counts"),
+            stats: k("stats"),
+            latency: k("latency"),
+            faults: k("faults"),
+            summary: k("summary"),
+            fold_stage: k("foldstage"),
+        }
+    }
+
+    /// The consumer group of the queue.
+    pub fn group(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Where a worker stages a large vocabulary before committing it.
+    pub fn stage(&self, id: &str, consumer: &str) -> String {
+        format!("{}:stage:{id}:{consumer}", self.prefix)
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys::new(DEFAULT_PREFIX)
+    }
+}
+
+/// Fields of `P:meta`, written by the driver.
+pub mod meta {
+    /// Files to count, once enqueueing has begun.
+    pub const FILES: &str = "files";
+    pub const BYTES: &str = "bytes";
+    /// `1` once every file is enqueued.
+    pub const ENQUEUE_DONE: &str = "enqueue_done";
+    pub const TOKENIZER: &str = "tokenizer";
+    pub const COMMIT: &str = "commit";
+    pub const CLAIM_TIMEOUT_MS: &str = "claim_timeout_ms";
+    /// When the driver first created the job (ms since the epoch).
+    pub const STARTED_MS: &str = "started_ms";
+}
+
+/// Fields of `P:stats`, counted by the functions.
+pub mod stats {
+    pub const FILES_DONE: &str = "files_done";
+    pub const FILES_FAILED: &str = "files_failed";
+    pub const WORDS: &str = "words";
+    pub const BYTES_DONE: &str = "bytes_done";
+    pub const FILES_FOLDED: &str = "files_folded";
+    /// Second commits of a file, ignored.
+    pub const COMMITS_IGNORED: &str = "commits_ignored";
+}
+
+/// Fields of a `P:queue` entry.
+pub mod entry {
+    pub const PATH: &str = "path";
+    pub const SIZE: &str = "size";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_prefix() {
+        let k = Keys::new("job7");
+        assert_eq!(k.queue, "job7:queue");
+        assert_eq!(k.group(), "job7");
+        assert_eq!(k.stage("1-0", "w"), "job7:stage:1-0:w");
+        assert_eq!(Keys::default().counts, "wc:counts");
+    }
+}

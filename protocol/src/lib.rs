@@ -1,0 +1,20 @@
+//! The contract between the `wordcount-operator` and the pods it runs (the
+//! `wordcount` driver and workers): every name both sides use, written once.
+//!
+//! - [`keys`]: the job's Redis keys, their prefix and their fields;
+//! - [`library`]: the Redis Function library, its function names and error codes;
+//! - [`fault`]: the fault grammar (`worker=I,crash=POINT[,file=N]`, `worker=I,slow=F`);
+//! - [`settings`]: the job settings and their wire names;
+//! - [`exit`]: the exit codes of the driver and the workers.
+//!
+//! See `docs/protocol.md`.
+
+pub mod exit;
+pub mod fault;
+pub mod keys;
+pub mod library;
+pub mod settings;
+
+pub use fault::{CrashPoint, Fault, FaultError};
+pub use keys::{Keys, DEFAULT_PREFIX};
+pub use settings::{Commit, OnUnreadable, RedisMode, Tokenizer};

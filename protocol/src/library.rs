@@ -1,0 +1,51 @@
+//! The Redis Function library `wordcount` (`wordcount.lua`): the job's
+//! atomic, idempotent steps, with the names they are called by and the
+//! error codes they fail with.
+
+/// The library's source, loaded (`FUNCTION LOAD REPLACE`) on every connect.
+pub const SOURCE: &str = include_str!("wordcount.lua");
+/// The library's name, as `FUNCTION LIST` shows it.
+pub const NAME: &str = "wordcount";
+
+/// Enqueues a file once. KEYS: queue, enqueued. ARGV: path, size.
+pub const ENQUEUE: &str = "wc_enqueue";
+/// Commits a file exactly once. See wordcount.lua for its keys and arguments.
+pub const COMMIT: &str = "wc_commit";
+/// Adds a staged batch sum to the counts and removes the batch's results.
+pub const FOLD: &str = "wc_fold";
+/// Marks a crash fault as fired, once per job.
+pub const FIRE: &str = "wc_fire";
+
+/// Error codes the functions fail with: the first word of the error reply,
+/// which clients match (never the message).
+pub mod error {
+    /// `wc_commit` of staged counts whose stage is gone (Redis came back
+    /// from a snapshot without it): stage again, then commit.
+    pub const STAGE_GONE: &str = "WCSTAGEGONE";
+    /// `wc_fold` found its stage smaller than announced (Redis lost part of
+    /// it): stage again.
+    pub const FOLD_STAGE: &str = "WCFOLDSTAGE";
+}
+
+/// How Redis itself says that a function is not loaded (Redis's message,
+/// after its generic `ERR` code; it has no code of its own).
+pub const NOT_LOADED: &str = "Function not found";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_registers_every_name_and_code() {
+        assert!(SOURCE.starts_with(&format!("#!lua name={NAME}\n")));
+        for f in [ENQUEUE, COMMIT, FOLD, FIRE] {
+            assert!(
+                SOURCE.contains(&format!("register_function('{f}'")),
+                "{f} not registered"
+            );
+        }
+        for code in [error::STAGE_GONE, error::FOLD_STAGE] {
+            assert!(SOURCE.contains(&format!("'{code} ")), "{code} not raised");
+        }
+    }
+}
