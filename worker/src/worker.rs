@@ -188,7 +188,7 @@ impl Worker {
                 .commit(entry, &name, counts.total(), Carry::Staged)
             {
                 // Redis restarted from a snapshot without our stage: again.
-                Err(e) if e.to_string().contains("are gone") => continue,
+                Err(e) if e.to_string().contains("staged counts of") => continue,
                 r => return r,
             }
         }

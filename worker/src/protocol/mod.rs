@@ -12,7 +12,7 @@ use redis::{Connection, ConnectionInfo, IntoConnectionInfo, RedisError, RedisRes
 use std::time::{Duration, Instant};
 
 /// The function library, loaded on every (re)connect.
-pub const LIBRARY: &str = include_str!("wordcount.lua");
+pub const LIBRARY: &str = wordcount_protocol::library::SOURCE;
 
 /// Names of a job's keys, all under one prefix.
 #[derive(Clone, Debug)]
