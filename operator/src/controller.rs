@@ -2,16 +2,21 @@
 //!
 //! Each reconcile, top to bottom: apply every child (server-side apply of
 //! what the builders in `resources` say), observe the batch Jobs, the pods
-//! and Redis, inject a scheduled fault if one is due, derive the status and
-//! write it, and emit Events for what changed.
+//! and Redis once, derive the status from that observation, let the chaos
+//! faults that are due act (they record themselves in the status), emit
+//! Events for what changed and write the status. A finished job only lets
+//! go (`finish`).
 
 use crate::{
-    chaos,
-    crd::{FaultKind, InjectedFault, Phase, PodKills, WordCountJob, WordCountJobStatus},
-    metrics::{ErrorLabels, Metrics, PhaseLabels, TargetLabels},
+    chaos::{self, partition::EndConnections},
+    crd::{FaultKind, Phase, WordCountJob, WordCountJobStatus},
+    events, finish,
+    metrics::{ErrorLabels, Metrics},
     pods,
     progress::{Endpoint, ProgressReader},
-    resources::{self, Names, LABEL_JOB, MANAGER, PASSWORD_KEY, PREFIX, REDIS_PORT},
+    resources::{
+        self, network_policy::OperatorPods, Names, LABEL_JOB, MANAGER, PASSWORD_KEY, REDIS_PORT,
+    },
     status::{self, Observed},
 };
 use futures::{stream::BoxStream, StreamExt};
@@ -20,24 +25,23 @@ use k8s_openapi::{
         apps::v1::Deployment,
         batch::v1::Job,
         core::v1::{Event as CoreEvent, Pod, Secret},
-        networking::v1::NetworkPolicy,
     },
-    apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
     NamespaceResourceScope,
 };
 use kube::{
-    api::{DeleteParams, ListParams, Patch, PatchParams},
+    api::{ListParams, Patch, PatchParams},
     runtime::{
         controller::{self, Action},
-        events::{Event, EventType, Recorder},
+        events::Recorder,
         watcher, Controller,
     },
     Api, Client, Resource, ResourceExt,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::{fmt::Debug, sync::Arc, time::Duration};
-use tracing::{info, warn};
+use tracing::{instrument, warn, Span};
+use wordcount_protocol::DEFAULT_PREFIX;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -63,10 +67,14 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub progress: Arc<dyn ProgressReader>,
+    /// What a partition uses to end the workers' Redis connections.
+    pub connections: Arc<dyn EndConnections>,
     pub metrics: Arc<Metrics>,
     /// Images for jobs whose spec names none.
     pub job_image: String,
     pub redis_image: Option<String>,
+    /// The operator's own pods, which every job's Redis admits.
+    pub operator_pods: OperatorPods,
 }
 
 impl Context {
@@ -75,9 +83,11 @@ impl Context {
             recorder: Recorder::new(client.clone(), MANAGER.into()),
             client,
             progress,
+            connections: Arc::new(chaos::partition::ClientKill::default()),
             metrics,
             job_image: crate::crd::DEFAULT_IMAGE.into(),
             redis_image: None,
+            operator_pods: OperatorPods::default(),
         }
     }
 
@@ -86,18 +96,35 @@ impl Context {
         self.redis_image = redis_image;
         self
     }
+
+    pub fn with_connections(mut self, connections: Arc<dyn EndConnections>) -> Self {
+        self.connections = connections;
+        self
+    }
+
+    pub fn with_operator_pods(mut self, operator_pods: OperatorPods) -> Self {
+        self.operator_pods = operator_pods;
+        self
+    }
 }
 
 /// How often to look again while a job runs; pods and Jobs changing also
 /// trigger a reconcile, but Redis progress does not.
 const POLL_RUNNING: Duration = Duration::from_secs(5);
 const POLL_REDIS_DOWN: Duration = Duration::from_secs(10);
-const POLL_FINISHED: Duration = Duration::from_secs(300);
-/// While a partition is in force: how often worker connections that got
-/// through are ended.
-const PARTITION_POLL: Duration = Duration::from_secs(1);
+pub(crate) const POLL_FINISHED: Duration = Duration::from_secs(300);
 
+/// The reconcile of one job; its span names the job, so logs inside do not.
+#[instrument(skip(job, ctx), fields(name, namespace, generation))]
 pub async fn reconcile(job: Arc<WordCountJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = Span::current();
+    span.record("name", job.name_any());
+    if let Some(ns) = job.namespace() {
+        span.record("namespace", ns);
+    }
+    if let Some(generation) = job.metadata.generation {
+        span.record("generation", generation);
+    }
     let started = std::time::Instant::now();
     ctx.metrics.reconciles.inc();
     let result = reconcile_job(&job, &ctx).await;
@@ -122,20 +149,25 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     job.spec = job
         .spec
         .with_default_images(&ctx.job_image, ctx.redis_image.as_deref());
+    let previous = job.status.clone().unwrap_or_default();
+    // A finished job's status is final; it only lets go of its pods.
+    if previous.phase.is_some_and(Phase::is_terminal) {
+        return finish::finished(ctx, &job, &previous).await;
+    }
 
     // 1. The children, in the order they are needed.
     let password = redis_password(ctx, &ns, &job).await?;
     apply(ctx, &ns, &resources::redis::secret(&job, &password)).await?;
     apply(ctx, &ns, &resources::redis::data_claim(&job)).await?;
-    let redis_deployment = apply(ctx, &ns, &resources::redis::deployment(&job)).await?;
+    let redis_deployment = apply(ctx, &ns, &resources::redis::deployment(&job, false)).await?;
     apply(ctx, &ns, &resources::redis::service(&job)).await?;
     if let Some(claim) = resources::input::claim(&job) {
         apply(ctx, &ns, &claim).await?;
     }
-    let driver = apply(ctx, &ns, &resources::driver::job(&job)).await?;
-    let workers = apply(ctx, &ns, &resources::workers::job(&job)).await?;
+    let driver = apply(ctx, &ns, &resources::driver::job(&job, false)).await?;
+    let workers = apply(ctx, &ns, &resources::workers::job(&job, false)).await?;
 
-    // 2. What the pods and Redis say.
+    // 2. One observation: the Jobs, the pods and Redis.
     let pods = list_pods(ctx, &ns, &job).await?;
     let endpoint = Endpoint {
         // The Service's name in the cluster DNS: the operator runs in
@@ -143,20 +175,20 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
         host: format!("{}.{ns}.svc", Names::of(&job).redis),
         port: REDIS_PORT as u16,
         password,
-        prefix: PREFIX.into(),
+        prefix: DEFAULT_PREFIX.into(),
     };
     let progress = ctx.progress.read(&endpoint).await;
     if progress.is_err() {
         ctx.metrics.redis_unreachable.inc();
     }
-    let previous = job.status.clone().unwrap_or_default();
-    let mut observed = Observed {
+    let observed = Observed {
         redis_deployment: Some(redis_deployment),
         driver: Some(driver),
         workers: Some(workers),
         progress: Some(progress),
         input_error: input_error(ctx, &ns, &pods).await?,
         driver_error: pods::driver_error(&pods),
+        driver_exit_code: pods::driver_exit_code(&pods),
         injected: previous
             .faults
             .iter()
@@ -165,62 +197,42 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
             .collect(),
     };
 
-    // 3. Chaos: kill a pod if one is due (only while the job runs).
+    // 3. The status, derived once from it.
     let now = Timestamp::now();
     let mut status = status::derive(&job, &observed, now);
-    let next_kill = match (
-        status.phase,
-        job.spec.pod_kills(),
-        status.start_time.clone(),
-    ) {
-        (Some(Phase::Running), Some(kills), Some(start)) => {
-            let done = injected_count(&observed, FaultKind::PodKill);
-            match chaos::next(kills, start.0, done, now) {
-                chaos::Next::Kill => {
-                    if let Some(killed) = kill_pod(ctx, &job, &pods, kills, done).await? {
-                        observed.injected.push(killed);
-                        status = status::derive(&job, &observed, now);
-                    }
-                    Some(Duration::from_secs(1))
-                }
-                chaos::Next::Wait(d) => Some(d),
-                chaos::Next::Done => None,
-            }
-        }
-        _ => None,
-    };
 
-    // 3b. Partitions: while one is in force its NetworkPolicy exists, and
-    // the workers' connections to Redis are ended on every reconcile (one
-    // may get through before the policy takes effect). Lifted otherwise.
-    let cut = match (status.phase, status.start_time.clone()) {
-        (Some(Phase::Running), Some(start)) => chaos::cut(job.spec.partitions(), start.0, now),
-        _ => chaos::Cut::default(),
+    // 4. Chaos that is due while the job runs; the standing NetworkPolicy.
+    let scene = chaos::Scene {
+        pods: &pods,
+        redis: &endpoint,
+        now,
     };
-    if !job.spec.partitions().is_empty() {
-        if let Some(record) = partition(ctx, &job, &endpoint, &pods, &observed, cut.active).await? {
-            observed.injected.push(record);
-            status = status::derive(&job, &observed, now);
-        }
+    let next_fault = chaos::inject(ctx, &job, &scene, &mut status).await?;
+
+    // 5. Events for what changed, then the status.
+    events::changes(ctx, &job, &previous, &status).await;
+    write_status(&jobs, &name, &status).await?;
+
+    // 6. When to look again; a job that has just finished lets go now.
+    if status.phase.is_some_and(Phase::is_terminal) {
+        return finish::finished(ctx, &job, &status).await;
     }
-    let next_cut = match cut.active {
-        Some(_) => Some(PARTITION_POLL),
-        None => cut.next_change,
-    };
-    let next_fault = [next_kill, next_cut].into_iter().flatten().min();
+    Ok(Action::requeue(requeue_after(&status, next_fault)))
+}
 
-    // 4. Events for what changed, then the status.
-    publish_changes(ctx, &job, &previous, &status).await;
+async fn write_status(
+    jobs: &Api<WordCountJob>,
+    name: &str,
+    status: &WordCountJobStatus,
+) -> Result<(), Error> {
     let patch = Patch::Apply(serde_json::json!({
         "apiVersion": WordCountJob::api_version(&()),
         "kind": WordCountJob::kind(&()),
         "status": status,
     }));
-    jobs.patch_status(&name, &PatchParams::apply(MANAGER).force(), &patch)
+    jobs.patch_status(name, &PatchParams::apply(MANAGER).force(), &patch)
         .await?;
-
-    // 5. When to look again.
-    Ok(Action::requeue(requeue_after(&status, next_fault)))
+    Ok(())
 }
 
 /// Requeue on the operator's side: failures are logged and counted, and the
@@ -238,16 +250,16 @@ pub fn error_policy(job: Arc<WordCountJob>, error: &Error, ctx: Arc<Context>) ->
 
 fn requeue_after(status: &WordCountJobStatus, next_fault: Option<Duration>) -> Duration {
     let redis_down = status::find(status, status::READY).is_some_and(|c| c.status != "True");
-    let poll = match status.phase {
-        Some(p) if p.is_terminal() => POLL_FINISHED,
-        _ if redis_down => POLL_REDIS_DOWN,
-        _ => POLL_RUNNING,
+    let poll = if redis_down {
+        POLL_REDIS_DOWN
+    } else {
+        POLL_RUNNING
     };
     next_fault.map_or(poll, |k| poll.min(k.max(Duration::from_millis(200))))
 }
 
 /// Server-side apply of a desired child; returns it as stored (with status).
-async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
+pub(crate) async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -308,197 +320,6 @@ async fn input_error(ctx: &Context, ns: &str, pods: &[Pod]) -> Result<Option<Str
         }
     }
     Ok(None)
-}
-
-/// Deletes one random running pod of the target; returns the record of it.
-async fn kill_pod(
-    ctx: &Context,
-    job: &WordCountJob,
-    pods: &[Pod],
-    kills: &PodKills,
-    done: usize,
-) -> Result<Option<InjectedFault>, Error> {
-    let target = kills.target.as_str();
-    let candidates = chaos::candidates(pods, kills.target);
-    let Some(victim) = chaos::pick(&candidates) else {
-        info!(job = %job.name_any(), target, "pod kill due, but no running pod to kill");
-        return Ok(None);
-    };
-    let pod_name = victim.name_any();
-    let ns = victim.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    match api.delete(&pod_name, &DeleteParams::default()).await {
-        Ok(_) => {}
-        // Gone meanwhile: no kill happened, try again on the next reconcile.
-        Err(kube::Error::Api(s)) if s.is_not_found() => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    ctx.metrics
-        .pod_kills
-        .get_or_create(&TargetLabels {
-            target: target.into(),
-        })
-        .inc();
-    info!(job = %job.name_any(), pod = %pod_name, "chaos: deleted pod");
-    let note = format!(
-        "deleted {target} pod {pod_name} (kill {} of {})",
-        done + 1,
-        kills.max_kills
-    );
-    Ok(Some(
-        injected(ctx, job, FaultKind::PodKill, pod_name, "PodKilled", note).await,
-    ))
-}
-
-/// The record of a fault the operator made, announced by a Warning Event.
-async fn injected(
-    ctx: &Context,
-    job: &WordCountJob,
-    kind: FaultKind,
-    target: String,
-    reason: &str,
-    note: String,
-) -> InjectedFault {
-    publish(ctx, job, EventType::Warning, reason, "InjectFault", note).await;
-    InjectedFault {
-        kind,
-        target,
-        time: Time(Timestamp::now()),
-    }
-}
-
-/// How many faults of this kind the operator has made so far.
-fn injected_count(observed: &Observed, kind: FaultKind) -> usize {
-    observed.injected.iter().filter(|f| f.kind == kind).count()
-}
-
-/// Puts partition `active` (or none) in force: applies or deletes the
-/// NetworkPolicy, and ends the workers' Redis connections while it is in
-/// force. Returns the record of a partition that starts now.
-async fn partition(
-    ctx: &Context,
-    job: &WordCountJob,
-    endpoint: &Endpoint,
-    pods: &[Pod],
-    observed: &Observed,
-    active: Option<usize>,
-) -> Result<Option<InjectedFault>, Error> {
-    let ns = job.namespace().ok_or(Error::NoNamespace)?;
-    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
-    let name = Names::of(job).partition;
-    let Some(index) = active else {
-        if policies.get_opt(&name).await?.is_some() {
-            policies.delete(&name, &DeleteParams::default()).await?;
-            info!(job = %job.name_any(), "chaos: partition lifted");
-            let note = "workers can reach Redis again".to_string();
-            publish(
-                ctx,
-                job,
-                EventType::Normal,
-                "PartitionLifted",
-                "InjectFault",
-                note,
-            )
-            .await;
-        }
-        return Ok(None);
-    };
-    apply(ctx, &ns, &resources::partition::network_policy(job)).await?;
-    let ips = chaos::worker_ips(pods);
-    let ended = match ctx.progress.end_clients(endpoint, &ips).await {
-        Ok(n) => n,
-        Err(e) => {
-            warn!(job = %job.name_any(), error = %e, "partition: could not end the workers' connections");
-            0
-        }
-    };
-    if injected_count(observed, FaultKind::Partition) > index {
-        if ended > 0 {
-            info!(job = %job.name_any(), ended, "partition: ended worker connections that got through");
-        }
-        return Ok(None);
-    }
-    info!(job = %job.name_any(), policy = %name, ended, "chaos: partition");
-    let note = format!(
-        "cut the workers off from Redis with NetworkPolicy {name} (partition {} of {}); ended {ended} open connections",
-        index + 1,
-        job.spec.partitions().len()
-    );
-    Ok(Some(
-        injected(ctx, job, FaultKind::Partition, name, "Partitioned", note).await,
-    ))
-}
-
-/// Events for a phase change and for crash faults seen for the first time.
-async fn publish_changes(
-    ctx: &Context,
-    job: &WordCountJob,
-    previous: &WordCountJobStatus,
-    now: &WordCountJobStatus,
-) {
-    if let Some(phase) = now.phase.filter(|p| previous.phase != Some(*p)) {
-        ctx.metrics
-            .phase_transitions
-            .get_or_create(&PhaseLabels {
-                phase: phase.as_str().into(),
-            })
-            .inc();
-        let type_ = if phase == Phase::Failed {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        let note = now.message.clone().unwrap_or_default();
-        publish(ctx, job, type_, phase.as_str(), "Reconcile", note).await;
-    }
-    for fault in now.faults.iter().filter(|f| f.kind == FaultKind::Crash) {
-        if !previous.faults.contains(fault) {
-            let note = format!("crash fault {} fired", fault.target);
-            publish(
-                ctx,
-                job,
-                EventType::Warning,
-                "FaultInjected",
-                "InjectFault",
-                note,
-            )
-            .await;
-        }
-    }
-}
-
-/// Events are for people watching; failing to write one must not fail the reconcile.
-async fn publish(
-    ctx: &Context,
-    job: &WordCountJob,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(truncate(note, 1024)),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &job.object_ref(&())).await {
-        warn!(job = %job.name_any(), reason, error = %e, "could not publish event");
-    }
-}
-
-/// At most `max` bytes, cut at a character boundary: the API server refuses
-/// Event notes over 1 kB.
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
 }
 
 /// One controller per watched namespace (or one for all), run until a signal.

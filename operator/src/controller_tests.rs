@@ -4,6 +4,7 @@ use super::*;
 use crate::{
     crd::{HostPathInput, Input, PodKillTarget, PodKills},
     fake_apiserver::{FakeApiServer, Recorded},
+    progress::ReadError as EndError,
     progress::{Meta, Progress, ReadError, Summary},
     resources::fixtures,
 };
@@ -37,12 +38,14 @@ impl ProgressReader for FakeRedis {
             })
         })
     }
+}
 
-    fn end_clients<'a>(
+impl EndConnections for FakeRedis {
+    fn end<'a>(
         &'a self,
         _ep: &'a Endpoint,
         ips: &'a [String],
-    ) -> BoxFuture<'a, Result<usize, ReadError>> {
+    ) -> BoxFuture<'a, Result<usize, EndError>> {
         self.ended.lock().unwrap().push(ips.to_vec());
         Box::pin(async move { Ok(ips.len()) })
     }
@@ -58,11 +61,10 @@ impl Harness {
     fn new(job: &WordCountJob) -> Self {
         let (api, client) = FakeApiServer::start();
         let redis = Arc::new(FakeRedis::default());
-        let ctx = Arc::new(Context::new(
-            client,
-            redis.clone(),
-            Arc::new(Metrics::default()),
-        ));
+        let ctx = Arc::new(
+            Context::new(client, redis.clone(), Arc::new(Metrics::default()))
+                .with_connections(redis.clone()),
+        );
         api.put(
             &format!("{JOBS}/{}", job.name_any()),
             serde_json::to_value(job).unwrap(),
@@ -138,6 +140,7 @@ async fn fresh_job_gets_owned_children_and_a_pending_status() {
         ("PersistentVolumeClaim", "demo-input"),
         ("Job", "demo-driver"),
         ("Job", "demo-workers"),
+        ("NetworkPolicy", "demo-redis-ingress"),
     ];
     assert_eq!(
         applied,
@@ -398,6 +401,124 @@ async fn finished_driver_and_summary_make_the_job_succeed() {
         .collect();
     assert_eq!(reasons, ["Succeeded", "FaultInjected"]);
     assert_eq!(action, Action::requeue(POLL_FINISHED));
+    // It lets go at once: Redis scaled to zero, the workers' Job (not
+    // finished by itself) suspended, the driver's (complete) left alone.
+    assert_eq!(h.api.get(DEPLOYMENT).unwrap()["spec"]["replicas"], 0);
+    assert_eq!(h.api.get(WORKERS).unwrap()["spec"]["suspend"], true);
+    assert_eq!(h.api.get(DRIVER).unwrap()["spec"]["suspend"], Value::Null);
+    // The Redis data volume stays.
+    assert!(!h
+        .deletes()
+        .iter()
+        .any(|d| d.contains("persistentvolumeclaims")));
+
+    // Later reconciles leave the final status as it is, whatever Redis says.
+    *h.redis.progress.lock().unwrap() = None;
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    assert_eq!(h.stored_job("demo").status.unwrap(), status);
+    assert!(h.events().is_empty());
+}
+
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/ns1/deployments/demo-redis";
+const DRIVER: &str = "/apis/batch/v1/namespaces/ns1/jobs/demo-driver";
+const WORKERS: &str = "/apis/batch/v1/namespaces/ns1/jobs/demo-workers";
+
+fn unreadable(n: usize) -> Progress {
+    let mut p = started(30_000, 8 - n as i64);
+    p.files_failed = n as i64;
+    for i in 0..n {
+        p.failed
+            .insert(format!("f{i}.bin"), "Permission denied".into());
+    }
+    p.summary = Some(Summary {
+        words: 100,
+        distinct: 10,
+        ..Summary::default()
+    });
+    p
+}
+
+#[tokio::test]
+async fn unreadable_files_fail_the_job_once_with_one_event() {
+    let job = fixtures::synthetic("demo");
+    let h = Harness::new(&job);
+    // The summary (with failures) is seen before the driver's Job fails.
+    *h.redis.progress.lock().unwrap() = Some(unreadable(2));
+    h.reconcile(&job).await;
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Failed));
+    assert_eq!(
+        condition(&status, status::FAILED),
+        ("True", "UnreadableFiles")
+    );
+    assert!(status
+        .message
+        .as_ref()
+        .unwrap()
+        .contains("f0.bin: Permission denied"));
+    assert_eq!(status.words, Some(100));
+
+    // Then the driver Job fails by its pod failure policy: nothing changes.
+    h.api.set_status(
+        DRIVER,
+        json!({"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]}),
+    );
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    assert_eq!(
+        h.stored_job("demo").status.unwrap().phase,
+        Some(Phase::Failed)
+    );
+    let reasons: Vec<_> = h.events().iter().map(|e| e["reason"].clone()).collect();
+    assert!(reasons.is_empty(), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn skipped_unreadable_files_succeed_with_a_warning() {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.on_unreadable = wordcount_protocol::OnUnreadable::Skip;
+    let h = Harness::new(&job);
+    *h.redis.progress.lock().unwrap() = Some(unreadable(1));
+    h.reconcile(&job).await;
+    assert_eq!(
+        h.stored_job("demo").status.unwrap().phase,
+        Some(Phase::Succeeded)
+    );
+    let event = &h.events()[0];
+    assert_eq!(
+        (event["reason"].as_str(), event["type"].as_str()),
+        (Some("Succeeded"), Some("Warning"))
+    );
+    assert!(event["note"].as_str().unwrap().contains("f0.bin"));
+}
+
+#[tokio::test]
+async fn a_finished_job_is_deleted_after_its_ttl() {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.ttl_seconds_after_finished = Some(60);
+    let h = Harness::new(&job);
+    *h.redis.progress.lock().unwrap() = Some(unreadable(0));
+    // Just finished: kept, and looked at again when the TTL is up.
+    let action = h.reconcile(&job).await;
+    assert_eq!(
+        h.stored_job("demo").status.unwrap().phase,
+        Some(Phase::Succeeded)
+    );
+    assert!(action != Action::requeue(POLL_FINISHED), "{action:?}");
+    assert!(h.deletes().is_empty());
+
+    // Finished long ago: the whole job goes (its children by garbage collection).
+    let mut old = h.stored_job("demo");
+    let status = old.status.as_mut().unwrap();
+    status.completion_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2025-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    h.api
+        .put(&format!("{JOBS}/demo"), serde_json::to_value(&old).unwrap());
+    let action = h.reconcile(&old).await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(h.deletes(), [format!("{JOBS}/demo")]);
 }
 
 #[tokio::test]
@@ -438,6 +559,11 @@ async fn a_missing_host_path_fails_the_job_with_the_kubelets_words() {
         (events[0]["reason"].as_str(), events[0]["type"].as_str()),
         (Some("Failed"), Some("Warning"))
     );
+    // No pod is left waiting for a mount that never comes: both batch Jobs
+    // are suspended, Redis scaled to zero.
+    assert_eq!(h.api.get(DRIVER).unwrap()["spec"]["suspend"], true);
+    assert_eq!(h.api.get(WORKERS).unwrap()["spec"]["suspend"], true);
+    assert_eq!(h.api.get(DEPLOYMENT).unwrap()["spec"]["replicas"], 0);
     // The events were looked up for that pod only.
     let lookup = h
         .api
@@ -479,17 +605,7 @@ async fn api_errors_surface_and_are_counted() {
         .contains("wordcount_operator_reconcile_errors_total{error=\"no_namespace\"} 1"));
 }
 
-#[test]
-fn event_notes_are_cut_at_a_character_boundary() {
-    assert_eq!(truncate("short".into(), 1024), "short");
-    let long = "é".repeat(600); // 1200 bytes
-    let cut = truncate(long, 1024);
-    assert_eq!(cut.len(), 1024);
-    assert!(cut.chars().all(|c| c == 'é'));
-    assert_eq!(truncate("aé".into(), 2), "a");
-}
-
-const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/ns1/networkpolicies/demo-partition";
+const POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/ns1/networkpolicies/demo-redis-ingress";
 
 fn with_ip(mut pod: Value, ip: &str) -> Value {
     pod["status"]["podIP"] = json!(ip);
@@ -529,8 +645,15 @@ async fn a_partition_applies_its_policy_ends_worker_connections_then_lifts() {
         ],
     );
     h.reconcile(&job).await;
-    let policy = h.api.get(POLICY).expect("the partition's NetworkPolicy");
+    let policy = h.api.get(POLICY).expect("the standing NetworkPolicy");
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    // Narrowed: the job's pods but its workers.
+    let own = &policy["spec"]["ingress"][0]["from"][0]["podSelector"];
+    assert_eq!(own["matchExpressions"][0]["operator"], "NotIn");
+    assert_eq!(
+        policy["metadata"]["annotations"]["wordcount.dev/partition"],
+        "0"
+    );
     // Only the workers' connections are ended, not the driver's.
     let ended = h.redis.ended.lock().unwrap().clone();
     assert_eq!(ended, [vec!["10.244.0.5".to_string(), "10.244.0.6".into()]]);
@@ -545,7 +668,8 @@ async fn a_partition_applies_its_policy_ends_worker_connections_then_lifts() {
     assert_eq!(h.redis.ended.lock().unwrap().len(), 2);
     assert_eq!(h.stored_job("demo").status.unwrap().faults_injected, 1);
 
-    // The same job with a 10 s cut that is over: the policy goes.
+    // The same job with a 10 s cut that is over: the policy admits the
+    // workers again (the same policy; nothing is deleted).
     let mut over = partitioned("0s", "10s");
     over.status = h.stored_job("demo").status;
     h.api.put(
@@ -554,6 +678,12 @@ async fn a_partition_applies_its_policy_ends_worker_connections_then_lifts() {
     );
     h.api.clear_requests();
     h.reconcile(&over).await;
-    assert_eq!(h.deletes(), [POLICY.to_string()]);
+    assert!(h.deletes().is_empty());
+    let policy = h.api.get(POLICY).unwrap();
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"],
+        Value::Null
+    );
+    assert_eq!(policy["metadata"]["annotations"], Value::Null);
     assert!(h.events().iter().any(|e| e["reason"] == "PartitionLifted"));
 }

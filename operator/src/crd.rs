@@ -14,6 +14,10 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use wordcount_protocol::{
+    fault::{FIRST_FILE, MAX_SLOW, MIN_SLOW},
+    Commit, CrashPoint, Fault, OnUnreadable, RedisMode, Tokenizer,
+};
 
 pub const GROUP: &str = "wordcount.dev";
 pub const VERSION: &str = "v1alpha1";
@@ -76,7 +80,20 @@ pub struct WordCountJobSpec {
     pub claim_timeout: Duration,
 
     #[serde(default)]
-    pub commit: CommitMode,
+    pub commit: Commit,
+
+    /// What a file that cannot be read does to the job: `Fail` (the
+    /// default) counts every readable file, then ends the job Failed naming
+    /// the unreadable ones; `Skip` ends it Succeeded with a warning.
+    #[serde(default)]
+    pub on_unreadable: OnUnreadable,
+
+    /// Deletes the whole job, its status and volumes included, this many
+    /// seconds after it finished (as a batch Job's field does); kept until
+    /// deleted when left out. Its pods stop as soon as it finishes either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i32>,
 
     #[serde(default)]
     pub redis: RedisSpec,
@@ -171,26 +188,6 @@ pub struct SyntheticInput {
     pub seed: Option<i64>,
 }
 
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Tokenizer {
-    /// Maximal runs of Unicode alphanumerics, lowercased.
-    #[default]
-    Alnum,
-    /// Split on ASCII whitespace, ASCII-lowercased.
-    Whitespace,
-}
-
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum CommitMode {
-    /// One atomic commit per file.
-    #[default]
-    PerFile,
-    /// One Redis command per word (a slow baseline to compare with).
-    PerWord,
-}
-
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSpec {
@@ -219,22 +216,6 @@ impl Default for RedisSpec {
 
 fn default_snapshot_interval() -> Duration {
     Duration::from_secs(10)
-}
-
-/// How Redis is run. Only one mode so far; more follow (replicated, CRDT).
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub enum RedisMode {
-    /// One Redis with RDB snapshots on a persistent volume.
-    #[default]
-    Snapshot,
-}
-
-impl fmt::Display for RedisMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RedisMode::Snapshot => f.write_str("Snapshot"),
-        }
-    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -273,30 +254,11 @@ pub struct Crash {
     #[schemars(range(min = 0))]
     pub worker: i32,
     pub point: CrashPoint,
-    /// Crash on the worker's N-th file rather than its first.
+    /// Crash on the worker's N-th file rather than its first (files count
+    /// from 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = FIRST_FILE, max = i32::MAX))]
     pub file: Option<i32>,
-}
-
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum CrashPoint {
-    AfterRead,
-    AfterCount,
-    MidStage,
-    AfterCommit,
-}
-
-impl CrashPoint {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CrashPoint::AfterRead => "after-read",
-            CrashPoint::AfterCount => "after-count",
-            CrashPoint::MidStage => "mid-stage",
-            CrashPoint::AfterCommit => "after-commit",
-        }
-    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -305,24 +267,35 @@ pub struct Straggler {
     #[schemars(range(min = 0))]
     pub worker: i32,
     /// 2.0 takes twice as long per file.
-    #[schemars(range(min = 1.0, max = 1000.0))]
+    #[schemars(range(min = MIN_SLOW, max = MAX_SLOW))]
     pub slow_factor: f64,
 }
 
 impl Crash {
-    /// The `--fault` argument of `wordcount worker` (docs/protocol.md).
-    pub fn to_arg(&self) -> String {
-        let mut arg = format!("worker={},crash={}", self.worker, self.point.as_str());
-        if let Some(file) = self.file {
-            arg.push_str(&format!(",file={file}"));
-        }
-        arg
+    /// The fault in the workers' grammar; `None` for a worker or file the
+    /// schema refuses (negative, or file 0).
+    pub fn fault(&self) -> Option<Fault> {
+        let file = match self.file {
+            None => FIRST_FILE,
+            Some(f) => u32::try_from(f).ok().filter(|f| *f >= FIRST_FILE)?,
+        };
+        Some(Fault::Crash {
+            worker: u32::try_from(self.worker).ok()?,
+            point: self.point,
+            file,
+        })
     }
 }
 
 impl Straggler {
-    pub fn to_arg(&self) -> String {
-        format!("worker={},slow={}", self.worker, self.slow_factor)
+    /// The fault in the workers' grammar; `None` for what the schema refuses.
+    pub fn fault(&self) -> Option<Fault> {
+        (MIN_SLOW..=MAX_SLOW)
+            .contains(&self.slow_factor)
+            .then_some(Fault::Slow {
+                worker: u32::try_from(self.worker).ok()?,
+                factor: self.slow_factor,
+            })
     }
 }
 
@@ -558,16 +531,18 @@ pub enum FaultKind {
 }
 
 impl WordCountJobSpec {
-    /// The `--fault` arguments for the workers, in spec order.
-    pub fn fault_args(&self) -> Vec<String> {
+    /// The crash and straggler faults for the workers, in spec order
+    /// (what the schema refuses never reaches here).
+    pub fn worker_faults(&self) -> Vec<Fault> {
         let Some(faults) = &self.faults else {
             return Vec::new();
         };
         faults
             .crashes
             .iter()
-            .map(Crash::to_arg)
-            .chain(faults.stragglers.iter().map(Straggler::to_arg))
+            .map(Crash::fault)
+            .chain(faults.stragglers.iter().map(Straggler::fault))
+            .flatten()
             .collect()
     }
 
@@ -646,14 +621,15 @@ mod tests {
     }
 
     #[test]
-    fn fault_args_keep_spec_order() {
+    fn worker_faults_keep_spec_order() {
         let s = spec(serde_json::json!({
             "input": {"hostPath": {"path": "/d"}},
             "faults": {"crashes": [{"worker": 0, "point": "after-commit", "file": 3}],
                        "stragglers": [{"worker": 1, "slowFactor": 2.5}]}
         }));
+        let args: Vec<String> = s.worker_faults().iter().map(Fault::to_string).collect();
         assert_eq!(
-            s.fault_args(),
+            args,
             ["worker=0,crash=after-commit,file=3", "worker=1,slow=2.5"]
         );
     }

@@ -2,14 +2,18 @@
 //!
 //! `crd` holds the resource types, `resources` the builders of its children,
 //! `controller` the reconciler that applies them, `status` how the status is
-//! derived, `progress` how Redis is read, `chaos` the pod-kill schedule.
+//! derived, `progress` how Redis is read, `chaos` the faults the operator
+//! injects (each with its schedule and its effects), `finish` what a finished
+//! job keeps and stops, `events` what people watching are told.
 
 pub mod chaos;
 pub mod controller;
 pub mod crd;
 pub mod duration;
+pub mod events;
 #[cfg(test)]
 mod fake_apiserver;
+pub mod finish;
 pub mod metrics;
 pub mod pods;
 pub mod progress;

@@ -5,7 +5,10 @@ use clap::{Parser, ValueEnum};
 use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
-use wordcount_operator::{controller, metrics::Metrics, progress::RedisReader, server};
+use wordcount_operator::{
+    controller, metrics::Metrics, progress::RedisReader, resources::network_policy::OperatorPods,
+    server,
+};
 
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -28,9 +31,27 @@ struct Args {
     #[arg(long, env = "WORDCOUNT_REDIS_IMAGE")]
     redis_image: Option<String>,
 
+    /// The operator's namespace (the chart passes its pod's): every job's
+    /// Redis admits the operator's pods from there.
+    #[arg(long, env = "OPERATOR_NAMESPACE")]
+    operator_namespace: Option<String>,
+
+    /// Labels of the operator's pods, `key=value` comma-separated (the
+    /// chart passes its selector labels). Without them a job's Redis admits
+    /// only the job's own pods, and the operator cannot read its progress.
+    #[arg(long, env = "OPERATOR_POD_LABELS", value_delimiter = ',', value_parser = label)]
+    operator_pod_labels: Vec<(String, String)>,
+
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+fn label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().into(), v.trim().into())),
+        _ => Err(format!("{s:?} is not key=value")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -75,7 +96,11 @@ async fn main() -> ExitCode {
     let http = tokio::spawn(server::serve(args.listen, metrics.clone()));
     let ctx = Arc::new(
         controller::Context::new(client.clone(), Arc::new(RedisReader::default()), metrics)
-            .with_images(args.job_image, args.redis_image.filter(|i| !i.is_empty())),
+            .with_images(args.job_image, args.redis_image.filter(|i| !i.is_empty()))
+            .with_operator_pods(OperatorPods {
+                namespace: args.operator_namespace.filter(|n| !n.is_empty()),
+                labels: args.operator_pod_labels.into_iter().collect(),
+            }),
     );
     info!(namespaces = ?namespaces, "watching WordCountJobs{}", if namespaces.is_empty() { " in all namespaces" } else { "" });
     tokio::select! {

@@ -48,6 +48,21 @@ pub fn driver_error(pods: &[Pod]) -> Option<String> {
     failed(&status.init_container_statuses).or_else(|| failed(&status.container_statuses))
 }
 
+/// The exit code of the driver container in the newest failed driver pod.
+pub fn driver_exit_code(pods: &[Pod]) -> Option<i32> {
+    let newest = of_component(pods, Component::Driver)
+        .filter(|p| phase(p) == Some("Failed"))
+        .max_by_key(|p| p.metadata.creation_timestamp.clone())?;
+    newest
+        .status
+        .as_ref()?
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter(|c| c.name == crate::resources::driver::CONTAINER)
+        .find_map(|c| Some(c.state.as_ref()?.terminated.as_ref()?.exit_code))
+}
+
 /// A pod the scheduler cannot place because a claim it mounts does not exist.
 pub fn missing_claim(pods: &[Pod]) -> Option<String> {
     pods.iter().find_map(|p| {
@@ -151,10 +166,13 @@ mod tests {
             Some("error: no such directory /input\n"),
         )]);
         let worker = pod(Component::Worker, "Failed", "2025-01-01T00:02:00Z");
+        let pods = [old, new, worker];
         assert_eq!(
-            driver_error(&[old, new, worker]).as_deref(),
+            driver_error(&pods).as_deref(),
             Some("driver: error: no such directory /input")
         );
+        assert_eq!(driver_exit_code(&pods), Some(1));
+        assert_eq!(driver_exit_code(&pods[2..]), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What Redis says about a job (docs/protocol.md: `P:meta`, `P:stats`,
-//! `P:faults`, `P:summary`), read behind a small trait so that tests can feed
-//! the status logic without a Redis.
+//! `P:faults`, `P:failed`, `P:summary`), read behind a small trait so that
+//! tests can feed the status logic without a Redis. Reading only: the one
+//! thing the operator does to a job's Redis (a partition ending connections)
+//! is the partition's own, in `chaos::partition`.
 
 use crate::crd::WordCount;
 use futures::future::BoxFuture;
@@ -10,6 +12,7 @@ use redis::{
 };
 use serde::Deserialize;
 use std::{collections::BTreeMap, time::Duration};
+use wordcount_protocol::keys::{meta, stats, Keys};
 
 /// Where a job's Redis is and how to log in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,37 +67,12 @@ pub enum ReadError {
 /// Reads a job's progress from its Redis.
 pub trait ProgressReader: Send + Sync {
     fn read<'a>(&'a self, endpoint: &'a Endpoint) -> BoxFuture<'a, Result<Progress, ReadError>>;
-
-    /// Ends the connections of Redis clients at these IP addresses (a
-    /// partition: a NetworkPolicy stops new connections only). Returns how
-    /// many it ended.
-    fn end_clients<'a>(
-        &'a self,
-        endpoint: &'a Endpoint,
-        ips: &'a [String],
-    ) -> BoxFuture<'a, Result<usize, ReadError>>;
-}
-
-/// The ids of the clients in a `CLIENT LIST` reply whose address is one of `ips`.
-pub fn clients_at(list: &str, ips: &[String]) -> Vec<u64> {
-    list.lines()
-        .filter_map(|line| {
-            let field = |key: &str| {
-                line.split(' ')
-                    .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-            };
-            let ip = field("addr")?.rsplit_once(':')?.0;
-            ips.iter()
-                .any(|i| i == ip)
-                .then(|| field("id")?.parse().ok())?
-        })
-        .collect()
 }
 
 /// Builds `Progress` from the raw hashes and the summary string.
 pub fn parse(
-    meta: &BTreeMap<String, String>,
-    stats: &BTreeMap<String, String>,
+    meta_hash: &BTreeMap<String, String>,
+    stats_hash: &BTreeMap<String, String>,
     faults: &BTreeMap<String, String>,
     failed: BTreeMap<String, String>,
     summary: Option<&str>,
@@ -108,13 +86,13 @@ pub fn parse(
             })
             .transpose()
     }
-    let meta = if meta.is_empty() {
+    let meta = if meta_hash.is_empty() {
         None
     } else {
         Some(Meta {
-            files: int(meta, "files")?,
-            enqueue_done: int(meta, "enqueue_done")? == Some(1),
-            started_ms: int(meta, "started_ms")?,
+            files: int(meta_hash, meta::FILES)?,
+            enqueue_done: int(meta_hash, meta::ENQUEUE_DONE)? == Some(1),
+            started_ms: int(meta_hash, meta::STARTED_MS)?,
         })
     };
     let faults = faults
@@ -135,8 +113,8 @@ pub fn parse(
         .transpose()?;
     Ok(Progress {
         meta,
-        files_done: int(stats, "files_done")?.unwrap_or(0),
-        files_failed: int(stats, "files_failed")?.unwrap_or(0),
+        files_done: int(stats_hash, stats::FILES_DONE)?.unwrap_or(0),
+        files_failed: int(stats_hash, stats::FILES_FAILED)?.unwrap_or(0),
         failed,
         faults,
         summary,
@@ -158,69 +136,48 @@ impl Default for RedisReader {
     }
 }
 
-fn unreachable(ep: &Endpoint) -> impl Fn(redis::RedisError) -> ReadError + '_ {
+pub fn unreachable(ep: &Endpoint) -> impl Fn(redis::RedisError) -> ReadError + '_ {
     move |e| ReadError::Unreachable {
         addr: format!("{}:{}", ep.host, ep.port),
         reason: e.to_string(),
     }
 }
 
-impl RedisReader {
-    async fn connect(&self, ep: &Endpoint) -> Result<MultiplexedConnection, ReadError> {
-        let info = ConnectionAddr::Tcp(ep.host.clone(), ep.port)
-            .into_connection_info()
-            .map_err(unreachable(ep))?
-            .set_redis_settings(RedisConnectionInfo::default().set_password(&ep.password));
-        let client = redis::Client::open(info).map_err(unreachable(ep))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(unreachable(ep))
-    }
+/// One short-lived, authenticated connection to a job's Redis, with
+/// `timeout` to connect and for each reply.
+pub async fn connect(ep: &Endpoint, timeout: Duration) -> Result<MultiplexedConnection, ReadError> {
+    let info = ConnectionAddr::Tcp(ep.host.clone(), ep.port)
+        .into_connection_info()
+        .map_err(unreachable(ep))?
+        .set_redis_settings(RedisConnectionInfo::default().set_password(&ep.password));
+    let client = redis::Client::open(info).map_err(unreachable(ep))?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(unreachable(ep))
 }
 
 impl ProgressReader for RedisReader {
     fn read<'a>(&'a self, ep: &'a Endpoint) -> BoxFuture<'a, Result<Progress, ReadError>> {
         Box::pin(async move {
             let unreachable = unreachable(ep);
-            let mut con = self.connect(ep).await?;
-            let p = &ep.prefix;
+            let mut con = connect(ep, self.timeout).await?;
+            let keys = Keys::new(&ep.prefix);
             type Hash = BTreeMap<String, String>;
             let (meta, stats, faults, failed, summary): (Hash, Hash, Hash, Hash, Option<String>) =
                 redis::pipe()
-                    .hgetall(format!("{p}:meta"))
-                    .hgetall(format!("{p}:stats"))
-                    .hgetall(format!("{p}:faults"))
-                    .hgetall(format!("{p}:failed"))
-                    .get(format!("{p}:summary"))
+                    .hgetall(&keys.meta)
+                    .hgetall(&keys.stats)
+                    .hgetall(&keys.faults)
+                    .hgetall(&keys.failed)
+                    .get(&keys.summary)
                     .query_async(&mut con)
                     .await
                     .map_err(unreachable)?;
             parse(&meta, &stats, &faults, failed, summary.as_deref())
-        })
-    }
-
-    fn end_clients<'a>(
-        &'a self,
-        ep: &'a Endpoint,
-        ips: &'a [String],
-    ) -> BoxFuture<'a, Result<usize, ReadError>> {
-        Box::pin(async move {
-            let mut con = self.connect(ep).await?;
-            let list: String = redis::cmd("CLIENT")
-                .arg("LIST")
-                .query_async(&mut con)
-                .await
-                .map_err(unreachable(ep))?;
-            let mut pipe = redis::pipe();
-            for id in clients_at(&list, ips) {
-                pipe.cmd("CLIENT").arg("KILL").arg("ID").arg(id);
-            }
-            let ended: Vec<usize> = pipe.query_async(&mut con).await.map_err(unreachable(ep))?;
-            Ok(ended.iter().sum())
         })
     }
 }
@@ -246,17 +203,17 @@ mod tests {
     fn parses_protocol_keys() {
         let p = parse(
             &map(&[
-                ("files", "10"),
-                ("bytes", "4096"),
-                ("enqueue_done", "1"),
-                ("tokenizer", "alnum"),
-                ("started_ms", "1700000000000"),
+                (meta::FILES, "10"),
+                (meta::BYTES, "4096"),
+                (meta::ENQUEUE_DONE, "1"),
+                (meta::TOKENIZER, "alnum"),
+                (meta::STARTED_MS, "1700000000000"),
             ]),
             &map(&[
-                ("files_done", "7"),
-                ("files_failed", "1"),
-                ("words", "1234"),
-                ("commits_ignored", "1"),
+                (stats::FILES_DONE, "7"),
+                (stats::FILES_FAILED, "1"),
+                (stats::WORDS, "1234"),
+                (stats::COMMITS_IGNORED, "1"),
             ]),
             &map(&[("worker=1,crash=after-read", "1700000001000")]),
             map(&[("b/x.bin", "permission denied")]),
@@ -280,19 +237,10 @@ mod tests {
     }
 
     #[test]
-    fn clients_are_picked_by_address() {
-        let list = "id=3 addr=10.244.0.5:41234 laddr=10.244.0.3:6379 fd=8 name= db=0\n\
-                    id=4 addr=10.244.0.15:5000 laddr=10.244.0.3:6379 fd=9 name= db=0\n\
-                    id=7 addr=10.244.0.5:41240 laddr=10.244.0.3:6379 fd=10 name= db=0\n";
-        assert_eq!(clients_at(list, &["10.244.0.5".into()]), [3, 7]);
-        assert_eq!(clients_at(list, &["10.244.0.1".into()]), Vec::<u64>::new());
-    }
-
-    #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(matches!(
             parse(
-                &map(&[("files", "ten")]),
+                &map(&[(meta::FILES, "ten")]),
                 &map(&[]),
                 &map(&[]),
                 map(&[]),
@@ -314,7 +262,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 1,
             password: "x".into(),
-            prefix: "wc".into(),
+            prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
         };
         let started = std::time::Instant::now();
         let err = reader.read(&ep).await.unwrap_err();

@@ -2,8 +2,12 @@
 //! and Redis say now (the batch Jobs, the Redis Deployment, the pods, Redis'
 //! keys), never from remembered transitions, so it cannot go stale when a pod
 //! dies. Two things are carried over from the previous status, on purpose:
-//! the operator's own pod kills (nothing else records them) and, while Redis
+//! the operator's own faults (nothing else records them) and, while Redis
 //! cannot be read, the last figures read from it (marked by Ready=False).
+//!
+//! The phase is decided by one ordered list of rules, so that whichever
+//! sign of an outcome is observed first (the driver's summary, its exit
+//! code, its Job's condition), the same phase follows, and it never flips.
 
 use crate::{
     crd::{FaultKind, InjectedFault, Phase, WordCountJob, WordCountJobStatus, WorkerCounts},
@@ -15,6 +19,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
     jiff::{SignedDuration, Timestamp},
 };
+use wordcount_protocol::{exit, OnUnreadable};
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -33,6 +38,8 @@ pub struct Observed {
     pub input_error: Option<String>,
     /// The termination message of the last failed driver pod.
     pub driver_error: Option<String>,
+    /// The exit code of the driver container of the last failed driver pod.
+    pub driver_exit_code: Option<i32>,
     /// Faults the operator made (pod kills, partitions), including any made
     /// in this reconcile.
     pub injected: Vec<InjectedFault>,
@@ -126,7 +133,7 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     }
 
     // Faults: crashes as Redis recorded them, then the operator's pod kills.
-    let mut faults: Vec<InjectedFault> = match progress {
+    let faults: Vec<InjectedFault> = match progress {
         Some(p) => p
             .faults
             .iter()
@@ -145,10 +152,9 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             .cloned()
             .collect(),
     };
-    faults.extend(obs.injected.iter().cloned());
-    faults.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.target.cmp(&b.target)));
-    status.faults_injected = faults.len() as i32;
     status.faults = faults;
+    status.faults.extend(obs.injected.iter().cloned());
+    count_faults(&mut status);
 
     let workers = job_counts(obs.workers.as_ref());
     let driver = job_counts(obs.driver.as_ref());
@@ -159,12 +165,46 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     let workers_failed = job_condition(obs.workers.as_ref(), "Failed");
     let driver_complete = job_condition(obs.driver.as_ref(), "Complete");
     let summary = progress.and_then(|p| p.summary.as_ref());
+    let unreadable = progress.is_some_and(|p| p.files_failed > 0 || !p.failed.is_empty());
+    // The driver exits UNREADABLE (and its pod failure policy fails its Job
+    // at once) after writing the summary, so either may be seen first.
+    let driver_unreadable = obs.driver_exit_code == Some(exit::UNREADABLE)
+        || driver_failed.is_some_and(|c| c.reason.as_deref() == Some("PodFailurePolicy"));
+    let counted = |p: Option<&Progress>| {
+        let mut message = match summary {
+            Some(s) => format!(
+                "counted {} words ({} distinct) in {} files",
+                s.words,
+                s.distinct,
+                status.files_done.unwrap_or(0)
+            ),
+            None => "the driver finished".into(),
+        };
+        if let Some(p) = p.filter(|p| p.files_failed > 0 || !p.failed.is_empty()) {
+            message.push_str(&failed_files(p));
+        }
+        message
+    };
     let (phase, reason, message) = if let Some(e) = &obs.input_error {
         (
             Phase::Failed,
             "InputUnavailable",
             format!("the input cannot be mounted: {e}"),
         )
+    } else if driver_unreadable
+        || (summary.is_some() && unreadable && job.spec.on_unreadable == OnUnreadable::Fail)
+    {
+        let mut message = counted(progress);
+        if progress.is_none() {
+            message = format!(
+                "the driver exited with code {}: some files could not be read",
+                exit::UNREADABLE
+            );
+            if let Some(n) = status.files_failed {
+                message.push_str(&format!(" ({n} files)"));
+            }
+        }
+        (Phase::Failed, "UnreadableFiles", message)
     } else if let Some(c) = driver_failed {
         let why = obs
             .driver_error
@@ -184,17 +224,9 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             format!("the workers failed: {why}"),
         )
     } else if driver_complete.is_some() || summary.is_some() {
-        let mut message = match summary {
-            Some(s) => format!(
-                "counted {} words ({} distinct) in {} files",
-                s.words,
-                s.distinct,
-                status.files_done.unwrap_or(0)
-            ),
-            None => "the driver finished".into(),
-        };
-        if let Some(p) = progress.filter(|p| p.files_failed > 0) {
-            message.push_str(&failed_files(p));
+        let mut message = counted(progress);
+        if unreadable {
+            message.push_str(" (skipped: onUnreadable is Skip)");
         }
         (Phase::Succeeded, "Succeeded", message)
     } else if progress.is_some_and(|p| p.meta.is_some()) || driver.ready + workers.ready > 0 {
@@ -269,10 +301,39 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     status
 }
 
-/// "; 2 files could not be counted: a.bin: ...; b.bin: ..." (the first few).
+/// Adds a fault to the status, in time order, and counts it.
+pub fn record(status: &mut WordCountJobStatus, fault: InjectedFault) {
+    status.faults.push(fault);
+    count_faults(status);
+}
+
+fn count_faults(status: &mut WordCountJobStatus) {
+    status
+        .faults
+        .sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.target.cmp(&b.target)));
+    status.faults_injected = status.faults.len() as i32;
+}
+
+/// When a finished job finished: its completion time, else when its
+/// Complete or Failed condition became true.
+pub fn finished_at(status: &WordCountJobStatus) -> Option<Timestamp> {
+    if !status.phase?.is_terminal() {
+        return None;
+    }
+    status.completion_time.as_ref().map(|t| t.0).or_else(|| {
+        [COMPLETE, FAILED]
+            .iter()
+            .filter_map(|t| find(status, t))
+            .find(|c| c.status == "True")
+            .map(|c| c.last_transition_time.0)
+    })
+}
+
+/// "; 2 files could not be read: a.bin: ...; b.bin: ..." (the first few).
 fn failed_files(p: &Progress) -> String {
     const SHOWN: usize = 3;
-    let mut out = format!("; {} files could not be counted", p.files_failed);
+    let n = p.files_failed.max(p.failed.len() as i64);
+    let mut out = format!("; {n} files could not be read");
     let reasons: Vec<String> = p
         .failed
         .iter()
@@ -284,7 +345,7 @@ fn failed_files(p: &Progress) -> String {
         out.push_str(&reasons.join("; "));
     }
     if p.failed.len() > SHOWN {
-        out.push_str("; ...");
+        out.push_str(&format!("; and {} more", p.failed.len() - SHOWN));
     }
     out
 }
@@ -506,20 +567,57 @@ mod tests {
         assert_eq!(find(&s, PROGRESSING).unwrap().status, "False");
     }
 
-    #[test]
-    fn files_that_could_not_be_counted_are_named() {
-        let job = fixtures::synthetic("demo");
-        let mut p = running_progress(7);
-        p.files_failed = 1;
-        p.failed
-            .insert("x/y.bin".into(), "Permission denied".into());
+    /// Redis after a driver that could not read some files: the summary of
+    /// the readable ones, and the unreadable ones named.
+    fn with_unreadable(n: usize) -> Progress {
+        let mut p = running_progress(8 - n as i64);
+        p.files_failed = n as i64;
+        for i in 0..n {
+            p.failed
+                .insert(format!("x/{i}.bin"), "Permission denied".into());
+        }
         p.summary = Some(Summary {
             words: 10,
             distinct: 2,
             ..Summary::default()
         });
+        p
+    }
+
+    fn driver_failed_by_policy() -> Option<Job> {
+        let mut c = cond("Failed", "Container driver for pod ns1/demo-driver-x failed with exit code 3 matching FailJob rule at index 0");
+        c.reason = Some("PodFailurePolicy".into());
+        Some(job_with(JobStatus {
+            conditions: Some(vec![c]),
+            failed: Some(1),
+            ..JobStatus::default()
+        }))
+    }
+
+    #[test]
+    fn unreadable_files_fail_the_job_naming_them_with_the_totals() {
+        let job = fixtures::synthetic("demo");
         let obs = Observed {
-            progress: Some(Ok(p)),
+            progress: Some(Ok(with_unreadable(5))),
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:01:00Z"));
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert_eq!(find(&s, FAILED).unwrap().reason, "UnreadableFiles");
+        assert_eq!((s.files_failed, s.words), (Some(5), Some(10)));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("counted 10 words (2 distinct) in 3 files; 5 files could not be read: \
+                  x/0.bin: Permission denied; x/1.bin: Permission denied; x/2.bin: Permission denied; and 2 more")
+        );
+    }
+
+    #[test]
+    fn skipped_unreadable_files_leave_the_job_succeeded_with_a_warning() {
+        let mut job = fixtures::synthetic("demo");
+        job.spec.on_unreadable = OnUnreadable::Skip;
+        let obs = Observed {
+            progress: Some(Ok(with_unreadable(1))),
             ..Observed::default()
         };
         let s = derive(&job, &obs, t("2025-01-01T00:01:00Z"));
@@ -527,8 +625,75 @@ mod tests {
         assert_eq!(s.files_failed, Some(1));
         assert_eq!(
             s.message.as_deref(),
-            Some("counted 10 words (2 distinct) in 7 files; 1 files could not be counted: x/y.bin: Permission denied")
+            Some("counted 10 words (2 distinct) in 7 files; 1 files could not be read: x/0.bin: Permission denied (skipped: onUnreadable is Skip)")
         );
+    }
+
+    #[test]
+    fn unreadable_files_mean_failed_whichever_sign_comes_first() {
+        let job = fixtures::synthetic("demo");
+        let at = t("2025-01-01T00:01:00Z");
+        // 1. The summary, the driver still running.
+        let summary_first = Observed {
+            progress: Some(Ok(with_unreadable(2))),
+            ..Observed::default()
+        };
+        // 2. The driver's exit code, Redis not readable (or not yet read).
+        let exit_first = Observed {
+            driver_exit_code: Some(exit::UNREADABLE),
+            progress: unreachable(),
+            ..Observed::default()
+        };
+        // 3. Its Job failed by the pod failure policy, with the summary.
+        let both = Observed {
+            driver: driver_failed_by_policy(),
+            driver_exit_code: Some(exit::UNREADABLE),
+            driver_error: Some("driver: 2 files could not be read".into()),
+            progress: Some(Ok(with_unreadable(2))),
+            ..Observed::default()
+        };
+        // 4. Only the Job's condition (its pod gone).
+        let condition_only = Observed {
+            driver: driver_failed_by_policy(),
+            progress: unreachable(),
+            ..Observed::default()
+        };
+        for (i, obs) in [summary_first, exit_first, both, condition_only]
+            .iter()
+            .enumerate()
+        {
+            let s = derive(&job, obs, at);
+            assert_eq!(s.phase, Some(Phase::Failed), "case {}", i + 1);
+            assert_eq!(
+                find(&s, FAILED).unwrap().reason,
+                "UnreadableFiles",
+                "case {}",
+                i + 1
+            );
+        }
+        // The sequence a cluster shows: summary, then the Job fails. Never
+        // Succeeded in between.
+        let mut job = job;
+        job.status = Some(derive(
+            &job,
+            &Observed {
+                progress: Some(Ok(with_unreadable(2))),
+                ..Observed::default()
+            },
+            at,
+        ));
+        let later = derive(
+            &job,
+            &Observed {
+                driver: driver_failed_by_policy(),
+                progress: unreachable(),
+                ..Observed::default()
+            },
+            at,
+        );
+        assert_eq!(later.phase, Some(Phase::Failed));
+        assert_eq!(later.files_failed, Some(2));
+        assert_eq!(later.words, Some(10));
     }
 
     #[test]

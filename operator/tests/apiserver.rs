@@ -7,6 +7,9 @@
 //!
 //! `helm` and `kubectl` are taken from PATH.
 
+// A test crate: its helpers fail by panicking, as its tests do.
+#![allow(clippy::unwrap_used)]
+
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,
@@ -220,6 +223,23 @@ async fn crd_installs_and_refuses_bad_specs() {
             "spec.faults.podKills.target",
             json!({"input": input, "faults": {"podKills": {"target": "driver", "every": "1s"}}}),
         ),
+        // Files count from 1, as the workers have it (the contract crate).
+        (
+            "spec.faults.crashes[0].file",
+            json!({"input": input, "faults": {"crashes": [{"worker": 0, "point": "after-read", "file": 0}]}}),
+        ),
+        (
+            "spec.faults.stragglers[0].slowFactor",
+            json!({"input": input, "faults": {"stragglers": [{"worker": 0, "slowFactor": 1000.5}]}}),
+        ),
+        (
+            "spec.onUnreadable",
+            json!({"input": input, "onUnreadable": "Sometimes"}),
+        ),
+        (
+            "spec.ttlSecondsAfterFinished",
+            json!({"input": input, "ttlSecondsAfterFinished": -1}),
+        ),
     ] {
         let msg = refusal(&api, job_json("bad", spec)).await;
         let msg = msg.unwrap_or_else(|| panic!("a bad {field} is refused"));
@@ -265,7 +285,14 @@ async fn crd_installs_and_refuses_bad_specs() {
     let jobs: Api<WordCountJob> = Api::namespaced(client.clone(), ns);
     let stored = jobs.get("good").await.unwrap();
     assert_eq!(stored.spec.workers, 3);
-    assert_eq!(stored.spec.redis.mode, crd::RedisMode::Snapshot);
+    assert_eq!(
+        stored.spec.redis.mode,
+        wordcount_protocol::RedisMode::Snapshot
+    );
+    assert_eq!(
+        stored.spec.on_unreadable,
+        wordcount_protocol::OnUnreadable::Fail
+    );
     let change = Patch::Merge(json!({"spec": {"workers": 5}}));
     match jobs.patch("good", &PatchParams::default(), &change).await {
         Err(kube::Error::Api(s)) => {

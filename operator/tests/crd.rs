@@ -2,6 +2,9 @@
 //! specs. CEL rules are evaluated here client-side (kube's CEL validator);
 //! `tests/apiserver.rs` checks the same against a real API server.
 
+// A test crate: its helpers fail by panicking, as its tests do.
+#![allow(clippy::unwrap_used)]
+
 use kube::core::cel::{compile_schema, Validator};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -135,7 +138,10 @@ fn a_plain_job_passes() {
     assert_eq!(cel_errors(&ok, None), Vec::<String>::new());
     // And deserializes into the typed spec, defaults included.
     let typed: crd::WordCountJob = serde_json::from_value(ok).unwrap();
-    assert_eq!(typed.spec.redis.mode, crd::RedisMode::Snapshot);
+    assert_eq!(
+        typed.spec.redis.mode,
+        wordcount_protocol::RedisMode::Snapshot
+    );
     assert_eq!(typed.spec.claim_timeout.to_string(), "30s");
 }
 

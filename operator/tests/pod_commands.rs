@@ -9,6 +9,9 @@
 //!   cargo build -p wordcount
 //!   cargo test -p wordcount-operator --test pod_commands -- --ignored
 
+// A test crate: its helpers fail by panicking, as its tests do.
+#![allow(clippy::unwrap_used)]
+
 use k8s_openapi::api::{batch::v1::Job, core::v1::Container};
 use std::{
     path::{Path, PathBuf},
@@ -51,6 +54,14 @@ impl Local {
     fn arg(&self, a: &str) -> String {
         if a == "/data" {
             return self.data.display().to_string();
+        }
+        // Redis' config file, as the Secret's volume holds it.
+        if a.ends_with(resources::redis::CONFIG_KEY) {
+            return self
+                .data
+                .join(resources::redis::CONFIG_KEY)
+                .display()
+                .to_string();
         }
         a.replace("/input", &self.input.display().to_string())
             .replace(
@@ -156,11 +167,17 @@ async fn pods_run_the_job_to_exact_counts() {
     }))
     .unwrap();
     job.metadata.generation = Some(1);
-    let driver_job = resources::driver::job(&job);
-    let workers_job = resources::workers::job(&job);
+    let driver_job = resources::driver::job(&job, false);
+    let workers_job = resources::workers::job(&job, false);
     let (init, driver) = pod_containers(&driver_job);
     let (_, worker) = pod_containers(&workers_job);
-    let redis = resources::redis::deployment(&job)
+    let secret = resources::redis::secret(&job, &local.password);
+    std::fs::write(
+        local.data.join(resources::redis::CONFIG_KEY),
+        &secret.data.unwrap()[resources::redis::CONFIG_KEY].0,
+    )
+    .unwrap();
+    let redis = resources::redis::deployment(&job, false)
         .spec
         .unwrap()
         .template
@@ -248,7 +265,7 @@ async fn pods_run_the_job_to_exact_counts() {
         host: "127.0.0.1".into(),
         port: local.port,
         password: local.password.clone(),
-        prefix: resources::PREFIX.into(),
+        prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
     };
     let progress = RedisReader::default()
         .read(&endpoint)

@@ -1,12 +1,16 @@
 //! The operator's Redis reader against a real `redis-server` on loopback,
 //! with a password as in the cluster.
 
+// A test crate: its helpers fail by panicking, as its tests do.
+#![allow(clippy::unwrap_used)]
+
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 use wordcount_operator::progress::{Endpoint, ProgressReader, ReadError, RedisReader};
+use wordcount_protocol::keys::{meta, stats, Keys};
 
 struct Server(Child);
 
@@ -70,18 +74,23 @@ async fn reads_protocol_keys_from_a_real_redis() {
     assert!(p.meta.is_none() && p.summary.is_none());
 
     // What the driver and the workers write (docs/protocol.md).
+    let keys = Keys::new("job7");
     let _: () = redis::pipe()
         .hset_multiple(
-            "job7:meta",
+            &keys.meta,
             &[
-                ("files", "5"),
-                ("bytes", "500"),
-                ("enqueue_done", "1"),
-                ("started_ms", "1700000000000"),
+                (meta::FILES, "5"),
+                (meta::BYTES, "500"),
+                (meta::ENQUEUE_DONE, "1"),
+                (meta::STARTED_MS, "1700000000000"),
             ],
         )
-        .hset_multiple("job7:stats", &[("files_done", "3"), ("words", "42")])
-        .hset("job7:faults", "worker=0,crash=after-read", "1700000000500")
+        .hset_multiple(
+            &keys.stats,
+            &[(stats::FILES_DONE, "3"), (stats::WORDS, "42")],
+        )
+        .hset(&keys.faults, "worker=0,crash=after-read", "1700000000500")
+        .hset(&keys.failed, "b.bin", "Permission denied")
         .query_async(&mut con)
         .await
         .unwrap();
@@ -92,11 +101,12 @@ async fn reads_protocol_keys_from_a_real_redis() {
         (Some(5), true, Some(1_700_000_000_000))
     );
     assert_eq!(p.files_done, 3);
+    assert_eq!(p.failed["b.bin"], "Permission denied");
     assert_eq!(p.faults["worker=0,crash=after-read"], 1_700_000_000_500);
     assert!(p.summary.is_none());
 
     let _: () = redis::cmd("SET")
-        .arg("job7:summary")
+        .arg(&keys.summary)
         .arg(r#"{"words":42,"distinct":2,"top":[{"word":"a","count":40},{"word":"b","count":2}],"seconds":1.25}"#)
         .query_async(&mut con)
         .await

@@ -34,15 +34,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 The permissions the operator needs where it runs jobs, and no more:
-read its jobs and write their status; apply (create/patch) the children it
-owns; read the Secret holding a job's Redis password; list and delete pods
-(status, chaos); list core Events (a failed input mount) and create Events.
-Children are never deleted by the operator: garbage collection does that.
+read its jobs and write their status, and delete a job whose
+ttlSecondsAfterFinished has passed; apply (create/patch) the children it
+owns (a patch also stops a finished job's pods); read the Secret holding a
+job's Redis password; list and delete pods (status, chaos); list core Events
+(a failed input mount) and create Events. Children are never deleted by the
+operator: garbage collection does that.
 */}}
 {{- define "wordcount-operator.rules" -}}
 - apiGroups: ["wordcount.dev"]
   resources: ["wordcountjobs"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["wordcount.dev"]
   resources: ["wordcountjobs/status"]
   verbs: ["get", "patch", "update"]
@@ -72,8 +74,8 @@ Children are never deleted by the operator: garbage collection does that.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Partition faults.
+# The standing policy in front of each job's Redis (narrowed by a partition).
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch"]
 {{- end }}

@@ -5,15 +5,15 @@
 
 pub mod driver;
 pub mod input;
-pub mod partition;
+pub mod network_policy;
 pub mod redis;
 pub mod workers;
 
 use crate::crd::WordCountJob;
 use k8s_openapi::{
     api::core::v1::{
-        Capabilities, Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec,
-        ResourceRequirements, SecretKeySelector, SecurityContext,
+        Capabilities, Container, EnvVar, EnvVarSource, PodSecurityContext, PodSpec,
+        PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
     },
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
@@ -22,9 +22,11 @@ use std::collections::BTreeMap;
 
 /// Field manager of every server-side apply the operator makes.
 pub const MANAGER: &str = "wordcount-operator";
-/// Key prefix in Redis (`--prefix`): one Redis per job, so one fixed prefix.
-pub const PREFIX: &str = "wc";
 pub const REDIS_PORT: i32 = 6379;
+/// The user and group every pod of a job runs as: not root, and the same
+/// for all, so Redis' data and a generated corpus belong to whoever reads
+/// them (the images' files are world-readable; see kind/controlplane/images.sh).
+pub const JOB_UID: i64 = 65532;
 /// Key of the password in the job's Secret.
 pub const PASSWORD_KEY: &str = "password";
 
@@ -60,7 +62,8 @@ pub struct Names {
     pub input: String,
     pub driver: String,
     pub workers: String,
-    pub partition: String,
+    /// The standing NetworkPolicy in front of Redis.
+    pub redis_ingress: String,
 }
 
 impl Names {
@@ -73,7 +76,7 @@ impl Names {
             input: format!("{name}-input"),
             driver: format!("{name}-driver"),
             workers: format!("{name}-workers"),
-            partition: format!("{name}-partition"),
+            redis_ingress: format!("{name}-redis-ingress"),
         }
     }
 }
@@ -130,7 +133,8 @@ pub fn password_env(job: &WordCountJob) -> EnvVar {
     }
 }
 
-/// No privilege escalation and no capabilities: nothing in the job needs them.
+/// No privilege escalation and no capabilities: nothing in the job needs
+/// them (with `pod_security`, the `restricted` Pod Security Standard).
 pub fn container_security() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
@@ -139,6 +143,23 @@ pub fn container_security() -> SecurityContext {
             ..Capabilities::default()
         }),
         ..SecurityContext::default()
+    }
+}
+
+/// Every pod of a job runs as `JOB_UID`, never root, under the runtime's
+/// default seccomp profile. `fsGroup` makes the volumes that support it
+/// (Secrets, most claims) writable by that group.
+pub fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(JOB_UID),
+        run_as_group: Some(JOB_UID),
+        fs_group: Some(JOB_UID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
     }
 }
 
@@ -154,6 +175,7 @@ pub fn batch_pod(job: &WordCountJob, component: Component, spec: PodSpec) -> Pod
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
             volumes: Some(vec![input::volume(job)]),
+            security_context: Some(pod_security()),
             ..spec
         }),
     }

@@ -3,7 +3,7 @@
 //! back from its last checkpoint; the driver re-enqueues what it lacks.
 
 use super::{
-    container_security, meta, password_env, resources_or, selector, Component, Names, PASSWORD_KEY,
+    container_security, meta, pod_security, resources_or, selector, Component, Names, PASSWORD_KEY,
     REDIS_PORT,
 };
 use crate::crd::WordCountJob;
@@ -12,9 +12,9 @@ use k8s_openapi::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy},
         core::v1::{
             Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-            PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, Secret, Service,
-            ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
-            VolumeResourceRequirements,
+            PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, Secret,
+            SecretVolumeSource, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
+            VolumeMount, VolumeResourceRequirements,
         },
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
@@ -23,17 +23,27 @@ use k8s_openapi::{
 use std::collections::BTreeMap;
 
 const DATA_DIR: &str = "/data";
+/// Key of the Secret holding Redis' own configuration: its password, as a
+/// `requirepass` line, so that it never appears on a command line.
+pub const CONFIG_KEY: &str = "redis.conf";
+/// Where that key is mounted; `redis-server` takes it as its config file.
+const CONFIG_DIR: &str = "/etc/wordcount-redis";
 
-/// The Secret holding the Redis password. The password is chosen once by the
-/// controller (see `new_password`) and re-applied unchanged afterwards.
+/// The Secret holding the Redis password, for the clients (`password`) and
+/// for Redis (`redis.conf`). The password is chosen once by the controller
+/// (see `new_password`) and re-applied unchanged afterwards.
 pub fn secret(job: &WordCountJob, password: &str) -> Secret {
+    let bytes = |s: String| ByteString(s.into_bytes());
     Secret {
         metadata: meta(job, &Names::of(job).secret, Component::Redis),
         type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([(
-            PASSWORD_KEY.to_string(),
-            ByteString(password.as_bytes().to_vec()),
-        )])),
+        data: Some(BTreeMap::from([
+            (PASSWORD_KEY.to_string(), bytes(password.to_string())),
+            (
+                CONFIG_KEY.to_string(),
+                bytes(format!("requirepass {password}\n")),
+            ),
+        ])),
         ..Secret::default()
     }
 }
@@ -69,16 +79,17 @@ pub fn data_claim(job: &WordCountJob) -> PersistentVolumeClaim {
     }
 }
 
-/// `redis-server` arguments: snapshot every `snapshotInterval` if anything
-/// changed, no AOF and no save on SIGTERM (the experiment is about
-/// recovering from a checkpoint: a deleted pod is a crash, and what was
-/// committed after the last snapshot is lost and redone), and the password
-/// from the environment (Kubernetes expands `$(VAR)` in args, so it never
-/// appears in the object).
+/// `redis-server` arguments: the config file from the Secret (the password
+/// only: on the command line any process on the node could read it), then
+/// snapshot every `snapshotInterval` if anything changed, no AOF and no save
+/// on SIGTERM (the experiment is about recovering from a checkpoint: a
+/// deleted pod is a crash, and what was committed after the last snapshot
+/// is lost and redone).
 pub fn server_args(job: &WordCountJob) -> Vec<String> {
     // `save` counts whole seconds; a sub-second interval means every second.
     let secs = job.spec.redis.snapshot_interval.as_std().as_secs().max(1);
     [
+        &format!("{CONFIG_DIR}/{CONFIG_KEY}"),
         "--port",
         &REDIS_PORT.to_string(),
         "--bind",
@@ -93,15 +104,15 @@ pub fn server_args(job: &WordCountJob) -> Vec<String> {
         "no",
         "--shutdown-on-sigterm",
         "nosave",
-        "--requirepass",
-        "$(REDIS_PASSWORD)",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect()
 }
 
-pub fn deployment(job: &WordCountJob) -> Deployment {
+/// Redis runs while the job does; `finished` scales it to zero, keeping its
+/// data volume (and so the counts) until the job is deleted.
+pub fn deployment(job: &WordCountJob, finished: bool) -> Deployment {
     let names = Names::of(job);
     let labels = super::labels(job, Component::Redis);
     let container = Container {
@@ -110,7 +121,6 @@ pub fn deployment(job: &WordCountJob) -> Deployment {
         image_pull_policy: Some(job.spec.image_pull_policy.as_str().into()),
         command: Some(vec!["redis-server".into()]),
         args: Some(server_args(job)),
-        env: Some(vec![password_env(job)]),
         ports: Some(vec![ContainerPort {
             name: Some("redis".into()),
             container_port: REDIS_PORT,
@@ -124,11 +134,19 @@ pub fn deployment(job: &WordCountJob) -> Deployment {
             period_seconds: Some(2),
             ..Probe::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: DATA_DIR.into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_DIR.into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
         resources: Some(resources_or(
             job.spec.resources.as_ref().and_then(|r| r.redis.as_ref()),
             "50m",
@@ -140,7 +158,7 @@ pub fn deployment(job: &WordCountJob) -> Deployment {
     Deployment {
         metadata: meta(job, &names.redis, Component::Redis),
         spec: Some(DeploymentSpec {
-            replicas: Some(1),
+            replicas: Some(if finished { 0 } else { 1 }),
             selector: LabelSelector {
                 match_labels: Some(selector(job, Component::Redis)),
                 ..LabelSelector::default()
@@ -158,14 +176,32 @@ pub fn deployment(job: &WordCountJob) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "data".into(),
-                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                            claim_name: names.redis_data,
-                            ..PersistentVolumeClaimVolumeSource::default()
-                        }),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(vec![
+                        Volume {
+                            name: "data".into(),
+                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                claim_name: names.redis_data,
+                                ..PersistentVolumeClaimVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "config".into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(names.secret),
+                                items: Some(vec![k8s_openapi::api::core::v1::KeyToPath {
+                                    key: CONFIG_KEY.into(),
+                                    path: CONFIG_KEY.into(),
+                                    ..Default::default()
+                                }]),
+                                // Readable by the pod's group (fsGroup) only.
+                                default_mode: Some(0o440),
+                                ..SecretVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                    ]),
+                    security_context: Some(pod_security()),
                     // Killing Redis is an experiment; no need to wait 30 s.
                     termination_grace_period_seconds: Some(5),
                     ..PodSpec::default()
@@ -218,40 +254,41 @@ mod tests {
     }
 
     #[test]
-    fn password_comes_from_the_secret_not_the_object() {
+    fn password_reaches_redis_through_a_config_file_not_its_command_line() {
         let job = fixtures::synthetic("demo");
-        let d = deployment(&job);
-        let c = &d
-            .spec
-            .as_ref()
+        let d = deployment(&job, false);
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        let args = c.args.clone().unwrap();
+        assert_eq!(args[0], "/etc/wordcount-redis/redis.conf");
+        assert!(!args
+            .iter()
+            .any(|a| a.contains("requirepass") || a.contains("PASSWORD")));
+        assert!(c.env.is_none(), "no password in the environment either");
+        let config = pod
+            .volumes
             .unwrap()
-            .template
-            .spec
-            .as_ref()
+            .into_iter()
+            .find(|v| v.name == "config")
             .unwrap()
-            .containers[0];
-        assert!(c
-            .args
-            .as_ref()
-            .unwrap()
-            .windows(2)
-            .any(|w| w == ["--requirepass", "$(REDIS_PASSWORD)"]));
-        let env = &c.env.as_ref().unwrap()[0];
-        let secret_ref = env
-            .value_from
-            .as_ref()
-            .unwrap()
-            .secret_key_ref
-            .as_ref()
+            .secret
             .unwrap();
-        assert_eq!(secret_ref.name, "demo-redis-auth");
-        assert_eq!(secret_ref.key, PASSWORD_KEY);
+        assert_eq!(config.secret_name.as_deref(), Some("demo-redis-auth"));
+        assert_eq!(config.items.unwrap()[0].key, CONFIG_KEY);
+        let s = secret(&job, "pw123");
+        assert_eq!(s.data.unwrap()[CONFIG_KEY].0, b"requirepass pw123\n");
+    }
+
+    #[test]
+    fn a_finished_job_scales_redis_to_zero() {
+        let job = fixtures::synthetic("demo");
+        assert_eq!(deployment(&job, true).spec.unwrap().replicas, Some(0));
     }
 
     #[test]
     fn deployment_mounts_the_data_claim_and_recreates() {
         let job = fixtures::synthetic("demo");
-        let d = deployment(&job);
+        let d = deployment(&job, false);
         let spec = d.spec.unwrap();
         assert_eq!(spec.replicas, Some(1));
         assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));

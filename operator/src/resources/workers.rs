@@ -3,13 +3,14 @@
 //! replaced by a new pod with the same index.
 
 use super::{
-    batch_pod, input, meta, redis_url, resources_or, wordcount_container, Component, Names, PREFIX,
+    batch_pod, input, meta, redis_url, resources_or, wordcount_container, Component, Names,
 };
 use crate::crd::{PodKillTarget, WordCountJob};
 use k8s_openapi::api::{
     batch::v1::{Job, JobSpec},
     core::v1::PodSpec,
 };
+use wordcount_protocol::DEFAULT_PREFIX;
 
 /// Failures each index may have before the Job gives it up: room for every
 /// injected crash and pod kill, plus slack for real trouble (a per-index limit
@@ -37,19 +38,21 @@ pub fn args(wcj: &WordCountJob) -> Vec<String> {
         "--input",
         &input::dir(wcj),
         "--prefix",
-        PREFIX,
+        DEFAULT_PREFIX,
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    for fault in wcj.spec.fault_args() {
+    for fault in wcj.spec.worker_faults() {
         args.push("--fault".into());
-        args.push(fault);
+        args.push(fault.to_string());
     }
     args
 }
 
-pub fn job(wcj: &WordCountJob) -> Job {
+/// `finished` suspends the Job: its pods that still run or wait are
+/// stopped (the finished ones, and their logs, stay).
+pub fn job(wcj: &WordCountJob, finished: bool) -> Job {
     let names = Names::of(wcj);
     let container = wordcount_container(
         wcj,
@@ -64,6 +67,7 @@ pub fn job(wcj: &WordCountJob) -> Job {
     Job {
         metadata: meta(wcj, &names.workers, Component::Worker),
         spec: Some(JobSpec {
+            suspend: finished.then_some(true),
             completion_mode: Some("Indexed".into()),
             completions: Some(wcj.spec.workers),
             parallelism: Some(wcj.spec.workers),
@@ -88,9 +92,10 @@ pub fn job(wcj: &WordCountJob) -> Job {
 mod tests {
     use super::*;
     use crate::{
-        crd::{Crash, CrashPoint, Faults, PodKills, Straggler},
+        crd::{Crash, Faults, PodKills, Straggler},
         resources::fixtures,
     };
+    use wordcount_protocol::CrashPoint;
 
     fn with_faults() -> WordCountJob {
         let mut wcj = fixtures::synthetic("demo");
@@ -132,7 +137,7 @@ mod tests {
                 "--fault",
                 "worker=1,crash=after-count,file=2",
                 "--fault",
-                "worker=0,crash=mid-stage",
+                "worker=0,crash=mid-stage,file=1",
                 "--fault",
                 "worker=3,slow=4"
             ]
@@ -145,7 +150,7 @@ mod tests {
     #[test]
     fn workers_are_an_indexed_job_of_n_pods() {
         let wcj = with_faults();
-        let spec = job(&wcj).spec.unwrap();
+        let spec = job(&wcj, false).spec.unwrap();
         assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
         assert_eq!((spec.completions, spec.parallelism), (Some(4), Some(4)));
         // 6 slack + 2 crashes + 3 worker kills.

@@ -1,19 +1,90 @@
-//! Chaos on a schedule. Pod kills: delete a random worker pod, or the Redis
-//! pod, every `every` from `after` past the job's start, at most `maxKills`
-//! times. Partitions: cut the workers off from Redis from `after` for
-//! `duration`.
-//!
-//! Each schedule is a pure function of the job's start time (and the kills
-//! already recorded in its status), so an operator restart neither repeats
-//! nor forgets a fault.
+//! Pod kills: delete a random running worker pod, or the Redis pod, every
+//! `every` from `after` past the job's start, at most `maxKills` times.
 
+use super::{count, record, Scene};
 use crate::{
-    crd::{Partition, PodKillTarget, PodKills},
+    controller::{Context, Error},
+    crd::{FaultKind, PodKillTarget, PodKills, WordCountJob, WordCountJobStatus},
+    metrics::TargetLabels,
     pods::of_component,
     resources::Component,
 };
 use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
+use kube::{api::DeleteParams, Api, ResourceExt};
 use std::time::Duration;
+use tracing::info;
+
+/// Kills a pod if one is due (`start` is the job's start while it runs);
+/// returns when the next kill is due.
+pub async fn run(
+    ctx: &Context,
+    job: &WordCountJob,
+    scene: &Scene<'_>,
+    start: Option<Timestamp>,
+    status: &mut WordCountJobStatus,
+) -> Result<Option<Duration>, Error> {
+    let (Some(kills), Some(start)) = (job.spec.pod_kills(), start) else {
+        return Ok(None);
+    };
+    let done = count(status, FaultKind::PodKill);
+    match next(kills, start, done, scene.now) {
+        Next::Kill => {
+            kill(ctx, job, scene.pods, kills, done, status).await?;
+            // Again soon: the next kill may be due already, or this one
+            // found no pod to kill.
+            Ok(Some(Duration::from_secs(1)))
+        }
+        Next::Wait(d) => Ok(Some(d)),
+        Next::Done => Ok(None),
+    }
+}
+
+/// Deletes one random running pod of the target and records it.
+async fn kill(
+    ctx: &Context,
+    job: &WordCountJob,
+    pods: &[Pod],
+    kills: &PodKills,
+    done: usize,
+    status: &mut WordCountJobStatus,
+) -> Result<(), Error> {
+    let target = kills.target.as_str();
+    let Some(victim) = pick(&candidates(pods, kills.target)) else {
+        info!(target, "pod kill due, but no running pod to kill");
+        return Ok(());
+    };
+    let pod_name = victim.name_any();
+    let ns = victim.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    match api.delete(&pod_name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        // Gone meanwhile: no kill happened, try again on the next reconcile.
+        Err(kube::Error::Api(s)) if s.is_not_found() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    ctx.metrics
+        .pod_kills
+        .get_or_create(&TargetLabels {
+            target: target.into(),
+        })
+        .inc();
+    info!(pod = %pod_name, "chaos: deleted pod");
+    let note = format!(
+        "deleted {target} pod {pod_name} (kill {} of {})",
+        done + 1,
+        kills.max_kills
+    );
+    record(
+        ctx,
+        job,
+        status,
+        (FaultKind::PodKill, pod_name),
+        "PodKilled",
+        note,
+    )
+    .await;
+    Ok(())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -42,43 +113,9 @@ pub fn next(kills: &PodKills, start: Timestamp, done: usize, now: Timestamp) -> 
     }
 }
 
-/// Where the partition schedule stands at a moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Cut {
-    /// The partition (index in the spec) in force now, if any.
-    pub active: Option<usize>,
-    /// Time to the next start or end of a partition.
-    pub next_change: Option<Duration>,
-}
-
-/// Partition i is in force over [start + after, start + after + duration).
-pub fn cut(partitions: &[Partition], start: Timestamp, now: Timestamp) -> Cut {
-    let mut result = Cut::default();
-    let mut note = |at: Timestamp| {
-        if at > now {
-            let d = now.duration_until(at).unsigned_abs();
-            result.next_change = Some(result.next_change.map_or(d, |n: Duration| n.min(d)));
-        }
-    };
-    for (i, p) in partitions.iter().enumerate() {
-        let (Ok(from), Ok(to)) = (
-            start.checked_add(p.after.as_std()),
-            start.checked_add(p.after.as_std() + p.duration.as_std()),
-        ) else {
-            continue;
-        };
-        if from <= now && now < to && result.active.is_none() {
-            result.active = Some(i);
-        }
-        note(from);
-        note(to);
-    }
-    result
-}
-
 /// Pods that may be killed: running, not already being deleted, of the
 /// target component. Killing a pod that is already going proves nothing.
-pub fn candidates(pods: &[Pod], target: PodKillTarget) -> Vec<&Pod> {
+fn candidates(pods: &[Pod], target: PodKillTarget) -> Vec<&Pod> {
     let component = match target {
         PodKillTarget::Worker => Component::Worker,
         PodKillTarget::Redis => Component::Redis,
@@ -89,16 +126,8 @@ pub fn candidates(pods: &[Pod], target: PodKillTarget) -> Vec<&Pod> {
         .collect()
 }
 
-/// The addresses of the job's worker pods (any phase: a pod on its way
-/// out may still hold a connection).
-pub fn worker_ips(pods: &[Pod]) -> Vec<String> {
-    of_component(pods, Component::Worker)
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .collect()
-}
-
 /// One candidate at random.
-pub fn pick<'a>(candidates: &[&'a Pod]) -> Option<&'a Pod> {
+fn pick<'a>(candidates: &[&'a Pod]) -> Option<&'a Pod> {
     use rand::seq::IndexedRandom;
     candidates.choose(&mut rand::rng()).copied()
 }
@@ -124,31 +153,6 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn partitions_are_in_force_over_their_window() {
-        let parts = [
-            Partition {
-                after: "2s".parse().unwrap(),
-                duration: "3s".parse().unwrap(),
-            },
-            Partition {
-                after: "10s".parse().unwrap(),
-                duration: "1s".parse().unwrap(),
-            },
-        ];
-        let start = t("2025-01-01T00:00:00Z");
-        let at = |s: &str| {
-            let c = cut(&parts, start, t(&format!("2025-01-01T00:00:{s}Z")));
-            (c.active, c.next_change)
-        };
-        let secs = Duration::from_secs;
-        assert_eq!(at("01"), (None, Some(secs(1))));
-        assert_eq!(at("02"), (Some(0), Some(secs(3))));
-        assert_eq!(at("05"), (None, Some(secs(5))));
-        assert_eq!(at("10"), (Some(1), Some(secs(1))));
-        assert_eq!(at("11"), (None, None));
     }
 
     #[test]

@@ -1,0 +1,262 @@
+//! Partitions: cut the workers off from Redis over
+//! `[start + after, start + after + duration)`.
+//!
+//! While one is in force the job's standing NetworkPolicy leaves the workers
+//! out, and the workers' open Redis connections are ended on every reconcile
+//! (enforcers filter new connections only, and one may get through before
+//! the enforcer acts). Otherwise the policy admits them again.
+
+use super::{count, record, Scene};
+use crate::{
+    controller::{apply, Context, Error},
+    crd::{FaultKind, Partition, WordCountJob, WordCountJobStatus},
+    events,
+    pods::of_component,
+    progress::{connect, unreachable, Endpoint, ReadError},
+    resources::{network_policy, Component, Names},
+};
+use futures::future::BoxFuture;
+use k8s_openapi::{
+    api::{core::v1::Pod, networking::v1::NetworkPolicy},
+    jiff::Timestamp,
+};
+use kube::{runtime::events::EventType, Api, ResourceExt};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// While a partition is in force: how often worker connections that got
+/// through are ended.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Ends a job's Redis connections from given addresses: the one thing the
+/// operator does to a job's Redis besides reading it.
+pub trait EndConnections: Send + Sync {
+    /// Ends the connections of the clients at these IP addresses; returns
+    /// how many it ended.
+    fn end<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        ips: &'a [String],
+    ) -> BoxFuture<'a, Result<usize, ReadError>>;
+}
+
+/// `CLIENT LIST`, then `CLIENT KILL ID` for each client at one of the addresses.
+#[derive(Clone, Debug)]
+pub struct ClientKill {
+    pub timeout: Duration,
+}
+
+impl Default for ClientKill {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl EndConnections for ClientKill {
+    fn end<'a>(
+        &'a self,
+        ep: &'a Endpoint,
+        ips: &'a [String],
+    ) -> BoxFuture<'a, Result<usize, ReadError>> {
+        Box::pin(async move {
+            let mut con = connect(ep, self.timeout).await?;
+            let list: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut con)
+                .await
+                .map_err(unreachable(ep))?;
+            let mut pipe = redis::pipe();
+            for id in clients_at(&list, ips) {
+                pipe.cmd("CLIENT").arg("KILL").arg("ID").arg(id);
+            }
+            let ended: Vec<usize> = pipe.query_async(&mut con).await.map_err(unreachable(ep))?;
+            Ok(ended.iter().sum())
+        })
+    }
+}
+
+/// The ids of the clients in a `CLIENT LIST` reply whose address is one of `ips`.
+fn clients_at(list: &str, ips: &[String]) -> Vec<u64> {
+    list.lines()
+        .filter_map(|line| {
+            let field = |key: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+            };
+            let ip = field("addr")?.rsplit_once(':')?.0;
+            ips.iter()
+                .any(|i| i == ip)
+                .then(|| field("id")?.parse().ok())?
+        })
+        .collect()
+}
+
+/// Where the partition schedule stands at a moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cut {
+    /// The partition (index in the spec) in force now, if any.
+    pub active: Option<usize>,
+    /// Time to the next start or end of a partition.
+    pub next_change: Option<Duration>,
+}
+
+/// Partition i is in force over [start + after, start + after + duration).
+pub fn cut(partitions: &[Partition], start: Timestamp, now: Timestamp) -> Cut {
+    let mut result = Cut::default();
+    let mut note = |at: Timestamp| {
+        if at > now {
+            let d = now.duration_until(at).unsigned_abs();
+            result.next_change = Some(result.next_change.map_or(d, |n: Duration| n.min(d)));
+        }
+    };
+    for (i, p) in partitions.iter().enumerate() {
+        let (Ok(from), Ok(to)) = (
+            start.checked_add(p.after.as_std()),
+            start.checked_add(p.after.as_std() + p.duration.as_std()),
+        ) else {
+            continue;
+        };
+        if from <= now && now < to && result.active.is_none() {
+            result.active = Some(i);
+        }
+        note(from);
+        note(to);
+    }
+    result
+}
+
+/// The addresses of the job's worker pods (any phase: a pod on its way
+/// out may still hold a connection).
+fn worker_ips(pods: &[Pod]) -> Vec<String> {
+    of_component(pods, Component::Worker)
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .collect()
+}
+
+/// Puts the partition in force now (none unless the job runs: `start`) into
+/// the standing policy, ends the workers' connections while one is, and
+/// records a partition that starts. Returns when to look again.
+pub async fn run(
+    ctx: &Context,
+    job: &WordCountJob,
+    scene: &Scene<'_>,
+    start: Option<Timestamp>,
+    status: &mut WordCountJobStatus,
+) -> Result<Option<Duration>, Error> {
+    let partitions = job.spec.partitions();
+    let cut = match start {
+        Some(start) => cut(partitions, start, scene.now),
+        None => Cut::default(),
+    };
+    let ns = job.namespace().ok_or(Error::NoNamespace)?;
+    let name = Names::of(job).redis_ingress;
+    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    let was = match partitions.is_empty() {
+        true => None,
+        false => policies
+            .get_opt(&name)
+            .await?
+            .as_ref()
+            .and_then(network_policy::partition_of),
+    };
+    let policy = network_policy::redis_ingress(job, &ctx.operator_pods, cut.active);
+    apply(ctx, &ns, &policy).await?;
+
+    let Some(index) = cut.active else {
+        if was.is_some() {
+            info!("chaos: partition lifted");
+            let note = "workers can reach Redis again".to_string();
+            events::publish(
+                ctx,
+                job,
+                EventType::Normal,
+                "PartitionLifted",
+                "InjectFault",
+                note,
+            )
+            .await;
+        }
+        return Ok(cut.next_change);
+    };
+    let ended = match ctx
+        .connections
+        .end(scene.redis, &worker_ips(scene.pods))
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(error = %e, "partition: could not end the workers' connections");
+            0
+        }
+    };
+    if count(status, FaultKind::Partition) > index {
+        if ended > 0 {
+            info!(
+                ended,
+                "partition: ended worker connections that got through"
+            );
+        }
+        return Ok(Some(POLL));
+    }
+    info!(policy = %name, ended, "chaos: partition");
+    let note = format!(
+        "cut the workers off from Redis with NetworkPolicy {name} (partition {} of {}); ended {ended} open connections",
+        index + 1,
+        partitions.len()
+    );
+    record(
+        ctx,
+        job,
+        status,
+        (FaultKind::Partition, name),
+        "Partitioned",
+        note,
+    )
+    .await;
+    Ok(Some(POLL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn partitions_are_in_force_over_their_window() {
+        let parts = [
+            Partition {
+                after: "2s".parse().unwrap(),
+                duration: "3s".parse().unwrap(),
+            },
+            Partition {
+                after: "10s".parse().unwrap(),
+                duration: "1s".parse().unwrap(),
+            },
+        ];
+        let start = t("2025-01-01T00:00:00Z");
+        let at = |s: &str| {
+            let c = cut(&parts, start, t(&format!("2025-01-01T00:00:{s}Z")));
+            (c.active, c.next_change)
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(at("01"), (None, Some(secs(1))));
+        assert_eq!(at("02"), (Some(0), Some(secs(3))));
+        assert_eq!(at("05"), (None, Some(secs(5))));
+        assert_eq!(at("10"), (Some(1), Some(secs(1))));
+        assert_eq!(at("11"), (None, None));
+    }
+
+    #[test]
+    fn clients_are_picked_by_address() {
+        let list = "id=3 addr=10.244.0.5:41234 laddr=10.244.0.3:6379 fd=8 name= db=0\n\
+                    id=4 addr=10.244.0.15:5000 laddr=10.244.0.3:6379 fd=9 name= db=0\n\
+                    id=7 addr=10.244.0.5:41240 laddr=10.244.0.3:6379 fd=10 name= db=0\n";
+        assert_eq!(clients_at(list, &["10.244.0.5".into()]), [3, 7]);
+        assert_eq!(clients_at(list, &["10.244.0.1".into()]), Vec::<u64>::new());
+    }
+}
