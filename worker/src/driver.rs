@@ -1,17 +1,19 @@
 //! The driver: enqueues the input files, folds committed results into the
 //! counts while workers run, and writes the summary when every file is in.
 
+use crate::backend::{self, JobSettings, Progress};
 use crate::input;
-use crate::protocol::{JobSettings, Progress, Redis};
 use crate::report::{JobFacts, Report};
 use anyhow::{bail, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use wordcount_protocol::{OnUnreadable, RedisMode};
 
 pub struct DriverOptions {
     pub redis: String,
+    pub mode: RedisMode,
     pub prefix: String,
     pub input: PathBuf,
     pub settings: JobSettings,
@@ -38,9 +40,9 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     if files.is_empty() {
         tracing::warn!("input {} holds no files", opts.input.display());
     }
-    let mut redis = Redis::open(&opts.redis, &opts.prefix, opts.patience)?;
-    redis.create_job(&opts.settings)?;
-    redis.enqueue_all(&files)?;
+    let mut backend = backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?;
+    backend.create_job(&opts.settings)?;
+    backend.enqueue_all(&files)?;
     let enqueue = started.elapsed();
 
     let mut ticker = Ticker::new();
@@ -48,30 +50,30 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         if stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
-        let p = redis.progress()?;
+        let p = backend.progress()?;
         if !p.enqueue_done {
             // Redis came back from a snapshot older than the enqueueing (or
             // from nothing): restore what it lacks.
             tracing::warn!("Redis lost the queue; enqueueing again what it lacks");
-            redis.create_job(&opts.settings)?;
-            redis.enqueue_all(&files)?;
+            backend.create_job(&opts.settings)?;
+            backend.enqueue_all(&files)?;
             continue;
         }
         if p.is_done() {
             break p;
         }
         if p.files_done > p.files_folded + 8 {
-            redis.fold()?;
+            backend.fold()?;
         }
         ticker.tick(&p);
         std::thread::sleep(TICK);
     };
     let count_and_commit = started.elapsed() - enqueue;
 
-    redis.fold()?;
-    let (top, distinct) = redis.top(opts.top)?;
+    backend.fold()?;
+    let (top, distinct) = backend.top(opts.top)?;
     let fold = started.elapsed() - enqueue - count_and_commit;
-    let failures = redis.failures()?;
+    let failures = backend.failures()?;
     let report = Report {
         words: progress.words,
         distinct,
@@ -86,7 +88,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
             ..JobFacts::default()
         }),
     };
-    redis.write_summary(&serde_json::to_string(&report)?)?;
+    backend.write_summary(&serde_json::to_string(&report)?)?;
     ticker.finish();
     Ok(DriverOutcome {
         report,
@@ -96,6 +98,47 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         count_and_commit,
         fold,
     })
+}
+
+/// Files that could not be read (path, why). The job still counted every
+/// other file and reported the totals; this makes it end failed, naming them.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.0))]
+pub struct Unreadable(pub Vec<(String, String)>);
+
+/// How many files of a list to name in a message.
+const NAMED: usize = 3;
+
+fn describe(files: &[(String, String)]) -> String {
+    let named: Vec<String> = files
+        .iter()
+        .take(NAMED)
+        .map(|(path, why)| format!("{path} ({why})"))
+        .collect();
+    let more = match files.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(", and {n} more"),
+    };
+    format!(
+        "{} file(s) could not be read: {}{more}",
+        files.len(),
+        named.join("; ")
+    )
+}
+
+/// What unreadable files do to a finished job: with `fail` an
+/// [`Unreadable`] error, with `skip` a warning.
+pub fn judge_unreadable(failures: &[(String, String)], policy: OnUnreadable) -> Result<()> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    match policy {
+        OnUnreadable::Fail => Err(Unreadable(failures.to_vec()).into()),
+        OnUnreadable::Skip => {
+            eprintln!("wordcount: warning: {} (skipped)", describe(failures));
+            Ok(())
+        }
+    }
 }
 
 /// Progress on stderr: a line that rewrites itself on a terminal, a log

@@ -4,33 +4,25 @@
 
 use super::plot::Chart;
 use super::table::{Row, Table, TIMED};
+pub use super::timed::Timed;
+use crate::backend::JobSettings;
 use crate::count::{count_files, Parallelism};
 use crate::fault::Fault;
 use crate::input;
 use crate::local::{self, RunOptions};
-use crate::protocol::{Commit, JobSettings};
 use crate::tokenize::Tokenizer;
 use anyhow::{bail, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wordcount_protocol::Commit;
 
 /// The timer of one experiment.
 pub struct Measure {
     experiment: &'static str,
     pub repeat: usize,
     stop: Arc<AtomicBool>,
-}
-
-/// A repeated measurement: seconds by their median, and what the median
-/// run also saw. With an even count the median is the upper of the two
-/// middle runs, so that it is a run that happened, not an average.
-pub struct Timed<T> {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    pub detail: T,
 }
 
 /// How the words are counted.

@@ -3,19 +3,20 @@
 //! is replaced, and `--kill-every` kills one now and then.
 
 use super::{die_with_parent, RedisServer};
+use crate::backend::{self, JobSettings};
 use crate::count::{count_files, Parallelism};
 use crate::driver::{self, DriverOptions};
 use crate::fault::Fault;
 use crate::input;
-use crate::protocol::{JobSettings, Redis};
 use crate::report::{Phases, Report};
 use anyhow::{bail, Context, Result};
 use rand::RngExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wordcount_protocol::{RedisMode, DEFAULT_PREFIX};
 
 pub struct RunOptions {
     pub input: PathBuf,
@@ -46,12 +47,25 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     if opts.workers == 0 {
         bail!("--workers must be at least 1");
     }
+    if let Some(f) = opts
+        .faults
+        .iter()
+        .find(|f| f.worker() as usize >= opts.workers)
+    {
+        bail!(
+            "--fault {f}: there is no worker {} (--workers {} numbers them 0 to {})",
+            f.worker(),
+            opts.workers,
+            opts.workers - 1
+        );
+    }
     let server = RedisServer::start(None)?;
     let redis_start = started.elapsed();
 
     let dopts = DriverOptions {
         redis: server.url_with_password(),
-        prefix: "wc".into(),
+        mode: RedisMode::Snapshot,
+        prefix: DEFAULT_PREFIX.into(),
         input: opts.input.clone(),
         settings: opts.settings.clone(),
         top: opts.top,
@@ -82,13 +96,25 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
 
     // Read the stats again once the workers are gone: a straggler's late,
     // ignored commit shows only now.
-    let mut redis = Redis::open(&server.url_with_password(), "wc", Duration::from_secs(5))?;
+    let mut redis = backend::open(
+        RedisMode::Snapshot,
+        &server.url_with_password(),
+        DEFAULT_PREFIX,
+        Duration::from_secs(5),
+    )?;
     let last = redis.progress()?;
     let faults_fired = redis.faults_fired()?.len() as u64;
     let mut mismatch = None;
     if opts.verify {
         let got = redis.counts()?;
-        let files = input::list(std::slice::from_ref(&opts.input))?;
+        // A serial count of what the job could read.
+        let files: Vec<_> = input::list(std::slice::from_ref(&opts.input))?
+            .into_iter()
+            .filter(|f| {
+                let rel = f.path.strip_prefix(&opts.input).unwrap_or(&f.path);
+                !outcome.failures.iter().any(|(p, _)| Path::new(p) == rel)
+            })
+            .collect();
         let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
         mismatch = got.first_difference(&want);
     }
