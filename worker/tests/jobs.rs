@@ -371,3 +371,99 @@ fn nothing_is_left_behind_after_a_run_or_a_ctrl_c() {
         assert!(left.is_empty(), "temporary files left behind: {left:?}");
     }
 }
+
+/// A command on `server`, as a test sees it.
+fn redis_cmd(
+    server: &wordcount::local::RedisServer,
+    args: &[&str],
+) -> redis::RedisResult<redis::Value> {
+    let mut c = redis::Client::open(server.url_with_password())?.get_connection()?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut c)
+}
+
+/// Redis losing the function library mid-job (as after a restart from an
+/// empty dataset): every client loads it again and the counts stay exact.
+#[test]
+fn a_function_library_deleted_mid_job_is_loaded_again() {
+    need_redis();
+    let dir = corpus(12, 50_000);
+    let server = wordcount::local::RedisServer::start(None).unwrap();
+    let opts = wordcount::driver::DriverOptions {
+        redis: server.url_with_password(),
+        mode: wordcount_protocol::RedisMode::Snapshot,
+        prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
+        input: dir.path().to_path_buf(),
+        settings: wordcount::backend::JobSettings {
+            tokenizer: wordcount_protocol::Tokenizer::Alnum,
+            commit: wordcount_protocol::Commit::PerFile,
+            claim_timeout: Duration::from_secs(5),
+        },
+        top: 5,
+        patience: Duration::from_secs(10),
+    };
+    let driver = std::thread::spawn(move || {
+        wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
+    });
+    let mut workers: Vec<_> = (0..2)
+        .map(|i| {
+            worker_command(&server, dir.path(), i)
+                .args(["--fault", &format!("worker={i},slow=40")])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut deleted = 0;
+    while !driver.is_finished() {
+        if redis_cmd(
+            &server,
+            &["FUNCTION", "DELETE", wordcount_protocol::library::NAME],
+        )
+        .is_ok()
+        {
+            deleted += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        deleted >= 2,
+        "the library was deleted only {deleted} time(s)"
+    );
+    let outcome = driver
+        .join()
+        .unwrap()
+        .expect("the driver loads the library again");
+    for w in &mut workers {
+        assert!(w.wait().unwrap().success(), "a worker did not finish");
+    }
+    let want = serial(dir.path(), "alnum");
+    assert_eq!(
+        (outcome.report.words, outcome.report.distinct),
+        (want.words, want.distinct)
+    );
+    assert_eq!(outcome.report.top, want.top[..5]);
+}
+
+/// A Redis that will not load the library (no FUNCTION for this user) is
+/// named as the cause at once, not retried until the patience runs out.
+#[test]
+fn a_redis_that_refuses_the_function_library_is_named() {
+    need_redis();
+    let dir = corpus(1, 1000);
+    let server = wordcount::local::RedisServer::start(None).unwrap();
+    redis_cmd(&server, &["ACL", "SETUSER", "default", "-function"]).unwrap();
+    let started = Instant::now();
+    let out = worker_command(&server, dir.path(), 0).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Redis refused to load the function library \"wordcount\""),
+        "{err}"
+    );
+    assert!(err.contains("no permissions"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "not retried");
+}

@@ -75,7 +75,7 @@ impl Redis {
                 },
                 Err(Failure::Unreachable(e)) if !is_transient(&e) => return Err(e.into()),
                 Err(Failure::LoadRefused(e)) => bail!(
-                    "Redis refused to load the function library {:?} (Redis 7 or later is needed): {e}",
+                    "Redis refused to load the function library {:?} (it needs Redis 7 or later, and the FUNCTION command): {e}",
                     library::NAME
                 ),
                 Err(failure) => failure,
