@@ -251,11 +251,21 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             if let Some(job) = &outcome.report.job {
                 if !a.out.json {
                     let p = outcome.report.phases.clone().unwrap_or_default();
+                    let phases: Vec<String> = p
+                        .named()
+                        .iter()
+                        .map(|(name, s)| format!("{name} {s:.3}"))
+                        .collect();
                     eprintln!(
-                        "{} files, {} words in {:.3} s (redis start {:.3}, enqueue {:.3}, count+commit {:.3}, fold {:.3}); \
+                        "{} files, {} words in {:.3} s ({}); \
                          {} workers killed, {} restarted, {} duplicate commits ignored",
-                        job.files, outcome.report.words, outcome.report.seconds, p.redis_start, p.enqueue,
-                        p.count_and_commit, p.fold, job.workers_killed, job.worker_restarts, job.commits_ignored
+                        job.files,
+                        outcome.report.words,
+                        outcome.report.seconds,
+                        phases.join(", "),
+                        job.workers_killed,
+                        job.worker_restarts,
+                        job.commits_ignored
                     );
                 }
             }

@@ -61,6 +61,25 @@ pub struct Committed {
 #[error("the staged counts of {0} are gone")]
 pub struct StageGone(pub String);
 
+/// How far a reader has read the committed results.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResultCursor {
+    /// The connection the reads were made on (see `Redis::connects`).
+    session: Option<u64>,
+    /// A backend's own position.
+    position: String,
+}
+
+/// Committed results, as the driver reads them to merge them.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Results {
+    /// `(file id, packed counts)` of each committed file, in commit order;
+    /// empty when none is new. Per-word commits carry no counts.
+    More(Vec<(String, Vec<u8>)>),
+    /// Commits read before may be gone: read everything again.
+    Lost,
+}
+
 /// Largest packed counts sent in one call; more is staged in chunks.
 pub const STAGE_CHUNK: usize = 8 << 20;
 
@@ -82,7 +101,6 @@ pub struct Progress {
     pub files_failed: u64,
     pub words: u64,
     pub bytes_done: u64,
-    pub files_folded: u64,
     pub commits_ignored: u64,
 }
 
@@ -103,15 +121,22 @@ pub trait Backend {
     /// Enqueues the files not enqueued yet and marks the end of enqueueing;
     /// returns how many it added.
     fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64>;
-    /// Merges committed results into the counts; returns how many.
-    fn fold(&mut self) -> Result<u64>;
-    /// The `k` most frequent words (count descending, then word ascending)
-    /// and the number of distinct words, of what is folded.
-    fn top(&mut self, k: usize) -> Result<(Vec<WordCount>, u64)>;
+    /// Up to `max` results committed after `cursor`, which it advances.
+    /// [`Results::Lost`] when results read before may have been rolled
+    /// back (Redis came back from a snapshot): the reader starts over from
+    /// a new cursor.
+    fn results_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results>;
+    /// Writes the job's result, replacing any before.
+    fn write_counts(&mut self, counts: &Counts) -> Result<()>;
+    /// Writes the most frequent words so far, for whoever watches the job.
+    fn write_top(&mut self, top: &[WordCount]) -> Result<()>;
     /// Files that could not be counted: path -> why, sorted by path.
     fn failures(&mut self) -> Result<Vec<(String, String)>>;
     fn write_summary(&mut self, json: &str) -> Result<()>;
-    /// Every folded count (to verify a job against a serial count).
+    /// The job is done: wake the workers that wait for a file, so that
+    /// they see it at once rather than when their wait runs out.
+    fn wake_workers(&mut self) -> Result<()>;
+    /// The job's result as written (or, for per-word commits, as added).
     fn counts(&mut self) -> Result<Counts>;
     /// Faults that fired so far: spec -> when (ms since the epoch).
     fn faults_fired(&mut self) -> Result<Vec<(String, u64)>>;

@@ -39,6 +39,8 @@ pub struct Redis {
     conn: Option<Connection>,
     pub keys: Keys,
     patience: Duration,
+    /// Connections made so far: a new one may be to a Redis that restarted.
+    connects: u64,
 }
 
 impl Redis {
@@ -50,7 +52,14 @@ impl Redis {
             conn: None,
             keys: Keys::new(prefix),
             patience,
+            connects: 0,
         })
+    }
+
+    /// How many connections this client has made. When it changes, Redis
+    /// may have restarted and lost what it had since its last snapshot.
+    pub fn connects(&self) -> u64 {
+        self.connects
     }
 
     /// Runs `f` until it succeeds or fails for a reason other than Redis
@@ -64,7 +73,7 @@ impl Redis {
         let mut backoff = Duration::from_millis(20);
         let mut last_warning = None::<Instant>;
         loop {
-            let err = match connect(&self.client, &mut self.conn) {
+            let err = match connect(&self.client, &mut self.conn, &mut self.connects) {
                 Ok(conn) => match f(conn, &self.keys) {
                     Ok(v) => return Ok(v),
                     // Redis restarted without our library (an empty or
@@ -123,6 +132,7 @@ impl std::fmt::Display for Failure {
 fn connect<'a>(
     client: &redis::Client,
     conn: &'a mut Option<Connection>,
+    connects: &mut u64,
 ) -> Result<&'a mut Connection, Failure> {
     if conn.is_none() {
         let mut c = client
@@ -141,6 +151,7 @@ fn connect<'a>(
                 }
             })?;
         *conn = Some(c);
+        *connects += 1;
     }
     Ok(conn.as_mut().expect("just connected"))
 }

@@ -160,8 +160,9 @@ impl Measure {
     }
 
     /// Times a job through Redis until its result is ready: Redis start,
-    /// enqueueing, counting and committing, folding. Not the workers' exit
-    /// afterwards, which a straggler can draw out.
+    /// workers start, enqueueing, counting and committing, writing the
+    /// result. Not the workers' exit afterwards, which a straggler can draw
+    /// out, nor stopping Redis.
     pub fn job(&self, label: &str, opts: &RunOptions) -> Result<Timed<JobSample>> {
         self.repeat(label, || {
             let outcome = local::run(opts, self.stop.clone())?;
@@ -169,7 +170,10 @@ impl Measure {
                 bail!("the job could not count {path}: {err}");
             }
             let report = outcome.report;
-            let shutdown = report.phases.as_ref().map_or(0.0, |p| p.shutdown);
+            let shutdown = report
+                .phases
+                .as_ref()
+                .map_or(0.0, |p| p.workers_exit + p.redis_stop + p.verify);
             let job = report.job.unwrap_or_default();
             let sample = JobSample {
                 words: report.words,

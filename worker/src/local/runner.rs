@@ -59,8 +59,16 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
             opts.workers - 1
         );
     }
+    let mut phase = Instant::now();
+    let mut lap = || {
+        let d = phase.elapsed().as_secs_f64();
+        phase = Instant::now();
+        d
+    };
     let server = RedisServer::start(None)?;
-    let redis_start = started.elapsed();
+    let redis_start = lap();
+    let mut pool = Pool::new(opts, &server)?;
+    let workers_start = lap();
 
     let dopts = DriverOptions {
         redis: server.url_with_password(),
@@ -73,8 +81,6 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     };
     let driver_stop = stop.clone();
     let driver = std::thread::spawn(move || driver::run(&dopts, &driver_stop));
-
-    let mut pool = Pool::new(opts, &server)?;
     let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
     while !driver.is_finished() {
         if stop.load(Ordering::Relaxed) {
@@ -88,11 +94,12 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
                 next_kill = Some(at + every);
             }
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let outcome = driver.join().expect("driver thread panicked")?;
-    let shutdown_started = Instant::now();
+    lap();
     pool.wait_all(Duration::from_secs(10));
+    let workers_exit = lap();
 
     // Read the stats again once the workers are gone: a straggler's late,
     // ignored commit shows only now.
@@ -104,9 +111,12 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     )?;
     let last = redis.progress()?;
     let faults_fired = redis.faults_fired()?.len() as u64;
+    let got = opts.verify.then(|| redis.counts()).transpose()?;
+    drop(server);
+    let redis_stop = lap();
+
     let mut mismatch = None;
-    if opts.verify {
-        let got = redis.counts()?;
+    if let Some(got) = got {
         // A serial count of what the job could read.
         let files: Vec<_> = input::list(std::slice::from_ref(&opts.input))?
             .into_iter()
@@ -118,16 +128,19 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
         mismatch = got.first_difference(&want);
     }
-    drop(server);
+    let verify = lap();
 
     let mut report = outcome.report;
     report.seconds = started.elapsed().as_secs_f64();
     report.phases = Some(Phases {
-        redis_start: redis_start.as_secs_f64(),
+        redis_start,
+        workers_start,
         enqueue: outcome.enqueue.as_secs_f64(),
         count_and_commit: outcome.count_and_commit.as_secs_f64(),
-        fold: outcome.fold.as_secs_f64(),
-        shutdown: shutdown_started.elapsed().as_secs_f64(),
+        write_result: outcome.write_result.as_secs_f64(),
+        workers_exit,
+        redis_stop,
+        verify,
     });
     if let Some(job) = report.job.as_mut() {
         job.worker_restarts = pool.restarts;

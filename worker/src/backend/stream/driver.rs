@@ -1,17 +1,18 @@
 //! The driver's side: job settings, enqueueing, progress, folding results
 //! into the counts, and the final ranking.
 
-use crate::backend::{JobSettings, Progress, Redis};
+use super::worker::{as_array, as_string, field};
+use crate::backend::{JobSettings, Progress, Redis, ResultCursor, Results};
 use crate::counts::{Counts, WordCount};
 use crate::input::InputFile;
 use anyhow::{Context, Result};
 use redis::Value;
 use std::collections::HashMap;
 use std::time::Duration;
-use wordcount_protocol::keys::{meta, stats};
+use wordcount_protocol::keys::{latency, meta, stats};
 use wordcount_protocol::library;
 
-/// Pairs per command when staging a fold or reading the counts.
+/// Pairs per command when writing or reading the counts.
 const BATCH: usize = 10_000;
 
 /// Records the settings and creates the queue's consumer group.
@@ -129,7 +130,6 @@ pub fn progress(redis: &mut Redis) -> Result<Progress> {
         files_failed: stat(stats::FILES_FAILED),
         words: stat(stats::WORDS),
         bytes_done: stat(stats::BYTES_DONE),
-        files_folded: stat(stats::FILES_FOLDED),
         commits_ignored: stat(stats::COMMITS_IGNORED),
     })
 }
@@ -142,71 +142,104 @@ pub fn failures(redis: &mut Redis) -> Result<Vec<(String, String)>> {
     Ok(v)
 }
 
-/// Folds the committed results into the counts, a batch at a time: their
-/// sum is staged, then one function call adds it and removes them.
-/// Returns the number of results folded.
-pub fn fold(redis: &mut Redis) -> Result<u64> {
-    let mut folded = 0;
-    let mut cursor = 0u64;
-    loop {
-        let (next, pairs): (u64, Vec<(String, Vec<u8>)>) = redis.run(|c, k| {
-            redis::cmd("HSCAN")
-                .arg(&k.results)
-                .arg(cursor)
+/// Committed results after `cursor`: the `P:latency` entries after its
+/// position name the files committed since, in commit order, and
+/// `P:results` holds their counts. Both are written by the one `wc_commit`
+/// call, so any snapshot has both or neither.
+pub fn results_since(redis: &mut Redis, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
+    let start = if cursor.position.is_empty() {
+        "0-0"
+    } else {
+        cursor.position.as_str()
+    };
+    let (last, ids, packed): (Option<String>, Vec<String>, Vec<Option<Vec<u8>>>) =
+        redis.run(|c, k| {
+            let reply: Value = redis::cmd("XREAD")
                 .arg("COUNT")
-                .arg(64)
-                .query(c)
+                .arg(max)
+                .arg("STREAMS")
+                .arg(&k.latency)
+                .arg(start)
+                .query(c)?;
+            // [[stream, [[entry id, [field, value, ...]], ...]]]
+            let entries = as_array(&reply)
+                .first()
+                .and_then(|s| as_array(s).get(1))
+                .map(as_array)
+                .unwrap_or_default();
+            let mut last = None;
+            let mut ids = Vec::with_capacity(entries.len());
+            for e in entries {
+                let parts = as_array(e);
+                last = parts.first().and_then(as_string);
+                if let Some(id) = parts.get(1).and_then(|f| field(f, latency::ID)) {
+                    ids.push(id);
+                }
+            }
+            if ids.is_empty() {
+                return Ok((last, ids, Vec::new()));
+            }
+            let packed: Vec<Option<Vec<u8>>> =
+                redis::cmd("HMGET").arg(&k.results).arg(&ids).query(c)?;
+            Ok((last, ids, packed))
         })?;
-        if !pairs.is_empty() {
-            folded += fold_batch(redis, &pairs)?;
-        }
-        if next == 0 {
-            return Ok(folded);
-        }
-        cursor = next;
+    let now = redis.connects();
+    if *cursor.session.get_or_insert(now) != now {
+        *cursor = ResultCursor::default();
+        return Ok(Results::Lost);
     }
+    if let Some(last) = last {
+        cursor.position = last;
+    }
+    Ok(Results::More(
+        ids.into_iter()
+            .zip(packed)
+            .filter_map(|(id, p)| Some((id, p?)))
+            .collect(),
+    ))
 }
 
-fn fold_batch(redis: &mut Redis, pairs: &[(String, Vec<u8>)]) -> Result<u64> {
-    let mut sum = Counts::new();
-    let mut ids: Vec<&str> = Vec::with_capacity(pairs.len());
-    for (id, packed) in pairs {
-        sum.add_packed(packed)
-            .with_context(|| format!("result {id} is malformed"))?;
-        ids.push(id);
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    let words: Vec<(&[u8], u64)> = sum.iter().collect();
-    redis.run(|c, k| loop {
-        redis::cmd("DEL").arg(&k.fold_stage).exec(c)?;
+/// Writes `counts` as the sorted set `P:counts`: built aside and renamed
+/// into place, so a reader never sees half of it.
+pub fn write_counts(redis: &mut Redis, counts: &Counts) -> Result<()> {
+    let words: Vec<(&[u8], u64)> = counts.iter().collect();
+    redis.run(|c, k| {
+        redis::cmd("DEL").arg(&k.counts_next).exec(c)?;
         for chunk in words.chunks(BATCH) {
             let mut zadd = redis::cmd("ZADD");
-            zadd.arg(&k.fold_stage);
+            zadd.arg(&k.counts_next);
             for (w, n) in chunk {
                 zadd.arg(*n).arg(*w);
             }
             zadd.exec(c)?;
         }
-        match redis::cmd("FCALL")
-            .arg(library::FOLD)
-            .arg(4)
-            .arg(&k.results)
-            .arg(&k.counts)
-            .arg(&k.stats)
-            .arg(&k.fold_stage)
-            .arg(words.len())
-            .arg(&ids)
-            .query(c)
-        {
-            // Redis lost part of the stage (it restarted in between): again.
-            Err(e) if e.code() == Some(library::error::FOLD_STAGE) => continue,
-            r => return r,
+        let mut tx = redis::pipe();
+        tx.atomic().cmd("DEL").arg(&k.counts).ignore();
+        if !words.is_empty() {
+            tx.cmd("RENAME").arg(&k.counts_next).arg(&k.counts).ignore();
         }
+        tx.exec(c)
     })
 }
 
-/// All folded counts.
+/// Replaces `P:top` with `top`.
+pub fn write_top(redis: &mut Redis, top: &[WordCount]) -> Result<()> {
+    redis.run(|c, k| {
+        let mut tx = redis::pipe();
+        tx.atomic().cmd("DEL").arg(&k.top).ignore();
+        if !top.is_empty() {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(&k.top);
+            for w in top {
+                zadd.arg(w.count).arg(&w.word);
+            }
+            tx.add_command(zadd).ignore();
+        }
+        tx.exec(c)
+    })
+}
+
+/// The counts in `P:counts`.
 pub fn counts(redis: &mut Redis) -> Result<Counts> {
     let mut counts = Counts::new();
     let mut start = 0;
@@ -229,46 +262,34 @@ pub fn counts(redis: &mut Redis) -> Result<Counts> {
     }
 }
 
-/// The `k` most frequent folded words, count descending then word
-/// ascending, and the number of distinct words.
-pub fn top(redis: &mut Redis, k: usize) -> Result<(Vec<WordCount>, u64)> {
-    let distinct: u64 = redis.run(|c, keys| redis::cmd("ZCARD").arg(&keys.counts).query(c))?;
-    if k == 0 || distinct == 0 {
-        return Ok((Vec::new(), distinct));
+/// Unblocks every client blocked in `XREADGROUP`: workers waiting for a
+/// file, which then find the job done.
+pub fn wake_workers(redis: &mut Redis) -> Result<()> {
+    let list: String = redis.run(|c, _| {
+        redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("normal")
+            .query(c)
+    })?;
+    let blocked = list.lines().filter_map(|line| {
+        let field = |key: &str| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+        };
+        (field("cmd")? == "xreadgroup" && field("flags")?.contains('b')).then(|| field("id"))?
+    });
+    let ids: Vec<&str> = blocked.collect();
+    if ids.is_empty() {
+        return Ok(());
     }
-    // Redis breaks ties by word descending; take every word that ties
-    // with the k-th and order them ourselves.
-    let kth: Vec<(Vec<u8>, f64)> = redis.run(|c, keys| {
-        redis::cmd("ZREVRANGE")
-            .arg(&keys.counts)
-            .arg(k - 1)
-            .arg(k - 1)
-            .arg("WITHSCORES")
-            .query(c)
-    })?;
-    let floor = kth
-        .first()
-        .map_or("-inf".to_string(), |(_, s)| s.to_string());
-    let candidates: Vec<(Vec<u8>, f64)> = redis.run(|c, keys| {
-        redis::cmd("ZRANGE")
-            .arg(&keys.counts)
-            .arg("+inf")
-            .arg(&floor)
-            .arg("BYSCORE")
-            .arg("REV")
-            .arg("WITHSCORES")
-            .query(c)
-    })?;
-    let mut top: Vec<WordCount> = candidates
-        .into_iter()
-        .map(|(word, n)| WordCount {
-            word,
-            count: n as u64,
-        })
-        .collect();
-    top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.word.cmp(&b.word)));
-    top.truncate(k);
-    Ok((top, distinct))
+    redis.run(|c, _| {
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("CLIENT").arg("UNBLOCK").arg(*id).ignore();
+        }
+        pipe.exec(c)
+    })
 }
 
 /// Faults that fired so far: spec -> when (ms since the epoch).

@@ -5,7 +5,9 @@
 mod driver;
 mod worker;
 
-use super::{Backend, Carry, Committed, Entry, JobSettings, Progress, Redis, Taken};
+use super::{
+    Backend, Carry, Committed, Entry, JobSettings, Progress, Redis, ResultCursor, Results, Taken,
+};
 use crate::counts::{Counts, WordCount};
 use crate::input::InputFile;
 use anyhow::Result;
@@ -30,17 +32,23 @@ impl Backend for Stream {
     fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64> {
         driver::enqueue_all(&mut self.redis, files)
     }
-    fn fold(&mut self) -> Result<u64> {
-        driver::fold(&mut self.redis)
+    fn results_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
+        driver::results_since(&mut self.redis, cursor, max)
     }
-    fn top(&mut self, k: usize) -> Result<(Vec<WordCount>, u64)> {
-        driver::top(&mut self.redis, k)
+    fn write_counts(&mut self, counts: &Counts) -> Result<()> {
+        driver::write_counts(&mut self.redis, counts)
+    }
+    fn write_top(&mut self, top: &[WordCount]) -> Result<()> {
+        driver::write_top(&mut self.redis, top)
     }
     fn failures(&mut self) -> Result<Vec<(String, String)>> {
         driver::failures(&mut self.redis)
     }
     fn write_summary(&mut self, json: &str) -> Result<()> {
         driver::write_summary(&mut self.redis, json)
+    }
+    fn wake_workers(&mut self) -> Result<()> {
+        driver::wake_workers(&mut self.redis)
     }
     fn counts(&mut self) -> Result<Counts> {
         driver::counts(&mut self.redis)

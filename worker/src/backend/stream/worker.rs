@@ -5,7 +5,7 @@ use crate::backend::{Carry, Committed, Entry, Redis, StageGone};
 use anyhow::{bail, Result};
 use redis::{RedisResult, Value};
 use std::time::Duration;
-use wordcount_protocol::{keys::entry as field, library};
+use wordcount_protocol::{keys::entry, library};
 
 /// The next file nobody has taken yet, waiting up to `block_ms`.
 pub fn read_new(redis: &mut Redis, consumer: &str, wait: Duration) -> Result<Option<Entry>> {
@@ -159,14 +159,14 @@ fn no_group_is_empty(r: RedisResult<Value>, wait_ms: u64) -> RedisResult<Value> 
     }
 }
 
-fn as_array(v: &Value) -> &[Value] {
+pub(super) fn as_array(v: &Value) -> &[Value] {
     match v {
         Value::Array(items) => items,
         _ => &[],
     }
 }
 
-fn as_string(v: &Value) -> Option<String> {
+pub(super) fn as_string(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Value::SimpleString(s) => Some(s.clone()),
@@ -179,14 +179,7 @@ fn parse_entry(v: &Value) -> Result<Entry> {
     let (Some(id), Some(fields)) = (parts.first().and_then(as_string), parts.get(1)) else {
         bail!("malformed queue entry {v:?}");
     };
-    let fields = as_array(fields);
-    let get = |name: &str| {
-        fields
-            .chunks(2)
-            .find(|kv| as_string(&kv[0]).as_deref() == Some(name))
-            .and_then(|kv| kv.get(1).and_then(as_string))
-    };
-    let (Some(path), Some(size)) = (get(field::PATH), get(field::SIZE)) else {
+    let (Some(path), Some(size)) = (field(fields, entry::PATH), field(fields, entry::SIZE)) else {
         bail!("queue entry {id} lacks path or size");
     };
     Ok(Entry {
@@ -194,4 +187,12 @@ fn parse_entry(v: &Value) -> Result<Entry> {
         path,
         size: size.parse().unwrap_or(0),
     })
+}
+
+/// The value of `name` in a stream entry's `[field, value, ...]`.
+pub(super) fn field(fields: &Value, name: &str) -> Option<String> {
+    as_array(fields)
+        .chunks(2)
+        .find(|kv| as_string(&kv[0]).as_deref() == Some(name))
+        .and_then(|kv| kv.get(1).and_then(as_string))
 }
