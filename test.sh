@@ -7,11 +7,40 @@
 #        proxy on first use and cached; see kind/controlplane/README.md);
 #   4.   WordCountJobs on a single-node cluster where pods really run
 #        (containerd, kubelet, kube-proxy, CoreDNS; our images built here).
-# Needs: cargo, redis-server, etcd, go, openssl, and for level 4 containerd,
-# runc, CNI plugins, iptables, conntrack, debootstrap, umoci, jq, gcc
-# (.ci/run installs them).
+# Needs cargo and go; installs the rest with apt-get when missing (as root):
+# redis-server, etcd, openssl, and for level 4 containerd, runc, CNI plugins,
+# iptables, conntrack, debootstrap, umoci, jq, gcc.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v openssl >/dev/null || missing+=(openssl)
+# The level-4 cluster: containerd, runc, CNI plugins, iptables for
+# kube-proxy and the policy enforcer; debootstrap and umoci build images.
+command -v containerd >/dev/null || missing+=(containerd)
+command -v runc >/dev/null || missing+=(runc)
+[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v conntrack >/dev/null || missing+=(conntrack)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v jq >/dev/null || missing+=(jq)
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+if ((${#missing[@]})); then
+  echo "test.sh: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v go >/dev/null || PATH=/usr/local/go/bin:$PATH
+command -v go >/dev/null || { echo "test.sh: Go is needed to build the Kubernetes test binaries" >&2; exit 1; }
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The control-plane tests start etcd, kube-apiserver and friends; Redis
+# tests start their own redis-server. A stray Debian service must not be in
+# the way of either.
+service redis-server stop >/dev/null 2>&1 || true
 
 step() { printf '\n== %s\n' "$*" >&2; }
 

@@ -15,12 +15,17 @@ pub struct Keys {
     pub enqueued: String,
     /// Hash of the job's settings and size: [`meta`].
     pub meta: String,
-    /// Hash entry id -> packed counts, committed and not yet folded.
+    /// Hash entry id -> the file's packed counts, one per committed file.
     pub results: String,
     /// Hash path -> why it could not be counted.
     pub failed: String,
-    /// Sorted set word -> count: the result.
+    /// Sorted set word -> count: the result, written once every file is in.
     pub counts: String,
+    /// Where the driver writes the next `counts` before renaming it.
+    pub counts_next: String,
+    /// Sorted set word -> count: the most frequent words so far, rewritten
+    /// about once a second while the job runs.
+    pub top: String,
     /// Hash of counters: [`stats`].
     pub stats: String,
     /// Stream of one entry per committed file, with its latency.
@@ -29,8 +34,6 @@ pub struct Keys {
     pub faults: String,
     /// The driver's JSON summary, written when the job is done.
     pub summary: String,
-    /// Sorted set: the sum of a fold batch, staged before `wc_fold`.
-    pub fold_stage: String,
 }
 
 impl Keys {
@@ -44,11 +47,12 @@ impl Keys {
             results: k("results"),
             failed: k("failed"),
             counts: k("counts"),
+            counts_next: k("counts:next"),
+            top: k("top"),
             stats: k("stats"),
             latency: k("latency"),
             faults: k("faults"),
             summary: k("summary"),
-            fold_stage: k("foldstage"),
         }
     }
 
@@ -89,7 +93,6 @@ pub mod stats {
     pub const FILES_FAILED: &str = "files_failed";
     pub const WORDS: &str = "words";
     pub const BYTES_DONE: &str = "bytes_done";
-    pub const FILES_FOLDED: &str = "files_folded";
     /// Second commits of a file, ignored.
     pub const COMMITS_IGNORED: &str = "commits_ignored";
 }
@@ -98,6 +101,18 @@ pub mod stats {
 pub mod entry {
     pub const PATH: &str = "path";
     pub const SIZE: &str = "size";
+}
+
+/// Fields of a `P:latency` entry (one per committed file; its own id is
+/// the commit time).
+pub mod latency {
+    /// The file's `P:queue` entry id, the key of its counts in `P:results`.
+    pub const ID: &str = "id";
+    pub const PATH: &str = "path";
+    pub const WORKER: &str = "worker";
+    /// Commit time minus enqueue time, by Redis's clock.
+    pub const LATENCY_MS: &str = "latency_ms";
+    pub const BYTES: &str = "bytes";
 }
 
 #[cfg(test)]

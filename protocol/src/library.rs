@@ -11,8 +11,6 @@ pub const NAME: &str = "wordcount";
 pub const ENQUEUE: &str = "wc_enqueue";
 /// Commits a file exactly once. See wordcount.lua for its keys and arguments.
 pub const COMMIT: &str = "wc_commit";
-/// Adds a staged batch sum to the counts and removes the batch's results.
-pub const FOLD: &str = "wc_fold";
 /// Marks a crash fault as fired, once per job.
 pub const FIRE: &str = "wc_fire";
 
@@ -22,9 +20,6 @@ pub mod error {
     /// `wc_commit` of staged counts whose stage is gone (Redis came back
     /// from a snapshot without it): stage again, then commit.
     pub const STAGE_GONE: &str = "WCSTAGEGONE";
-    /// `wc_fold` found its stage smaller than announced (Redis lost part of
-    /// it): stage again.
-    pub const FOLD_STAGE: &str = "WCFOLDSTAGE";
 }
 
 /// How Redis itself says that a function is not loaded (Redis's message,
@@ -38,13 +33,13 @@ mod tests {
     #[test]
     fn the_source_registers_every_name_and_code() {
         assert!(SOURCE.starts_with(&format!("#!lua name={NAME}\n")));
-        for f in [ENQUEUE, COMMIT, FOLD, FIRE] {
+        for f in [ENQUEUE, COMMIT, FIRE] {
             assert!(
                 SOURCE.contains(&format!("register_function('{f}'")),
                 "{f} not registered"
             );
         }
-        for code in [error::STAGE_GONE, error::FOLD_STAGE] {
+        for code in [error::STAGE_GONE] {
             assert!(SOURCE.contains(&format!("'{code} ")), "{code} not raised");
         }
     }

@@ -135,4 +135,21 @@ mod tests {
             "unknown tokenizer \"words\" (expected one of: alnum, whitespace)"
         );
     }
+
+    /// The CLI's names (clap) are the wire names.
+    #[cfg(feature = "clap")]
+    #[test]
+    fn clap_names_are_the_wire_names() {
+        fn check<T: clap::ValueEnum + Copy + std::fmt::Display>(all: &[T]) {
+            for v in all {
+                let pv = v.to_possible_value().expect("no skipped variants");
+                assert_eq!(pv.get_name(), v.to_string());
+            }
+        }
+        check(Tokenizer::ALL);
+        check(Commit::ALL);
+        check(OnUnreadable::ALL);
+        check(RedisMode::ALL);
+        check(crate::CrashPoint::ALL);
+    }
 }

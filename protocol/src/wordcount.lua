@@ -60,40 +60,6 @@ local function commit(keys, args)
   return {acked, files_left(keys[3], keys[7])}
 end
 
--- Folds committed results into the counts: the caller has staged their sum
--- in a sorted set; it is added only if every result is still there, and the
--- results are removed in the same step. KEYS: results, counts, stats, fold stage.
--- ARGV: words staged (the stage's cardinality), id...
-local function fold(keys, args)
-  if redis.call('ZCARD', keys[4]) ~= tonumber(args[1]) then
-    return redis.error_reply('WCFOLDSTAGE fold stage is incomplete')
-  end
-  for i = 2, #args do
-    if redis.call('HEXISTS', keys[1], args[i]) == 0 then
-      redis.call('DEL', keys[4])
-      return 0
-    end
-  end
-  -- ZUNIONSTORE rebuilds the whole set (about 0.6 us a word of the union,
-  -- in C); ZINCRBY from here costs about 2 us a staged word. A batch much
-  -- smaller than the counts (many small files) takes the second way, so
-  -- folding stays linear in what is folded.
-  if tonumber(args[1]) * 4 < redis.call('ZCARD', keys[2]) then
-    local staged = redis.call('ZRANGE', keys[4], 0, -1, 'WITHSCORES')
-    for i = 1, #staged, 2 do
-      redis.call('ZINCRBY', keys[2], staged[i + 1], staged[i])
-    end
-  else
-    redis.call('ZUNIONSTORE', keys[2], 2, keys[2], keys[4])
-  end
-  for i = 2, #args do
-    redis.call('HDEL', keys[1], args[i])
-  end
-  redis.call('DEL', keys[4])
-  redis.call('HINCRBY', keys[3], 'files_folded', #args - 1)
-  return #args - 1
-end
-
 -- Marks a crash fault as fired, once per job. KEYS: faults. ARGV: spec.
 local function fire(keys, args)
   return redis.call('HSETNX', keys[1], args[1], now_ms())
@@ -101,5 +67,4 @@ end
 
 redis.register_function('wc_enqueue', enqueue)
 redis.register_function('wc_commit', commit)
-redis.register_function('wc_fold', fold)
 redis.register_function('wc_fire', fire)

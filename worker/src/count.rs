@@ -4,7 +4,7 @@
 use crate::counts::Counts;
 use crate::input::InputFile;
 use crate::scan::count_text;
-use crate::tokenize::Tokenizer;
+use crate::tokenize::{Tokenize, Tokenizer};
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,17 +1,21 @@
-//! The driver: enqueues the input files, folds committed results into the
-//! counts while workers run, and writes the summary when every file is in.
+//! The driver: enqueues the input files, merges committed results in its
+//! memory while workers run, and writes the counts and the summary when
+//! every file is in.
 
+use crate::backend::{self, Backend, JobSettings, Progress, ResultCursor, Results};
+use crate::counts::Counts;
 use crate::input;
-use crate::protocol::{JobSettings, Progress, Redis};
 use crate::report::{JobFacts, Report};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use wordcount_protocol::{Commit, OnUnreadable, RedisMode};
 
 pub struct DriverOptions {
     pub redis: String,
+    pub mode: RedisMode,
     pub prefix: String,
     pub input: PathBuf,
     pub settings: JobSettings,
@@ -24,13 +28,20 @@ pub struct DriverOutcome {
     pub report: Report,
     pub progress: Progress,
     pub failures: Vec<(String, String)>,
+    /// Listing the input, creating the job, enqueueing.
     pub enqueue: Duration,
+    /// Until every file is committed and merged.
     pub count_and_commit: Duration,
-    pub fold: Duration,
+    /// Writing the counts and the summary into Redis.
+    pub write_result: Duration,
 }
 
-/// How often the driver folds and reports progress.
+/// How often the driver reads progress and merges new results.
 const TICK: Duration = Duration::from_millis(10);
+/// How often the driver rewrites the top words while the job runs.
+const TOP_EVERY: Duration = Duration::from_secs(1);
+/// Results read per call.
+const RESULTS_PER_READ: usize = 64;
 
 pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let started = Instant::now();
@@ -38,43 +49,58 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     if files.is_empty() {
         tracing::warn!("input {} holds no files", opts.input.display());
     }
-    let mut redis = Redis::open(&opts.redis, &opts.prefix, opts.patience)?;
-    redis.create_job(&opts.settings)?;
-    redis.enqueue_all(&files)?;
+    let mut backend = backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?;
+    backend.create_job(&opts.settings)?;
+    backend.enqueue_all(&files)?;
     let enqueue = started.elapsed();
 
+    let per_file = opts.settings.commit == Commit::PerFile;
+    let mut merged = Merged::default();
+    let mut top_written = (Instant::now(), 0);
     let mut ticker = Ticker::new();
     let progress = loop {
         if stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
-        let p = redis.progress()?;
+        let p = backend.progress()?;
         if !p.enqueue_done {
             // Redis came back from a snapshot older than the enqueueing (or
             // from nothing): restore what it lacks.
             tracing::warn!("Redis lost the queue; enqueueing again what it lacks");
-            redis.create_job(&opts.settings)?;
-            redis.enqueue_all(&files)?;
+            backend.create_job(&opts.settings)?;
+            backend.enqueue_all(&files)?;
             continue;
         }
-        if p.is_done() {
+        if per_file {
+            merged.catch_up(backend.as_mut())?;
+        }
+        // Done once every file is committed and, with per-file commits,
+        // merged: then the merged counts are the exact result, whatever
+        // Redis loses afterwards.
+        if p.is_done() && (!per_file || merged.files == p.files_done) {
             break p;
         }
-        if p.files_done > p.files_folded + 8 {
-            redis.fold()?;
+        if per_file && merged.files > top_written.1 && top_written.0.elapsed() >= TOP_EVERY {
+            backend.write_top(&merged.counts.top(opts.top))?;
+            top_written = (Instant::now(), merged.files);
         }
         ticker.tick(&p);
         std::thread::sleep(TICK);
     };
     let count_and_commit = started.elapsed() - enqueue;
 
-    redis.fold()?;
-    let (top, distinct) = redis.top(opts.top)?;
-    let fold = started.elapsed() - enqueue - count_and_commit;
-    let failures = redis.failures()?;
+    let counts = if per_file {
+        backend.write_counts(&merged.counts)?;
+        merged.counts
+    } else {
+        backend.counts()?
+    };
+    let top = counts.top(opts.top);
+    backend.write_top(&top)?;
+    let failures = backend.failures()?;
     let report = Report {
-        words: progress.words,
-        distinct,
+        words: counts.total(),
+        distinct: counts.distinct() as u64,
         top,
         seconds: started.elapsed().as_secs_f64(),
         phases: None,
@@ -86,7 +112,9 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
             ..JobFacts::default()
         }),
     };
-    redis.write_summary(&serde_json::to_string(&report)?)?;
+    backend.write_summary(&serde_json::to_string(&report)?)?;
+    backend.wake_workers()?;
+    let write_result = started.elapsed() - enqueue - count_and_commit;
     ticker.finish();
     Ok(DriverOutcome {
         report,
@@ -94,8 +122,84 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         failures,
         enqueue,
         count_and_commit,
-        fold,
+        write_result,
     })
+}
+
+/// The committed results merged so far, in the driver's memory: a hash map
+/// adds a word in tens of nanoseconds where Redis, adding to a sorted set,
+/// takes a microsecond or more, and it is written into Redis once.
+#[derive(Default)]
+struct Merged {
+    counts: Counts,
+    files: u64,
+    cursor: ResultCursor,
+}
+
+impl Merged {
+    /// Merges every result committed since the last call.
+    fn catch_up(&mut self, backend: &mut dyn Backend) -> Result<()> {
+        loop {
+            match backend.results_since(&mut self.cursor, RESULTS_PER_READ)? {
+                Results::Lost => {
+                    tracing::warn!(
+                        "Redis may have come back from a snapshot; merging its results again"
+                    );
+                    *self = Merged::default();
+                }
+                Results::More(batch) if batch.is_empty() => return Ok(()),
+                Results::More(batch) => {
+                    for (id, packed) in &batch {
+                        self.counts
+                            .add_packed(packed)
+                            .with_context(|| format!("the counts of {id} are malformed"))?;
+                    }
+                    self.files += batch.len() as u64;
+                }
+            }
+        }
+    }
+}
+
+/// Files that could not be read (path, why). The job still counted every
+/// other file and reported the totals; this makes it end failed, naming them.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.0))]
+pub struct Unreadable(pub Vec<(String, String)>);
+
+/// How many files of a list to name in a message.
+const NAMED: usize = 3;
+
+fn describe(files: &[(String, String)]) -> String {
+    let named: Vec<String> = files
+        .iter()
+        .take(NAMED)
+        .map(|(path, why)| format!("{path} ({why})"))
+        .collect();
+    let more = match files.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(", and {n} more"),
+    };
+    format!(
+        "{} file(s) could not be read: {}{more}",
+        files.len(),
+        named.join("; ")
+    )
+}
+
+/// What unreadable files do to a finished job: with `fail` an
+/// [`Unreadable`] error, with `skip` a warning.
+pub fn judge_unreadable(failures: &[(String, String)], policy: OnUnreadable) -> Result<()> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    match policy {
+        OnUnreadable::Fail => Err(Unreadable(failures.to_vec()).into()),
+        OnUnreadable::Skip => {
+            eprintln!("wordcount: warning: {} (skipped)", describe(failures));
+            Ok(())
+        }
+    }
 }
 
 /// Progress on stderr: a line that rewrites itself on a terminal, a log

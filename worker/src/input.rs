@@ -28,7 +28,21 @@ pub fn list(paths: &[PathBuf]) -> Result<Vec<InputFile>> {
             .follow_links(true)
             .sort_by_file_name()
         {
-            let entry = entry.with_context(|| format!("cannot walk {}", root.display()))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                // An entry that cannot be followed or read (a dangling
+                // link, a directory we may not open) is still a file of the
+                // input: counting it fails and names it, and the rest is
+                // counted.
+                Err(e) if e.depth() > 0 && e.path().is_some() => {
+                    files.push(InputFile {
+                        path: e.path().map(Path::to_path_buf).unwrap_or_default(),
+                        size: 0,
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot walk {}", root.display())),
+            };
             if entry.file_type().is_file() {
                 let size = entry
                     .metadata()

@@ -2,15 +2,16 @@
 //! driver and worker loops, fault injection, the local runner and the
 //! experiments.
 
+pub mod backend;
 pub mod count;
 pub mod counts;
 pub mod driver;
+#[cfg(feature = "experiments")]
 pub mod experiments;
 pub mod fault;
 pub mod generate;
 pub mod input;
 pub mod local;
-pub mod protocol;
 pub mod report;
 pub mod scan;
 pub mod tokenize;

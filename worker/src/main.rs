@@ -7,16 +7,15 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wordcount::backend::JobSettings;
 use wordcount::count::{count_files, shard_main, Parallelism};
-use wordcount::driver::{self, DriverOptions};
-use wordcount::fault::Fault;
+use wordcount::driver::{self, judge_unreadable, DriverOptions, Unreadable};
 use wordcount::generate::{generate, parse_size, CorpusSpec};
+use wordcount::input;
 use wordcount::local::{self, RunOptions};
-use wordcount::protocol::{Commit, JobSettings};
 use wordcount::report::Report;
-use wordcount::tokenize::Tokenizer;
 use wordcount::worker::{self, WorkerOptions};
-use wordcount::{experiments, input};
+use wordcount_protocol::{exit, Commit, Fault, OnUnreadable, RedisMode, Tokenizer, DEFAULT_PREFIX};
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +57,8 @@ enum Cmd {
         job: Job,
         #[command(flatten)]
         out: Output,
+        #[command(flatten)]
+        unreadable: Unreadables,
     },
     /// Take files from the queue and count them (what a worker pod runs).
     Worker {
@@ -68,7 +69,7 @@ enum Cmd {
         input: PathBuf,
         /// This worker's index, which faults name.
         #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0)]
-        index: usize,
+        index: u32,
         /// Consumer name in Redis [default: worker-INDEX-PID].
         #[arg(long)]
         name: Option<String>,
@@ -99,7 +100,8 @@ enum Cmd {
         seed: u64,
     },
     /// Run an experiment: write CSV and a PNG plot, print a table.
-    Experiment(experiments::ExperimentArgs),
+    #[cfg(feature = "experiments")]
+    Experiment(wordcount::experiments::ExperimentArgs),
     /// Count the files listed on stdin and write packed counts (used by --processes).
     #[command(hide = true)]
     Shard {
@@ -125,8 +127,11 @@ struct Conn {
     /// Redis URL, redis://host:port; the password comes from REDIS_PASSWORD.
     #[arg(long, env = "REDIS_URL")]
     redis: String,
+    /// How Redis is run (the coordination backend).
+    #[arg(long, value_enum, default_value_t)]
+    redis_mode: RedisMode,
     /// Prefix of the job's keys in Redis.
-    #[arg(long, default_value = "wc")]
+    #[arg(long, default_value = DEFAULT_PREFIX)]
     prefix: String,
     /// Give up after Redis has been unreachable this long.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
@@ -140,6 +145,14 @@ struct Job {
     claim_timeout: u64,
     #[arg(long, value_enum, default_value_t)]
     commit: Commit,
+}
+
+#[derive(Args)]
+struct Unreadables {
+    /// What a file that cannot be read does: fail the job (after counting
+    /// every other file, exit code 3) or only warn.
+    #[arg(long, value_enum, default_value_t)]
+    on_unreadable: OnUnreadable,
 }
 
 #[derive(Args)]
@@ -162,6 +175,8 @@ struct RunArgs {
     /// Also count serially and fail on any difference.
     #[arg(long)]
     verify: bool,
+    #[command(flatten)]
+    unreadable: Unreadables,
 }
 
 fn main() {
@@ -183,11 +198,16 @@ fn main() {
         Ok(()) => {}
         Err(e) if stop.load(Ordering::Relaxed) => {
             eprintln!("wordcount: {e:#}");
-            std::process::exit(130);
+            std::process::exit(exit::INTERRUPTED);
         }
         Err(e) => {
             eprintln!("wordcount: error: {e:#}");
-            std::process::exit(1);
+            let code = if e.is::<Unreadable>() {
+                exit::UNREADABLE
+            } else {
+                exit::ERROR
+            };
+            std::process::exit(code);
         }
     }
 }
@@ -228,15 +248,24 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             };
             let outcome = local::run(&opts, stop)?;
             outcome.report.print(a.out.json)?;
-            report_failures(&outcome.failures);
             if let Some(job) = &outcome.report.job {
                 if !a.out.json {
                     let p = outcome.report.phases.clone().unwrap_or_default();
+                    let phases: Vec<String> = p
+                        .named()
+                        .iter()
+                        .map(|(name, s)| format!("{name} {s:.3}"))
+                        .collect();
                     eprintln!(
-                        "{} files, {} words in {:.3} s (redis start {:.3}, enqueue {:.3}, count+commit {:.3}, fold {:.3}); \
+                        "{} files, {} words in {:.3} s ({}); \
                          {} workers killed, {} restarted, {} duplicate commits ignored",
-                        job.files, outcome.report.words, outcome.report.seconds, p.redis_start, p.enqueue,
-                        p.count_and_commit, p.fold, job.workers_killed, job.worker_restarts, job.commits_ignored
+                        job.files,
+                        outcome.report.words,
+                        outcome.report.seconds,
+                        phases.join(", "),
+                        job.workers_killed,
+                        job.worker_restarts,
+                        job.commits_ignored
                     );
                 }
             }
@@ -246,18 +275,18 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             if opts.verify {
                 eprintln!("verified: the counts equal a serial count");
             }
-            if !outcome.failures.is_empty() {
-                bail!("{} file(s) could not be counted", outcome.failures.len());
-            }
+            judge_unreadable(&outcome.failures, a.unreadable.on_unreadable)?;
         }
         Cmd::Driver {
             conn,
             input,
             job,
             out,
+            unreadable,
         } => {
             let opts = DriverOptions {
                 redis: conn.redis,
+                mode: conn.redis_mode,
                 prefix: conn.prefix,
                 input,
                 settings: settings(&out, &job),
@@ -266,10 +295,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             };
             let outcome = driver::run(&opts, &stop)?;
             outcome.report.print(out.json)?;
-            report_failures(&outcome.failures);
-            if !outcome.failures.is_empty() {
-                bail!("{} file(s) could not be counted", outcome.failures.len());
-            }
+            judge_unreadable(&outcome.failures, unreadable.on_unreadable)?;
         }
         Cmd::Worker {
             conn,
@@ -281,6 +307,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             let name = name.unwrap_or_else(|| format!("worker-{index}-{}", std::process::id()));
             let stats = worker::run(WorkerOptions {
                 redis: conn.redis,
+                mode: conn.redis_mode,
                 prefix: conn.prefix,
                 input,
                 index,
@@ -315,7 +342,8 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             let written = generate(&out, &spec)?;
             eprintln!("wrote {} files into {}", written.len(), out.display());
         }
-        Cmd::Experiment(args) => experiments::run_with_stop(args, stop.clone())?,
+        #[cfg(feature = "experiments")]
+        Cmd::Experiment(args) => wordcount::experiments::run_with_stop(args, stop.clone())?,
         Cmd::Shard { tokenizer } => shard_main(tokenizer)?,
     }
     Ok(())
@@ -326,11 +354,5 @@ fn settings(out: &Output, job: &Job) -> JobSettings {
         tokenizer: out.tokenizer,
         commit: job.commit,
         claim_timeout: Duration::from_millis(job.claim_timeout),
-    }
-}
-
-fn report_failures(failures: &[(String, String)]) {
-    for (path, err) in failures {
-        eprintln!("wordcount: could not count {path}: {err}");
     }
 }

@@ -19,13 +19,41 @@ pub struct Report {
     pub job: Option<JobFacts>,
 }
 
+/// Seconds of each phase of `wordcount run`, one after the other.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Phases {
+    /// redis-server started until it answers.
     pub redis_start: f64,
+    /// The worker processes spawned.
+    pub workers_start: f64,
+    /// The driver: input listed, job created, files enqueued.
     pub enqueue: f64,
+    /// Until every file is committed and merged.
     pub count_and_commit: f64,
-    pub fold: f64,
-    pub shutdown: f64,
+    /// The counts and the summary written into Redis.
+    pub write_result: f64,
+    /// The workers seeing the end and exiting.
+    pub workers_exit: f64,
+    /// The last figures read, redis-server stopped.
+    pub redis_stop: f64,
+    /// The serial count of `--verify` (0 without).
+    pub verify: f64,
+}
+
+impl Phases {
+    /// `name seconds` pairs in order, for a summary line.
+    pub fn named(&self) -> [(&'static str, f64); 8] {
+        [
+            ("redis start", self.redis_start),
+            ("workers start", self.workers_start),
+            ("enqueue", self.enqueue),
+            ("count+commit", self.count_and_commit),
+            ("write result", self.write_result),
+            ("workers exit", self.workers_exit),
+            ("redis stop", self.redis_stop),
+            ("verify", self.verify),
+        ]
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]

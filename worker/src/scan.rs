@@ -1,7 +1,7 @@
 //! The fast path of counting: words are found 64 bytes at a time from a
 //! bit mask of word bytes (SSE2 on x86-64), and a word of up to 8 bytes is
 //! counted by its bytes read as one u64, with no copy and no string compare.
-//! [`Tokenizer::for_each_word`] is the plain definition; tests hold this
+//! [`Tokenize::for_each_word`](crate::tokenize::Tokenize::for_each_word) is the plain definition; tests hold this
 //! path to it.
 
 use crate::counts::Counts;
@@ -138,6 +138,7 @@ fn word_mask<const ALNUM: bool>(block: &[u8; 64]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokenize::Tokenize;
     use proptest::prelude::*;
 
     fn reference(tok: Tokenizer, text: &[u8]) -> Counts {

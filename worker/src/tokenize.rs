@@ -8,36 +8,29 @@
 //! Both scan bytes through a class table, so ASCII text never decodes UTF-8;
 //! only a run that contains a byte >= 0x80 takes the Unicode path.
 
-use std::str::FromStr;
+pub use wordcount_protocol::Tokenizer;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Tokenizer {
-    #[default]
-    Alnum,
-    Whitespace,
+/// The tokenizers' definitions; their names are the contract's.
+pub trait Tokenize: Copy {
+    /// Calls `word` for every word of `text`, which must end on a word
+    /// boundary (see [`Tokenize::safe_cut`]). Words are passed lowercased.
+    fn for_each_word(self, text: &mut [u8], word: impl FnMut(&[u8]));
+
+    /// The length of the longest prefix of `buf` that ends on a word
+    /// boundary, so that a chunk cut there splits no word; 0 if none.
+    fn safe_cut(self, buf: &[u8]) -> usize;
 }
 
-impl Tokenizer {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tokenizer::Alnum => "alnum",
-            Tokenizer::Whitespace => "whitespace",
-        }
-    }
-
-    /// Calls `word` for every word of `text`, which must end on a word
-    /// boundary (see [`Tokenizer::safe_cut`]). Words are passed lowercased.
+impl Tokenize for Tokenizer {
     #[inline]
-    pub fn for_each_word(self, text: &mut [u8], mut word: impl FnMut(&[u8])) {
+    fn for_each_word(self, text: &mut [u8], mut word: impl FnMut(&[u8])) {
         match self {
             Tokenizer::Alnum => alnum(text, &mut word),
             Tokenizer::Whitespace => whitespace(text, &mut word),
         }
     }
 
-    /// The length of the longest prefix of `buf` that ends on a word
-    /// boundary, so that a chunk cut there splits no word; 0 if none.
-    pub fn safe_cut(self, buf: &[u8]) -> usize {
+    fn safe_cut(self, buf: &[u8]) -> usize {
         let table = match self {
             Tokenizer::Alnum => &ALNUM_CLASS,
             Tokenizer::Whitespace => &WS_CLASS,
@@ -45,14 +38,6 @@ impl Tokenizer {
         buf.iter()
             .rposition(|&b| table[b as usize] == SEP)
             .map_or(0, |i| i + 1)
-    }
-}
-
-impl FromStr for Tokenizer {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        <Self as clap::ValueEnum>::from_str(s, true)
-            .map_err(|_| format!("unknown tokenizer {s:?} (expected alnum or whitespace)"))
     }
 }
 

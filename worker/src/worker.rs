@@ -1,20 +1,23 @@
 //! The worker loop: take a file (new, or stolen from a worker that went
 //! quiet), count it locally, commit it, until the job is done.
 
+use crate::backend::{
+    self, Backend, Carry, Committed, Entry, JobSettings, StageGone, Taken, STAGE_CHUNK,
+};
 use crate::count::{count_file, scan_file};
 use crate::counts::Counts;
-use crate::fault::{crash_now, CrashPoint, Fault};
-use crate::protocol::queue::{Carry, Committed, STAGE_CHUNK};
-use crate::protocol::{Commit, Entry, JobSettings, Redis};
+use crate::fault::{crash_at, crash_now, slow_factor, CrashPoint, Fault};
 use anyhow::Result;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use wordcount_protocol::{Commit, RedisMode};
 
 pub struct WorkerOptions {
     pub redis: String,
+    pub mode: RedisMode,
     pub prefix: String,
     pub input: PathBuf,
-    pub index: usize,
+    pub index: u32,
     pub name: String,
     pub faults: Vec<Fault>,
     pub patience: Duration,
@@ -29,31 +32,28 @@ pub struct WorkerStats {
 }
 
 pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
-    let mut w = Worker::new(opts)?;
+    let backend = backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?;
+    let mut w = Worker { opts, backend };
     let settings = w.wait_for_settings()?;
-    let claim_ms = settings.claim_timeout.as_millis() as u64;
     // Look for files to steal a few times per claim timeout, and notice
     // the end of the job soon after it comes.
-    let block_ms = (claim_ms / 4).clamp(10, 50);
+    let wait =
+        (settings.claim_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(50));
     let mut stats = WorkerStats::default();
     loop {
-        let name = &w.opts.name;
-        let (entry, stolen) = match w.redis.read_new(name, block_ms)? {
-            Some(e) => (Some(e), false),
-            None => (w.redis.claim(name, claim_ms)?, true),
-        };
-        match entry {
-            Some(entry) => {
+        match w.backend.take(&w.opts.name, wait, settings.claim_timeout)? {
+            Some(Taken { entry, stolen }) => {
                 stats.files += 1;
                 stats.stolen += stolen as u64;
-                let committed = w.process(&settings, &entry, stats.files)?;
+                let span = tracing::info_span!("file", path = %entry.path, id = %entry.id, stolen);
+                let committed = span.in_scope(|| w.process(&settings, &entry, stats.files))?;
                 stats.ignored += !committed.took_effect as u64;
                 // The last commit ends the job: no need to wait for a read to time out.
                 if committed.job_done {
                     return Ok(stats);
                 }
             }
-            None if w.redis.progress()?.is_done() => return Ok(stats),
+            None if w.backend.progress()?.is_done() => return Ok(stats),
             None => {}
         }
     }
@@ -61,19 +61,14 @@ pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
 
 struct Worker {
     opts: WorkerOptions,
-    redis: Redis,
+    backend: Box<dyn Backend + Send>,
 }
 
 impl Worker {
-    fn new(opts: WorkerOptions) -> Result<Self> {
-        let redis = Redis::open(&opts.redis, &opts.prefix, opts.patience)?;
-        Ok(Worker { opts, redis })
-    }
-
     fn wait_for_settings(&mut self) -> Result<JobSettings> {
         let started = Instant::now();
         loop {
-            if let Some(s) = self.redis.settings()? {
+            if let Some(s) = self.backend.settings()? {
                 return Ok(s);
             }
             if started.elapsed() > self.opts.patience {
@@ -88,28 +83,13 @@ impl Worker {
 
     /// Dies here if a crash fault says so (once per job).
     fn maybe_crash(&mut self, point: CrashPoint, nth: u64) -> Result<()> {
-        let fault = self.opts.faults.iter().find(|f| {
-            matches!(f, Fault::Crash { worker, point: p, file }
-                if *worker == self.opts.index && *p == point && *file == nth)
-        });
-        if let Some(f) = fault {
-            if self.redis.fire(&f.to_string())? {
+        if let Some(f) = crash_at(&self.opts.faults, self.opts.index, point, nth) {
+            if self.backend.fire(&f.to_string())? {
                 tracing::warn!("fault {f}: crashing");
                 crash_now();
             }
         }
         Ok(())
-    }
-
-    fn slow_factor(&self) -> f64 {
-        self.opts
-            .faults
-            .iter()
-            .find_map(|f| match f {
-                Fault::Slow { worker, factor } if *worker == self.opts.index => Some(*factor),
-                _ => None,
-            })
-            .unwrap_or(1.0)
     }
 
     /// Counts and commits one file.
@@ -123,7 +103,8 @@ impl Worker {
                 let mut counts = Counts::new();
                 match count_file(&path, settings.tokenizer, &mut counts) {
                     Err(e) => {
-                        self.redis
+                        tracing::warn!("cannot count the file: {e:#}");
+                        self.backend
                             .commit(entry, &name, 0, Carry::Failed(&format!("{e:#}")))?
                     }
                     Ok(_) => {
@@ -136,13 +117,13 @@ impl Worker {
             Commit::PerWord => self.commit_per_word(settings, entry, &path, started, nth)?,
         };
         self.maybe_crash(CrashPoint::AfterCommit, nth)?;
-        tracing::debug!(path = entry.path, ?committed, "file done");
+        tracing::debug!(?committed, "file done");
         Ok(committed)
     }
 
     /// A straggler takes `factor` times as long as the work took.
     fn straggle(&self, started: Instant) {
-        let factor = self.slow_factor();
+        let factor = slow_factor(&self.opts.faults, self.opts.index);
         if factor > 1.0 {
             std::thread::sleep(started.elapsed().mul_f64(factor - 1.0));
         }
@@ -150,17 +131,18 @@ impl Worker {
 
     fn commit_counts(&mut self, entry: &Entry, counts: &Counts, nth: u64) -> Result<Committed> {
         let packed = counts.pack();
-        let crash_mid_stage = self.opts.faults.iter().any(|f| {
-            matches!(f, Fault::Crash { worker, point: CrashPoint::MidStage, file }
-                if *worker == self.opts.index && *file == nth)
-        });
+        let crash_mid_stage = crash_at(
+            &self.opts.faults,
+            self.opts.index,
+            CrashPoint::MidStage,
+            nth,
+        )
+        .is_some();
+        let name = self.opts.name.clone();
         if packed.len() <= STAGE_CHUNK && !crash_mid_stage {
-            return self.redis.commit(
-                entry,
-                &self.opts.name,
-                counts.total(),
-                Carry::Inline(&packed),
-            );
+            return self
+                .backend
+                .commit(entry, &name, counts.total(), Carry::Inline(&packed));
         }
         // Too large for one call (or a test wants a crash in between):
         // stage in chunks, then commit them in one atomic call.
@@ -169,7 +151,6 @@ impl Worker {
         } else {
             STAGE_CHUNK
         };
-        let name = self.opts.name.clone();
         loop {
             // An empty vocabulary still stages (nothing), so the commit finds it.
             let parts: Vec<&[u8]> = if packed.is_empty() {
@@ -178,17 +159,18 @@ impl Worker {
                 packed.chunks(chunk).collect()
             };
             for (i, part) in parts.into_iter().enumerate() {
-                self.redis.stage(entry, &name, part, i == 0)?;
+                self.backend.stage(entry, &name, part, i == 0)?;
                 if i == 0 {
                     self.maybe_crash(CrashPoint::MidStage, nth)?;
                 }
             }
             match self
-                .redis
+                .backend
                 .commit(entry, &name, counts.total(), Carry::Staged)
             {
-                // Redis restarted from a snapshot without our stage: again.
-                Err(e) if e.to_string().contains("staged counts of") => continue,
+                Err(e) if e.is::<StageGone>() => {
+                    tracing::warn!("{e}, lost with a Redis restart; staging again")
+                }
                 r => return r,
             }
         }
@@ -198,18 +180,18 @@ impl Worker {
         &mut self,
         settings: &JobSettings,
         entry: &Entry,
-        path: &std::path::Path,
+        path: &Path,
         started: Instant,
         nth: u64,
     ) -> Result<Committed> {
         let mut words: Vec<Vec<u8>> = Vec::new();
         let mut total = 0u64;
-        let flush = |redis: &mut Redis, words: &mut Vec<Vec<u8>>| -> Result<()> {
+        let flush = |backend: &mut dyn Backend, words: &mut Vec<Vec<u8>>| -> Result<()> {
             if words.is_empty() {
                 return Ok(());
             }
             let refs: Vec<&[u8]> = words.iter().map(|w| w.as_slice()).collect();
-            redis.add_words(&refs)?;
+            backend.add_words(&refs)?;
             words.clear();
             Ok(())
         };
@@ -218,7 +200,7 @@ impl Worker {
             total += 1;
             words.push(w.to_vec());
             if words.len() == 10_000 && error.is_none() {
-                error = flush(&mut self.redis, &mut words).err();
+                error = flush(self.backend.as_mut(), &mut words).err();
             }
         });
         if let Some(e) = error {
@@ -227,12 +209,12 @@ impl Worker {
         let name = self.opts.name.clone();
         if let Err(e) = scanned {
             return self
-                .redis
+                .backend
                 .commit(entry, &name, 0, Carry::Failed(&format!("{e:#}")));
         }
-        flush(&mut self.redis, &mut words)?;
+        flush(self.backend.as_mut(), &mut words)?;
         self.straggle(started);
         self.maybe_crash(CrashPoint::AfterCount, nth)?;
-        self.redis.commit(entry, &name, total, Carry::Added)
+        self.backend.commit(entry, &name, total, Carry::Added)
     }
 }

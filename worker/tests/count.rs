@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! `wordcount count`: serial, threads and processes print the same bytes.
 
 mod common;

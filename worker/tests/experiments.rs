@@ -1,3 +1,5 @@
+#![cfg(feature = "experiments")]
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! `wordcount experiment` end to end, at the hidden tiny scale: real counts,
 //! real jobs through a real `redis-server`, a CSV and a PNG.
 

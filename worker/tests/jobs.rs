@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! `wordcount run` with a real redis-server and real worker processes: the
 //! counts equal the serial count under every fault.
 
@@ -5,6 +6,7 @@ mod common;
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use wordcount::backend::Backend;
 
 fn same_result(report: &wordcount::report::Report, serial: &wordcount::report::Report) {
     assert_eq!(report.words, serial.words);
@@ -133,6 +135,80 @@ fn bad_input_fails_with_a_message_that_names_it() {
 }
 
 #[test]
+fn a_fault_for_a_worker_that_does_not_exist_is_refused() {
+    let dir = corpus(1, 1000);
+    let input = dir.path().to_str().unwrap();
+    let out = wordcount(&[
+        "run",
+        "--input",
+        input,
+        "--workers",
+        "2",
+        "--fault",
+        "worker=5,crash=after-read",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--fault worker=5,crash=after-read,file=1: there is no worker 5 (--workers 2"),
+        "{err}"
+    );
+    let out = wordcount(&[
+        "run",
+        "--input",
+        input,
+        "--fault",
+        "worker=0,crash=after-read,file=0",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("file counts from 1"));
+}
+
+/// A job whose input holds a file that cannot be read (a dangling link):
+/// every other file is counted and reported, and the policy decides.
+#[test]
+fn an_unreadable_file_fails_the_job_after_counting_the_rest() {
+    need_redis();
+    let dir = corpus(4, 20_000);
+    std::os::unix::fs::symlink("/no/such/target", dir.path().join("broken.txt")).unwrap();
+    let input = dir.path().to_str().unwrap();
+
+    let out = wordcount(&[
+        "run",
+        "--input",
+        input,
+        "--workers",
+        "2",
+        "--verify",
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(wordcount_protocol::exit::UNREADABLE),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 file(s) could not be read: broken.txt ("),
+        "{err}"
+    );
+    assert!(
+        err.contains("verified"),
+        "the readable files are counted exactly: {err}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["words"].as_u64().unwrap() > 0, "totals are reported");
+
+    let out = wordcount(&["run", "--input", input, "--on-unreadable", "skip"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: 1 file(s) could not be read: broken.txt"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_empty_input_completes_with_no_words() {
     need_redis();
     let dir = tempfile::tempdir().unwrap();
@@ -141,17 +217,18 @@ fn an_empty_input_completes_with_no_words() {
 }
 
 #[test]
-fn a_file_that_vanishes_after_enqueueing_fails_the_job_and_is_named() {
+fn a_file_that_vanishes_after_enqueueing_is_named_as_unreadable() {
     need_redis();
     let dir = corpus(3, 10_000);
     let server = wordcount::local::RedisServer::start(None).unwrap();
     let opts = wordcount::driver::DriverOptions {
         redis: server.url_with_password(),
-        prefix: "wc".into(),
+        mode: wordcount_protocol::RedisMode::Snapshot,
+        prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
         input: dir.path().to_path_buf(),
-        settings: wordcount::protocol::JobSettings {
-            tokenizer: wordcount::tokenize::Tokenizer::Alnum,
-            commit: wordcount::protocol::Commit::PerFile,
+        settings: wordcount::backend::JobSettings {
+            tokenizer: wordcount_protocol::Tokenizer::Alnum,
+            commit: wordcount_protocol::Commit::PerFile,
             claim_timeout: Duration::from_secs(5),
         },
         top: 5,
@@ -161,9 +238,12 @@ fn a_file_that_vanishes_after_enqueueing_fails_the_job_and_is_named() {
         wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
     });
     // Enqueued (no worker yet), then the file goes away.
-    let mut probe =
-        wordcount::protocol::Redis::open(&server.url_with_password(), "wc", Duration::from_secs(5))
-            .unwrap();
+    let mut probe = wordcount::backend::Stream::open(
+        &server.url_with_password(),
+        wordcount_protocol::DEFAULT_PREFIX,
+        Duration::from_secs(5),
+    )
+    .unwrap();
     let started = Instant::now();
     while !probe.progress().unwrap().enqueue_done {
         assert!(
@@ -290,4 +370,100 @@ fn nothing_is_left_behind_after_a_run_or_a_ctrl_c() {
         let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
         assert!(left.is_empty(), "temporary files left behind: {left:?}");
     }
+}
+
+/// A command on `server`, as a test sees it.
+fn redis_cmd(
+    server: &wordcount::local::RedisServer,
+    args: &[&str],
+) -> redis::RedisResult<redis::Value> {
+    let mut c = redis::Client::open(server.url_with_password())?.get_connection()?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut c)
+}
+
+/// Redis losing the function library mid-job (as after a restart from an
+/// empty dataset): every client loads it again and the counts stay exact.
+#[test]
+fn a_function_library_deleted_mid_job_is_loaded_again() {
+    need_redis();
+    let dir = corpus(12, 50_000);
+    let server = wordcount::local::RedisServer::start(None).unwrap();
+    let opts = wordcount::driver::DriverOptions {
+        redis: server.url_with_password(),
+        mode: wordcount_protocol::RedisMode::Snapshot,
+        prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
+        input: dir.path().to_path_buf(),
+        settings: wordcount::backend::JobSettings {
+            tokenizer: wordcount_protocol::Tokenizer::Alnum,
+            commit: wordcount_protocol::Commit::PerFile,
+            claim_timeout: Duration::from_secs(5),
+        },
+        top: 5,
+        patience: Duration::from_secs(10),
+    };
+    let driver = std::thread::spawn(move || {
+        wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
+    });
+    let mut workers: Vec<_> = (0..2)
+        .map(|i| {
+            worker_command(&server, dir.path(), i)
+                .args(["--fault", &format!("worker={i},slow=40")])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut deleted = 0;
+    while !driver.is_finished() {
+        if redis_cmd(
+            &server,
+            &["FUNCTION", "DELETE", wordcount_protocol::library::NAME],
+        )
+        .is_ok()
+        {
+            deleted += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        deleted >= 2,
+        "the library was deleted only {deleted} time(s)"
+    );
+    let outcome = driver
+        .join()
+        .unwrap()
+        .expect("the driver loads the library again");
+    for w in &mut workers {
+        assert!(w.wait().unwrap().success(), "a worker did not finish");
+    }
+    let want = serial(dir.path(), "alnum");
+    assert_eq!(
+        (outcome.report.words, outcome.report.distinct),
+        (want.words, want.distinct)
+    );
+    assert_eq!(outcome.report.top, want.top[..5]);
+}
+
+/// A Redis that will not load the library (no FUNCTION for this user) is
+/// named as the cause at once, not retried until the patience runs out.
+#[test]
+fn a_redis_that_refuses_the_function_library_is_named() {
+    need_redis();
+    let dir = corpus(1, 1000);
+    let server = wordcount::local::RedisServer::start(None).unwrap();
+    redis_cmd(&server, &["ACL", "SETUSER", "default", "-function"]).unwrap();
+    let started = Instant::now();
+    let out = worker_command(&server, dir.path(), 0).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Redis refused to load the function library \"wordcount\""),
+        "{err}"
+    );
+    assert!(err.contains("no permissions"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "not retried");
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! Redis killed with SIGKILL mid-job and restarted from its last RDB
 //! snapshot: what was committed after the snapshot is redone, and the
 //! counts still equal the serial count.
@@ -8,11 +9,11 @@ use std::collections::HashMap;
 use std::process::{Child, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+use wordcount::backend::{Backend, JobSettings, Stream};
 use wordcount::count::{count_files, Parallelism};
 use wordcount::driver::{self, DriverOptions};
 use wordcount::local::RedisServer;
-use wordcount::protocol::{Commit, JobSettings, Redis};
-use wordcount::tokenize::Tokenizer;
+use wordcount_protocol::{Commit, RedisMode, Tokenizer, DEFAULT_PREFIX};
 
 fn persistence(url: &str) -> HashMap<String, String> {
     let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
@@ -39,7 +40,8 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     let url = server.url_with_password();
     let opts = DriverOptions {
         redis: url.clone(),
-        prefix: "wc".into(),
+        mode: RedisMode::Snapshot,
+        prefix: DEFAULT_PREFIX.into(),
         input: dir.path().to_path_buf(),
         settings: JobSettings {
             tokenizer: Tokenizer::Alnum,
@@ -67,7 +69,7 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
         p["rdb_last_save_time"] != first && p["rdb_bgsave_in_progress"] == "0"
     });
     std::thread::sleep(Duration::from_millis(500));
-    let mut probe = Redis::open(&url, "wc", Duration::from_secs(5)).unwrap();
+    let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
     let before = probe.progress().unwrap();
     assert!(persistence(&url)["rdb_changes_since_last_save"] != "0");
     assert!(

@@ -8,8 +8,8 @@ use super::plot::Chart;
 use super::table::{Row, Table, TIMED};
 use super::{Ctx, Outcome, Scale};
 use crate::generate::CorpusSpec;
-use crate::protocol::Commit;
 use anyhow::Result;
+use wordcount_protocol::Commit;
 
 struct Params {
     files: Vec<usize>,

@@ -4,33 +4,25 @@
 
 use super::plot::Chart;
 use super::table::{Row, Table, TIMED};
+pub use super::timed::Timed;
+use crate::backend::JobSettings;
 use crate::count::{count_files, Parallelism};
 use crate::fault::Fault;
 use crate::input;
 use crate::local::{self, RunOptions};
-use crate::protocol::{Commit, JobSettings};
 use crate::tokenize::Tokenizer;
 use anyhow::{bail, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wordcount_protocol::Commit;
 
 /// The timer of one experiment.
 pub struct Measure {
     experiment: &'static str,
     pub repeat: usize,
     stop: Arc<AtomicBool>,
-}
-
-/// A repeated measurement: seconds by their median, and what the median
-/// run also saw. With an even count the median is the upper of the two
-/// middle runs, so that it is a run that happened, not an average.
-pub struct Timed<T> {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    pub detail: T,
 }
 
 /// How the words are counted.
@@ -168,8 +160,9 @@ impl Measure {
     }
 
     /// Times a job through Redis until its result is ready: Redis start,
-    /// enqueueing, counting and committing, folding. Not the workers' exit
-    /// afterwards, which a straggler can draw out.
+    /// workers start, enqueueing, counting and committing, writing the
+    /// result. Not the workers' exit afterwards, which a straggler can draw
+    /// out, nor stopping Redis.
     pub fn job(&self, label: &str, opts: &RunOptions) -> Result<Timed<JobSample>> {
         self.repeat(label, || {
             let outcome = local::run(opts, self.stop.clone())?;
@@ -177,7 +170,10 @@ impl Measure {
                 bail!("the job could not count {path}: {err}");
             }
             let report = outcome.report;
-            let shutdown = report.phases.as_ref().map_or(0.0, |p| p.shutdown);
+            let shutdown = report
+                .phases
+                .as_ref()
+                .map_or(0.0, |p| p.workers_exit + p.redis_stop + p.verify);
             let job = report.job.unwrap_or_default();
             let sample = JobSample {
                 words: report.words,

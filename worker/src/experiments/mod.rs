@@ -12,6 +12,7 @@ mod plot;
 mod skew;
 mod straggler;
 mod table;
+mod timed;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

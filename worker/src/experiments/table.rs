@@ -1,7 +1,7 @@
 //! The rows of an experiment: written as CSV (every column) and printed as
 //! an aligned table (the columns worth reading at a glance).
 
-use super::measure::Timed;
+use super::timed::Timed;
 use anyhow::{Context, Result};
 use std::fmt::Display;
 use std::path::Path;

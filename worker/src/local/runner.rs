@@ -3,19 +3,20 @@
 //! is replaced, and `--kill-every` kills one now and then.
 
 use super::{die_with_parent, RedisServer};
+use crate::backend::{self, JobSettings};
 use crate::count::{count_files, Parallelism};
 use crate::driver::{self, DriverOptions};
 use crate::fault::Fault;
 use crate::input;
-use crate::protocol::{JobSettings, Redis};
 use crate::report::{Phases, Report};
 use anyhow::{bail, Context, Result};
 use rand::RngExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wordcount_protocol::{RedisMode, DEFAULT_PREFIX};
 
 pub struct RunOptions {
     pub input: PathBuf,
@@ -46,12 +47,33 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     if opts.workers == 0 {
         bail!("--workers must be at least 1");
     }
+    if let Some(f) = opts
+        .faults
+        .iter()
+        .find(|f| f.worker() as usize >= opts.workers)
+    {
+        bail!(
+            "--fault {f}: there is no worker {} (--workers {} numbers them 0 to {})",
+            f.worker(),
+            opts.workers,
+            opts.workers - 1
+        );
+    }
+    let mut phase = Instant::now();
+    let mut lap = || {
+        let d = phase.elapsed().as_secs_f64();
+        phase = Instant::now();
+        d
+    };
     let server = RedisServer::start(None)?;
-    let redis_start = started.elapsed();
+    let redis_start = lap();
+    let mut pool = Pool::new(opts, &server)?;
+    let workers_start = lap();
 
     let dopts = DriverOptions {
         redis: server.url_with_password(),
-        prefix: "wc".into(),
+        mode: RedisMode::Snapshot,
+        prefix: DEFAULT_PREFIX.into(),
         input: opts.input.clone(),
         settings: opts.settings.clone(),
         top: opts.top,
@@ -59,8 +81,6 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     };
     let driver_stop = stop.clone();
     let driver = std::thread::spawn(move || driver::run(&dopts, &driver_stop));
-
-    let mut pool = Pool::new(opts, &server)?;
     let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
     while !driver.is_finished() {
         if stop.load(Ordering::Relaxed) {
@@ -74,34 +94,53 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
                 next_kill = Some(at + every);
             }
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let outcome = driver.join().expect("driver thread panicked")?;
-    let shutdown_started = Instant::now();
+    lap();
     pool.wait_all(Duration::from_secs(10));
+    let workers_exit = lap();
 
     // Read the stats again once the workers are gone: a straggler's late,
     // ignored commit shows only now.
-    let mut redis = Redis::open(&server.url_with_password(), "wc", Duration::from_secs(5))?;
+    let mut redis = backend::open(
+        RedisMode::Snapshot,
+        &server.url_with_password(),
+        DEFAULT_PREFIX,
+        Duration::from_secs(5),
+    )?;
     let last = redis.progress()?;
     let faults_fired = redis.faults_fired()?.len() as u64;
+    let got = opts.verify.then(|| redis.counts()).transpose()?;
+    drop(server);
+    let redis_stop = lap();
+
     let mut mismatch = None;
-    if opts.verify {
-        let got = redis.counts()?;
-        let files = input::list(std::slice::from_ref(&opts.input))?;
+    if let Some(got) = got {
+        // A serial count of what the job could read.
+        let files: Vec<_> = input::list(std::slice::from_ref(&opts.input))?
+            .into_iter()
+            .filter(|f| {
+                let rel = f.path.strip_prefix(&opts.input).unwrap_or(&f.path);
+                !outcome.failures.iter().any(|(p, _)| Path::new(p) == rel)
+            })
+            .collect();
         let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
         mismatch = got.first_difference(&want);
     }
-    drop(server);
+    let verify = lap();
 
     let mut report = outcome.report;
     report.seconds = started.elapsed().as_secs_f64();
     report.phases = Some(Phases {
-        redis_start: redis_start.as_secs_f64(),
+        redis_start,
+        workers_start,
         enqueue: outcome.enqueue.as_secs_f64(),
         count_and_commit: outcome.count_and_commit.as_secs_f64(),
-        fold: outcome.fold.as_secs_f64(),
-        shutdown: shutdown_started.elapsed().as_secs_f64(),
+        write_result: outcome.write_result.as_secs_f64(),
+        workers_exit,
+        redis_stop,
+        verify,
     });
     if let Some(job) = report.job.as_mut() {
         job.worker_restarts = pool.restarts;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! Helpers for the tests that run the real `wordcount` binary and a real
 //! `redis-server`.
 #![allow(dead_code)]

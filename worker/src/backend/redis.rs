@@ -1,66 +1,11 @@
-//! The Redis side of a job: key names, the function library, and a
-//! connection that rides out Redis restarts. See `docs/protocol.md`.
-
-pub mod job;
-pub mod queue;
-
-pub use job::{Commit, JobSettings, Progress};
-pub use queue::Entry;
+//! A connection to one Redis that rides out restarts: it reconnects,
+//! reloads the function library and retries with back-off, and gives up
+//! after its patience naming the cause.
 
 use anyhow::{bail, Context, Result};
 use redis::{Connection, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
 use std::time::{Duration, Instant};
-
-/// The function library, loaded on every (re)connect.
-pub const LIBRARY: &str = wordcount_protocol::library::SOURCE;
-
-/// Names of a job's keys, all under one prefix.
-#[derive(Clone, Debug)]
-pub struct Keys {
-    pub prefix: String,
-    pub queue: String,
-    pub enqueued: String,
-    pub meta: String,
-    pub results: String,
-    pub failed: String,
-    pub counts: String,
-    pub stats: String,
-    pub latency: String,
-    pub faults: String,
-    pub summary: String,
-}
-
-impl Keys {
-    pub fn new(prefix: &str) -> Self {
-        let k = |s: &str| format!("{prefix}:{s}");
-        Keys {
-            prefix: prefix.to_string(),
-            queue: k("queue"),
-            enqueued: k("enqueued"),
-            meta: k("meta"),
-            results: k("results"),
-            failed: k("failed"),
-            counts: k("counts"),
-            stats: k("stats"),
-            latency: k("latency"),
-            faults: k("faults"),
-            summary: k("summary"),
-        }
-    }
-
-    /// The consumer group of the queue.
-    pub fn group(&self) -> &str {
-        &self.prefix
-    }
-
-    pub fn stage(&self, id: &str, consumer: &str) -> String {
-        format!("{}:stage:{id}:{consumer}", self.prefix)
-    }
-
-    pub fn fold_stage(&self) -> String {
-        format!("{}:foldstage", self.prefix)
-    }
-}
+use wordcount_protocol::{library, Keys};
 
 /// The connection settings of `url`; the password comes from the URL or,
 /// when it has none, from `REDIS_PASSWORD`, so it never needs to be on a
@@ -94,6 +39,8 @@ pub struct Redis {
     conn: Option<Connection>,
     pub keys: Keys,
     patience: Duration,
+    /// Connections made so far: a new one may be to a Redis that restarted.
+    connects: u64,
 }
 
 impl Redis {
@@ -105,7 +52,14 @@ impl Redis {
             conn: None,
             keys: Keys::new(prefix),
             patience,
+            connects: 0,
         })
+    }
+
+    /// How many connections this client has made. When it changes, Redis
+    /// may have restarted and lost what it had since its last snapshot.
+    pub fn connects(&self) -> u64 {
+        self.connects
     }
 
     /// Runs `f` until it succeeds or fails for a reason other than Redis
@@ -119,22 +73,33 @@ impl Redis {
         let mut backoff = Duration::from_millis(20);
         let mut last_warning = None::<Instant>;
         loop {
-            let err = match connect(&self.client, &mut self.conn) {
+            let err = match connect(&self.client, &mut self.conn, &mut self.connects) {
                 Ok(conn) => match f(conn, &self.keys) {
                     Ok(v) => return Ok(v),
-                    Err(e) if is_missing_function(&e) => {
-                        self.conn = None;
-                        continue;
-                    }
-                    Err(e) if is_transient(&e) => e,
+                    // Redis restarted without our library (an empty or
+                    // older dataset): reconnecting loads it again.
+                    Err(e) if is_not_loaded(&e) => Failure::NotLoaded(e),
+                    Err(e) if is_transient(&e) => Failure::Unreachable(e),
                     Err(e) => return Err(e.into()),
                 },
-                Err(e) if is_transient(&e) => e,
-                Err(e) => return Err(e.into()),
+                Err(Failure::Unreachable(e)) if !is_transient(&e) => return Err(e.into()),
+                Err(Failure::LoadRefused(e)) => bail!(
+                    "Redis refused to load the function library {:?} (it needs Redis 7 or later, and the FUNCTION command): {e}",
+                    library::NAME
+                ),
+                Err(failure) => failure,
             };
             self.conn = None;
             if started.elapsed() > self.patience {
-                bail!("Redis unreachable for {:?}: {err}", self.patience);
+                match err {
+                    Failure::Unreachable(e) => bail!("Redis unreachable for {:?}: {e}", self.patience),
+                    Failure::NotLoaded(e) => bail!(
+                        "the function library {:?} is missing from Redis and did not stay loaded for {:?}: {e}",
+                        library::NAME,
+                        self.patience
+                    ),
+                    Failure::LoadRefused(_) => unreachable!("returned at once"),
+                }
             }
             if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
                 tracing::warn!("Redis unavailable, retrying: {err}");
@@ -146,19 +111,47 @@ impl Redis {
     }
 }
 
+/// Why a step did not go through this time.
+enum Failure {
+    Unreachable(RedisError),
+    NotLoaded(RedisError),
+    LoadRefused(RedisError),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unreachable(e) => write!(f, "{e}"),
+            Failure::NotLoaded(e) => write!(f, "function library not loaded: {e}"),
+            Failure::LoadRefused(e) => write!(f, "loading the function library failed: {e}"),
+        }
+    }
+}
+
 /// The open connection, or a new one with the function library loaded.
 fn connect<'a>(
     client: &redis::Client,
     conn: &'a mut Option<Connection>,
-) -> RedisResult<&'a mut Connection> {
+    connects: &mut u64,
+) -> Result<&'a mut Connection, Failure> {
     if conn.is_none() {
-        let mut c = client.get_connection_with_timeout(Duration::from_secs(5))?;
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .map_err(Failure::Unreachable)?;
         redis::cmd("FUNCTION")
             .arg("LOAD")
             .arg("REPLACE")
-            .arg(LIBRARY)
-            .exec(&mut c)?;
+            .arg(library::SOURCE)
+            .exec(&mut c)
+            .map_err(|e| {
+                if is_transient(&e) {
+                    Failure::Unreachable(e)
+                } else {
+                    Failure::LoadRefused(e)
+                }
+            })?;
         *conn = Some(c);
+        *connects += 1;
     }
     Ok(conn.as_mut().expect("just connected"))
 }
@@ -175,8 +168,10 @@ fn is_transient(e: &RedisError) -> bool {
         )
 }
 
-fn is_missing_function(e: &RedisError) -> bool {
-    e.to_string().contains("Function not found")
+/// Redis has no code of its own for a missing function, only `ERR` and
+/// its message.
+fn is_not_loaded(e: &RedisError) -> bool {
+    e.code() == Some("ERR") && e.to_string().contains(library::NOT_LOADED)
 }
 
 #[cfg(test)]

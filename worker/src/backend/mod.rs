@@ -1,0 +1,187 @@
+//! The seam between the job's loops and the way Redis is run: the worker
+//! loop (take a file, count it, commit it) and the driver loop (enqueue,
+//! wait, fold, summarise) talk only to [`Backend`]. Each Redis mode is one
+//! implementation; today's is [`Stream`] (one Redis, a stream and a
+//! consumer group, Redis Functions). docs/protocol.md describes the seam
+//! and every key and function.
+
+mod redis;
+pub mod stream;
+
+pub use self::redis::{connection_info, redact, Redis};
+pub use stream::Stream;
+
+use crate::counts::{Counts, WordCount};
+use crate::input::InputFile;
+use anyhow::Result;
+use std::time::Duration;
+use wordcount_protocol::{Commit, RedisMode, Tokenizer};
+
+/// One file to count, as the queue holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Unique per enqueueing; a backend's own id (a stream entry id).
+    pub id: String,
+    /// Relative to the input directory.
+    pub path: String,
+    pub size: u64,
+}
+
+/// A file a worker took: new, or stolen from a worker that went quiet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Taken {
+    pub entry: Entry,
+    pub stolen: bool,
+}
+
+/// How a commit carries the file's counts.
+pub enum Carry<'a> {
+    /// In the call itself (packed, see `Counts::pack`).
+    Inline(&'a [u8]),
+    /// Already staged with [`Backend::stage`].
+    Staged,
+    /// Already added word by word (`--commit per-word`).
+    Added,
+    /// The file could not be counted; the message says why.
+    Failed(&'a str),
+}
+
+/// What a commit did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// False when another worker had committed the file first.
+    pub took_effect: bool,
+    /// No file is left: the job is done.
+    pub job_done: bool,
+}
+
+/// A commit of [`Carry::Staged`] found the stage gone (Redis came back from
+/// a snapshot taken before it was staged): stage again, then commit.
+#[derive(Debug, thiserror::Error)]
+#[error("the staged counts of {0} are gone")]
+pub struct StageGone(pub String);
+
+/// How far a reader has read the committed results.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResultCursor {
+    /// The connection the reads were made on (see `Redis::connects`).
+    session: Option<u64>,
+    /// A backend's own position.
+    position: String,
+}
+
+/// Committed results, as the driver reads them to merge them.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Results {
+    /// `(file id, packed counts)` of each committed file, in commit order;
+    /// empty when none is new. Per-word commits carry no counts.
+    More(Vec<(String, Vec<u8>)>),
+    /// Commits read before may be gone: read everything again.
+    Lost,
+}
+
+/// Largest packed counts sent in one call; more is staged in chunks.
+pub const STAGE_CHUNK: usize = 8 << 20;
+
+/// What the driver decides for every worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSettings {
+    pub tokenizer: Tokenizer,
+    pub commit: Commit,
+    pub claim_timeout: Duration,
+}
+
+/// Where a job stands.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Progress {
+    pub files: u64,
+    pub bytes: u64,
+    pub enqueue_done: bool,
+    pub files_done: u64,
+    pub files_failed: u64,
+    pub words: u64,
+    pub bytes_done: u64,
+    pub commits_ignored: u64,
+}
+
+impl Progress {
+    /// Every file enqueued and committed (or failed).
+    pub fn is_done(&self) -> bool {
+        self.enqueue_done && self.files_done + self.files_failed >= self.files
+    }
+}
+
+/// A coordination backend: every step is idempotent, so a retry after a
+/// lost reply or a Redis restart changes nothing the first try did not.
+pub trait Backend {
+    // The driver's side.
+
+    /// Records the settings and makes the queue ready.
+    fn create_job(&mut self, settings: &JobSettings) -> Result<()>;
+    /// Enqueues the files not enqueued yet and marks the end of enqueueing;
+    /// returns how many it added.
+    fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64>;
+    /// Up to `max` results committed after `cursor`, which it advances.
+    /// [`Results::Lost`] when results read before may have been rolled
+    /// back (Redis came back from a snapshot): the reader starts over from
+    /// a new cursor.
+    fn results_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results>;
+    /// Writes the job's result, replacing any before.
+    fn write_counts(&mut self, counts: &Counts) -> Result<()>;
+    /// Writes the most frequent words so far, for whoever watches the job.
+    fn write_top(&mut self, top: &[WordCount]) -> Result<()>;
+    /// Files that could not be counted: path -> why, sorted by path.
+    fn failures(&mut self) -> Result<Vec<(String, String)>>;
+    fn write_summary(&mut self, json: &str) -> Result<()>;
+    /// The job is done: wake the workers that wait for a file, so that
+    /// they see it at once rather than when their wait runs out.
+    fn wake_workers(&mut self) -> Result<()>;
+    /// The job's result as written (or, for per-word commits, as added).
+    fn counts(&mut self) -> Result<Counts>;
+    /// Faults that fired so far: spec -> when (ms since the epoch).
+    fn faults_fired(&mut self) -> Result<Vec<(String, u64)>>;
+
+    // Both sides.
+
+    fn progress(&mut self) -> Result<Progress>;
+    /// The settings, once the driver has written them.
+    fn settings(&mut self) -> Result<Option<JobSettings>>;
+
+    // The worker's side.
+
+    /// A new file, waiting up to `wait`; else one another worker has held
+    /// for longer than `claim_timeout`; else none.
+    fn take(
+        &mut self,
+        consumer: &str,
+        wait: Duration,
+        claim_timeout: Duration,
+    ) -> Result<Option<Taken>>;
+    /// Appends a chunk of packed counts to `consumer`'s stage for `entry`.
+    fn stage(&mut self, entry: &Entry, consumer: &str, chunk: &[u8], first: bool) -> Result<()>;
+    /// Adds one occurrence of each word to the counts (`--commit per-word`).
+    fn add_words(&mut self, words: &[&[u8]]) -> Result<()>;
+    /// Commits a file exactly once: a second commit changes nothing. Fails
+    /// with [`StageGone`] when staged counts were lost.
+    fn commit(
+        &mut self,
+        entry: &Entry,
+        consumer: &str,
+        words: u64,
+        carry: Carry,
+    ) -> Result<Committed>;
+    /// Marks a fault as fired; false if it had fired before in this job.
+    fn fire(&mut self, fault: &str) -> Result<bool>;
+}
+
+/// The backend of a Redis mode at `url`.
+pub fn open(
+    mode: RedisMode,
+    url: &str,
+    prefix: &str,
+    patience: Duration,
+) -> Result<Box<dyn Backend + Send>> {
+    match mode {
+        RedisMode::Snapshot => Ok(Box::new(Stream::open(url, prefix, patience)?)),
+    }
+}

@@ -1,0 +1,308 @@
+//! The driver's side: job settings, enqueueing, progress, folding results
+//! into the counts, and the final ranking.
+
+use super::worker::{as_array, as_string, field};
+use crate::backend::{JobSettings, Progress, Redis, ResultCursor, Results};
+use crate::counts::{Counts, WordCount};
+use crate::input::InputFile;
+use anyhow::{Context, Result};
+use redis::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+use wordcount_protocol::keys::{latency, meta, stats};
+use wordcount_protocol::library;
+
+/// Pairs per command when writing or reading the counts.
+const BATCH: usize = 10_000;
+
+/// Records the settings and creates the queue's consumer group.
+pub fn create_job(redis: &mut Redis, s: &JobSettings) -> Result<()> {
+    redis.run(|c, k| {
+        redis::pipe()
+            .hset_multiple(
+                &k.meta,
+                &[
+                    (meta::TOKENIZER, s.tokenizer.as_str().to_string()),
+                    (meta::COMMIT, s.commit.as_str().to_string()),
+                    (
+                        meta::CLAIM_TIMEOUT_MS,
+                        s.claim_timeout.as_millis().to_string(),
+                    ),
+                ],
+            )
+            .ignore()
+            .cmd("HSETNX")
+            .arg(&k.meta)
+            .arg(meta::STARTED_MS)
+            .arg(now_ms())
+            .ignore()
+            .exec(c)?;
+        match redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&k.queue)
+            .arg(k.group())
+            .arg("0")
+            .arg("MKSTREAM")
+            .exec(c)
+        {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            r => r,
+        }
+    })
+}
+
+/// The job's settings, once the driver has written them.
+pub fn settings(redis: &mut Redis) -> Result<Option<JobSettings>> {
+    let fields: HashMap<String, String> =
+        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.meta).query(c))?;
+    let (Some(t), Some(m), Some(ms)) = (
+        fields.get(meta::TOKENIZER),
+        fields.get(meta::COMMIT),
+        fields.get(meta::CLAIM_TIMEOUT_MS),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(JobSettings {
+        tokenizer: t.parse()?,
+        commit: m.parse()?,
+        claim_timeout: Duration::from_millis(ms.parse().context("bad claim_timeout_ms")?),
+    }))
+}
+
+/// Enqueues `files` (paths relative to the input directory) and marks
+/// the end of enqueueing. Idempotent: a file already enqueued is skipped,
+/// so after Redis restarts from an older snapshot this restores what it lacks.
+pub fn enqueue_all(redis: &mut Redis, files: &[InputFile]) -> Result<u64> {
+    let bytes: u64 = files.iter().map(|f| f.size).sum();
+    redis.run(|c, k| {
+        redis::cmd("HSET")
+            .arg(&k.meta)
+            .arg(meta::FILES)
+            .arg(files.len())
+            .arg(meta::BYTES)
+            .arg(bytes)
+            .exec(c)
+    })?;
+    let mut added = 0;
+    for chunk in files.chunks(1024) {
+        let replies: Vec<Value> = redis.run(|c, k| {
+            let mut pipe = redis::pipe();
+            for f in chunk {
+                pipe.cmd("FCALL")
+                    .arg(library::ENQUEUE)
+                    .arg(2)
+                    .arg(&k.queue)
+                    .arg(&k.enqueued)
+                    .arg(f.path.to_string_lossy().as_ref())
+                    .arg(f.size);
+            }
+            pipe.query(c)
+        })?;
+        added += replies.iter().filter(|v| !matches!(v, Value::Nil)).count() as u64;
+    }
+    redis.run(|c, k| {
+        redis::cmd("HSET")
+            .arg(&k.meta)
+            .arg(meta::ENQUEUE_DONE)
+            .arg(1)
+            .exec(c)
+    })?;
+    Ok(added)
+}
+
+pub fn progress(redis: &mut Redis) -> Result<Progress> {
+    let (fields, counters): (HashMap<String, String>, HashMap<String, u64>) =
+        redis.run(|c, k| {
+            redis::pipe()
+                .cmd("HGETALL")
+                .arg(&k.meta)
+                .cmd("HGETALL")
+                .arg(&k.stats)
+                .query(c)
+        })?;
+    let num = |key: &str| fields.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stat = |key: &str| counters.get(key).copied().unwrap_or(0);
+    Ok(Progress {
+        files: num(meta::FILES),
+        bytes: num(meta::BYTES),
+        enqueue_done: fields.get(meta::ENQUEUE_DONE).is_some_and(|v| v == "1"),
+        files_done: stat(stats::FILES_DONE),
+        files_failed: stat(stats::FILES_FAILED),
+        words: stat(stats::WORDS),
+        bytes_done: stat(stats::BYTES_DONE),
+        commits_ignored: stat(stats::COMMITS_IGNORED),
+    })
+}
+
+/// Files that could not be counted: path -> error.
+pub fn failures(redis: &mut Redis) -> Result<Vec<(String, String)>> {
+    let mut v: Vec<(String, String)> =
+        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.failed).query(c))?;
+    v.sort();
+    Ok(v)
+}
+
+/// Committed results after `cursor`: the `P:latency` entries after its
+/// position name the files committed since, in commit order, and
+/// `P:results` holds their counts. Both are written by the one `wc_commit`
+/// call, so any snapshot has both or neither.
+pub fn results_since(redis: &mut Redis, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
+    let start = if cursor.position.is_empty() {
+        "0-0"
+    } else {
+        cursor.position.as_str()
+    };
+    let (last, ids, packed): (Option<String>, Vec<String>, Vec<Option<Vec<u8>>>) =
+        redis.run(|c, k| {
+            let reply: Value = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(max)
+                .arg("STREAMS")
+                .arg(&k.latency)
+                .arg(start)
+                .query(c)?;
+            // [[stream, [[entry id, [field, value, ...]], ...]]]
+            let entries = as_array(&reply)
+                .first()
+                .and_then(|s| as_array(s).get(1))
+                .map(as_array)
+                .unwrap_or_default();
+            let mut last = None;
+            let mut ids = Vec::with_capacity(entries.len());
+            for e in entries {
+                let parts = as_array(e);
+                last = parts.first().and_then(as_string);
+                if let Some(id) = parts.get(1).and_then(|f| field(f, latency::ID)) {
+                    ids.push(id);
+                }
+            }
+            if ids.is_empty() {
+                return Ok((last, ids, Vec::new()));
+            }
+            let packed: Vec<Option<Vec<u8>>> =
+                redis::cmd("HMGET").arg(&k.results).arg(&ids).query(c)?;
+            Ok((last, ids, packed))
+        })?;
+    let now = redis.connects();
+    if *cursor.session.get_or_insert(now) != now {
+        *cursor = ResultCursor::default();
+        return Ok(Results::Lost);
+    }
+    if let Some(last) = last {
+        cursor.position = last;
+    }
+    Ok(Results::More(
+        ids.into_iter()
+            .zip(packed)
+            .filter_map(|(id, p)| Some((id, p?)))
+            .collect(),
+    ))
+}
+
+/// Writes `counts` as the sorted set `P:counts`: built aside and renamed
+/// into place, so a reader never sees half of it.
+pub fn write_counts(redis: &mut Redis, counts: &Counts) -> Result<()> {
+    let words: Vec<(&[u8], u64)> = counts.iter().collect();
+    redis.run(|c, k| {
+        redis::cmd("DEL").arg(&k.counts_next).exec(c)?;
+        for chunk in words.chunks(BATCH) {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(&k.counts_next);
+            for (w, n) in chunk {
+                zadd.arg(*n).arg(*w);
+            }
+            zadd.exec(c)?;
+        }
+        let mut tx = redis::pipe();
+        tx.atomic().cmd("DEL").arg(&k.counts).ignore();
+        if !words.is_empty() {
+            tx.cmd("RENAME").arg(&k.counts_next).arg(&k.counts).ignore();
+        }
+        tx.exec(c)
+    })
+}
+
+/// Replaces `P:top` with `top`.
+pub fn write_top(redis: &mut Redis, top: &[WordCount]) -> Result<()> {
+    redis.run(|c, k| {
+        let mut tx = redis::pipe();
+        tx.atomic().cmd("DEL").arg(&k.top).ignore();
+        if !top.is_empty() {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(&k.top);
+            for w in top {
+                zadd.arg(w.count).arg(&w.word);
+            }
+            tx.add_command(zadd).ignore();
+        }
+        tx.exec(c)
+    })
+}
+
+/// The counts in `P:counts`.
+pub fn counts(redis: &mut Redis) -> Result<Counts> {
+    let mut counts = Counts::new();
+    let mut start = 0;
+    loop {
+        let page: Vec<(Vec<u8>, f64)> = redis.run(|c, k| {
+            redis::cmd("ZRANGE")
+                .arg(&k.counts)
+                .arg(start)
+                .arg(start + BATCH - 1)
+                .arg("WITHSCORES")
+                .query(c)
+        })?;
+        for (w, n) in &page {
+            counts.add(w, *n as u64);
+        }
+        if page.len() < BATCH {
+            return Ok(counts);
+        }
+        start += BATCH;
+    }
+}
+
+/// Unblocks every client blocked in `XREADGROUP`: workers waiting for a
+/// file, which then find the job done.
+pub fn wake_workers(redis: &mut Redis) -> Result<()> {
+    let list: String = redis.run(|c, _| {
+        redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("normal")
+            .query(c)
+    })?;
+    let blocked = list.lines().filter_map(|line| {
+        let field = |key: &str| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+        };
+        (field("cmd")? == "xreadgroup" && field("flags")?.contains('b')).then(|| field("id"))?
+    });
+    let ids: Vec<&str> = blocked.collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    redis.run(|c, _| {
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("CLIENT").arg("UNBLOCK").arg(*id).ignore();
+        }
+        pipe.exec(c)
+    })
+}
+
+/// Faults that fired so far: spec -> when (ms since the epoch).
+pub fn faults_fired(redis: &mut Redis) -> Result<Vec<(String, u64)>> {
+    redis.run(|c, k| redis::cmd("HGETALL").arg(&k.faults).query(c))
+}
+
+pub fn write_summary(redis: &mut Redis, json: &str) -> Result<()> {
+    redis.run(|c, k| redis::cmd("SET").arg(&k.summary).arg(json).exec(c))
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

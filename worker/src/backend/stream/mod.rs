@@ -1,0 +1,101 @@
+//! The backend of one Redis (Snapshot mode): a stream of file entries and
+//! one consumer group; `XREADGROUP` takes, `XAUTOCLAIM` steals, and the
+//! `wc_commit` function XACKs and records a file in one atomic step.
+
+mod driver;
+mod worker;
+
+use super::{
+    Backend, Carry, Committed, Entry, JobSettings, Progress, Redis, ResultCursor, Results, Taken,
+};
+use crate::counts::{Counts, WordCount};
+use crate::input::InputFile;
+use anyhow::Result;
+use std::time::Duration;
+
+pub struct Stream {
+    redis: Redis,
+}
+
+impl Stream {
+    pub fn open(url: &str, prefix: &str, patience: Duration) -> Result<Self> {
+        Ok(Stream {
+            redis: Redis::open(url, prefix, patience)?,
+        })
+    }
+}
+
+impl Backend for Stream {
+    fn create_job(&mut self, settings: &JobSettings) -> Result<()> {
+        driver::create_job(&mut self.redis, settings)
+    }
+    fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64> {
+        driver::enqueue_all(&mut self.redis, files)
+    }
+    fn results_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
+        driver::results_since(&mut self.redis, cursor, max)
+    }
+    fn write_counts(&mut self, counts: &Counts) -> Result<()> {
+        driver::write_counts(&mut self.redis, counts)
+    }
+    fn write_top(&mut self, top: &[WordCount]) -> Result<()> {
+        driver::write_top(&mut self.redis, top)
+    }
+    fn failures(&mut self) -> Result<Vec<(String, String)>> {
+        driver::failures(&mut self.redis)
+    }
+    fn write_summary(&mut self, json: &str) -> Result<()> {
+        driver::write_summary(&mut self.redis, json)
+    }
+    fn wake_workers(&mut self) -> Result<()> {
+        driver::wake_workers(&mut self.redis)
+    }
+    fn counts(&mut self) -> Result<Counts> {
+        driver::counts(&mut self.redis)
+    }
+    fn faults_fired(&mut self) -> Result<Vec<(String, u64)>> {
+        driver::faults_fired(&mut self.redis)
+    }
+    fn progress(&mut self) -> Result<Progress> {
+        driver::progress(&mut self.redis)
+    }
+    fn settings(&mut self) -> Result<Option<JobSettings>> {
+        driver::settings(&mut self.redis)
+    }
+    fn take(
+        &mut self,
+        consumer: &str,
+        wait: Duration,
+        claim_timeout: Duration,
+    ) -> Result<Option<Taken>> {
+        if let Some(entry) = worker::read_new(&mut self.redis, consumer, wait)? {
+            return Ok(Some(Taken {
+                entry,
+                stolen: false,
+            }));
+        }
+        let stolen = worker::claim(&mut self.redis, consumer, claim_timeout)?;
+        Ok(stolen.map(|entry| Taken {
+            entry,
+            stolen: true,
+        }))
+    }
+    fn stage(&mut self, entry: &Entry, consumer: &str, chunk: &[u8], first: bool) -> Result<()> {
+        worker::stage(&mut self.redis, entry, consumer, chunk, first)
+    }
+    fn add_words(&mut self, words: &[&[u8]]) -> Result<()> {
+        worker::add_words(&mut self.redis, words)
+    }
+    fn commit(
+        &mut self,
+        entry: &Entry,
+        consumer: &str,
+        words: u64,
+        carry: Carry,
+    ) -> Result<Committed> {
+        worker::commit(&mut self.redis, entry, consumer, words, carry)
+    }
+    fn fire(&mut self, fault: &str) -> Result<bool> {
+        worker::fire(&mut self.redis, fault)
+    }
+}

@@ -1,0 +1,198 @@
+//! The worker's side: taking files from the queue, stealing them from
+//! workers that went quiet, and committing their counts.
+
+use crate::backend::{Carry, Committed, Entry, Redis, StageGone};
+use anyhow::{bail, Result};
+use redis::{RedisResult, Value};
+use std::time::Duration;
+use wordcount_protocol::{keys::entry, library};
+
+/// The next file nobody has taken yet, waiting up to `block_ms`.
+pub fn read_new(redis: &mut Redis, consumer: &str, wait: Duration) -> Result<Option<Entry>> {
+    let block_ms = wait.as_millis() as u64;
+    let reply: Value = redis.run(|c, k| {
+        let r = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(k.group())
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(&k.queue)
+            .arg(">")
+            .query(c);
+        no_group_is_empty(r, block_ms)
+    })?;
+    // [[stream, [[id, [field, value, ...]]]]]
+    let entry = as_array(&reply)
+        .first()
+        .and_then(|s| as_array(s).get(1))
+        .and_then(|es| as_array(es).first().cloned());
+    entry.map(|e| parse_entry(&e)).transpose()
+}
+
+/// A file another worker has held for longer than `min_idle_ms`, now ours.
+pub fn claim(redis: &mut Redis, consumer: &str, min_idle: Duration) -> Result<Option<Entry>> {
+    let min_idle_ms = min_idle.as_millis() as u64;
+    let reply: Value = redis.run(|c, k| {
+        let r = redis::cmd("XAUTOCLAIM")
+            .arg(&k.queue)
+            .arg(k.group())
+            .arg(consumer)
+            .arg(min_idle_ms)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1)
+            .query(c);
+        no_group_is_empty(r, 0)
+    })?;
+    // [next cursor, [[id, [field, value, ...]]], [deleted ids]]
+    let entry = as_array(&reply)
+        .get(1)
+        .and_then(|es| as_array(es).first().cloned());
+    entry.map(|e| parse_entry(&e)).transpose()
+}
+
+/// Appends one chunk of packed counts to this worker's stage for `entry`.
+pub fn stage(
+    redis: &mut Redis,
+    entry: &Entry,
+    consumer: &str,
+    chunk: &[u8],
+    first: bool,
+) -> Result<()> {
+    redis.run(|c, k| {
+        let key = k.stage(&entry.id, consumer);
+        let mut pipe = redis::pipe();
+        if first {
+            pipe.cmd("DEL").arg(&key).ignore();
+        }
+        // A stage left by a crash must not outlive the job by much.
+        pipe.cmd("APPEND").arg(&key).arg(chunk).ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(3_600_000).ignore();
+        pipe.exec(c)
+    })
+}
+
+/// Adds one occurrence of each word, pipelined: the naive commit.
+pub fn add_words(redis: &mut Redis, words: &[&[u8]]) -> Result<()> {
+    redis.run(|c, k| {
+        let mut pipe = redis::pipe();
+        for w in words {
+            pipe.cmd("ZINCRBY").arg(&k.counts).arg(1).arg(*w).ignore();
+        }
+        pipe.exec(c)
+    })
+}
+
+/// Commits a file: acknowledges it and, only if this was the first
+/// acknowledgement, records its counts.
+pub fn commit(
+    redis: &mut Redis,
+    entry: &Entry,
+    consumer: &str,
+    words: u64,
+    carry: Carry,
+) -> Result<Committed> {
+    let (how, payload): (&str, &[u8]) = match carry {
+        Carry::Inline(p) => ("inline", p),
+        Carry::Staged => ("staged", b""),
+        Carry::Added => ("added", b""),
+        Carry::Failed(e) => ("failed", e.as_bytes()),
+    };
+    let reply: Option<(i64, i64)> = redis.run(|c, k| {
+        let r = redis::cmd("FCALL")
+            .arg(library::COMMIT)
+            .arg(7)
+            .arg(&k.queue)
+            .arg(&k.results)
+            .arg(&k.stats)
+            .arg(&k.latency)
+            .arg(k.stage(&entry.id, consumer))
+            .arg(&k.failed)
+            .arg(&k.meta)
+            .arg(k.group())
+            .arg(&entry.id)
+            .arg(consumer)
+            .arg(&entry.path)
+            .arg(entry.size)
+            .arg(words)
+            .arg(how)
+            .arg(payload)
+            .query(c);
+        match r {
+            Err(e) if e.code() == Some(library::error::STAGE_GONE) => Ok(None),
+            r => r.map(Some),
+        }
+    })?;
+    let (acked, left) = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
+    Ok(Committed {
+        took_effect: acked == 1,
+        job_done: left == 0,
+    })
+}
+
+/// Marks a fault as fired; false if it had fired before in this job.
+pub fn fire(redis: &mut Redis, spec: &str) -> Result<bool> {
+    let n: i64 = redis.run(|c, k| {
+        redis::cmd("FCALL")
+            .arg(library::FIRE)
+            .arg(1)
+            .arg(&k.faults)
+            .arg(spec)
+            .query(c)
+    })?;
+    Ok(n == 1)
+}
+
+/// Before the driver creates the group (or after Redis lost it), there is
+/// nothing to read yet: wait as a blocking read would, then say so.
+fn no_group_is_empty(r: RedisResult<Value>, wait_ms: u64) -> RedisResult<Value> {
+    match r {
+        Err(e) if e.code() == Some("NOGROUP") => {
+            std::thread::sleep(std::time::Duration::from_millis(wait_ms.clamp(10, 200)));
+            Ok(Value::Nil)
+        }
+        r => r,
+    }
+}
+
+pub(super) fn as_array(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(items) => items,
+        _ => &[],
+    }
+}
+
+pub(super) fn as_string(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn parse_entry(v: &Value) -> Result<Entry> {
+    let parts = as_array(v);
+    let (Some(id), Some(fields)) = (parts.first().and_then(as_string), parts.get(1)) else {
+        bail!("malformed queue entry {v:?}");
+    };
+    let (Some(path), Some(size)) = (field(fields, entry::PATH), field(fields, entry::SIZE)) else {
+        bail!("queue entry {id} lacks path or size");
+    };
+    Ok(Entry {
+        id,
+        path,
+        size: size.parse().unwrap_or(0),
+    })
+}
+
+/// The value of `name` in a stream entry's `[field, value, ...]`.
+pub(super) fn field(fields: &Value, name: &str) -> Option<String> {
+    as_array(fields)
+        .chunks(2)
+        .find(|kv| as_string(&kv[0]).as_deref() == Some(name))
+        .and_then(|kv| kv.get(1).and_then(as_string))
+}
