@@ -31,7 +31,7 @@ STATE=${WORDCOUNT_CP_STATE:-/tmp/wordcount-cp}
 KUBECONFIG_FILE=$STATE/kubeconfig
 MARKER=$STATE/.wordcount-cp # only a dir with this marker is ever rm -rf'd
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
-NODE_COMPONENTS=(containerd kubelet kube-proxy coredns netpol)
+NODE_COMPONENTS=(containerd kubelet kube-proxy coredns netpol pvmode)
 NODE_NAME=wordcount-node
 NODE_DIR=$STATE/node
 SOCK=$NODE_DIR/containerd.sock
@@ -355,6 +355,17 @@ start_node() {
   start kube-proxy "$BIN/kube-proxy" --config "$n/kube-proxy.yaml"
   start coredns "$BIN/coredns" -conf "$n/Corefile"
   PATH=$BIN:$PATH start netpol "$HERE/netpol.sh" "$KUBECONFIG_FILE"
+  # kube-controller-manager's hostPath provisioner makes each volume's
+  # directory 0750 root:root (and hostPath volumes ignore fsGroup), but the
+  # jobs' pods run as a non-root user (restricted Pod Security). Open each
+  # new one as kind's local-path provisioner makes them: 0777. Volumes are
+  # bound and mounted well after the 0.2 s this takes.
+  mkdir -p "$HOSTPATH_PV_DIR"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  start pvmode bash -c 'while :; do
+      find "$0" -mindepth 1 -maxdepth 1 -type d ! -perm 0777 -exec chmod 0777 {} + 2>/dev/null
+      sleep 0.2
+    done' "$HOSTPATH_PV_DIR"
   wait_for "CoreDNS" coredns dns_ready
   kc apply -f - >/dev/null <<CONF || die "could not create the default StorageClass"
 apiVersion: storage.k8s.io/v1

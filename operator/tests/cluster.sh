@@ -27,10 +27,14 @@ REPO=$PWD
 
 CP=kind/controlplane/controlplane.sh
 export WORDCOUNT_CP_STATE=${WORDCOUNT_CP_STATE:-/tmp/wordcount-cluster}
+# Jobs run where the restricted Pod Security Standard is enforced; a hostPath
+# input is not allowed there, so those jobs get a namespace of their own.
 NS=wordcount-e2e
+HOST_NS=wordcount-e2e-hostpath
 OPERATOR_NS=wordcount-system
 WC=$REPO/target/release/wordcount
 WORK=$(mktemp -d /tmp/wordcount-e2e.XXXXXX)
+chmod 0755 "$WORK" # the jobs' pods (not root) read the hostPath inputs under it
 KIND_CLUSTER=${KIND_CLUSTER:-}
 if [[ -n $KIND_CLUSTER ]]; then
   kubectl() { command kubectl --context "kind-$KIND_CLUSTER" "$@"; }
@@ -40,7 +44,7 @@ if [[ -n $KIND_CLUSTER ]]; then
 else
   INPUTS=$WORK/inputs NODE_INPUTS=$WORK/inputs
 fi
-SCENARIOS=(demo chaos redis_kill partition bad_input)
+SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input)
 
 log() { echo "cluster.sh: $*" >&2; }
 fail() {
@@ -52,8 +56,11 @@ fail() {
 # What a failing scenario needs to be understood.
 diagnose() {
   set +e
-  kubectl get wcj,jobs,pods,pvc,networkpolicy -n "$NS" -o wide
-  kubectl get events -n "$NS" --sort-by=.lastTimestamp | tail -n 30
+  local ns
+  for ns in "$NS" "$HOST_NS"; do
+    kubectl get wcj,jobs,pods,pvc,networkpolicy -n "$ns" -o wide
+    kubectl get events -n "$ns" --sort-by=.lastTimestamp | tail -n 30
+  done
   kubectl logs -n "$OPERATOR_NS" deploy/wordcount-operator --tail=40
   set -e
 }
@@ -72,7 +79,7 @@ cleanup() {
   rm -rf "$WORK"
   [[ ${KEEP:-0} == 1 ]] && return
   if [[ -n $KIND_CLUSTER ]]; then # the cluster is the user's: only our objects go
-    kubectl delete namespace "$NS" --ignore-not-found --wait=false >/dev/null || rc=1
+    kubectl delete namespace "$NS" "$HOST_NS" --ignore-not-found --wait=false >/dev/null || rc=1
     helm uninstall wordcount-operator --namespace "$OPERATOR_NS" >/dev/null 2>&1 || true
     rm -rf "$INPUTS"
     exit "$rc"
@@ -158,6 +165,119 @@ demo() {
   delete_job demo
 }
 
+# The pods of a job that still run or wait.
+live_pods() {
+  kubectl get pods -n "$NS" -l "wordcount.dev/job=$1" -o json |
+    jq -r '.items[] | select(.status.phase == "Running" or .status.phase == "Pending") | .metadata.name'
+}
+
+# A finished job leaves no pod running or waiting (it suspends its batch
+# Jobs and scales Redis to zero as it ends).
+no_pods_left() {
+  local name=$1 left deadline=$((SECONDS + 60))
+  while left=$(live_pods "$name") && [[ -n $left ]]; do
+    ((SECONDS < deadline)) || fail "$name: pods still running or waiting after it ended: $left"
+    sleep 1
+  done
+  log "$name: no pod left running or waiting"
+}
+
+# A pod in the job's namespace (restricted-compliant, so admitted) that
+# tries to open a connection to a job's Redis port, without the password:
+# any reply (NOAUTH) means the connection was made. Prints what it saw.
+probe_redis() {
+  local job=$1 pod=$2 labels=$3 image
+  image=$(kubectl get deploy "$job-redis" -n "$NS" -o jsonpath='{.spec.template.spec.containers[0].image}')
+  kubectl apply -n "$NS" -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $pod, labels: {$labels}}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: probe
+      image: $image
+      imagePullPolicy: IfNotPresent
+      command: [sh, -c, 'timeout 5 redis-cli -h $job-redis -p 6379 ping 2>&1; true']
+      securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+EOF
+  kubectl wait pod "$pod" -n "$NS" --for=jsonpath='{.status.phase}'=Succeeded --timeout=60s >/dev/null ||
+    fail "probe $pod did not run"
+  kubectl logs "$pod" -n "$NS"
+  kubectl delete pod "$pod" -n "$NS" --wait=false >/dev/null
+}
+
+# examples/job.yaml in a namespace enforcing the restricted Pod Security
+# Standard, to exact counts; and, beside it, a job that runs longer, whose
+# Redis a pod outside the job cannot even open a connection to, while the
+# same probe labelled as one of the job's pods can (so the probe can tell).
+restricted() {
+  [[ $(kubectl get namespace "$NS" -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}') == restricted ]] ||
+    fail "restricted: $NS does not enforce the restricted standard"
+  kubectl apply -n "$NS" -f examples/job.yaml >/dev/null
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: fenced}
+spec:
+  input: {synthetic: {files: 24, bytesPerFile: 131072, seed: 5}}
+  workers: 2
+  claimTimeout: 60s
+  faults:
+    stragglers: [{worker: 0, slowFactor: 1000}, {worker: 1, slowFactor: 1000}]
+EOF
+  local deadline=$((SECONDS + 180)) foreign own
+  until [[ $(status fenced phase) == Running && -n $(redis_pod fenced) ]]; do
+    ((SECONDS < deadline)) || fail "restricted: the fenced job never ran"
+    sleep 1
+  done
+  sleep 2 # the enforcer polls every second
+  foreign=$(probe_redis fenced foreign-probe "app: probe")
+  own=$(probe_redis fenced own-probe "wordcount.dev/job: fenced")
+  [[ $own == *NOAUTH* ]] || fail "restricted: a pod with the job's labels could not connect: $own"
+  [[ $foreign != *NOAUTH* && $foreign != *PONG* ]] ||
+    fail "restricted: a pod outside the job opened a connection to Redis: $foreign"
+  log "restricted: outside the job: '${foreign//$'\n'/ }'; with its labels: '${own//$'\n'/ }'"
+  [[ $(status fenced 'conditions[?(@.type=="Ready")].status') == True ]] ||
+    fail "restricted: the operator cannot read the fenced job's Redis"
+  expect_phase demo Succeeded
+  check_counts demo
+  delete_job demo
+  delete_job fenced
+}
+
+# A finished job lets go: no pod of it runs or waits, Redis included, while
+# its status, Events and Redis volume stay; ttlSecondsAfterFinished deletes
+# a job that long after it finished.
+let_go() {
+  kubectl apply -n "$NS" -f examples/podkill.yaml >/dev/null
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: brief}
+spec:
+  input: {synthetic: {files: 4, bytesPerFile: 4096, seed: 1}}
+  workers: 1
+  ttlSecondsAfterFinished: 5
+EOF
+  expect_phase podkill Succeeded 300
+  no_pods_left podkill
+  [[ $(kubectl get deploy podkill-redis -n "$NS" -o jsonpath='{.spec.replicas}') == 0 ]] ||
+    fail "podkill: Redis is not scaled to zero"
+  kubectl get pvc podkill-redis-data -n "$NS" >/dev/null || fail "podkill: the Redis volume is gone"
+  [[ $(status podkill phase) == Succeeded && -n $(status podkill words) ]] || fail "podkill: the status is gone"
+  check_counts podkill
+  local deadline=$((SECONDS + 120))
+  while kubectl get wcj brief -n "$NS" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "brief: not deleted after its ttlSecondsAfterFinished"
+    sleep 1
+  done
+  log "brief: deleted after its ttlSecondsAfterFinished"
+  delete_job podkill
+  delete_job brief
+}
+
 # Stragglers make the job last long enough (about 15 s) for the rest: a
 # worker crashing after counting, and worker pods deleted every 3 s.
 chaos() {
@@ -189,12 +309,14 @@ redis_pod() {
     --field-selector=status.phase=Running -o name
 }
 
-# redis-cli in a job's Redis pod, with the job's password.
+# redis-cli in a job's Redis pod, with the job's password (from Redis' own
+# config file: the pod has it nowhere else).
 redis_cli() {
   local pod=$1
   shift
   # shellcheck disable=SC2016 # expanded in the pod
-  kubectl exec -n "$NS" "$pod" -- sh -c 'REDISCLI_AUTH=$REDIS_PASSWORD redis-cli "$@"' sh "$@" 2>/dev/null
+  kubectl exec -n "$NS" "$pod" -- sh -c \
+    'REDISCLI_AUTH=$(sed -n "s/^requirepass //p" /etc/wordcount-redis/redis.conf) redis-cli "$@"' sh "$@" 2>/dev/null
 }
 
 # examples/redis-kill.yaml: Redis checkpoints every second; the operator
@@ -243,6 +365,12 @@ redis_kill() {
   delete_job redis-kill
 }
 
+# The partition narrowing a job's standing NetworkPolicy, if any.
+cut_by() {
+  kubectl get networkpolicy "$1-redis-ingress" -n "$NS" \
+    -o jsonpath='{.metadata.annotations.wordcount\.dev/partition}' 2>/dev/null || true
+}
+
 # PING from inside a pod, with the job's password; PONG when it gets through.
 ping_redis() {
   # shellcheck disable=SC2016 # expanded in the pod
@@ -257,11 +385,11 @@ ping_redis() {
 partition() {
   kubectl apply -n "$NS" -f examples/partition.yaml >/dev/null
   local deadline=$((SECONDS + 120)) before after worker probe redis
-  until kubectl get networkpolicy partition-partition -n "$NS" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "partition: no NetworkPolicy after 120s"
+  until [[ -n $(cut_by partition) ]]; do
+    ((SECONDS < deadline)) || fail "partition: the NetworkPolicy not narrowed after 120s"
     sleep 0.5
   done
-  log "partition: NetworkPolicy applied at $(status partition progress)"
+  log "partition: NetworkPolicy narrowed at $(status partition progress)"
   redis=$(redis_pod partition)
   worker=$(kubectl get pods -n "$NS" -l wordcount.dev/job=partition,app.kubernetes.io/component=worker \
     --field-selector=status.phase=Running -o name | head -n 1)
@@ -282,7 +410,7 @@ partition() {
     grep -q "ended [1-9]" || fail "partition: no worker connection was ended at the cut"
   log "partition: stalled at $before files done; $worker could not connect"
   deadline=$((SECONDS + 60))
-  while kubectl get networkpolicy partition-partition -n "$NS" >/dev/null 2>&1; do
+  while [[ -n $(cut_by partition) ]]; do
     ((SECONDS < deadline)) || fail "partition: the NetworkPolicy was not lifted"
     sleep 0.5
   done
@@ -291,19 +419,25 @@ partition() {
   probe=$(ping_redis "$worker")
   [[ $probe == *PONG* ]] || fail "partition: $worker cannot reach Redis after the cut: $probe"
   expect_phase partition Succeeded 300
-  kubectl get networkpolicy partition-partition -n "$NS" >/dev/null 2>&1 &&
-    fail "partition: the NetworkPolicy outlived the cut"
+  [[ -z $(cut_by partition) ]] || fail "partition: the cut outlived the partition"
   check_counts partition
   delete_job partition
 }
 
-# A missing input path fails with a message naming it; an empty input and a
-# binary file both end, with a message.
+# A missing input path fails with a message naming it, and leaves no pod
+# waiting for its mount; an empty input and a binary file both end, with a
+# message; a file the pods cannot read fails the job naming it, with the
+# other files' counts (or, skipped, leaves it Succeeded with a Warning).
 bad_input() {
-  local dir=$INPUTS node=$NODE_INPUTS
-  mkdir -p "$dir/empty" "$dir/binary"
+  local dir=$INPUTS node=$NODE_INPUTS NS=$HOST_NS # hostPath: not in the restricted namespace
+  mkdir -p "$dir/empty" "$dir/binary" "$dir/unreadable"
   head -c 65536 /dev/urandom >"$dir/binary/random.bin"
-  for case in missing:"$node/missing" empty:"$node/empty" binary:"$node/binary"; do
+  echo "one two two" >"$dir/unreadable/a.txt"
+  echo "three" >"$dir/unreadable/secret.txt"
+  chmod -R a+rX "$dir"
+  chmod 0000 "$dir/unreadable/secret.txt" # the pods run as a user that is not root
+  for case in missing:"$node/missing" empty:"$node/empty" binary:"$node/binary" \
+    unreadable:"$node/unreadable" skipped:"$node/unreadable"; do
     apply <<EOF
 apiVersion: wordcount.dev/v1alpha1
 kind: WordCountJob
@@ -311,18 +445,34 @@ metadata: {name: input-${case%%:*}}
 spec:
   input: {hostPath: {path: "${case#*:}"}}
   workers: 2
+  onUnreadable: $([[ ${case%%:*} == skipped ]] && echo Skip || echo Fail)
 EOF
   done
   expect_phase input-missing Failed 180
   [[ $(status input-missing message) == *"$node/missing"* ]] ||
     fail "input-missing: the message does not name the path"
+  no_pods_left input-missing
+  expect_phase input-unreadable Failed 120
+  [[ $(status input-unreadable message) == *"secret.txt"* ]] ||
+    fail "input-unreadable: the message does not name the file: $(status input-unreadable message)"
+  [[ $(status input-unreadable words) == 3 && $(status input-unreadable filesFailed) == 1 ]] ||
+    fail "input-unreadable: expected 3 words counted and 1 file failed"
+  [[ $(status input-unreadable 'conditions[?(@.type=="Failed")].reason') == UnreadableFiles ]] ||
+    fail "input-unreadable: not failed for UnreadableFiles"
+  expect_phase input-skipped Succeeded 120
+  [[ $(status input-skipped words) == 3 ]] || fail "input-skipped: words is not 3"
+  kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=input-skipped,type=Warning \
+    -o jsonpath='{.items[*].note}' | grep -q secret.txt || fail "input-skipped: no Warning naming the file"
+  # The phase never flips: still Failed once the driver's Job has failed too.
+  sleep 5
+  [[ $(status input-unreadable phase) == Failed ]] || fail "input-unreadable: the phase flipped"
   expect_phase input-empty Succeeded 120
   [[ $(status input-empty words) == 0 ]] || fail "input-empty: words is not 0"
   expect_phase input-binary Succeeded 120
   local want
   want=$("$WC" count --json "$dir/binary" | jq .words)
   [[ $(status input-binary words) == "$want" ]] || fail "input-binary: words differ from a serial count"
-  for case in missing empty binary; do delete_job "input-$case"; done
+  for case in missing empty binary unreadable skipped; do delete_job "input-$case"; done
 }
 
 # ---- main -----------------------------------------------------------------
@@ -341,18 +491,21 @@ main() {
   helm install wordcount-operator charts/wordcount-operator --namespace "$OPERATOR_NS" \
     --create-namespace --wait --timeout 3m >/dev/null
   kubectl create namespace "$NS" >/dev/null
+  kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted >/dev/null
+  kubectl create namespace "$HOST_NS" >/dev/null
   for s in "${scenarios[@]}"; do
     log "--- $s"
     local t0=$SECONDS
     "$s"
     log "--- $s passed in $((SECONDS - t0))s"
   done
-  kubectl delete namespace "$NS" --wait --timeout=120s >/dev/null
+  kubectl delete namespace "$NS" "$HOST_NS" --wait --timeout=120s >/dev/null
   helm uninstall wordcount-operator --namespace "$OPERATOR_NS" --wait >/dev/null
   # The jobs' volumes are deleted (reclaim policy Delete) once their claims go.
   local left deadline=$((SECONDS + 60))
   while left=$(kubectl get pods -n "$OPERATOR_NS" -o name
-    kubectl get pv -o json | jq -r --arg ns "$NS" '.items[] | select(.spec.claimRef.namespace == $ns) | .metadata.name') &&
+    kubectl get pv -o json | jq -r --arg ns "$NS" --arg host "$HOST_NS" \
+      '.items[] | select(.spec.claimRef.namespace == $ns or .spec.claimRef.namespace == $host) | .metadata.name') &&
     [[ -n $left ]]; do
     ((SECONDS < deadline)) || fail "left after the tests: $left"
     sleep 1

@@ -37,6 +37,8 @@ pub fn args(wcj: &WordCountJob) -> Vec<String> {
         &redis_url(wcj),
         "--input",
         &input::dir(wcj),
+        "--redis-mode",
+        wcj.spec.redis.mode.as_str(),
         "--prefix",
         DEFAULT_PREFIX,
     ]
@@ -132,7 +134,7 @@ mod tests {
     fn faults_become_fault_args_in_protocol_syntax() {
         let a = args(&with_faults());
         assert_eq!(
-            a[7..],
+            a[9..],
             [
                 "--fault",
                 "worker=1,crash=after-count,file=2",
