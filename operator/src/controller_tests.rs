@@ -23,7 +23,7 @@ const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns1/events";
 struct FakeRedis {
     progress: Mutex<Option<Progress>>,
     endpoints: Mutex<Vec<Endpoint>>,
-    /// The addresses of each `end_clients` call.
+    /// The addresses of each `EndConnections::end` call.
     ended: Mutex<Vec<Vec<String>>>,
 }
 

@@ -638,6 +638,21 @@ async fn operator_turns_a_job_into_owned_children_and_a_status() {
     );
     let driver: Job = get(&client, ns, "demo-driver").await.expect("driver job");
     owned_by(&driver, &job);
+    // The API server took its pod failure policy (exit 3 fails it at once).
+    let policy = driver
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_failure_policy.clone());
+    assert_eq!(
+        policy.expect("a pod failure policy").rules[0].action,
+        "FailJob"
+    );
+    // The standing NetworkPolicy in front of Redis, applied with the chart's RBAC.
+    let ingress: k8s_openapi::api::networking::v1::NetworkPolicy =
+        get(&client, ns, "demo-redis-ingress")
+            .await
+            .expect("network policy");
+    owned_by(&ingress, &job);
     let driver_pod = driver.spec.unwrap().template.spec.unwrap();
     assert_eq!(driver_pod.init_containers.unwrap()[0].name, "generate");
     let workers: Job = get(&client, ns, "demo-workers").await.expect("workers job");
@@ -652,7 +667,7 @@ async fn operator_turns_a_job_into_owned_children_and_a_status() {
     assert!(
         wargs
             .windows(2)
-            .any(|w| w == ["--fault", "worker=1,crash=after-count"]),
+            .any(|w| w == ["--fault", "worker=1,crash=after-count,file=1"]),
         "{wargs:?}"
     );
     assert!(

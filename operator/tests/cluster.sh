@@ -461,8 +461,8 @@ EOF
     fail "input-unreadable: not failed for UnreadableFiles"
   expect_phase input-skipped Succeeded 120
   [[ $(status input-skipped words) == 3 ]] || fail "input-skipped: words is not 3"
-  kubectl get events.events.k8s.io -n "$NS" --field-selector regarding.name=input-skipped,type=Warning \
-    -o jsonpath='{.items[*].note}' | grep -q secret.txt || fail "input-skipped: no Warning naming the file"
+  kubectl get events -n "$NS" --field-selector involvedObject.name=input-skipped,type=Warning \
+    -o jsonpath='{.items[*].message}' | grep -q secret.txt || fail "input-skipped: no Warning naming the file"
   # The phase never flips: still Failed once the driver's Job has failed too.
   sleep 5
   [[ $(status input-unreadable phase) == Failed ]] || fail "input-unreadable: the phase flipped"

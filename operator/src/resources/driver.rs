@@ -130,7 +130,7 @@ mod tests {
                 "--redis-mode",
                 "snapshot",
                 "--prefix",
-                "wc",
+                DEFAULT_PREFIX,
                 "--tokenizer",
                 "whitespace",
                 "--commit",
