@@ -69,7 +69,7 @@ async fn let_go(ctx: &Context, job: &WordCountJob, ns: &str) -> Result<(), Error
         match batch.get_opt(&stopped.name_any()).await? {
             Some(current) if !job_finished(&current) && !suspended(&current) => {
                 apply(ctx, ns, &stopped).await?;
-                info!(job = %stopped.name_any(), "suspended: the job is over");
+                info!(batch_job = %stopped.name_any(), "suspended: the job is over");
             }
             _ => {}
         }
