@@ -5,6 +5,7 @@
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Word -> count. Words of up to 8 bytes (most of them) live in a table of
 /// their own, keyed by their bytes read as one u64; longer ones in a
@@ -18,12 +19,39 @@ pub struct Counts {
 }
 
 /// Open addressing, linear probing, Fibonacci hashing; at most half full.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 struct ShortTable {
     slots: Vec<Slot>,
     len: usize,
     /// 64 - log2(slots.len()).
     shift: u32,
+    /// Mixed into every key, different for every table. Iterating a table
+    /// yields its keys in the order of their slots; with one hash for all
+    /// tables, adding them to a smaller table (a merge, packed counts read
+    /// back) would fill a few runs of slots and make probing quadratic.
+    seed: u64,
+}
+
+impl Default for ShortTable {
+    fn default() -> Self {
+        static TABLES: AtomicU64 = AtomicU64::new(0);
+        let n = TABLES.fetch_add(1, Ordering::Relaxed);
+        ShortTable {
+            slots: Vec::new(),
+            len: 0,
+            shift: 0,
+            // Apart in every table of every process.
+            seed: splitmix64(n ^ (u64::from(std::process::id()) << 32)),
+        }
+    }
+}
+
+/// A 64-bit mixer (splitmix64's finaliser).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[derive(Default, Clone, Copy)]
@@ -37,7 +65,8 @@ struct Slot {
 impl ShortTable {
     #[inline(always)]
     fn slot(&self, key: u64, len: usize) -> usize {
-        (key.wrapping_add(len as u64)
+        ((key ^ self.seed)
+            .wrapping_add(len as u64)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             >> self.shift) as usize
     }

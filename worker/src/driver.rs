@@ -2,11 +2,11 @@
 //! memory while workers run, and writes the counts and the summary when
 //! every file is in.
 
-use crate::backend::{self, Backend, JobSettings, Progress, ResultCursor, Results};
-use crate::counts::Counts;
+use crate::backend::{self, JobSettings, Progress};
 use crate::input;
+use crate::merge::Merge;
 use crate::report::{JobFacts, Report};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,8 +40,6 @@ pub struct DriverOutcome {
 const TICK: Duration = Duration::from_millis(10);
 /// How often the driver rewrites the top words while the job runs.
 const TOP_EVERY: Duration = Duration::from_secs(1);
-/// Results read per call.
-const RESULTS_PER_READ: usize = 64;
 
 pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let started = Instant::now();
@@ -55,7 +53,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let enqueue = started.elapsed();
 
     let per_file = opts.settings.commit == Commit::PerFile;
-    let mut merged = Merged::default();
+    let mut merge = Merge::default();
     let mut top_written = (Instant::now(), 0);
     let mut ticker = Ticker::new();
     let progress = loop {
@@ -72,17 +70,18 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
             continue;
         }
         if per_file {
-            merged.catch_up(backend.as_mut())?;
+            merge.catch_up(backend.as_mut())?;
         }
         // Done once every file is committed and, with per-file commits,
-        // merged: then the merged counts are the exact result, whatever
-        // Redis loses afterwards.
-        if p.is_done() && (!per_file || merged.files == p.files_done) {
+        // merged and the result written whole.
+        if p.is_done()
+            && (!per_file || (merge.files() == p.files_done && merge.finish(backend.as_mut())?))
+        {
             break p;
         }
-        if per_file && merged.files > top_written.1 && top_written.0.elapsed() >= TOP_EVERY {
-            backend.write_top(&merged.counts.top(opts.top))?;
-            top_written = (Instant::now(), merged.files);
+        if per_file && merge.files() > top_written.1 && top_written.0.elapsed() >= TOP_EVERY {
+            backend.write_top(&merge.top(opts.top))?;
+            top_written = (Instant::now(), merge.files());
         }
         ticker.tick(&p);
         std::thread::sleep(TICK);
@@ -90,8 +89,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let count_and_commit = started.elapsed() - enqueue;
 
     let counts = if per_file {
-        backend.write_counts(&merged.counts)?;
-        merged.counts
+        merge.into_counts()
     } else {
         backend.counts()?
     };
@@ -124,41 +122,6 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         count_and_commit,
         write_result,
     })
-}
-
-/// The committed results merged so far, in the driver's memory: a hash map
-/// adds a word in tens of nanoseconds where Redis, adding to a sorted set,
-/// takes a microsecond or more, and it is written into Redis once.
-#[derive(Default)]
-struct Merged {
-    counts: Counts,
-    files: u64,
-    cursor: ResultCursor,
-}
-
-impl Merged {
-    /// Merges every result committed since the last call.
-    fn catch_up(&mut self, backend: &mut dyn Backend) -> Result<()> {
-        loop {
-            match backend.results_since(&mut self.cursor, RESULTS_PER_READ)? {
-                Results::Lost => {
-                    tracing::warn!(
-                        "Redis may have come back from a snapshot; merging its results again"
-                    );
-                    *self = Merged::default();
-                }
-                Results::More(batch) if batch.is_empty() => return Ok(()),
-                Results::More(batch) => {
-                    for (id, packed) in &batch {
-                        self.counts
-                            .add_packed(packed)
-                            .with_context(|| format!("the counts of {id} are malformed"))?;
-                    }
-                    self.files += batch.len() as u64;
-                }
-            }
-        }
-    }
 }
 
 /// Files that could not be read (path, why). The job still counted every

@@ -48,12 +48,9 @@ pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
                 let span = tracing::info_span!("file", path = %entry.path, id = %entry.id, stolen);
                 let committed = span.in_scope(|| w.process(&settings, &entry, stats.files))?;
                 stats.ignored += !committed.took_effect as u64;
-                // The last commit ends the job: no need to wait for a read to time out.
-                if committed.job_done {
-                    return Ok(stats);
-                }
             }
-            None if w.backend.progress()?.is_done() => return Ok(stats),
+            // The driver wakes the waiting workers once it has finished.
+            None if w.backend.progress()?.finished => return Ok(stats),
             None => {}
         }
     }

@@ -411,7 +411,7 @@ fn a_function_library_deleted_mid_job_is_loaded_again() {
     let mut workers: Vec<_> = (0..2)
         .map(|i| {
             worker_command(&server, dir.path(), i)
-                .args(["--fault", &format!("worker={i},slow=40")])
+                .args(["--fault", &format!("worker={i},slow=100")])
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap()
@@ -427,10 +427,10 @@ fn a_function_library_deleted_mid_job_is_loaded_again() {
         {
             deleted += 1;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        deleted >= 2,
+        deleted >= 3,
         "the library was deleted only {deleted} time(s)"
     );
     let outcome = driver

@@ -107,3 +107,104 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     assert_eq!(got.first_difference(&want), None);
     assert_eq!(outcome.report.words, want.total());
 }
+
+/// Over 200,000 distinct words across many files, and Redis killed twice:
+/// once mid-job, once while the driver writes the result. Each time it
+/// comes back from its last snapshot, and the counts stay exact.
+#[test]
+fn a_large_vocabulary_survives_restarts_mid_job_and_while_the_result_is_written() {
+    need_redis();
+    let dir = corpus_of(wordcount::generate::CorpusSpec {
+        files: 48,
+        bytes_per_file: 200_000,
+        vocabulary: 400_000,
+        zipf: 0.3,
+        ..Default::default()
+    });
+    let files = wordcount::input::list(&[dir.path().to_path_buf()]).unwrap();
+    let want = count_files(&files, Tokenizer::Alnum, Parallelism::Serial).unwrap();
+    assert!(
+        want.distinct() >= 200_000,
+        "only {} distinct words",
+        want.distinct()
+    );
+
+    let mut server = RedisServer::start(Some(Duration::from_secs(1))).unwrap();
+    let url = server.url_with_password();
+    let opts = DriverOptions {
+        redis: url.clone(),
+        mode: RedisMode::Snapshot,
+        prefix: DEFAULT_PREFIX.into(),
+        input: dir.path().to_path_buf(),
+        settings: JobSettings {
+            tokenizer: Tokenizer::Alnum,
+            commit: Commit::PerFile,
+            claim_timeout: Duration::from_millis(300),
+        },
+        top: 20,
+        patience: Duration::from_secs(60),
+    };
+    let driver = std::thread::spawn(move || driver::run(&opts, &AtomicBool::new(false)));
+    let mut workers: Vec<Child> = (0..2)
+        .map(|i| {
+            worker_command(&server, dir.path(), i)
+                .args(["--fault", &format!("worker={i},slow=100")])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+
+    // Mid-job: after a snapshot with commits in it, and more since.
+    let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
+    wait_for("commits in a snapshot", Duration::from_secs(30), || {
+        probe.progress().unwrap().files_done > 4
+            && persistence(&url)["rdb_changes_since_last_save"] == "0"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !probe.progress().unwrap().is_done(),
+        "the job ended too soon; make it longer"
+    );
+    server.kill();
+    server.restart().unwrap();
+
+    // While the result is written: the counts are there, the summary not yet.
+    let mut c = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let keys = wordcount_protocol::Keys::default();
+    let mut caught = false;
+    let started = Instant::now();
+    while !driver.is_finished() && started.elapsed() < Duration::from_secs(60) {
+        let (counts, summary): (u64, bool) = redis::pipe()
+            .cmd("ZCARD")
+            .arg(&keys.counts)
+            .cmd("EXISTS")
+            .arg(&keys.summary)
+            .query(&mut c)
+            .unwrap_or((0, false));
+        if counts > 0 && !summary {
+            server.kill();
+            server.restart().unwrap();
+            caught = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(caught, "never saw the result being written");
+
+    let outcome = driver
+        .join()
+        .unwrap()
+        .expect("the driver rides out both restarts");
+    for w in &mut workers {
+        assert!(w.wait().unwrap().success(), "a worker failed");
+    }
+    assert_eq!(outcome.report.words, want.total());
+    assert_eq!(outcome.report.distinct, want.distinct() as u64);
+    assert_eq!(outcome.report.top, want.top(20));
+    let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
+    assert_eq!(probe.counts().unwrap().first_difference(&want), None);
+}

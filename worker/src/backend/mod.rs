@@ -51,8 +51,6 @@ pub enum Carry<'a> {
 pub struct Committed {
     /// False when another worker had committed the file first.
     pub took_effect: bool,
-    /// No file is left: the job is done.
-    pub job_done: bool,
 }
 
 /// A commit of [`Carry::Staged`] found the stage gone (Redis came back from
@@ -102,6 +100,9 @@ pub struct Progress {
     pub words: u64,
     pub bytes_done: u64,
     pub commits_ignored: u64,
+    /// The driver has written the result and the summary: the job is over.
+    /// Until then workers stay, to redo what a Redis restart may roll back.
+    pub finished: bool,
 }
 
 impl Progress {
@@ -126,8 +127,10 @@ pub trait Backend {
     /// back (Redis came back from a snapshot): the reader starts over from
     /// a new cursor.
     fn results_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results>;
-    /// Writes the job's result, replacing any before.
-    fn write_counts(&mut self, counts: &Counts) -> Result<()>;
+    /// Sets the count of each word in the job's result.
+    fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()>;
+    /// Empties the job's result.
+    fn clear_counts(&mut self) -> Result<()>;
     /// Writes the most frequent words so far, for whoever watches the job.
     fn write_top(&mut self, top: &[WordCount]) -> Result<()>;
     /// Files that could not be counted: path -> why, sorted by path.

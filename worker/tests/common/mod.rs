@@ -23,13 +23,17 @@ pub fn need_redis() {
 /// A corpus of `files` Zipf files plus a few hand-made ones (Unicode,
 /// invalid UTF-8, an empty file, a nested directory).
 pub fn corpus(files: usize, bytes: u64) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = CorpusSpec {
+    corpus_of(CorpusSpec {
         files,
         bytes_per_file: bytes,
         vocabulary: 20_000,
         ..Default::default()
-    };
+    })
+}
+
+/// The synthetic files of `spec` under `zipf/`, and the odd ones of [`corpus`].
+pub fn corpus_of(spec: CorpusSpec) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
     generate(&dir.path().join("zipf"), &spec).unwrap();
     std::fs::create_dir_all(dir.path().join("misc/deeper")).unwrap();
     std::fs::write(
