@@ -2,8 +2,8 @@
 //! memory while workers run, and writes the counts and the summary when
 //! every file is in.
 
-use crate::backend::{self, JobSettings, Progress};
-use crate::input;
+use crate::backend::{self, Backend, JobSettings, Progress};
+use crate::input::{self, InputFile};
 use crate::merge::Merge;
 use crate::report::{JobFacts, Report};
 use anyhow::{bail, Result};
@@ -36,7 +36,7 @@ pub struct DriverOutcome {
     pub write_result: Duration,
 }
 
-/// How often the driver reads progress and merges new results.
+/// How long the driver waits for a commit before it looks at the progress again.
 const TICK: Duration = Duration::from_millis(10);
 /// How often the driver rewrites the top words while the job runs.
 const TOP_EVERY: Duration = Duration::from_secs(1);
@@ -54,39 +54,24 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
 
     let per_file = opts.settings.commit == Commit::PerFile;
     let mut merge = Merge::default();
-    let mut top_written = (Instant::now(), 0);
     let mut ticker = Ticker::new();
+    let mut count_and_commit;
     let progress = loop {
-        if stop.load(Ordering::Relaxed) {
-            bail!("interrupted");
-        }
-        let p = backend.progress()?;
-        if !p.enqueue_done {
-            // Redis came back from a snapshot older than the enqueueing (or
-            // from nothing): restore what it lacks.
-            tracing::warn!("Redis lost the queue; enqueueing again what it lacks");
-            backend.create_job(&opts.settings)?;
-            backend.enqueue_all(&files)?;
-            continue;
-        }
-        if per_file {
-            merge.catch_up(backend.as_mut())?;
-        }
-        // Done once every file is committed and, with per-file commits,
-        // merged and the result written whole.
-        if p.is_done()
-            && (!per_file || (merge.files() == p.files_done && merge.finish(backend.as_mut())?))
-        {
+        let p = wait_until_merged(
+            opts,
+            &files,
+            backend.as_mut(),
+            &mut merge,
+            &mut ticker,
+            stop,
+        )?;
+        count_and_commit = started.elapsed() - enqueue;
+        // With per-file commits, the result is written whole unless Redis
+        // lost something meanwhile; then it is merged and written again.
+        if !per_file || merge.finish(backend.as_mut())? {
             break p;
         }
-        if per_file && merge.files() > top_written.1 && top_written.0.elapsed() >= TOP_EVERY {
-            backend.write_top(&merge.top(opts.top))?;
-            top_written = (Instant::now(), merge.files());
-        }
-        ticker.tick(&p);
-        std::thread::sleep(TICK);
     };
-    let count_and_commit = started.elapsed() - enqueue;
 
     let counts = if per_file {
         merge.into_counts()
@@ -122,6 +107,53 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         count_and_commit,
         write_result,
     })
+}
+
+/// Merges committed results as they come until every file is committed
+/// and, with per-file commits, merged; returns the progress then.
+fn wait_until_merged(
+    opts: &DriverOptions,
+    files: &[InputFile],
+    backend: &mut dyn Backend,
+    merge: &mut Merge,
+    ticker: &mut Ticker,
+    stop: &AtomicBool,
+) -> Result<Progress> {
+    let per_file = opts.settings.commit == Commit::PerFile;
+    let mut top_written = (Instant::now(), 0);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        let p = backend.progress()?;
+        if !p.enqueue_done {
+            // Redis came back from a snapshot older than the enqueueing (or
+            // from nothing): restore what it lacks.
+            tracing::warn!("Redis lost the queue; enqueueing again what it lacks");
+            backend.create_job(&opts.settings)?;
+            backend.enqueue_all(files)?;
+            continue;
+        }
+        if !per_file {
+            if p.is_done() {
+                return Ok(p);
+            }
+            std::thread::sleep(TICK);
+            continue;
+        }
+        // Every commit is in once the job is done: no need to wait (an
+        // idle Redis ends a short block only at its next cron tick).
+        let wait = if p.is_done() { Duration::ZERO } else { TICK };
+        merge.catch_up(backend, wait)?;
+        if p.is_done() && merge.files() == p.files_done {
+            return Ok(p);
+        }
+        if merge.files() > top_written.1 && top_written.0.elapsed() >= TOP_EVERY {
+            backend.write_top(&merge.top(opts.top))?;
+            top_written = (Instant::now(), merge.files());
+        }
+        ticker.tick(&p);
+    }
 }
 
 /// Files that could not be read (path, why). The job still counted every

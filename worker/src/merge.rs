@@ -16,6 +16,7 @@
 use crate::backend::{Backend, ResultCursor, Results};
 use crate::counts::{Counts, WordCount};
 use anyhow::{Context, Result};
+use std::time::Duration;
 
 /// Results read per call.
 const RESULTS_PER_READ: usize = 64;
@@ -38,9 +39,10 @@ impl Merge {
         self.counts.top(k)
     }
 
-    /// Merges every result committed since the last call.
-    pub fn catch_up(&mut self, backend: &mut dyn Backend) -> Result<()> {
-        self.read(backend).map(|_| ())
+    /// Merges every result committed since the last call, waiting up to
+    /// `wait` for the next one when there is none.
+    pub fn catch_up(&mut self, backend: &mut dyn Backend, wait: Duration) -> Result<()> {
+        self.read(backend, wait).map(|_| ())
     }
 
     /// Writes the result, then makes sure that nothing was committed or
@@ -53,7 +55,7 @@ impl Merge {
             backend.write_counts(&words)?;
         }
         let files = self.files;
-        let started_over = self.read(backend)?;
+        let started_over = self.read(backend, Duration::ZERO)?;
         Ok(!started_over && self.files == files)
     }
 
@@ -64,10 +66,12 @@ impl Merge {
 
     /// Reads and merges every result committed since the last read; true
     /// when it had to start over.
-    fn read(&mut self, backend: &mut dyn Backend) -> Result<bool> {
+    fn read(&mut self, backend: &mut dyn Backend, mut wait: Duration) -> Result<bool> {
         let mut started_over = false;
         loop {
-            match backend.results_since(&mut self.cursor, RESULTS_PER_READ)? {
+            let results = backend.results_since(&mut self.cursor, RESULTS_PER_READ, wait)?;
+            wait = Duration::ZERO;
+            match results {
                 Results::Lost => {
                     tracing::warn!(
                         "Redis may have come back from a snapshot; merging its results again"

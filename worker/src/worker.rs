@@ -74,7 +74,7 @@ impl Worker {
                     self.opts.patience
                 );
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

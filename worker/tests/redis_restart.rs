@@ -6,14 +6,11 @@
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::process::{Child, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-use wordcount::backend::{Backend, JobSettings, Stream};
+use wordcount::backend::{Backend, Stream};
 use wordcount::count::{count_files, Parallelism};
-use wordcount::driver::{self, DriverOptions};
 use wordcount::local::RedisServer;
-use wordcount_protocol::{Commit, RedisMode, Tokenizer, DEFAULT_PREFIX};
+use wordcount_protocol::{Tokenizer, DEFAULT_PREFIX};
 
 fn persistence(url: &str) -> HashMap<String, String> {
     let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
@@ -38,29 +35,8 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     let dir = corpus(40, 300_000);
     let mut server = RedisServer::start(Some(Duration::from_secs(2))).unwrap();
     let url = server.url_with_password();
-    let opts = DriverOptions {
-        redis: url.clone(),
-        mode: RedisMode::Snapshot,
-        prefix: DEFAULT_PREFIX.into(),
-        input: dir.path().to_path_buf(),
-        settings: JobSettings {
-            tokenizer: Tokenizer::Alnum,
-            commit: Commit::PerFile,
-            claim_timeout: Duration::from_millis(300),
-        },
-        top: 20,
-        patience: Duration::from_secs(60),
-    };
-    let driver = std::thread::spawn(move || driver::run(&opts, &AtomicBool::new(false)));
-    let mut workers: Vec<Child> = (0..2)
-        .map(|i| {
-            worker_command(&server, dir.path(), i)
-                .args(["--fault", &format!("worker={i},slow=150")])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let driver = spawn_driver(&server, dir.path(), Duration::from_millis(300), 20);
+    let mut workers = spawn_slow_workers(&server, dir.path(), 2, 150);
 
     // Kill Redis half a second after a snapshot, with commits made since.
     let first = persistence(&url)["rdb_last_save_time"].clone();
@@ -131,29 +107,8 @@ fn a_large_vocabulary_survives_restarts_mid_job_and_while_the_result_is_written(
 
     let mut server = RedisServer::start(Some(Duration::from_secs(1))).unwrap();
     let url = server.url_with_password();
-    let opts = DriverOptions {
-        redis: url.clone(),
-        mode: RedisMode::Snapshot,
-        prefix: DEFAULT_PREFIX.into(),
-        input: dir.path().to_path_buf(),
-        settings: JobSettings {
-            tokenizer: Tokenizer::Alnum,
-            commit: Commit::PerFile,
-            claim_timeout: Duration::from_millis(300),
-        },
-        top: 20,
-        patience: Duration::from_secs(60),
-    };
-    let driver = std::thread::spawn(move || driver::run(&opts, &AtomicBool::new(false)));
-    let mut workers: Vec<Child> = (0..2)
-        .map(|i| {
-            worker_command(&server, dir.path(), i)
-                .args(["--fault", &format!("worker={i},slow=100")])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let driver = spawn_driver(&server, dir.path(), Duration::from_millis(300), 20);
+    let mut workers = spawn_slow_workers(&server, dir.path(), 2, 100);
 
     // Mid-job: after a snapshot with commits in it, and more since.
     let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();

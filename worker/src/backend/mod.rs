@@ -122,11 +122,17 @@ pub trait Backend {
     /// Enqueues the files not enqueued yet and marks the end of enqueueing;
     /// returns how many it added.
     fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64>;
-    /// Up to `max` results committed after `cursor`, which it advances.
+    /// Up to `max` results committed after `cursor`, which it advances,
+    /// waiting up to `wait` for one when none is there yet.
     /// [`Results::Lost`] when results read before may have been rolled
     /// back (Redis came back from a snapshot): the reader starts over from
     /// a new cursor.
-    fn results_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results>;
+    fn results_since(
+        &mut self,
+        cursor: &mut ResultCursor,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Results>;
     /// Sets the count of each word in the job's result.
     fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()>;
     /// Empties the job's result.

@@ -149,7 +149,12 @@ pub fn failures(redis: &mut Redis) -> Result<Vec<(String, String)>> {
 /// position name the files committed since, in commit order, and
 /// `P:results` holds their counts. Both are written by the one `wc_commit`
 /// call, so any snapshot has both or neither.
-pub fn results_since(redis: &mut Redis, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
+pub fn results_since(
+    redis: &mut Redis,
+    cursor: &mut ResultCursor,
+    max: usize,
+    wait: Duration,
+) -> Result<Results> {
     let start = if cursor.position.is_empty() {
         "0-0"
     } else {
@@ -157,13 +162,13 @@ pub fn results_since(redis: &mut Redis, cursor: &mut ResultCursor, max: usize) -
     };
     let (last, ids, packed): (Option<String>, Vec<String>, Vec<Option<Vec<u8>>>) =
         redis.run(|c, k| {
-            let reply: Value = redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(max)
-                .arg("STREAMS")
-                .arg(&k.latency)
-                .arg(start)
-                .query(c)?;
+            let mut xread = redis::cmd("XREAD");
+            xread.arg("COUNT").arg(max);
+            if !wait.is_zero() {
+                // Wakes at the next commit: the driver sees it at once.
+                xread.arg("BLOCK").arg(wait.as_millis() as u64);
+            }
+            let reply: Value = xread.arg("STREAMS").arg(&k.latency).arg(start).query(c)?;
             // [[stream, [[entry id, [field, value, ...]], ...]]]
             let entries = as_array(&reply)
                 .first()

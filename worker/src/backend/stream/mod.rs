@@ -32,8 +32,13 @@ impl Backend for Stream {
     fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64> {
         driver::enqueue_all(&mut self.redis, files)
     }
-    fn results_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
-        driver::results_since(&mut self.redis, cursor, max)
+    fn results_since(
+        &mut self,
+        cursor: &mut ResultCursor,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Results> {
+        driver::results_since(&mut self.redis, cursor, max, wait)
     }
     fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()> {
         driver::write_counts(&mut self.redis, words)
