@@ -5,7 +5,6 @@
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Word -> count. Words of up to 8 bytes (most of them) live in a table of
 /// their own, keyed by their bytes read as one u64; longer ones in a
@@ -19,39 +18,19 @@ pub struct Counts {
 }
 
 /// Open addressing, linear probing, Fibonacci hashing; at most half full.
-#[derive(Clone)]
+///
+/// Every table (of every process) hashes alike, so iterating one yields its
+/// words in the order of the slots they take in any other table at least as
+/// large: adding them there walks its memory in order, which the cache
+/// likes. Into a smaller table the same order would fill a few runs of
+/// slots and make probing quadratic, so bulk adds reserve first
+/// ([`Counts::reserve`]).
+#[derive(Default, Clone)]
 struct ShortTable {
     slots: Vec<Slot>,
     len: usize,
     /// 64 - log2(slots.len()).
     shift: u32,
-    /// Mixed into every key, different for every table. Iterating a table
-    /// yields its keys in the order of their slots; with one hash for all
-    /// tables, adding them to a smaller table (a merge, packed counts read
-    /// back) would fill a few runs of slots and make probing quadratic.
-    seed: u64,
-}
-
-impl Default for ShortTable {
-    fn default() -> Self {
-        static TABLES: AtomicU64 = AtomicU64::new(0);
-        let n = TABLES.fetch_add(1, Ordering::Relaxed);
-        ShortTable {
-            slots: Vec::new(),
-            len: 0,
-            shift: 0,
-            // Apart in every table of every process.
-            seed: splitmix64(n ^ (u64::from(std::process::id()) << 32)),
-        }
-    }
-}
-
-/// A 64-bit mixer (splitmix64's finaliser).
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[derive(Default, Clone, Copy)]
@@ -65,8 +44,7 @@ struct Slot {
 impl ShortTable {
     #[inline(always)]
     fn slot(&self, key: u64, len: usize) -> usize {
-        ((key ^ self.seed)
-            .wrapping_add(len as u64)
+        (key.wrapping_add(len as u64)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             >> self.shift) as usize
     }
@@ -116,7 +94,18 @@ impl ShortTable {
 
     #[cold]
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(1024);
+        self.resize((self.slots.len() * 2).max(1024));
+    }
+
+    /// Room for `additional` more words at most half full.
+    fn reserve(&mut self, additional: usize) {
+        let want = ((self.len + additional) * 2).next_power_of_two().max(1024);
+        if want > self.slots.len() {
+            self.resize(want);
+        }
+    }
+
+    fn resize(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
         self.shift = 64 - size.trailing_zeros();
         self.len = 0;
@@ -212,7 +201,24 @@ impl Counts {
             .chain(self.long.iter().map(|(w, c)| (&**w, *c)))
     }
 
+    /// Empties the counts and keeps their room, for counting the next file.
+    pub fn clear(&mut self) {
+        self.short.slots.fill(Slot::default());
+        self.short.len = 0;
+        self.long.clear();
+        self.total = 0;
+    }
+
+    /// Room for `additional` more distinct words without growing.
+    pub fn reserve(&mut self, additional: usize) {
+        self.short.reserve(additional);
+        let hasher = &self.hasher;
+        self.long
+            .reserve(additional, |(w, _)| hasher.hash_one(&**w));
+    }
+
     pub fn merge(&mut self, other: &Counts) {
+        self.reserve(other.distinct());
         for (w, c) in other.iter() {
             self.add(w, c);
         }
@@ -255,6 +261,7 @@ impl Counts {
 
     /// Adds the packed counts in `packed` (as made by [`Counts::pack`]).
     pub fn add_packed(&mut self, packed: &[u8]) -> anyhow::Result<()> {
+        self.reserve(packed.iter().filter(|&&b| b == b'\n').count());
         for line in packed.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let tab = last_tab(line)
                 .ok_or_else(|| anyhow::anyhow!("malformed packed counts line (no tab)"))?;

@@ -108,18 +108,22 @@ fn a_large_vocabulary_survives_restarts_mid_job_and_while_the_result_is_written(
     let mut server = RedisServer::start(Some(Duration::from_secs(1))).unwrap();
     let url = server.url_with_password();
     let driver = spawn_driver(&server, dir.path(), Duration::from_millis(300), 20);
-    let mut workers = spawn_slow_workers(&server, dir.path(), 2, 100);
+    let mut workers = spawn_slow_workers(&server, dir.path(), 2, 200);
 
     // Mid-job: after a snapshot with commits in it, and more since.
     let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
+    let first = persistence(&url)["rdb_last_save_time"].clone();
     wait_for("commits in a snapshot", Duration::from_secs(30), || {
-        probe.progress().unwrap().files_done > 4
-            && persistence(&url)["rdb_changes_since_last_save"] == "0"
+        let p = persistence(&url);
+        p["rdb_last_save_time"] != first
+            && p["rdb_bgsave_in_progress"] == "0"
+            && probe.progress().unwrap().files_done > 4
     });
     std::thread::sleep(Duration::from_millis(300));
+    let p = probe.progress().unwrap();
     assert!(
-        !probe.progress().unwrap().is_done(),
-        "the job ended too soon; make it longer"
+        !p.is_done(),
+        "the job ended too soon; make it longer: {p:?}"
     );
     server.kill();
     server.restart().unwrap();
