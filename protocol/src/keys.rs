@@ -19,10 +19,9 @@ pub struct Keys {
     pub results: String,
     /// Hash path -> why it could not be counted.
     pub failed: String,
-    /// Sorted set word -> count: the result, written once every file is in.
+    /// Sorted set word -> count: the result, written as the driver merges
+    /// committed files, whole once the summary is written.
     pub counts: String,
-    /// Where the driver writes the next `counts` before renaming it.
-    pub counts_next: String,
     /// Sorted set word -> count: the most frequent words so far, rewritten
     /// about once a second while the job runs.
     pub top: String,
@@ -47,7 +46,6 @@ impl Keys {
             results: k("results"),
             failed: k("failed"),
             counts: k("counts"),
-            counts_next: k("counts:next"),
             top: k("top"),
             stats: k("stats"),
             latency: k("latency"),

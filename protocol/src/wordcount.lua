@@ -19,18 +19,9 @@ end
 
 -- Commits a file: XACK, and only if that returned 1, records its counts
 -- (inline, staged or, for per-word commits, already added) and latency.
--- KEYS: queue, results, stats, latency, stage, failed, meta.
+-- KEYS: queue, results, stats, latency, stage, failed.
 -- ARGV: group, id, worker, path, bytes, words, how ('inline'|'staged'|'added'|'failed'), [packed or error].
--- Returns {1 if this call committed the file else 0, files left (-1 while enqueueing)}.
-local function files_left(stats, meta)
-  local m = redis.call('HMGET', meta, 'files', 'enqueue_done')
-  if m[2] ~= '1' then
-    return -1
-  end
-  local st = redis.call('HMGET', stats, 'files_done', 'files_failed')
-  return tonumber(m[1]) - (tonumber(st[1]) or 0) - (tonumber(st[2]) or 0)
-end
-
+-- Returns 1 if this call committed the file, 0 if it had been committed before.
 local function commit(keys, args)
   local id, how = args[2], args[7]
   if how == 'staged' and redis.call('EXISTS', keys[5]) == 0 then
@@ -57,7 +48,7 @@ local function commit(keys, args)
     redis.call('XADD', keys[4], '*', 'id', id, 'path', args[4], 'worker', args[3],
       'latency_ms', latency, 'bytes', args[5])
   end
-  return {acked, files_left(keys[3], keys[7])}
+  return acked
 end
 
 -- Marks a crash fault as fired, once per job. KEYS: faults. ARGV: spec.

@@ -18,6 +18,13 @@ pub struct Counts {
 }
 
 /// Open addressing, linear probing, Fibonacci hashing; at most half full.
+///
+/// Every table (of every process) hashes alike, so iterating one yields its
+/// words in the order of the slots they take in any other table at least as
+/// large: adding them there walks its memory in order, which the cache
+/// likes. Into a smaller table the same order would fill a few runs of
+/// slots and make probing quadratic, so bulk adds reserve first
+/// ([`Counts::reserve`]).
 #[derive(Default, Clone)]
 struct ShortTable {
     slots: Vec<Slot>,
@@ -87,7 +94,18 @@ impl ShortTable {
 
     #[cold]
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(1024);
+        self.resize((self.slots.len() * 2).max(1024));
+    }
+
+    /// Room for `additional` more words at most half full.
+    fn reserve(&mut self, additional: usize) {
+        let want = ((self.len + additional) * 2).next_power_of_two().max(1024);
+        if want > self.slots.len() {
+            self.resize(want);
+        }
+    }
+
+    fn resize(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
         self.shift = 64 - size.trailing_zeros();
         self.len = 0;
@@ -183,7 +201,24 @@ impl Counts {
             .chain(self.long.iter().map(|(w, c)| (&**w, *c)))
     }
 
+    /// Empties the counts and keeps their room, for counting the next file.
+    pub fn clear(&mut self) {
+        self.short.slots.fill(Slot::default());
+        self.short.len = 0;
+        self.long.clear();
+        self.total = 0;
+    }
+
+    /// Room for `additional` more distinct words without growing.
+    pub fn reserve(&mut self, additional: usize) {
+        self.short.reserve(additional);
+        let hasher = &self.hasher;
+        self.long
+            .reserve(additional, |(w, _)| hasher.hash_one(&**w));
+    }
+
     pub fn merge(&mut self, other: &Counts) {
+        self.reserve(other.distinct());
         for (w, c) in other.iter() {
             self.add(w, c);
         }
@@ -226,6 +261,7 @@ impl Counts {
 
     /// Adds the packed counts in `packed` (as made by [`Counts::pack`]).
     pub fn add_packed(&mut self, packed: &[u8]) -> anyhow::Result<()> {
+        self.reserve(packed.iter().filter(|&&b| b == b'\n').count());
         for line in packed.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let tab = last_tab(line)
                 .ok_or_else(|| anyhow::anyhow!("malformed packed counts line (no tab)"))?;

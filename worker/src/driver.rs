@@ -2,11 +2,11 @@
 //! memory while workers run, and writes the counts and the summary when
 //! every file is in.
 
-use crate::backend::{self, Backend, JobSettings, Progress, ResultCursor, Results};
-use crate::counts::Counts;
-use crate::input;
+use crate::backend::{self, Backend, JobSettings, Progress};
+use crate::input::{self, InputFile};
+use crate::merge::Merge;
 use crate::report::{JobFacts, Report};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,12 +36,10 @@ pub struct DriverOutcome {
     pub write_result: Duration,
 }
 
-/// How often the driver reads progress and merges new results.
+/// How long the driver waits for a commit before it looks at the progress again.
 const TICK: Duration = Duration::from_millis(10);
 /// How often the driver rewrites the top words while the job runs.
 const TOP_EVERY: Duration = Duration::from_secs(1);
-/// Results read per call.
-const RESULTS_PER_READ: usize = 64;
 
 pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let started = Instant::now();
@@ -55,43 +53,28 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let enqueue = started.elapsed();
 
     let per_file = opts.settings.commit == Commit::PerFile;
-    let mut merged = Merged::default();
-    let mut top_written = (Instant::now(), 0);
+    let mut merge = Merge::default();
     let mut ticker = Ticker::new();
+    let mut count_and_commit;
     let progress = loop {
-        if stop.load(Ordering::Relaxed) {
-            bail!("interrupted");
-        }
-        let p = backend.progress()?;
-        if !p.enqueue_done {
-            // Redis came back from a snapshot older than the enqueueing (or
-            // from nothing): restore what it lacks.
-            tracing::warn!("Redis lost the queue; enqueueing again what it lacks");
-            backend.create_job(&opts.settings)?;
-            backend.enqueue_all(&files)?;
-            continue;
-        }
-        if per_file {
-            merged.catch_up(backend.as_mut())?;
-        }
-        // Done once every file is committed and, with per-file commits,
-        // merged: then the merged counts are the exact result, whatever
-        // Redis loses afterwards.
-        if p.is_done() && (!per_file || merged.files == p.files_done) {
+        let p = wait_until_merged(
+            opts,
+            &files,
+            backend.as_mut(),
+            &mut merge,
+            &mut ticker,
+            stop,
+        )?;
+        count_and_commit = started.elapsed() - enqueue;
+        // With per-file commits, the result is written whole unless Redis
+        // lost something meanwhile; then it is merged and written again.
+        if !per_file || merge.finish(backend.as_mut())? {
             break p;
         }
-        if per_file && merged.files > top_written.1 && top_written.0.elapsed() >= TOP_EVERY {
-            backend.write_top(&merged.counts.top(opts.top))?;
-            top_written = (Instant::now(), merged.files);
-        }
-        ticker.tick(&p);
-        std::thread::sleep(TICK);
     };
-    let count_and_commit = started.elapsed() - enqueue;
 
     let counts = if per_file {
-        backend.write_counts(&merged.counts)?;
-        merged.counts
+        merge.into_counts()
     } else {
         backend.counts()?
     };
@@ -126,38 +109,50 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     })
 }
 
-/// The committed results merged so far, in the driver's memory: a hash map
-/// adds a word in tens of nanoseconds where Redis, adding to a sorted set,
-/// takes a microsecond or more, and it is written into Redis once.
-#[derive(Default)]
-struct Merged {
-    counts: Counts,
-    files: u64,
-    cursor: ResultCursor,
-}
-
-impl Merged {
-    /// Merges every result committed since the last call.
-    fn catch_up(&mut self, backend: &mut dyn Backend) -> Result<()> {
-        loop {
-            match backend.results_since(&mut self.cursor, RESULTS_PER_READ)? {
-                Results::Lost => {
-                    tracing::warn!(
-                        "Redis may have come back from a snapshot; merging its results again"
-                    );
-                    *self = Merged::default();
-                }
-                Results::More(batch) if batch.is_empty() => return Ok(()),
-                Results::More(batch) => {
-                    for (id, packed) in &batch {
-                        self.counts
-                            .add_packed(packed)
-                            .with_context(|| format!("the counts of {id} are malformed"))?;
-                    }
-                    self.files += batch.len() as u64;
-                }
-            }
+/// Merges committed results as they come until every file is committed
+/// and, with per-file commits, merged; returns the progress then.
+fn wait_until_merged(
+    opts: &DriverOptions,
+    files: &[InputFile],
+    backend: &mut dyn Backend,
+    merge: &mut Merge,
+    ticker: &mut Ticker,
+    stop: &AtomicBool,
+) -> Result<Progress> {
+    let per_file = opts.settings.commit == Commit::PerFile;
+    let mut top_written = (Instant::now(), 0);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
         }
+        let p = backend.progress()?;
+        if !p.enqueue_done {
+            // Redis came back from a snapshot older than the enqueueing (or
+            // from nothing): restore what it lacks.
+            tracing::warn!("Redis lost the queue; enqueueing again what it lacks");
+            backend.create_job(&opts.settings)?;
+            backend.enqueue_all(files)?;
+            continue;
+        }
+        if !per_file {
+            if p.is_done() {
+                return Ok(p);
+            }
+            std::thread::sleep(TICK);
+            continue;
+        }
+        // Every commit is in once the job is done: no need to wait (an
+        // idle Redis ends a short block only at its next cron tick).
+        let wait = if p.is_done() { Duration::ZERO } else { TICK };
+        merge.catch_up(backend, wait)?;
+        if p.is_done() && merge.files() == p.files_done {
+            return Ok(p);
+        }
+        if merge.files() > top_written.1 && top_written.0.elapsed() >= TOP_EVERY {
+            backend.write_top(&merge.top(opts.top))?;
+            top_written = (Instant::now(), merge.files());
+        }
+        ticker.tick(&p);
     }
 }
 

@@ -12,6 +12,7 @@ pub mod fault;
 pub mod generate;
 pub mod input;
 pub mod local;
+pub mod merge;
 pub mod report;
 pub mod scan;
 pub mod tokenize;

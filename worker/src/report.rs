@@ -26,7 +26,8 @@ pub struct Phases {
     pub redis_start: f64,
     /// The worker processes spawned.
     pub workers_start: f64,
-    /// The driver: input listed, job created, files enqueued.
+    /// The driver: input listed, connected (the function library loaded),
+    /// job created, files enqueued.
     pub enqueue: f64,
     /// Until every file is committed and merged.
     pub count_and_commit: f64,

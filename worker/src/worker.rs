@@ -33,7 +33,11 @@ pub struct WorkerStats {
 
 pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
     let backend = backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?;
-    let mut w = Worker { opts, backend };
+    let mut w = Worker {
+        opts,
+        backend,
+        counts: Counts::new(),
+    };
     let settings = w.wait_for_settings()?;
     // Look for files to steal a few times per claim timeout, and notice
     // the end of the job soon after it comes.
@@ -48,12 +52,9 @@ pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
                 let span = tracing::info_span!("file", path = %entry.path, id = %entry.id, stolen);
                 let committed = span.in_scope(|| w.process(&settings, &entry, stats.files))?;
                 stats.ignored += !committed.took_effect as u64;
-                // The last commit ends the job: no need to wait for a read to time out.
-                if committed.job_done {
-                    return Ok(stats);
-                }
             }
-            None if w.backend.progress()?.is_done() => return Ok(stats),
+            // The driver wakes the waiting workers once it has finished.
+            None if w.backend.progress()?.finished => return Ok(stats),
             None => {}
         }
     }
@@ -62,6 +63,9 @@ pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
 struct Worker {
     opts: WorkerOptions,
     backend: Box<dyn Backend + Send>,
+    /// One file's counts; kept from file to file so that its table has
+    /// grown once.
+    counts: Counts,
 }
 
 impl Worker {
@@ -77,7 +81,7 @@ impl Worker {
                     self.opts.patience
                 );
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -100,8 +104,9 @@ impl Worker {
         let name = self.opts.name.clone();
         let committed = match settings.commit {
             Commit::PerFile => {
-                let mut counts = Counts::new();
-                match count_file(&path, settings.tokenizer, &mut counts) {
+                let mut counts = std::mem::take(&mut self.counts);
+                counts.clear();
+                let committed = match count_file(&path, settings.tokenizer, &mut counts) {
                     Err(e) => {
                         tracing::warn!("cannot count the file: {e:#}");
                         self.backend
@@ -112,7 +117,9 @@ impl Worker {
                         self.maybe_crash(CrashPoint::AfterCount, nth)?;
                         self.commit_counts(entry, &counts, nth)?
                     }
-                }
+                };
+                self.counts = counts;
+                committed
             }
             Commit::PerWord => self.commit_per_word(settings, entry, &path, started, nth)?,
         };

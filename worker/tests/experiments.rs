@@ -68,8 +68,11 @@ fn efficiency_writes_csv_png_and_a_table() {
         "sweep,files,mib,method,workers,median_s,min_s,max_s,mib_per_s,efficiency"
     );
     // Fixed input: serial, then 3 methods on 1 and 2 workers; growing
-    // input (1 and 4 files): serial and 3 methods on 2 workers each.
-    assert_eq!(rows.len(), 1 + 3 * 2 + 2 * 4, "{rows:?}");
+    // input (1 and 4 files): serial and 3 methods on 2 workers each; fixed
+    // cost (p tiny files on p = 1 and 2 workers): serial and 3 methods each.
+    assert_eq!(rows.len(), 1 + 3 * 2 + 2 * 4 + 2 * 4, "{rows:?}");
+    let fixed: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "fixed-cost").collect();
+    assert_eq!(fixed.len(), 8, "{rows:?}");
     let methods: Vec<&str> = rows.iter().map(|r| r[3].as_str()).collect();
     for m in ["serial", "threads", "processes", "redis"] {
         assert!(methods.contains(&m), "no {m} row");

@@ -221,22 +221,7 @@ fn a_file_that_vanishes_after_enqueueing_is_named_as_unreadable() {
     need_redis();
     let dir = corpus(3, 10_000);
     let server = wordcount::local::RedisServer::start(None).unwrap();
-    let opts = wordcount::driver::DriverOptions {
-        redis: server.url_with_password(),
-        mode: wordcount_protocol::RedisMode::Snapshot,
-        prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
-        input: dir.path().to_path_buf(),
-        settings: wordcount::backend::JobSettings {
-            tokenizer: wordcount_protocol::Tokenizer::Alnum,
-            commit: wordcount_protocol::Commit::PerFile,
-            claim_timeout: Duration::from_secs(5),
-        },
-        top: 5,
-        patience: Duration::from_secs(10),
-    };
-    let driver = std::thread::spawn(move || {
-        wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
-    });
+    let driver = spawn_driver(&server, dir.path(), Duration::from_secs(5), 5);
     // Enqueued (no worker yet), then the file goes away.
     let mut probe = wordcount::backend::Stream::open(
         &server.url_with_password(),
@@ -392,31 +377,8 @@ fn a_function_library_deleted_mid_job_is_loaded_again() {
     need_redis();
     let dir = corpus(12, 50_000);
     let server = wordcount::local::RedisServer::start(None).unwrap();
-    let opts = wordcount::driver::DriverOptions {
-        redis: server.url_with_password(),
-        mode: wordcount_protocol::RedisMode::Snapshot,
-        prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
-        input: dir.path().to_path_buf(),
-        settings: wordcount::backend::JobSettings {
-            tokenizer: wordcount_protocol::Tokenizer::Alnum,
-            commit: wordcount_protocol::Commit::PerFile,
-            claim_timeout: Duration::from_secs(5),
-        },
-        top: 5,
-        patience: Duration::from_secs(10),
-    };
-    let driver = std::thread::spawn(move || {
-        wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
-    });
-    let mut workers: Vec<_> = (0..2)
-        .map(|i| {
-            worker_command(&server, dir.path(), i)
-                .args(["--fault", &format!("worker={i},slow=40")])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let driver = spawn_driver(&server, dir.path(), Duration::from_secs(5), 5);
+    let mut workers = spawn_slow_workers(&server, dir.path(), 2, 100);
     let mut deleted = 0;
     while !driver.is_finished() {
         if redis_cmd(
@@ -427,10 +389,10 @@ fn a_function_library_deleted_mid_job_is_loaded_again() {
         {
             deleted += 1;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        deleted >= 2,
+        deleted >= 3,
         "the library was deleted only {deleted} time(s)"
     );
     let outcome = driver

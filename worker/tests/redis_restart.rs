@@ -6,14 +6,11 @@
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::process::{Child, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-use wordcount::backend::{Backend, JobSettings, Stream};
+use wordcount::backend::{Backend, Stream};
 use wordcount::count::{count_files, Parallelism};
-use wordcount::driver::{self, DriverOptions};
 use wordcount::local::RedisServer;
-use wordcount_protocol::{Commit, RedisMode, Tokenizer, DEFAULT_PREFIX};
+use wordcount_protocol::{Tokenizer, DEFAULT_PREFIX};
 
 fn persistence(url: &str) -> HashMap<String, String> {
     let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
@@ -38,29 +35,8 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     let dir = corpus(40, 300_000);
     let mut server = RedisServer::start(Some(Duration::from_secs(2))).unwrap();
     let url = server.url_with_password();
-    let opts = DriverOptions {
-        redis: url.clone(),
-        mode: RedisMode::Snapshot,
-        prefix: DEFAULT_PREFIX.into(),
-        input: dir.path().to_path_buf(),
-        settings: JobSettings {
-            tokenizer: Tokenizer::Alnum,
-            commit: Commit::PerFile,
-            claim_timeout: Duration::from_millis(300),
-        },
-        top: 20,
-        patience: Duration::from_secs(60),
-    };
-    let driver = std::thread::spawn(move || driver::run(&opts, &AtomicBool::new(false)));
-    let mut workers: Vec<Child> = (0..2)
-        .map(|i| {
-            worker_command(&server, dir.path(), i)
-                .args(["--fault", &format!("worker={i},slow=150")])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let driver = spawn_driver(&server, dir.path(), Duration::from_millis(300), 20);
+    let mut workers = spawn_slow_workers(&server, dir.path(), 2, 150);
 
     // Kill Redis half a second after a snapshot, with commits made since.
     let first = persistence(&url)["rdb_last_save_time"].clone();
@@ -106,4 +82,88 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     let want = count_files(&files, Tokenizer::Alnum, Parallelism::Serial).unwrap();
     assert_eq!(got.first_difference(&want), None);
     assert_eq!(outcome.report.words, want.total());
+}
+
+/// Over 200,000 distinct words across many files, and Redis killed twice:
+/// once mid-job, once while the driver writes the result. Each time it
+/// comes back from its last snapshot, and the counts stay exact.
+#[test]
+fn a_large_vocabulary_survives_restarts_mid_job_and_while_the_result_is_written() {
+    need_redis();
+    let dir = corpus_of(wordcount::generate::CorpusSpec {
+        files: 48,
+        bytes_per_file: 200_000,
+        vocabulary: 400_000,
+        zipf: 0.3,
+        ..Default::default()
+    });
+    let files = wordcount::input::list(&[dir.path().to_path_buf()]).unwrap();
+    let want = count_files(&files, Tokenizer::Alnum, Parallelism::Serial).unwrap();
+    assert!(
+        want.distinct() >= 200_000,
+        "only {} distinct words",
+        want.distinct()
+    );
+
+    let mut server = RedisServer::start(Some(Duration::from_secs(1))).unwrap();
+    let url = server.url_with_password();
+    let driver = spawn_driver(&server, dir.path(), Duration::from_millis(300), 20);
+    let mut workers = spawn_slow_workers(&server, dir.path(), 2, 200);
+
+    // Mid-job: after a snapshot with commits in it, and more since.
+    let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
+    let first = persistence(&url)["rdb_last_save_time"].clone();
+    wait_for("commits in a snapshot", Duration::from_secs(30), || {
+        let p = persistence(&url);
+        p["rdb_last_save_time"] != first
+            && p["rdb_bgsave_in_progress"] == "0"
+            && probe.progress().unwrap().files_done > 4
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let p = probe.progress().unwrap();
+    assert!(
+        !p.is_done(),
+        "the job ended too soon; make it longer: {p:?}"
+    );
+    server.kill();
+    server.restart().unwrap();
+
+    // While the result is written: the counts are there, the summary not yet.
+    let mut c = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let keys = wordcount_protocol::Keys::default();
+    let mut caught = false;
+    let started = Instant::now();
+    while !driver.is_finished() && started.elapsed() < Duration::from_secs(60) {
+        let (counts, summary): (u64, bool) = redis::pipe()
+            .cmd("ZCARD")
+            .arg(&keys.counts)
+            .cmd("EXISTS")
+            .arg(&keys.summary)
+            .query(&mut c)
+            .unwrap_or((0, false));
+        if counts > 0 && !summary {
+            server.kill();
+            server.restart().unwrap();
+            caught = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(caught, "never saw the result being written");
+
+    let outcome = driver
+        .join()
+        .unwrap()
+        .expect("the driver rides out both restarts");
+    for w in &mut workers {
+        assert!(w.wait().unwrap().success(), "a worker failed");
+    }
+    assert_eq!(outcome.report.words, want.total());
+    assert_eq!(outcome.report.distinct, want.distinct() as u64);
+    assert_eq!(outcome.report.top, want.top(20));
+    let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
+    assert_eq!(probe.counts().unwrap().first_difference(&want), None);
 }

@@ -51,8 +51,6 @@ pub enum Carry<'a> {
 pub struct Committed {
     /// False when another worker had committed the file first.
     pub took_effect: bool,
-    /// No file is left: the job is done.
-    pub job_done: bool,
 }
 
 /// A commit of [`Carry::Staged`] found the stage gone (Redis came back from
@@ -102,6 +100,9 @@ pub struct Progress {
     pub words: u64,
     pub bytes_done: u64,
     pub commits_ignored: u64,
+    /// The driver has written the result and the summary: the job is over.
+    /// Until then workers stay, to redo what a Redis restart may roll back.
+    pub finished: bool,
 }
 
 impl Progress {
@@ -121,13 +122,21 @@ pub trait Backend {
     /// Enqueues the files not enqueued yet and marks the end of enqueueing;
     /// returns how many it added.
     fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64>;
-    /// Up to `max` results committed after `cursor`, which it advances.
+    /// Up to `max` results committed after `cursor`, which it advances,
+    /// waiting up to `wait` for one when none is there yet.
     /// [`Results::Lost`] when results read before may have been rolled
     /// back (Redis came back from a snapshot): the reader starts over from
     /// a new cursor.
-    fn results_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results>;
-    /// Writes the job's result, replacing any before.
-    fn write_counts(&mut self, counts: &Counts) -> Result<()>;
+    fn results_since(
+        &mut self,
+        cursor: &mut ResultCursor,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Results>;
+    /// Sets the count of each word in the job's result.
+    fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()>;
+    /// Empties the job's result.
+    fn clear_counts(&mut self) -> Result<()>;
     /// Writes the most frequent words so far, for whoever watches the job.
     fn write_top(&mut self, top: &[WordCount]) -> Result<()>;
     /// Files that could not be counted: path -> why, sorted by path.

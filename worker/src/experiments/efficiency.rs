@@ -2,6 +2,8 @@
 //! Redis: on a fixed input with 1..N workers (does adding workers pay?), and
 //! with N workers on a growing number of equal files (fewer files than
 //! workers leave workers idle; coordination costs a fixed amount per job).
+//! The fixed cost of each mode is measured apart, on p tiny files, so the
+//! curves can be read as work plus a known constant.
 
 use super::corpus::{human, total_bytes};
 use super::measure::{mib, plot_points, write_points, POINT_COLUMNS};
@@ -46,10 +48,13 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let mut table = Table::new(&columns).csv_only(&["min_s", "max_s"]);
     let by_workers = fixed_input(ctx, &p, &mut table)?;
     let by_files = growing_files(ctx, &p, &mut table)?;
+    let fixed = fixed_cost(ctx, &mut table)?;
     Ok(Outcome {
-        title: "Parallel efficiency T_serial / (p · T_p), median of runs".into(),
+        title:
+            "Parallel efficiency T_serial / (p · T_p), median of runs; fixed cost on empty files"
+                .into(),
         table,
-        charts: vec![by_workers, by_files],
+        charts: vec![by_workers, by_files, fixed],
     })
 }
 
@@ -111,5 +116,36 @@ fn growing_files(ctx: &Ctx, p: &Params, table: &mut Table) -> Result<Chart> {
         ctx.inputs.discard(&dir);
     }
     ctx.inputs.discard(&all);
+    Ok(chart)
+}
+
+/// What each mode costs with next to nothing to count: p files of a few
+/// words on p workers (every worker, thread or process gets one), so the
+/// time is all start, coordination and stop.
+fn fixed_cost(ctx: &Ctx, table: &mut Table) -> Result<Chart> {
+    let mut chart = Chart::new(
+        "Fixed cost: p tiny files on p workers".to_string(),
+        "workers p",
+        "milliseconds",
+    );
+    for &p in &ctx.workers {
+        let spec = CorpusSpec {
+            files: p,
+            bytes_per_file: 16,
+            ..CorpusSpec::default()
+        };
+        let dir = ctx.inputs.generate(&format!("tiny-{p}"), &spec)?;
+        let points = ctx.measure.points(&dir, &[p], &format!("{p} tiny files"))?;
+        write_points(table, &points, 0, || {
+            Row::new().cell("fixed-cost").cell(p).num(0.0, 1)
+        });
+        plot_points(
+            &mut chart,
+            &points,
+            |_| p as f64,
+            |pt| pt.timed.median * 1e3,
+        );
+        ctx.inputs.discard(&dir);
+    }
     Ok(chart)
 }

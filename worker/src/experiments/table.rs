@@ -35,9 +35,10 @@ impl Row {
         self.cell(format!("{value:.decimals$}"))
     }
 
-    /// The [`TIMED`] columns.
+    /// The [`TIMED`] columns, to the microsecond (a thread starts in less
+    /// than a tenth of a millisecond).
     pub fn timed<T>(self, t: &Timed<T>) -> Self {
-        self.num(t.median, 4).num(t.min, 4).num(t.max, 4)
+        self.num(t.median, 6).num(t.min, 6).num(t.max, 6)
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 use wordcount::generate::{generate, CorpusSpec};
 use wordcount::report::Report;
 
@@ -23,13 +24,17 @@ pub fn need_redis() {
 /// A corpus of `files` Zipf files plus a few hand-made ones (Unicode,
 /// invalid UTF-8, an empty file, a nested directory).
 pub fn corpus(files: usize, bytes: u64) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = CorpusSpec {
+    corpus_of(CorpusSpec {
         files,
         bytes_per_file: bytes,
         vocabulary: 20_000,
         ..Default::default()
-    };
+    })
+}
+
+/// The synthetic files of `spec` under `zipf/`, and the odd ones of [`corpus`].
+pub fn corpus_of(spec: CorpusSpec) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
     generate(&dir.path().join("zipf"), &spec).unwrap();
     std::fs::create_dir_all(dir.path().join("misc/deeper")).unwrap();
     std::fs::write(
@@ -116,4 +121,49 @@ pub fn serial(input: &Path, tokenizer: &str) -> Report {
         tokenizer,
     ]);
     serde_json::from_slice(&ok(&out).stdout).unwrap()
+}
+
+/// A driver of the job on `server` over `input`, in a thread of the test,
+/// as `wordcount driver` would run: per-file commits, the top `top` words.
+pub fn spawn_driver(
+    server: &wordcount::local::RedisServer,
+    input: &Path,
+    claim_timeout: Duration,
+    top: usize,
+) -> std::thread::JoinHandle<anyhow::Result<wordcount::driver::DriverOutcome>> {
+    let opts = wordcount::driver::DriverOptions {
+        redis: server.url_with_password(),
+        mode: wordcount_protocol::RedisMode::Snapshot,
+        prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
+        input: input.to_path_buf(),
+        settings: wordcount::backend::JobSettings {
+            tokenizer: wordcount_protocol::Tokenizer::Alnum,
+            commit: wordcount_protocol::Commit::PerFile,
+            claim_timeout,
+        },
+        top,
+        patience: Duration::from_secs(60),
+    };
+    std::thread::spawn(move || {
+        wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
+    })
+}
+
+/// `n` worker processes, each `factor` times slower than it could be, so
+/// that a test has time to act while they work.
+pub fn spawn_slow_workers(
+    server: &wordcount::local::RedisServer,
+    input: &Path,
+    n: usize,
+    factor: u32,
+) -> Vec<std::process::Child> {
+    (0..n)
+        .map(|i| {
+            worker_command(server, input, i)
+                .args(["--fault", &format!("worker={i},slow={factor}")])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
 }

@@ -32,11 +32,19 @@ impl Backend for Stream {
     fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64> {
         driver::enqueue_all(&mut self.redis, files)
     }
-    fn results_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
-        driver::results_since(&mut self.redis, cursor, max)
+    fn results_since(
+        &mut self,
+        cursor: &mut ResultCursor,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Results> {
+        driver::results_since(&mut self.redis, cursor, max, wait)
     }
-    fn write_counts(&mut self, counts: &Counts) -> Result<()> {
-        driver::write_counts(&mut self.redis, counts)
+    fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()> {
+        driver::write_counts(&mut self.redis, words)
+    }
+    fn clear_counts(&mut self) -> Result<()> {
+        driver::clear_counts(&mut self.redis)
     }
     fn write_top(&mut self, top: &[WordCount]) -> Result<()> {
         driver::write_top(&mut self.redis, top)

@@ -102,17 +102,16 @@ pub fn commit(
         Carry::Added => ("added", b""),
         Carry::Failed(e) => ("failed", e.as_bytes()),
     };
-    let reply: Option<(i64, i64)> = redis.run(|c, k| {
+    let reply: Option<i64> = redis.run(|c, k| {
         let r = redis::cmd("FCALL")
             .arg(library::COMMIT)
-            .arg(7)
+            .arg(6)
             .arg(&k.queue)
             .arg(&k.results)
             .arg(&k.stats)
             .arg(&k.latency)
             .arg(k.stage(&entry.id, consumer))
             .arg(&k.failed)
-            .arg(&k.meta)
             .arg(k.group())
             .arg(&entry.id)
             .arg(consumer)
@@ -127,10 +126,9 @@ pub fn commit(
             r => r.map(Some),
         }
     })?;
-    let (acked, left) = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
+    let acked = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
     Ok(Committed {
         took_effect: acked == 1,
-        job_done: left == 0,
     })
 }
 
