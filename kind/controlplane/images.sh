@@ -9,7 +9,8 @@
 #   images.sh CONTAINERD_SOCKET pause              # what every pod needs
 #   images.sh CONTAINERD_SOCKET apps [TARGET_DIR]  # ours, like `kind load`
 #
-# TARGET_DIR holds the release binaries (default target/release). The Debian
+# TARGET_DIR holds the release binaries (default target/release;
+# kind/binaries.sh makes the ones without the experiments). The Debian
 # base is cached as an OCI layout keyed by suite and package list, so only
 # the first run calls debootstrap (about a minute).
 #
@@ -25,7 +26,7 @@ TARGET=${3:-$HERE/../../target/release}
 TAG=${WORDCOUNT_TAG:-dev}
 CACHE=${WORDCOUNT_CACHE:-$HOME/.cache/wordcount}
 SUITE=bookworm
-PACKAGES=redis-server,ca-certificates,libfontconfig1
+PACKAGES=redis-server,ca-certificates
 MIRROR=${WORDCOUNT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=$CACHE/images/debian-$SUITE-$(echo "$PACKAGES" | sha256sum | cut -c1-12)
 # Must equal containerd's sandbox_image (controlplane.sh writes it).

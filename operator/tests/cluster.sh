@@ -101,7 +101,7 @@ setup() {
     kind load docker-image --name "$KIND_CLUSTER" wordcount:dev wordcount-operator:dev
   else
     eval "$("$CP" up --node)"
-    "$CP" load "$REPO/target/release"
+    "$CP" load "$(kind/binaries.sh)"
   fi
 }
 
