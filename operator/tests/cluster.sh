@@ -384,15 +384,16 @@ ping_redis() {
 # exact counts.
 partition() {
   kubectl apply -n "$NS" -f examples/partition.yaml >/dev/null
-  local deadline=$((SECONDS + 120)) before after worker probe redis
+  local deadline=$((SECONDS + 120)) before after worker probe redis events
   until [[ -n $(cut_by partition) ]]; do
     ((SECONDS < deadline)) || fail "partition: the NetworkPolicy not narrowed after 120s"
     sleep 0.5
   done
   log "partition: NetworkPolicy narrowed at $(status partition progress)"
   redis=$(redis_pod partition)
-  worker=$(kubectl get pods -n "$NS" -l wordcount.dev/job=partition,app.kubernetes.io/component=worker \
-    --field-selector=status.phase=Running -o name | head -n 1)
+  # No `| head`: under pipefail, kubectl killed by SIGPIPE fails the script.
+  worker=pod/$(kubectl get pods -n "$NS" -l wordcount.dev/job=partition,app.kubernetes.io/component=worker \
+    --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
   # The enforcer takes a moment: from then on a new connection from a worker
   # pod must not get through.
   until probe=$(ping_redis "$worker") && [[ $probe != *PONG* ]]; do
@@ -406,8 +407,8 @@ partition() {
   sleep 4
   after=$(redis_cli "$redis" HGET wc:stats files_done)
   [[ $before == "$after" ]] || fail "partition: files were committed during the cut ($before, then $after)"
-  kubectl get events -n "$NS" --field-selector reason=Partitioned -o jsonpath='{.items[*].message}' |
-    grep -q "ended [1-9]" || fail "partition: no worker connection was ended at the cut"
+  events=$(kubectl get events -n "$NS" --field-selector reason=Partitioned -o jsonpath='{.items[*].message}')
+  [[ $events =~ ended\ [1-9] ]] || fail "partition: no worker connection was ended at the cut"
   log "partition: stalled at $before files done; $worker could not connect"
   deadline=$((SECONDS + 60))
   while [[ -n $(cut_by partition) ]]; do
@@ -461,8 +462,8 @@ EOF
     fail "input-unreadable: not failed for UnreadableFiles"
   expect_phase input-skipped Succeeded 120
   [[ $(status input-skipped words) == 3 ]] || fail "input-skipped: words is not 3"
-  kubectl get events -n "$NS" --field-selector involvedObject.name=input-skipped,type=Warning \
-    -o jsonpath='{.items[*].message}' | grep -q secret.txt || fail "input-skipped: no Warning naming the file"
+  [[ $(kubectl get events -n "$NS" --field-selector involvedObject.name=input-skipped,type=Warning \
+    -o jsonpath='{.items[*].message}') == *secret.txt* ]] || fail "input-skipped: no Warning naming the file"
   # The phase never flips: still Failed once the driver's Job has failed too.
   sleep 5
   [[ $(status input-unreadable phase) == Failed ]] || fail "input-unreadable: the phase flipped"
