@@ -8,7 +8,7 @@
 mod redis;
 pub mod stream;
 
-pub use self::redis::{connection_info, redact, Redis};
+pub use self::redis::Redis;
 pub use stream::Stream;
 
 use crate::counts::{Counts, WordCount};

@@ -311,7 +311,7 @@ pub fn write_summary(redis: &mut Redis, json: &str) -> Result<()> {
     redis.run(|c, k| redis::cmd("SET").arg(&k.summary).arg(json).exec(c))
 }
 
-pub fn now_ms() -> u64 {
+fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
