@@ -11,7 +11,7 @@ pub struct Keys {
     pub prefix: String,
     /// Stream of files to count, consumer group `P`.
     pub queue: String,
-    /// Set of paths already enqueued.
+    /// Set of injections already enqueued (their sequence numbers).
     pub enqueued: String,
     /// Hash of the job's settings and size: [`meta`].
     pub meta: String,
@@ -33,6 +33,9 @@ pub struct Keys {
     pub faults: String,
     /// The driver's JSON summary, written when the job is done.
     pub summary: String,
+    /// Hash of a stream's figures, rewritten by the driver about once a
+    /// second while it runs: [`stream`].
+    pub stream: String,
 }
 
 impl Keys {
@@ -51,6 +54,7 @@ impl Keys {
             latency: k("latency"),
             faults: k("faults"),
             summary: k("summary"),
+            stream: k("stream"),
         }
     }
 
@@ -99,6 +103,9 @@ pub mod stats {
 pub mod entry {
     pub const PATH: &str = "path";
     pub const SIZE: &str = "size";
+    /// When the file was due (ms since the epoch, Redis's clock): the
+    /// enqueue time minus how late the source was (backpressure).
+    pub const DUE_MS: &str = "due_ms";
 }
 
 /// Fields of a `P:latency` entry (one per committed file; its own id is
@@ -108,9 +115,37 @@ pub mod latency {
     pub const ID: &str = "id";
     pub const PATH: &str = "path";
     pub const WORKER: &str = "worker";
-    /// Commit time minus enqueue time, by Redis's clock.
+    /// Commit time minus due time, by Redis's clock.
     pub const LATENCY_MS: &str = "latency_ms";
+    pub const DUE_MS: &str = "due_ms";
     pub const BYTES: &str = "bytes";
+    /// `1` when the committing worker had stolen the file.
+    pub const STOLEN: &str = "stolen";
+}
+
+/// Fields of `P:stream`, written by the driver of a stream (`--stream`);
+/// latencies in milliseconds, rates in files a second.
+pub mod stream {
+    /// The rate asked for.
+    pub const RATE: &str = "rate";
+    pub const INJECTED: &str = "injected";
+    pub const COMMITTED: &str = "committed";
+    pub const P50_MS: &str = "p50_ms";
+    pub const P90_MS: &str = "p90_ms";
+    pub const P99_MS: &str = "p99_ms";
+    pub const MAX_MS: &str = "max_ms";
+    /// Files committed a second, over the last few seconds.
+    pub const THROUGHPUT: &str = "throughput";
+    /// Files injected a second, over the last few seconds.
+    pub const EFFECTIVE_RATE: &str = "effective_rate";
+    /// Entries not delivered to any worker yet.
+    pub const LAG: &str = "lag";
+    /// Entries delivered but not committed.
+    pub const PENDING: &str = "pending";
+    /// `1` while the source holds back files that are due.
+    pub const THROTTLED: &str = "throttled";
+    /// Milliseconds spent throttled so far.
+    pub const THROTTLED_MS: &str = "throttled_ms";
 }
 
 #[cfg(test)]

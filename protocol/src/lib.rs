@@ -17,4 +17,4 @@ pub mod settings;
 
 pub use fault::{CrashPoint, Fault, FaultError};
 pub use keys::{Keys, DEFAULT_PREFIX};
-pub use settings::{Commit, OnUnreadable, RedisMode, Tokenizer};
+pub use settings::{Backpressure, Commit, OnUnreadable, RedisMode, Tokenizer};

@@ -7,7 +7,8 @@ pub const SOURCE: &str = include_str!("wordcount.lua");
 /// The library's name, as `FUNCTION LIST` shows it.
 pub const NAME: &str = "wordcount";
 
-/// Enqueues a file once. KEYS: queue, enqueued. ARGV: path, size.
+/// Enqueues one injection of a file once. KEYS: queue, enqueued, meta.
+/// ARGV: seq, path, size, late_ms.
 pub const ENQUEUE: &str = "wc_enqueue";
 /// Commits a file exactly once. See wordcount.lua for its keys and arguments.
 pub const COMMIT: &str = "wc_commit";

@@ -114,6 +114,27 @@ pub enum RedisMode {
 }
 wire_names!(RedisMode, "Redis mode", { Snapshot => "snapshot" });
 
+/// What a stream's source does when the workers fall behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[cfg_attr(
+    feature = "schema",
+    derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)
+)]
+pub enum Backpressure {
+    /// Inject on schedule whatever happens.
+    #[default]
+    None,
+    /// Stop injecting while lag + pending is above `maxLag`, resume below
+    /// half of it; late files are delayed at the source, never dropped.
+    Pause,
+    /// Steer the injection rate toward what the workers manage (AIMD:
+    /// halve it when lag + pending is above `maxLag`, grow it back by a
+    /// tenth of the rate each tick while below half of it).
+    Adaptive,
+}
+wire_names!(Backpressure, "backpressure", { None => "none", Pause => "pause", Adaptive => "adaptive" });
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +146,9 @@ mod tests {
         }
         for c in Commit::ALL {
             assert_eq!(c.to_string().parse::<Commit>(), Ok(*c));
+        }
+        for b in Backpressure::ALL {
+            assert_eq!(b.as_str().parse::<Backpressure>(), Ok(*b));
         }
         for o in OnUnreadable::ALL {
             assert_eq!(o.as_str().parse::<OnUnreadable>(), Ok(*o));
@@ -150,6 +174,7 @@ mod tests {
         check(Commit::ALL);
         check(OnUnreadable::ALL);
         check(RedisMode::ALL);
+        check(Backpressure::ALL);
         check(crate::CrashPoint::ALL);
     }
 }
