@@ -80,13 +80,20 @@ enum Cmd {
         #[arg(long = "fault", value_name = "SPEC")]
         faults: Vec<Fault>,
     },
-    /// Write a synthetic corpus (Zipf-distributed words).
+    /// Write a synthetic corpus (Zipf-distributed words), or tweets.
     Generate {
         /// Directory to write into.
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 10)]
         files: usize,
+        /// Write tweets instead: a line each, up to 280 characters, the
+        /// words with hashtags, mentions, links and emoji.
+        #[arg(long, conflicts_with_all = ["bytes", "skew"])]
+        tweets: bool,
+        /// Tweets per file (with --tweets).
+        #[arg(long, value_name = "T", default_value_t = 100, requires = "tweets")]
+        tweets_per_file: usize,
         /// Bytes per file, e.g. 4MB or 1GiB.
         #[arg(long, default_value = "1MiB", value_parser = parse_size)]
         bytes: u64,
@@ -394,11 +401,36 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
         Cmd::Generate {
             out,
             files,
+            tweets: true,
+            tweets_per_file,
+            vocabulary,
+            zipf,
+            seed,
+            ..
+        } => {
+            let spec = wordcount::generate::TweetSpec {
+                files,
+                tweets_per_file,
+                vocabulary,
+                zipf,
+                seed,
+            };
+            let written = wordcount::generate::generate_tweets(&out, &spec)?;
+            eprintln!(
+                "wrote {} files of tweets into {}",
+                written.len(),
+                out.display()
+            );
+        }
+        Cmd::Generate {
+            out,
+            files,
             bytes,
             vocabulary,
             zipf,
             skew,
             seed,
+            ..
         } => {
             let spec = CorpusSpec {
                 files,
