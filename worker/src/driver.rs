@@ -95,7 +95,14 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let mut ticker = Ticker::new();
     let mut count_and_commit;
     let progress = loop {
-        let p = wait_until_merged(opts, backend.as_mut(), &mut feed, &mut merge, &mut ticker, stop)?;
+        let p = wait_until_merged(
+            opts,
+            backend.as_mut(),
+            &mut feed,
+            &mut merge,
+            &mut ticker,
+            stop,
+        )?;
         count_and_commit = started.elapsed() - enqueue;
         // With per-file commits, the result is written whole unless Redis
         // lost something meanwhile; then it is merged and written again.
@@ -244,12 +251,13 @@ impl Feed {
         let injected = self.source.injected().len() as u64;
         let last_commit = done.iter().map(|d| d.committed_ms).max().unwrap_or(0);
         let first_due = done.iter().map(|d| d.due_ms).min().unwrap_or(0);
-        let span_s = last_commit.saturating_sub(first_due) as f64 / 1000.0;
+        // Injecting takes whole ticks; committing may take longer.
         let injecting_s = self
             .source
             .injected_at()
             .last()
             .map_or(0.0, |t| (*t + plan.tick).as_secs_f64());
+        let span_s = injecting_s.max(last_commit.saturating_sub(first_due) as f64 / 1000.0);
         let now = self.started.elapsed();
         Some(Live {
             report: StreamReport {
@@ -260,7 +268,12 @@ impl Feed {
                 latency_ms: LatencyMs::of(done.iter().map(|d| d.latency_ms)),
                 throughput_files_per_s: per_second(done.len(), span_s),
                 effective_rate: per_second(injected as usize, injecting_s),
-                max_lag: self.samples.iter().map(|s| s.depth.total()).max().unwrap_or(0),
+                max_lag: self
+                    .samples
+                    .iter()
+                    .map(|s| s.depth.total())
+                    .max()
+                    .unwrap_or(0),
                 throttled_ms: self.source.throttled_for(now).as_millis() as u64,
             },
             recent_commits: done
@@ -299,14 +312,20 @@ impl Live {
             (stream::P90_MS, r.latency_ms.p90.to_string()),
             (stream::P99_MS, r.latency_ms.p99.to_string()),
             (stream::MAX_MS, r.latency_ms.max.to_string()),
-            (stream::THROUGHPUT, format!("{:.2}", self.recent_commits as f64 / window)),
+            (
+                stream::THROUGHPUT,
+                format!("{:.2}", self.recent_commits as f64 / window),
+            ),
             (
                 stream::EFFECTIVE_RATE,
                 format!("{:.2}", self.recent_injections as f64 / window),
             ),
             (stream::LAG, feed.depth.lag.to_string()),
             (stream::PENDING, feed.depth.pending.to_string()),
-            (stream::THROTTLED, u8::from(feed.source.throttled()).to_string()),
+            (
+                stream::THROTTLED,
+                u8::from(feed.source.throttled()).to_string(),
+            ),
             (stream::THROTTLED_MS, r.throttled_ms.to_string()),
         ]
     }
@@ -319,7 +338,6 @@ fn per_second(n: usize, seconds: f64) -> f64 {
         0.0
     }
 }
-
 
 /// Feeds the queue and merges committed results as they come until every
 /// file is injected, committed and merged; returns the progress then.
@@ -344,7 +362,11 @@ fn wait_until_merged(
         }
         // Every commit is in once the job is done: no need to wait (an
         // idle Redis ends a short block only at its next cron tick).
-        let wait = if p.is_done() { Duration::ZERO } else { feed.wait() };
+        let wait = if p.is_done() {
+            Duration::ZERO
+        } else {
+            feed.wait()
+        };
         merge.catch_up(backend, wait)?;
         feed.committed = merge.files();
         if p.is_done() && merge.files() == p.files_done {

@@ -16,7 +16,9 @@ use wordcount::local::{self, RunOptions};
 use wordcount::report::Report;
 use wordcount::source::StreamPlan;
 use wordcount::worker::{self, WorkerOptions};
-use wordcount_protocol::{exit, Backpressure, Commit, Fault, OnUnreadable, RedisMode, Tokenizer, DEFAULT_PREFIX};
+use wordcount_protocol::{
+    exit, Backpressure, Commit, Fault, OnUnreadable, RedisMode, Tokenizer, DEFAULT_PREFIX,
+};
 
 #[derive(Parser)]
 #[command(

@@ -33,7 +33,8 @@ pub struct StreamReport {
     pub committed: u64,
     /// Commit time minus due time, measured by Redis.
     pub latency_ms: LatencyMs,
-    /// Files committed per second, from the first file due to the last commit.
+    /// Files committed per second, over the stream: from the first file
+    /// due to the last commit, or to the end of the last tick if later.
     pub throughput_files_per_s: f64,
     /// Files injected per second, from the first tick to the end of the last.
     pub effective_rate: f64,

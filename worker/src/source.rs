@@ -123,9 +123,11 @@ impl Source {
         if self.is_done() {
             return None;
         }
-        Some(self.plan.as_ref().map_or(Duration::ZERO, |p| {
-            p.tick.mul_f64(self.next_tick as f64)
-        }))
+        Some(
+            self.plan
+                .as_ref()
+                .map_or(Duration::ZERO, |p| p.tick.mul_f64(self.next_tick as f64)),
+        )
     }
 
     /// When injection `seq` falls due, since the start.
@@ -295,13 +297,11 @@ mod tests {
     fn a_stream_injects_rate_per_tick_and_cycles() {
         let mut s = Source::new(
             Path::new("/in"),
-&files(3),
+            &files(3),
             Some(plan(2.5, Some(4), Backpressure::None)),
         );
         assert_eq!(s.total(), 10);
-        let sizes: Vec<usize> = (0..4)
-            .map(|k| s.step(secs(k as f64), IDLE).len())
-            .collect();
+        let sizes: Vec<usize> = (0..4).map(|k| s.step(secs(k as f64), IDLE).len()).collect();
         assert_eq!(sizes, [3, 2, 3, 2]);
         assert!(s.is_done());
         let paths: Vec<&str> = s.injected().iter().map(|i| i.path.as_str()).collect();
@@ -315,7 +315,7 @@ mod tests {
     fn a_tick_waits_for_its_time_and_a_late_driver_catches_up() {
         let mut s = Source::new(
             Path::new("/in"),
-&files(2),
+            &files(2),
             Some(plan(1.0, Some(5), Backpressure::None)),
         );
         assert_eq!(s.step(Duration::ZERO, IDLE).len(), 1);
@@ -331,7 +331,7 @@ mod tests {
     fn without_a_duration_every_file_is_injected_once() {
         let mut s = Source::new(
             Path::new("/in"),
-&files(4),
+            &files(4),
             Some(plan(3.0, None, Backpressure::None)),
         );
         s.step(secs(0.0), IDLE);
@@ -344,7 +344,7 @@ mod tests {
     fn pause_holds_back_above_max_lag_and_resumes_below_half() {
         let mut s = Source::new(
             Path::new("/in"),
-&files(4),
+            &files(4),
             Some(plan(5.0, Some(100), Backpressure::Pause)),
         );
         let deep = Depth { lag: 9, pending: 2 };
@@ -375,10 +375,13 @@ mod tests {
     fn adaptive_halves_its_rate_on_congestion_and_grows_it_back() {
         let mut s = Source::new(
             Path::new("/in"),
-&files(4),
+            &files(4),
             Some(plan(20.0, Some(100), Backpressure::Adaptive)),
         );
-        let deep = Depth { lag: 50, pending: 2 };
+        let deep = Depth {
+            lag: 50,
+            pending: 2,
+        };
         s.step(secs(0.0), deep);
         assert_eq!(s.rate_now(), 10.0);
         s.step(secs(1.0), deep);

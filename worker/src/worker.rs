@@ -1,9 +1,7 @@
 //! The worker loop: take a file (new, or stolen from a worker that went
 //! quiet), count it locally, commit it, until the job is done.
 
-use crate::backend::{
-    self, Backend, Carry, Committed, JobSettings, StageGone, Taken, STAGE_CHUNK,
-};
+use crate::backend::{self, Backend, Carry, Committed, JobSettings, StageGone, Taken, STAGE_CHUNK};
 use crate::count::{count_file, scan_file};
 use crate::counts::Counts;
 use crate::fault::{crash_at, crash_now, slow_factor, CrashPoint, Fault};

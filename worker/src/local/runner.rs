@@ -39,6 +39,8 @@ pub struct RunOutcome {
     /// With `--verify`: the first difference from a serial count, if any.
     pub mismatch: Option<String>,
     pub failures: Vec<(String, String)>,
+    /// A stream's timeline (empty for a batch).
+    pub timeline: Vec<timeline::Row>,
 }
 
 /// Worker processes that fail with an error (not a kill) before the job
@@ -147,14 +149,18 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     }
     let verify = lap();
 
-    if let (Some(path), Some(record)) = (&opts.timeline, &outcome.stream) {
+    let mut rows = Vec::new();
+    if let Some(record) = &outcome.stream {
         let mut events = pool.events.clone();
         events.extend(fired.iter().map(|(spec, at_ms)| Event {
             at_ms: *at_ms,
             what: "fault-fired".into(),
             detail: spec.clone(),
         }));
-        timeline::write(path, &timeline::rows(record, &events))?;
+        rows = timeline::rows(record, &events);
+        if let Some(path) = &opts.timeline {
+            timeline::write(path, &rows)?;
+        }
     }
 
     let mut report = outcome.report;
@@ -179,6 +185,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         report,
         mismatch,
         failures: outcome.failures,
+        timeline: rows,
     })
 }
 

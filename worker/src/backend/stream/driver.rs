@@ -250,7 +250,10 @@ fn parse_done(e: &Value) -> Option<Done> {
 
 /// The milliseconds of a stream entry id (`ms-seq`).
 fn id_ms(id: &str) -> u64 {
-    id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
+    id.split('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Sets the count of each word in the sorted set `P:counts`.

@@ -6,8 +6,8 @@ mod driver;
 mod worker;
 
 use super::{
-    Backend, Carry, Committed, Depth, Entry, Injection, JobSettings, Progress, Redis,
-    ResultCursor, Results, Taken,
+    Backend, Carry, Committed, Depth, Entry, Injection, JobSettings, Progress, Redis, ResultCursor,
+    Results, Taken,
 };
 use crate::counts::{Counts, WordCount};
 use anyhow::Result;
