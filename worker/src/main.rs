@@ -192,7 +192,7 @@ struct StreamArgs {
 
 impl StreamArgs {
     fn plan(&self) -> Option<StreamPlan> {
-        self.stream.then(|| StreamPlan {
+        self.stream.then_some(StreamPlan {
             rate: self.rate,
             duration: self.duration,
             tick: self.tick,
