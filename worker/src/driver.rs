@@ -221,7 +221,7 @@ impl Feed {
         settings: &JobSettings,
     ) -> Result<bool> {
         let injected = self.source.injected();
-        if p.files >= injected.len() as u64 && (p.enqueue_done || !self.ended) {
+        if p.created && p.files >= injected.len() as u64 && (p.enqueue_done || !self.ended) {
             return Ok(false);
         }
         tracing::warn!("Redis lost part of the queue; enqueueing again what it lacks");

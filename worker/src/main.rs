@@ -12,7 +12,7 @@ use wordcount::count::{count_files, shard_main, Parallelism};
 use wordcount::driver::{self, judge_unreadable, DriverOptions, Unreadable};
 use wordcount::generate::{generate, parse_size, CorpusSpec};
 use wordcount::input;
-use wordcount::local::{self, RunOptions};
+use wordcount::local::{self, RedisFaults, RedisMoment, RunOptions};
 use wordcount::report::Report;
 use wordcount::source::StreamPlan;
 use wordcount::worker::{self, WorkerOptions};
@@ -255,6 +255,50 @@ struct RunArgs {
     target_lag: u64,
     #[arg(long, value_name = "D", requires = "autoscale", default_value = "5s", value_parser = humantime::parse_duration)]
     cooldown: Duration,
+    #[command(flatten)]
+    redis: RedisFaultArgs,
+}
+
+/// What happens to Redis during `run`.
+#[derive(Args)]
+struct RedisFaultArgs {
+    /// Checkpoint Redis (BGSAVE) this often while anything changed, e.g.
+    /// 1s or 100ms; 0 for none (the default).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    snapshot_interval: Duration,
+    /// SIGKILL redis-server this often; it starts again from its last
+    /// snapshot (without snapshots: empty) and the job redoes what it lost.
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    redis_kill_every: Option<Duration>,
+    /// How long a killed Redis stays down.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    redis_down: Duration,
+    /// Kill Redis once at a hard moment: at=enqueue (while the driver
+    /// enqueues) or at=after-last-commit (every file committed, the result
+    /// not written yet).
+    #[arg(long, value_name = "at=MOMENT", value_parser = parse_moment)]
+    redis_fault: Option<RedisMoment>,
+}
+
+impl RedisFaultArgs {
+    fn faults(&self) -> RedisFaults {
+        RedisFaults {
+            snapshot_interval: (!self.snapshot_interval.is_zero())
+                .then_some(self.snapshot_interval),
+            kill_every: self.redis_kill_every,
+            down: self.redis_down,
+            at: self.redis_fault,
+        }
+    }
+}
+
+fn parse_moment(s: &str) -> Result<RedisMoment, String> {
+    use clap::ValueEnum;
+    let moment = s
+        .strip_prefix("at=")
+        .ok_or_else(|| format!("{s:?} is not at=enqueue or at=after-last-commit"))?;
+    RedisMoment::from_str(moment, true)
+        .map_err(|_| format!("unknown moment {moment:?} (expected enqueue or after-last-commit)"))
 }
 
 fn parse_range(s: &str) -> Result<(u32, u32), String> {
@@ -344,6 +388,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 stream: a.stream.plan(),
                 timeline: a.timeline,
                 autoscale,
+                redis_faults: a.redis.faults(),
             };
             let outcome = local::run(&opts, stop)?;
             outcome.report.print(a.out.json)?;
@@ -368,6 +413,12 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                     );
                     if let Some(s) = &outcome.report.stream {
                         eprintln!("{}", s.line());
+                    }
+                    if job.redis_restarts > 0 || job.snapshots > 0 {
+                        eprintln!(
+                            "redis: {} snapshots, {} restarts, {} files redone",
+                            job.snapshots, job.redis_restarts, job.files_redone
+                        );
                     }
                     if job.scalings > 0 {
                         eprintln!(

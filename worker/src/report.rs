@@ -124,6 +124,15 @@ pub struct JobFacts {
     /// Times `--autoscale` changed the number of workers.
     #[serde(default)]
     pub scalings: u64,
+    /// Times Redis was killed and started again from its last snapshot.
+    #[serde(default)]
+    pub redis_restarts: u64,
+    /// Commits a restart rolled back, which the job made again.
+    #[serde(default)]
+    pub files_redone: u64,
+    /// Checkpoints (`BGSAVE`) taken by `--snapshot-interval`.
+    #[serde(default)]
+    pub snapshots: u64,
 }
 
 impl Report {

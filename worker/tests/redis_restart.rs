@@ -252,3 +252,58 @@ fn a_stream_rides_out_a_redis_restart_and_counts_each_injection_once() {
     assert_eq!(probe.counts().unwrap().first_difference(&want), None);
     assert_eq!(outcome.report.words, want.total());
 }
+
+/// `wordcount run` kills Redis once at a hard moment; with no snapshot it
+/// comes back empty, and the job redoes everything it had.
+#[test]
+fn redis_killed_while_enqueueing_or_after_the_last_commit_still_counts_exactly() {
+    need_redis();
+    // Many small files: enqueueing takes several round trips.
+    let dir = corpus_of(wordcount::generate::CorpusSpec {
+        files: 3000,
+        bytes_per_file: 200,
+        ..Default::default()
+    });
+    let want = serial(dir.path(), "alnum");
+    let r = run_verified(
+        dir.path(),
+        &["--workers", "2", "--redis-fault", "at=enqueue"],
+    );
+    assert_eq!((r.words, &r.top), (want.words, &want.top));
+    assert_eq!(r.job.unwrap().redis_restarts, 1);
+
+    let r = run_verified(
+        dir.path(),
+        &["--workers", "2", "--redis-fault", "at=after-last-commit"],
+    );
+    assert_eq!((r.words, &r.top), (want.words, &want.top));
+    let job = r.job.unwrap();
+    assert_eq!(job.redis_restarts, 1);
+    assert_eq!(
+        job.files_redone, job.files,
+        "no snapshot: every commit redone"
+    );
+}
+
+#[test]
+fn redis_killed_every_half_second_with_checkpoints_counts_exactly() {
+    need_redis();
+    let dir = corpus(30, 200_000);
+    let r = run_verified(
+        dir.path(),
+        &[
+            "--workers",
+            "2",
+            "--snapshot-interval",
+            "100ms",
+            "--redis-kill-every",
+            "500ms",
+            "--redis-down",
+            "50ms",
+        ],
+    );
+    assert_eq!(r.words, serial(dir.path(), "alnum").words);
+    let job = r.job.unwrap();
+    assert!(job.redis_restarts >= 1, "{job:?}");
+    assert!(job.snapshots >= 1, "{job:?}");
+}

@@ -139,6 +139,8 @@ pub struct JobSettings {
 /// Where a job stands.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Progress {
+    /// The driver has created the job (its settings and queue are there).
+    pub created: bool,
     pub files: u64,
     pub bytes: u64,
     pub enqueue_done: bool,

@@ -248,6 +248,7 @@ pub fn job_options(dir: &Path, workers: usize) -> RunOptions {
         stream: None,
         timeline: None,
         autoscale: None,
+        redis_faults: Default::default(),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Running a whole job on this machine: a real `redis-server`, the driver
 //! and worker processes, and the faults that hit them.
 
+mod redis_chaos;
 mod redis_server;
 mod runner;
 
+pub use redis_chaos::{RedisFaults, RedisMoment};
 pub use redis_server::RedisServer;
 pub use runner::{run, RunOptions, RunOutcome};
 

@@ -2,7 +2,8 @@
 //! worker processes, supervised like a cluster would: a worker that dies
 //! is replaced, and `--kill-every` kills one now and then.
 
-use super::{die_with_parent, RedisServer};
+use super::redis_chaos::RedisChaos;
+use super::{die_with_parent, RedisFaults, RedisServer};
 use crate::backend::{self, JobSettings};
 use crate::count::{count_files, Parallelism};
 use crate::driver::{self, DriverOptions};
@@ -34,6 +35,8 @@ pub struct RunOptions {
     pub timeline: Option<PathBuf>,
     /// Scale the workers on the queue's lag, starting from `workers`.
     pub autoscale: Option<Autoscale>,
+    /// Checkpoints and kills of Redis.
+    pub redis_faults: RedisFaults,
 }
 
 pub struct RunOutcome {
@@ -73,7 +76,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         phase = Instant::now();
         d
     };
-    let server = RedisServer::start(None)?;
+    let mut server = RedisServer::start(None)?;
     let redis_start = lap();
     let mut pool = Pool::new(opts, &server)?;
     let workers_start = lap();
@@ -95,6 +98,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         .autoscale
         .map(|rule| Scaler::new(rule, &server))
         .transpose()?;
+    let mut chaos = RedisChaos::new(opts.redis_faults.clone());
     while !driver.is_finished() {
         if stop.load(Ordering::Relaxed) {
             pool.kill_all();
@@ -110,9 +114,13 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         if let Some(s) = scaler.as_mut() {
             s.watch(&mut pool)?;
         }
+        if opts.redis_faults.any() {
+            chaos.step(&mut server)?;
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
     let outcome = driver.join().expect("driver thread panicked")?;
+    chaos.finish(&mut server)?;
     lap();
     pool.wait_all(Duration::from_secs(10));
     let workers_exit = lap();
@@ -186,6 +194,9 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         job.worker_restarts = pool.restarts;
         job.workers_killed = pool.kills;
         job.peak_workers = pool.peak as u64;
+        job.redis_restarts = chaos.restarts;
+        job.files_redone = chaos.files_redone;
+        job.snapshots = chaos.snapshots;
         job.scalings = pool.scalings;
         job.commits_ignored = last.commits_ignored;
         job.faults_fired = fired.len() as u64;

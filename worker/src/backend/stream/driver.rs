@@ -14,9 +14,21 @@ use wordcount_protocol::library;
 /// Pairs per command when writing or reading the counts.
 const BATCH: usize = 10_000;
 
-/// Records the settings and creates the queue's consumer group.
+/// Creates the queue's consumer group, then records the settings: a
+/// snapshot that has the settings has the group too.
 pub fn create_job(redis: &mut Redis, s: &JobSettings) -> Result<()> {
     redis.run(|c, k| {
+        match redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&k.queue)
+            .arg(k.group())
+            .arg("0")
+            .arg("MKSTREAM")
+            .exec(c)
+        {
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            r => r?,
+        }
         redis::pipe()
             .hset_multiple(
                 &k.meta,
@@ -35,18 +47,7 @@ pub fn create_job(redis: &mut Redis, s: &JobSettings) -> Result<()> {
             .arg(meta::STARTED_MS)
             .arg(crate::timeline::epoch_ms())
             .ignore()
-            .exec(c)?;
-        match redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&k.queue)
-            .arg(k.group())
-            .arg("0")
-            .arg("MKSTREAM")
             .exec(c)
-        {
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            r => r,
-        }
     })
 }
 
@@ -150,6 +151,7 @@ pub fn progress(redis: &mut Redis) -> Result<Progress> {
     Ok(Progress {
         files: num(meta::FILES),
         bytes: num(meta::BYTES),
+        created: fields.contains_key(meta::TOKENIZER),
         enqueue_done: fields.get(meta::ENQUEUE_DONE).is_some_and(|v| v == "1"),
         files_done: stat(stats::FILES_DONE),
         files_failed: stat(stats::FILES_FAILED),
