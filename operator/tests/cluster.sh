@@ -44,7 +44,7 @@ if [[ -n $KIND_CLUSTER ]]; then
 else
   INPUTS=$WORK/inputs NODE_INPUTS=$WORK/inputs
 fi
-SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input)
+SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream)
 
 log() { echo "cluster.sh: $*" >&2; }
 fail() {
@@ -423,6 +423,50 @@ partition() {
   [[ -z $(cut_by partition) ]] || fail "partition: the cut outlived the partition"
   check_counts partition
   delete_job partition
+}
+
+# examples/stream.yaml, shortened: no duration, so each of the 60 files is
+# injected once, 3 a second (about 20 s), while worker 1 crashes and worker
+# pods are deleted every 5 s. The counts equal a serial count of the files;
+# the status has the stream's latency and throughput, and every file
+# injected was committed.
+stream() {
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: stream}
+spec:
+  input: {synthetic: {files: 60, bytesPerFile: 16384, vocabulary: 2000, seed: 11}}
+  workers: 3
+  claimTimeout: 3s
+  stream: {rate: 3, tick: 500ms, backpressure: Pause, maxLag: 30}
+  faults:
+    crashes: [{worker: 1, point: after-count, file: 5}]
+    podKills: {target: worker, after: 5s, every: 5s, maxKills: 3}
+EOF
+  local deadline=$((SECONDS + 180)) p50 phase
+  # While it runs, the operator reads P:stream: a latency appears.
+  until p50=$(status stream latency.p50) && [[ -n $p50 ]]; do
+    phase=$(status stream phase)
+    [[ $phase != Succeeded && $phase != Failed ]] || fail "stream: $phase without a latency in its status"
+    ((SECONDS < deadline)) || fail "stream: no latency in the status after 180s"
+    sleep 1
+  done
+  log "stream: running, p50 ${p50} ms, $(status stream throughput) files/s"
+  expect_phase stream Succeeded 300
+  [[ $(status stream stream.injected) == 60 && $(status stream stream.committed) == 60 ]] ||
+    fail "stream: injected $(status stream stream.injected), committed $(status stream stream.committed), expected 60 and 60"
+  [[ $(status stream latency.p50) =~ ^[0-9]+$ && $(status stream latency.p99) =~ ^[0-9]+$ ]] ||
+    fail "stream: no latency at the end: $(status stream latency)"
+  [[ -n $(status stream throughput) ]] || fail "stream: no throughput"
+  local kills faults
+  kills=$(status stream 'faults[?(@.kind=="PodKill")].target' | wc -w)
+  faults=$(status stream faultsInjected)
+  ((kills == 3)) || fail "stream: $kills worker pods deleted, expected 3"
+  ((faults >= 4)) || fail "stream: $faults faults injected, expected the crash and 3 pod kills"
+  log "stream: latency $(status stream latency), $kills pods deleted, $faults faults"
+  check_counts stream
+  delete_job stream
 }
 
 # A missing input path fails with a message naming it, and leaves no pod
