@@ -8,6 +8,7 @@
 //! go (`finish`).
 
 use crate::{
+    autoscale,
     chaos::{self, partition::EndConnections},
     crd::{FaultKind, Phase, WordCountJob, WordCountJobStatus},
     events, finish,
@@ -202,6 +203,13 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     // 3. The status, derived once from it.
     let now = Timestamp::now();
     let mut status = status::derive(&job, &observed, now);
+
+    // 3b. A stream's workers follow its lag, as Redis says it now.
+    let lag = match &observed.progress {
+        Some(Ok(p)) => p.stream.as_ref().map(|s| s.lag),
+        _ => None,
+    };
+    autoscale::run(ctx, &ns, &job, lag, &mut status, now).await?;
 
     // 4. Chaos that is due while the job runs; the standing NetworkPolicy.
     let scene = chaos::Scene {

@@ -772,3 +772,62 @@ async fn a_stream_reports_its_latency_and_announces_throttling_once_each_way() {
     h.reconcile(&job).await;
     assert_eq!(reasons(&h), ["ThrottleStopped"]);
 }
+
+#[tokio::test]
+async fn an_autoscaled_stream_scales_its_workers_job_with_the_lag() {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.workers = 2;
+    job.spec.stream = Some(
+        serde_json::from_value(json!({"rate": 50,
+            "autoscale": {"minWorkers": 1, "maxWorkers": 6, "targetLag": 10}}))
+        .unwrap(),
+    );
+    let h = Harness::new(&job);
+    let scaling = |h: &Harness| -> Vec<(String, String)> {
+        h.events()
+            .iter()
+            .filter(|e| e["action"] == "Autoscale")
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap().to_string(),
+                    e["note"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let lag = |n: i64| {
+        let mut p = streaming(false, 10);
+        p.stream.as_mut().unwrap().lag = n;
+        p
+    };
+    let workers_job = |h: &Harness| {
+        let spec = h.api.get(WORKERS).unwrap()["spec"].clone();
+        (spec["parallelism"].clone(), spec["completions"].clone())
+    };
+
+    // Lag 30, three times the target: 2 -> 6 workers, the Job scaled.
+    *h.redis.progress.lock().unwrap() = Some(lag(30));
+    h.reconcile(&job).await;
+    assert_eq!(workers_job(&h), (json!(6), json!(6)));
+    assert_eq!(
+        scaling(&h),
+        [(
+            "ScaledUp".to_string(),
+            "lag 30 above targetLag 10: 2 -> 6 workers".to_string()
+        )]
+    );
+    let stored = h.stored_job("demo");
+    let status = stored.status.clone().unwrap();
+    assert_eq!(status.autoscale.as_ref().unwrap().workers, 6);
+    assert!(status.autoscale.unwrap().last_scale_time.is_some());
+
+    // The next reconcile applies the Job as decided, not as spec.workers.
+    h.api.clear_requests();
+    *h.redis.progress.lock().unwrap() = Some(lag(0));
+    h.reconcile(&stored).await;
+    assert_eq!(workers_job(&h), (json!(6), json!(6)));
+    // Lag 0, but within the cool-down and the idle spell: nothing.
+    assert!(scaling(&h).is_empty());
+    let status = h.stored_job("demo").status.unwrap();
+    assert!(status.autoscale.unwrap().no_lag_since.is_some());
+}

@@ -58,6 +58,9 @@ pub const KIND: &str = "WordCountJob";
 #[x_kube(validation = Rule::new("!has(self.stream) || !has(self.stream.duration) || !has(self.stream.tick) || duration(self.stream.tick) <= duration(self.stream.duration)")
     .message("stream.tick must not be longer than stream.duration")
     .field_path(".stream.tick"))]
+#[x_kube(validation = Rule::new("!has(self.stream) || !has(self.stream.autoscale) || (self.stream.autoscale.minWorkers <= self.workers && self.workers <= self.stream.autoscale.maxWorkers)")
+    .message("workers must be from stream.autoscale.minWorkers to maxWorkers (the workers the job starts with)")
+    .field_path(".workers"))]
 #[serde(rename_all = "camelCase")]
 pub struct WordCountJobSpec {
     /// Where the files come from; they end up in a volume every pod mounts.
@@ -265,6 +268,33 @@ pub struct StreamSpec {
     #[serde(default = "default_max_lag")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub max_lag: i32,
+    /// The operator scales the workers with the stream's lag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.minWorkers <= self.maxWorkers")
+        .message("stream.autoscale.minWorkers must not be more than maxWorkers"))]
+    pub autoscale: Option<Autoscale>,
+}
+
+/// Scales the workers' Indexed Job (its parallelism and completions
+/// together) between `minWorkers` and `maxWorkers`: up when the stream's lag
+/// (files injected, not yet delivered to a worker) is above `targetLag`, in
+/// proportion; down one worker when there has been no lag for a while. At
+/// most one change per cool-down (`autoscale::COOLDOWN`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscale {
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_workers: i32,
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_workers: i32,
+    /// Files waiting for a worker above which the workers are scaled up.
+    #[serde(default = "default_target_lag")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub target_lag: i32,
+}
+
+fn default_target_lag() -> i32 {
+    10
 }
 
 fn default_tick() -> Duration {
@@ -529,6 +559,9 @@ pub struct WordCountJobStatus {
     /// Where a stream's source stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamStatus>,
+    /// The autoscaler's decisions (`spec.stream.autoscale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleStatus>,
     /// What is wrong, or what the job is waiting for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -540,6 +573,20 @@ pub struct WordCountJobStatus {
 pub struct Latency {
     pub p50: i64,
     pub p99: i64,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscaleStatus {
+    /// The workers the operator runs now: the workers' Job's parallelism
+    /// and completions.
+    pub workers: i32,
+    /// When it last scaled them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
+    /// Since when the stream has had no lag, while it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_lag_since: Option<Time>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -647,6 +694,10 @@ impl WordCountJobSpec {
         self.faults.as_ref().map_or(&[], |f| &f.partitions)
     }
 
+    pub fn autoscale(&self) -> Option<&Autoscale> {
+        self.stream.as_ref().and_then(|s| s.autoscale.as_ref())
+    }
+
     pub fn image(&self) -> &str {
         self.image.as_deref().unwrap_or(DEFAULT_IMAGE)
     }
@@ -664,6 +715,20 @@ impl WordCountJobSpec {
             self.redis.image = redis_image.map(str::to_string);
         }
         self
+    }
+}
+
+impl WordCountJob {
+    /// The workers it runs now: as the autoscaler last decided (recorded in
+    /// the status), else `spec.workers`.
+    pub fn workers_now(&self) -> i32 {
+        match (self.spec.autoscale(), &self.status) {
+            (Some(_), Some(status)) => status
+                .autoscale
+                .as_ref()
+                .map_or(self.spec.workers, |a| a.workers),
+            _ => self.spec.workers,
+        }
     }
 }
 

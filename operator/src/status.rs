@@ -168,6 +168,13 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     let workers = job_counts(obs.workers.as_ref());
     let driver = job_counts(obs.driver.as_ref());
     status.workers = obs.workers.as_ref().map(|_| workers);
+    // The autoscaler's own record, like the operator's faults: carried over.
+    status.autoscale = job.spec.autoscale().map(|spec| {
+        previous
+            .autoscale
+            .clone()
+            .unwrap_or_else(|| crate::autoscale::initial(spec, job.spec.workers))
+    });
 
     // Phase: failure first, then completion, then whether anything runs.
     let driver_failed = job_condition(obs.driver.as_ref(), "Failed");
@@ -242,7 +249,8 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
         let mut message = match &status.progress {
             Some(p) => format!(
                 "{p} files committed, {} of {} workers running",
-                workers.ready, job.spec.workers
+                workers.ready,
+                job.workers_now()
             ),
             None => "the driver is enqueueing".into(),
         };

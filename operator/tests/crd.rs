@@ -313,3 +313,43 @@ fn stream_rules_refuse_what_the_driver_could_not_run() {
         );
     }
 }
+
+#[test]
+fn autoscale_bounds_agree_with_each_other_and_the_workers() {
+    let with = |workers: i64, autoscale: Value| {
+        job(json!({"input": synthetic(), "workers": workers,
+                   "stream": {"rate": 5, "autoscale": autoscale}}))
+    };
+    let ok = with(2, json!({"minWorkers": 1, "maxWorkers": 4}));
+    assert_eq!(cel_errors(&ok, None), Vec::<String>::new());
+    let typed: crd::WordCountJob = serde_json::from_value(ok).unwrap();
+    assert_eq!(typed.spec.autoscale().unwrap().target_lag, 10);
+    for (workers, autoscale, message) in [
+        (
+            2,
+            json!({"minWorkers": 4, "maxWorkers": 3}),
+            "stream.autoscale.minWorkers must not be more than maxWorkers",
+        ),
+        (
+            5,
+            json!({"minWorkers": 1, "maxWorkers": 4}),
+            "workers must be from stream.autoscale.minWorkers to maxWorkers",
+        ),
+        (
+            1,
+            json!({"minWorkers": 2, "maxWorkers": 4}),
+            "workers must be from stream.autoscale.minWorkers to maxWorkers",
+        ),
+    ] {
+        let errors = cel_errors(&with(workers, autoscale.clone()), None);
+        assert!(
+            errors.iter().any(|e| e.contains(message)),
+            "{workers} {autoscale}: {errors:?}"
+        );
+    }
+    let s = schema();
+    let props =
+        &s["properties"]["spec"]["properties"]["stream"]["properties"]["autoscale"]["properties"];
+    assert_eq!(props["targetLag"]["minimum"], 1.0);
+    assert_eq!(props["maxWorkers"]["maximum"], 1000.0);
+}
