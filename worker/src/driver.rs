@@ -2,15 +2,19 @@
 //! memory while workers run, and writes the counts and the summary when
 //! every file is in.
 
-use crate::backend::{self, Backend, JobSettings, Progress};
-use crate::input::{self, InputFile};
+use crate::backend::{self, Backend, Depth, Done, Injection, JobSettings, Progress};
+use crate::input;
+use crate::latency::LatencyMs;
 use crate::merge::Merge;
-use crate::report::{JobFacts, Report};
+use crate::report::{JobFacts, Report, StreamReport};
+use crate::source::{Source, SourceEvent, StreamPlan};
+use crate::timeline::epoch_ms;
 use anyhow::{bail, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use wordcount_protocol::keys::stream;
 use wordcount_protocol::{Commit, OnUnreadable, RedisMode};
 
 pub struct DriverOptions {
@@ -21,6 +25,8 @@ pub struct DriverOptions {
     pub settings: JobSettings,
     pub top: usize,
     pub patience: Duration,
+    /// Makes the job a stream.
+    pub stream: Option<StreamPlan>,
 }
 
 /// What the driver saw, with the time each phase took.
@@ -28,18 +34,49 @@ pub struct DriverOutcome {
     pub report: Report,
     pub progress: Progress,
     pub failures: Vec<(String, String)>,
-    /// Listing the input, creating the job, enqueueing.
+    /// Listing the input, creating the job, enqueueing (a stream: its first tick).
     pub enqueue: Duration,
     /// Until every file is committed and merged.
     pub count_and_commit: Duration,
     /// Writing the counts and the summary into Redis.
     pub write_result: Duration,
+    pub stream: Option<StreamRecord>,
+}
+
+/// Everything a stream did, for its timeline.
+pub struct StreamRecord {
+    /// When the source started (ms since the epoch).
+    pub started_ms: u64,
+    pub injected: Vec<Injection>,
+    /// Every file committed, in commit order.
+    pub done: Vec<Done>,
+    /// The queue every [`SAMPLE_EVERY`].
+    pub samples: Vec<Sample>,
+    /// Throttling on and off, since the start.
+    pub events: Vec<(Duration, SourceEvent)>,
+}
+
+/// The queue and the source at one moment.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Since the start.
+    pub at: Duration,
+    pub depth: Depth,
+    pub injected: u64,
+    pub committed: u64,
+    /// Files a second the source injects at (adaptive) or was asked to.
+    pub rate_now: f64,
+    pub throttled: bool,
 }
 
 /// How long the driver waits for a commit before it looks at the progress again.
 const TICK: Duration = Duration::from_millis(10);
-/// How often the driver rewrites the top words while the job runs.
+/// How often the driver rewrites the top words and a stream's figures.
 const TOP_EVERY: Duration = Duration::from_secs(1);
+/// How often a stream's driver looks at the depth of the queue.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// The window of a stream's live throughput and rate.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let started = Instant::now();
@@ -49,7 +86,8 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     }
     let mut backend = backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?;
     backend.create_job(&opts.settings)?;
-    backend.enqueue_all(&files)?;
+    let mut feed = Feed::new(Source::new(&files, opts.stream.clone()));
+    feed.pump(backend.as_mut())?;
     let enqueue = started.elapsed();
 
     let per_file = opts.settings.commit == Commit::PerFile;
@@ -59,8 +97,8 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let progress = loop {
         let p = wait_until_merged(
             opts,
-            &files,
             backend.as_mut(),
+            &mut feed,
             &mut merge,
             &mut ticker,
             stop,
@@ -73,11 +111,12 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         }
     };
 
-    let counts = if per_file {
-        merge.into_counts()
-    } else {
-        backend.counts()?
-    };
+    let stream = feed.report(&merge);
+    if let Some(s) = &stream {
+        backend.write_stream(&s.fields(&feed))?;
+    }
+    let (merged, done) = merge.into_parts();
+    let counts = if per_file { merged } else { backend.counts()? };
     let top = counts.top(opts.top);
     backend.write_top(&top)?;
     let failures = backend.failures()?;
@@ -94,11 +133,19 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
             files_failed: progress.files_failed,
             ..JobFacts::default()
         }),
+        stream: stream.map(|s| s.report),
     };
     backend.write_summary(&serde_json::to_string(&report)?)?;
     backend.wake_workers()?;
     let write_result = started.elapsed() - enqueue - count_and_commit;
     ticker.finish();
+    let stream = feed.source.plan().is_some().then(|| StreamRecord {
+        started_ms: feed.started_ms,
+        injected: feed.source.injected().to_vec(),
+        done,
+        samples: feed.samples,
+        events: feed.source.events().to_vec(),
+    });
     Ok(DriverOutcome {
         report,
         progress,
@@ -106,51 +153,233 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         enqueue,
         count_and_commit,
         write_result,
+        stream,
     })
 }
 
-/// Merges committed results as they come until every file is committed
-/// and, with per-file commits, merged; returns the progress then.
+/// Feeds the queue from the source, watching its depth (a stream's
+/// backpressure), and restores what Redis lost.
+struct Feed {
+    source: Source,
+    started: Instant,
+    started_ms: u64,
+    /// The end of enqueueing is marked.
+    ended: bool,
+    depth: Depth,
+    samples: Vec<Sample>,
+    next_sample: Duration,
+    /// Files committed and merged, as the driver last saw.
+    committed: u64,
+}
+
+impl Feed {
+    fn new(source: Source) -> Self {
+        Feed {
+            source,
+            started: Instant::now(),
+            started_ms: epoch_ms(),
+            ended: false,
+            depth: Depth::default(),
+            samples: Vec::new(),
+            next_sample: Duration::ZERO,
+            committed: 0,
+        }
+    }
+
+    /// Samples the queue when due, runs the source's tick when due.
+    fn pump(&mut self, backend: &mut dyn Backend) -> Result<()> {
+        let now = self.started.elapsed();
+        if self.source.plan().is_some() && now >= self.next_sample {
+            self.depth = backend.depth()?;
+            self.next_sample = now + SAMPLE_EVERY;
+            self.samples.push(Sample {
+                at: now,
+                depth: self.depth,
+                injected: self.source.injected().len() as u64,
+                committed: self.committed,
+                rate_now: self.source.rate_now(),
+                throttled: self.source.throttled(),
+            });
+        }
+        let batch = self.source.step(now, self.depth);
+        if !batch.is_empty() {
+            backend.enqueue(&batch)?;
+        }
+        if self.source.is_done() && !self.ended {
+            backend.end_enqueue()?;
+            self.ended = true;
+        }
+        Ok(())
+    }
+
+    /// Redis came back from a snapshot older than some enqueueing (or from
+    /// nothing): restores what it lacks. True if it had to.
+    fn restore_if_lost(
+        &mut self,
+        backend: &mut dyn Backend,
+        p: &Progress,
+        settings: &JobSettings,
+    ) -> Result<bool> {
+        let injected = self.source.injected();
+        if p.files >= injected.len() as u64 && (p.enqueue_done || !self.ended) {
+            return Ok(false);
+        }
+        tracing::warn!("Redis lost part of the queue; enqueueing again what it lacks");
+        backend.create_job(settings)?;
+        backend.enqueue(injected)?;
+        if self.ended {
+            backend.end_enqueue()?;
+        }
+        Ok(true)
+    }
+
+    /// How long to wait for a commit before the next tick or sample.
+    fn wait(&self) -> Duration {
+        let now = self.started.elapsed();
+        let next = [Some(self.next_sample), self.source.next_tick_at()]
+            .into_iter()
+            .flatten()
+            .filter(|_| self.source.plan().is_some())
+            .min();
+        next.map_or(TICK, |at| at.saturating_sub(now).min(TICK))
+    }
+
+    /// A stream's figures so far (none for a batch).
+    fn report(&self, merge: &Merge) -> Option<Live> {
+        let plan = self.source.plan()?;
+        let done = merge.done();
+        let injected = self.source.injected().len() as u64;
+        let last_commit = done.iter().map(|d| d.committed_ms).max().unwrap_or(0);
+        let first_due = done.iter().map(|d| d.due_ms).min().unwrap_or(0);
+        // Injecting takes whole ticks; committing may take longer.
+        let injecting_s = self
+            .source
+            .injected_at()
+            .last()
+            .map_or(0.0, |t| (*t + plan.tick).as_secs_f64());
+        let span_s = injecting_s.max(last_commit.saturating_sub(first_due) as f64 / 1000.0);
+        let now = self.started.elapsed();
+        Some(Live {
+            report: StreamReport {
+                rate: plan.rate,
+                backpressure: plan.backpressure.to_string(),
+                injected,
+                committed: done.len() as u64,
+                latency_ms: LatencyMs::of(done.iter().map(|d| d.latency_ms)),
+                throughput_files_per_s: per_second(done.len(), span_s),
+                effective_rate: per_second(injected as usize, injecting_s),
+                max_lag: self
+                    .samples
+                    .iter()
+                    .map(|s| s.depth.total())
+                    .max()
+                    .unwrap_or(0),
+                throttled_ms: self.source.throttled_for(now).as_millis() as u64,
+            },
+            recent_commits: done
+                .iter()
+                .rev()
+                .take_while(|d| d.committed_ms + RATE_WINDOW.as_millis() as u64 >= epoch_ms())
+                .count(),
+            recent_injections: self
+                .source
+                .injected_at()
+                .iter()
+                .rev()
+                .take_while(|t| **t + RATE_WINDOW >= now)
+                .count(),
+        })
+    }
+}
+
+/// A stream's figures, whole and over the last [`RATE_WINDOW`].
+struct Live {
+    report: StreamReport,
+    recent_commits: usize,
+    recent_injections: usize,
+}
+
+impl Live {
+    /// The fields of `P:stream`.
+    fn fields(&self, feed: &Feed) -> Vec<(&'static str, String)> {
+        let r = &self.report;
+        let window = RATE_WINDOW.as_secs_f64();
+        vec![
+            (stream::RATE, r.rate.to_string()),
+            (stream::INJECTED, r.injected.to_string()),
+            (stream::COMMITTED, r.committed.to_string()),
+            (stream::P50_MS, r.latency_ms.p50.to_string()),
+            (stream::P90_MS, r.latency_ms.p90.to_string()),
+            (stream::P99_MS, r.latency_ms.p99.to_string()),
+            (stream::MAX_MS, r.latency_ms.max.to_string()),
+            (
+                stream::THROUGHPUT,
+                format!("{:.2}", self.recent_commits as f64 / window),
+            ),
+            (
+                stream::EFFECTIVE_RATE,
+                format!("{:.2}", self.recent_injections as f64 / window),
+            ),
+            (stream::LAG, feed.depth.lag.to_string()),
+            (stream::PENDING, feed.depth.pending.to_string()),
+            (
+                stream::THROTTLED,
+                u8::from(feed.source.throttled()).to_string(),
+            ),
+            (stream::THROTTLED_MS, r.throttled_ms.to_string()),
+        ]
+    }
+}
+
+fn per_second(n: usize, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// Feeds the queue and merges committed results as they come until every
+/// file is injected, committed and merged; returns the progress then.
 fn wait_until_merged(
     opts: &DriverOptions,
-    files: &[InputFile],
     backend: &mut dyn Backend,
+    feed: &mut Feed,
     merge: &mut Merge,
     ticker: &mut Ticker,
     stop: &AtomicBool,
 ) -> Result<Progress> {
     let per_file = opts.settings.commit == Commit::PerFile;
-    let mut top_written = (Instant::now(), 0);
+    let mut written = (Instant::now(), 0);
     loop {
         if stop.load(Ordering::Relaxed) {
             bail!("interrupted");
         }
+        feed.pump(backend)?;
         let p = backend.progress()?;
-        if !p.enqueue_done {
-            // Redis came back from a snapshot older than the enqueueing (or
-            // from nothing): restore what it lacks.
-            tracing::warn!("Redis lost the queue; enqueueing again what it lacks");
-            backend.create_job(&opts.settings)?;
-            backend.enqueue_all(files)?;
-            continue;
-        }
-        if !per_file {
-            if p.is_done() {
-                return Ok(p);
-            }
-            std::thread::sleep(TICK);
+        if feed.restore_if_lost(backend, &p, &opts.settings)? {
             continue;
         }
         // Every commit is in once the job is done: no need to wait (an
         // idle Redis ends a short block only at its next cron tick).
-        let wait = if p.is_done() { Duration::ZERO } else { TICK };
+        let wait = if p.is_done() {
+            Duration::ZERO
+        } else {
+            feed.wait()
+        };
         merge.catch_up(backend, wait)?;
+        feed.committed = merge.files();
         if p.is_done() && merge.files() == p.files_done {
             return Ok(p);
         }
-        if merge.files() > top_written.1 && top_written.0.elapsed() >= TOP_EVERY {
-            backend.write_top(&merge.top(opts.top))?;
-            top_written = (Instant::now(), merge.files());
+        if merge.files() > written.1 && written.0.elapsed() >= TOP_EVERY {
+            if per_file {
+                backend.write_top(&merge.top(opts.top))?;
+            }
+            if let Some(live) = feed.report(merge) {
+                backend.write_stream(&live.fields(feed))?;
+            }
+            written = (Instant::now(), merge.files());
         }
         ticker.tick(&p);
     }

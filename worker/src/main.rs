@@ -14,8 +14,11 @@ use wordcount::generate::{generate, parse_size, CorpusSpec};
 use wordcount::input;
 use wordcount::local::{self, RunOptions};
 use wordcount::report::Report;
+use wordcount::source::StreamPlan;
 use wordcount::worker::{self, WorkerOptions};
-use wordcount_protocol::{exit, Commit, Fault, OnUnreadable, RedisMode, Tokenizer, DEFAULT_PREFIX};
+use wordcount_protocol::{
+    exit, Backpressure, Commit, Fault, OnUnreadable, RedisMode, Tokenizer, DEFAULT_PREFIX,
+};
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +62,8 @@ enum Cmd {
         out: Output,
         #[command(flatten)]
         unreadable: Unreadables,
+        #[command(flatten)]
+        stream: StreamArgs,
     },
     /// Take files from the queue and count them (what a worker pod runs).
     Worker {
@@ -77,13 +82,20 @@ enum Cmd {
         #[arg(long = "fault", value_name = "SPEC")]
         faults: Vec<Fault>,
     },
-    /// Write a synthetic corpus (Zipf-distributed words).
+    /// Write a synthetic corpus (Zipf-distributed words), or tweets.
     Generate {
         /// Directory to write into.
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 10)]
         files: usize,
+        /// Write tweets instead: a line each, up to 280 characters, the
+        /// words with hashtags, mentions, links and emoji.
+        #[arg(long, conflicts_with_all = ["bytes", "skew"])]
+        tweets: bool,
+        /// Tweets per file (with --tweets).
+        #[arg(long, value_name = "T", default_value_t = 100, requires = "tweets")]
+        tweets_per_file: usize,
         /// Bytes per file, e.g. 4MB or 1GiB.
         #[arg(long, default_value = "1MiB", value_parser = parse_size)]
         bytes: u64,
@@ -156,6 +168,56 @@ struct Unreadables {
 }
 
 #[derive(Args)]
+struct StreamArgs {
+    /// Make the job a stream: inject --rate files a second as micro-batches,
+    /// cycling over the input, and measure each file's latency.
+    #[arg(long)]
+    stream: bool,
+    /// Files injected per second.
+    #[arg(long, value_name = "R", requires = "stream", default_value_t = 10.0, value_parser = positive_rate)]
+    rate: f64,
+    /// How long files fall due (e.g. 30s) [default: every input file once].
+    #[arg(long, value_name = "D", requires = "stream", value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// One micro-batch per tick.
+    #[arg(long, value_name = "T", requires = "stream", default_value = "1s", value_parser = positive_duration)]
+    tick: Duration,
+    /// What the source does when the workers fall behind.
+    #[arg(long, value_enum, requires = "stream", default_value_t)]
+    backpressure: Backpressure,
+    /// Lag + pending above which pause and adaptive hold back.
+    #[arg(long, value_name = "N", requires = "stream", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    max_lag: u64,
+}
+
+impl StreamArgs {
+    fn plan(&self) -> Option<StreamPlan> {
+        self.stream.then(|| StreamPlan {
+            rate: self.rate,
+            duration: self.duration,
+            tick: self.tick,
+            backpressure: self.backpressure,
+            max_lag: self.max_lag,
+        })
+    }
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!("{s:?} is not a rate above 0 (files per second)")),
+    }
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[derive(Args)]
 struct RunArgs {
     #[arg(long)]
     input: PathBuf,
@@ -177,6 +239,12 @@ struct RunArgs {
     verify: bool,
     #[command(flatten)]
     unreadable: Unreadables,
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// Write a stream's timeline here (CSV: a row per file, per sample of
+    /// the queue and per event).
+    #[arg(long, value_name = "FILE.csv", requires = "stream")]
+    timeline: Option<PathBuf>,
 }
 
 fn main() {
@@ -245,6 +313,8 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 faults: a.faults,
                 kill_every: a.kill_every,
                 verify: a.verify,
+                stream: a.stream.plan(),
+                timeline: a.timeline,
             };
             let outcome = local::run(&opts, stop)?;
             outcome.report.print(a.out.json)?;
@@ -267,6 +337,9 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                         job.worker_restarts,
                         job.commits_ignored
                     );
+                    if let Some(s) = &outcome.report.stream {
+                        eprintln!("{}", s.line());
+                    }
                 }
             }
             if let Some(diff) = outcome.mismatch {
@@ -283,6 +356,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             job,
             out,
             unreadable,
+            stream,
         } => {
             let opts = DriverOptions {
                 redis: conn.redis,
@@ -292,8 +366,12 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 settings: settings(&out, &job),
                 top: out.top,
                 patience: conn.patience,
+                stream: stream.plan(),
             };
             let outcome = driver::run(&opts, &stop)?;
+            if let Some(s) = &outcome.report.stream {
+                tracing::info!("{}", s.line());
+            }
             outcome.report.print(out.json)?;
             judge_unreadable(&outcome.failures, unreadable.on_unreadable)?;
         }
@@ -325,11 +403,36 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
         Cmd::Generate {
             out,
             files,
+            tweets: true,
+            tweets_per_file,
+            vocabulary,
+            zipf,
+            seed,
+            ..
+        } => {
+            let spec = wordcount::generate::TweetSpec {
+                files,
+                tweets_per_file,
+                vocabulary,
+                zipf,
+                seed,
+            };
+            let written = wordcount::generate::generate_tweets(&out, &spec)?;
+            eprintln!(
+                "wrote {} files of tweets into {}",
+                written.len(),
+                out.display()
+            );
+        }
+        Cmd::Generate {
+            out,
+            files,
             bytes,
             vocabulary,
             zipf,
             skew,
             seed,
+            ..
         } => {
             let spec = CorpusSpec {
                 files,

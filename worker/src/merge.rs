@@ -13,7 +13,7 @@
 //! driver had merged; the backend says so ([`Results::Lost`]) and the merge
 //! starts over from what Redis has, result included.
 
-use crate::backend::{Backend, ResultCursor, Results};
+use crate::backend::{Backend, Done, ResultCursor, Results};
 use crate::counts::{Counts, WordCount};
 use anyhow::{Context, Result};
 use std::time::Duration;
@@ -24,14 +24,20 @@ const RESULTS_PER_READ: usize = 64;
 #[derive(Default)]
 pub struct Merge {
     counts: Counts,
-    files: u64,
+    /// Every file merged, in commit order, without its counts.
+    done: Vec<Done>,
     cursor: ResultCursor,
 }
 
 impl Merge {
     /// Files merged.
     pub fn files(&self) -> u64 {
-        self.files
+        self.done.len() as u64
+    }
+
+    /// Every file merged, in commit order (their counts are in the merge).
+    pub fn done(&self) -> &[Done] {
+        &self.done
     }
 
     /// The most frequent words merged so far.
@@ -54,14 +60,15 @@ impl Merge {
         if !words.is_empty() {
             backend.write_counts(&words)?;
         }
-        let files = self.files;
+        let files = self.files();
         let started_over = self.read(backend, Duration::ZERO)?;
-        Ok(!started_over && self.files == files)
+        Ok(!started_over && self.files() == files)
     }
 
-    /// The merged counts; after [`Merge::finish`] returned true, the result.
-    pub fn into_counts(self) -> Counts {
-        self.counts
+    /// The merged counts and files; after [`Merge::finish`] returned
+    /// true, the result.
+    pub fn into_parts(self) -> (Counts, Vec<Done>) {
+        (self.counts, self.done)
     }
 
     /// Reads and merges every result committed since the last read; true
@@ -81,12 +88,14 @@ impl Merge {
                 }
                 Results::More(batch) if batch.is_empty() => return Ok(started_over),
                 Results::More(batch) => {
-                    for (id, packed) in &batch {
-                        self.counts
-                            .add_packed(packed)
-                            .with_context(|| format!("the counts of {id} are malformed"))?;
+                    for mut done in batch {
+                        if let Some(packed) = done.counts.take() {
+                            self.counts.add_packed(&packed).with_context(|| {
+                                format!("the counts of {} are malformed", done.id)
+                            })?;
+                        }
+                        self.done.push(done);
                     }
-                    self.files += batch.len() as u64;
                 }
             }
         }

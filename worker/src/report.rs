@@ -2,6 +2,7 @@
 //! object with totals and timings.
 
 use crate::counts::{Counts, WordCount};
+use crate::latency::LatencyMs;
 use serde::Serialize;
 use std::io::Write;
 
@@ -17,6 +18,53 @@ pub struct Report {
     /// `run` and `driver`: what the faults did.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub job: Option<JobFacts>,
+    /// A stream's latency and rates (`--stream`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stream: Option<StreamReport>,
+}
+
+/// What a stream did: files a second, latencies from Redis in milliseconds.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct StreamReport {
+    /// The rate asked for.
+    pub rate: f64,
+    pub backpressure: String,
+    pub injected: u64,
+    pub committed: u64,
+    /// Commit time minus due time, measured by Redis.
+    pub latency_ms: LatencyMs,
+    /// Files committed per second, over the stream: from the first file
+    /// due to the last commit, or to the end of the last tick if later.
+    pub throughput_files_per_s: f64,
+    /// Files injected per second, from the first tick to the end of the last.
+    pub effective_rate: f64,
+    /// The most entries waiting or being counted at once (lag + pending).
+    pub max_lag: u64,
+    /// Time the source held back files that were due.
+    pub throttled_ms: u64,
+}
+
+impl StreamReport {
+    /// One line for the text summary.
+    pub fn line(&self) -> String {
+        let l = &self.latency_ms;
+        format!(
+            "stream: {} injected, {} committed, {:.1} files/s (asked {}, injected at {:.1}); \
+             latency p50 {} ms, p90 {}, p99 {}, max {}; max lag {}; throttled {:.1} s ({})",
+            self.injected,
+            self.committed,
+            self.throughput_files_per_s,
+            self.rate,
+            self.effective_rate,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max,
+            self.max_lag,
+            self.throttled_ms as f64 / 1000.0,
+            self.backpressure
+        )
+    }
 }
 
 /// Seconds of each phase of `wordcount run`, one after the other.
@@ -81,6 +129,7 @@ impl Report {
             seconds,
             phases: None,
             job: None,
+            stream: None,
         }
     }
 

@@ -1,9 +1,7 @@
 //! The worker loop: take a file (new, or stolen from a worker that went
 //! quiet), count it locally, commit it, until the job is done.
 
-use crate::backend::{
-    self, Backend, Carry, Committed, Entry, JobSettings, StageGone, Taken, STAGE_CHUNK,
-};
+use crate::backend::{self, Backend, Carry, Committed, JobSettings, StageGone, Taken, STAGE_CHUNK};
 use crate::count::{count_file, scan_file};
 use crate::counts::Counts;
 use crate::fault::{crash_at, crash_now, slow_factor, CrashPoint, Fault};
@@ -46,11 +44,12 @@ pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
     let mut stats = WorkerStats::default();
     loop {
         match w.backend.take(&w.opts.name, wait, settings.claim_timeout)? {
-            Some(Taken { entry, stolen }) => {
+            Some(taken) => {
                 stats.files += 1;
-                stats.stolen += stolen as u64;
-                let span = tracing::info_span!("file", path = %entry.path, id = %entry.id, stolen);
-                let committed = span.in_scope(|| w.process(&settings, &entry, stats.files))?;
+                stats.stolen += taken.stolen as u64;
+                let (e, stolen) = (&taken.entry, taken.stolen);
+                let span = tracing::info_span!("file", path = %e.path, id = %e.id, stolen);
+                let committed = span.in_scope(|| w.process(&settings, &taken, stats.files))?;
                 stats.ignored += !committed.took_effect as u64;
             }
             // The driver wakes the waiting workers once it has finished.
@@ -97,10 +96,10 @@ impl Worker {
     }
 
     /// Counts and commits one file.
-    fn process(&mut self, settings: &JobSettings, entry: &Entry, nth: u64) -> Result<Committed> {
+    fn process(&mut self, settings: &JobSettings, taken: &Taken, nth: u64) -> Result<Committed> {
         self.maybe_crash(CrashPoint::AfterRead, nth)?;
         let started = Instant::now();
-        let path = self.opts.input.join(&entry.path);
+        let path = self.opts.input.join(&taken.entry.path);
         let name = self.opts.name.clone();
         let committed = match settings.commit {
             Commit::PerFile => {
@@ -110,18 +109,18 @@ impl Worker {
                     Err(e) => {
                         tracing::warn!("cannot count the file: {e:#}");
                         self.backend
-                            .commit(entry, &name, 0, Carry::Failed(&format!("{e:#}")))?
+                            .commit(taken, &name, 0, Carry::Failed(&format!("{e:#}")))?
                     }
                     Ok(_) => {
                         self.straggle(started);
                         self.maybe_crash(CrashPoint::AfterCount, nth)?;
-                        self.commit_counts(entry, &counts, nth)?
+                        self.commit_counts(taken, &counts, nth)?
                     }
                 };
                 self.counts = counts;
                 committed
             }
-            Commit::PerWord => self.commit_per_word(settings, entry, &path, started, nth)?,
+            Commit::PerWord => self.commit_per_word(settings, taken, &path, started, nth)?,
         };
         self.maybe_crash(CrashPoint::AfterCommit, nth)?;
         tracing::debug!(?committed, "file done");
@@ -136,7 +135,7 @@ impl Worker {
         }
     }
 
-    fn commit_counts(&mut self, entry: &Entry, counts: &Counts, nth: u64) -> Result<Committed> {
+    fn commit_counts(&mut self, taken: &Taken, counts: &Counts, nth: u64) -> Result<Committed> {
         let packed = counts.pack();
         let crash_mid_stage = crash_at(
             &self.opts.faults,
@@ -149,7 +148,7 @@ impl Worker {
         if packed.len() <= STAGE_CHUNK && !crash_mid_stage {
             return self
                 .backend
-                .commit(entry, &name, counts.total(), Carry::Inline(&packed));
+                .commit(taken, &name, counts.total(), Carry::Inline(&packed));
         }
         // Too large for one call (or a test wants a crash in between):
         // stage in chunks, then commit them in one atomic call.
@@ -166,14 +165,14 @@ impl Worker {
                 packed.chunks(chunk).collect()
             };
             for (i, part) in parts.into_iter().enumerate() {
-                self.backend.stage(entry, &name, part, i == 0)?;
+                self.backend.stage(&taken.entry, &name, part, i == 0)?;
                 if i == 0 {
                     self.maybe_crash(CrashPoint::MidStage, nth)?;
                 }
             }
             match self
                 .backend
-                .commit(entry, &name, counts.total(), Carry::Staged)
+                .commit(taken, &name, counts.total(), Carry::Staged)
             {
                 Err(e) if e.is::<StageGone>() => {
                     tracing::warn!("{e}, lost with a Redis restart; staging again")
@@ -186,7 +185,7 @@ impl Worker {
     fn commit_per_word(
         &mut self,
         settings: &JobSettings,
-        entry: &Entry,
+        taken: &Taken,
         path: &Path,
         started: Instant,
         nth: u64,
@@ -217,11 +216,11 @@ impl Worker {
         if let Err(e) = scanned {
             return self
                 .backend
-                .commit(entry, &name, 0, Carry::Failed(&format!("{e:#}")));
+                .commit(taken, &name, 0, Carry::Failed(&format!("{e:#}")));
         }
         flush(self.backend.as_mut(), &mut words)?;
         self.straggle(started);
         self.maybe_crash(CrashPoint::AfterCount, nth)?;
-        self.backend.commit(entry, &name, total, Carry::Added)
+        self.backend.commit(taken, &name, total, Carry::Added)
     }
 }

@@ -12,7 +12,6 @@ pub use self::redis::Redis;
 pub use stream::Stream;
 
 use crate::counts::{Counts, WordCount};
-use crate::input::InputFile;
 use anyhow::Result;
 use std::time::Duration;
 use wordcount_protocol::{Commit, RedisMode, Tokenizer};
@@ -25,6 +24,19 @@ pub struct Entry {
     /// Relative to the input directory.
     pub path: String,
     pub size: u64,
+}
+
+/// One injection of a file into the queue: a batch injects each file once,
+/// a stream injects files at a rate, a file maybe many times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Injection {
+    /// Unique per job and per injection: what makes enqueueing idempotent.
+    pub seq: u64,
+    /// Relative to the input directory.
+    pub path: String,
+    pub size: u64,
+    /// How long after it was due the source injects it (backpressure).
+    pub late: Duration,
 }
 
 /// A file a worker took: new, or stolen from a worker that went quiet.
@@ -68,12 +80,47 @@ pub struct ResultCursor {
     position: String,
 }
 
+/// A committed file as the driver reads it back; times are milliseconds
+/// since the epoch by Redis's clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// The file's queue entry id.
+    pub id: String,
+    pub path: String,
+    /// The consumer that committed it.
+    pub worker: String,
+    pub stolen: bool,
+    pub due_ms: u64,
+    pub injected_ms: u64,
+    pub committed_ms: u64,
+    /// Committed minus due, computed by Redis.
+    pub latency_ms: u64,
+    /// Packed counts (see `Counts::pack`); none for per-word commits,
+    /// whose words are in the result already.
+    pub counts: Option<Vec<u8>>,
+}
+
+/// How deep the queue is: what a stream's backpressure looks at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Depth {
+    /// Entries no worker has taken yet.
+    pub lag: u64,
+    /// Entries taken but not committed.
+    pub pending: u64,
+}
+
+impl Depth {
+    pub fn total(&self) -> u64 {
+        self.lag + self.pending
+    }
+}
+
 /// Committed results, as the driver reads them to merge them.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Results {
-    /// `(file id, packed counts)` of each committed file, in commit order;
-    /// empty when none is new. Per-word commits carry no counts.
-    More(Vec<(String, Vec<u8>)>),
+    /// Each file committed since the cursor, in commit order; empty when
+    /// none is new.
+    More(Vec<Done>),
     /// Commits read before may be gone: read everything again.
     Lost,
 }
@@ -119,9 +166,15 @@ pub trait Backend {
 
     /// Records the settings and makes the queue ready.
     fn create_job(&mut self, settings: &JobSettings) -> Result<()>;
-    /// Enqueues the files not enqueued yet and marks the end of enqueueing;
-    /// returns how many it added.
-    fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64>;
+    /// Enqueues the injections not enqueued yet; returns how many it added.
+    fn enqueue(&mut self, injections: &[Injection]) -> Result<u64>;
+    /// Marks the end of enqueueing: once every file enqueued is committed,
+    /// the job is done.
+    fn end_enqueue(&mut self) -> Result<()>;
+    /// How many entries wait for a worker and how many are being counted.
+    fn depth(&mut self) -> Result<Depth>;
+    /// Publishes a stream's figures (`P:stream`: field, value).
+    fn write_stream(&mut self, fields: &[(&str, String)]) -> Result<()>;
     /// Up to `max` results committed after `cursor`, which it advances,
     /// waiting up to `wait` for one when none is there yet.
     /// [`Results::Lost`] when results read before may have been rolled
@@ -174,7 +227,7 @@ pub trait Backend {
     /// with [`StageGone`] when staged counts were lost.
     fn commit(
         &mut self,
-        entry: &Entry,
+        taken: &Taken,
         consumer: &str,
         words: u64,
         carry: Carry,

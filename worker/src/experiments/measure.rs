@@ -245,6 +245,8 @@ pub fn job_options(dir: &Path, workers: usize) -> RunOptions {
         faults: Vec::<Fault>::new(),
         kill_every: None,
         verify: false,
+        stream: None,
+        timeline: None,
     }
 }
 

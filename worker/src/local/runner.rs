@@ -7,8 +7,10 @@ use crate::backend::{self, JobSettings};
 use crate::count::{count_files, Parallelism};
 use crate::driver::{self, DriverOptions};
 use crate::fault::Fault;
-use crate::input;
+use crate::input::{self, InputFile};
 use crate::report::{Phases, Report};
+use crate::source::StreamPlan;
+use crate::timeline::{self, epoch_ms, Event};
 use anyhow::{bail, Context, Result};
 use rand::RngExt;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,10 @@ pub struct RunOptions {
     pub faults: Vec<Fault>,
     pub kill_every: Option<Duration>,
     pub verify: bool,
+    /// Makes the job a stream.
+    pub stream: Option<StreamPlan>,
+    /// Where to write a stream's timeline (CSV).
+    pub timeline: Option<PathBuf>,
 }
 
 pub struct RunOutcome {
@@ -33,6 +39,8 @@ pub struct RunOutcome {
     /// With `--verify`: the first difference from a serial count, if any.
     pub mismatch: Option<String>,
     pub failures: Vec<(String, String)>,
+    /// A stream's timeline (empty for a batch).
+    pub timeline: Vec<timeline::Row>,
 }
 
 /// Worker processes that fail with an error (not a kill) before the job
@@ -78,6 +86,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         settings: opts.settings.clone(),
         top: opts.top,
         patience: Duration::from_secs(30),
+        stream: opts.stream.clone(),
     };
     let driver_stop = stop.clone();
     let driver = std::thread::spawn(move || driver::run(&dopts, &driver_stop));
@@ -110,25 +119,49 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         Duration::from_secs(5),
     )?;
     let last = redis.progress()?;
-    let faults_fired = redis.faults_fired()?.len() as u64;
+    let fired = redis.faults_fired()?;
     let got = opts.verify.then(|| redis.counts()).transpose()?;
     drop(server);
     let redis_stop = lap();
 
     let mut mismatch = None;
     if let Some(got) = got {
-        // A serial count of what the job could read.
-        let files: Vec<_> = input::list(std::slice::from_ref(&opts.input))?
-            .into_iter()
-            .filter(|f| {
-                let rel = f.path.strip_prefix(&opts.input).unwrap_or(&f.path);
-                !outcome.failures.iter().any(|(p, _)| Path::new(p) == rel)
-            })
-            .collect();
+        // A serial count of what the job could read: each file as many
+        // times as it was injected.
+        let readable = |rel: &Path| !outcome.failures.iter().any(|(p, _)| Path::new(p) == rel);
+        let files: Vec<_> = match &outcome.stream {
+            None => input::list(std::slice::from_ref(&opts.input))?
+                .into_iter()
+                .filter(|f| readable(f.path.strip_prefix(&opts.input).unwrap_or(&f.path)))
+                .collect(),
+            Some(s) => s
+                .injected
+                .iter()
+                .filter(|i| readable(Path::new(&i.path)))
+                .map(|i| InputFile {
+                    path: opts.input.join(&i.path),
+                    size: i.size,
+                })
+                .collect(),
+        };
         let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
         mismatch = got.first_difference(&want);
     }
     let verify = lap();
+
+    let mut rows = Vec::new();
+    if let Some(record) = &outcome.stream {
+        let mut events = pool.events.clone();
+        events.extend(fired.iter().map(|(spec, at_ms)| Event {
+            at_ms: *at_ms,
+            what: "fault-fired".into(),
+            detail: spec.clone(),
+        }));
+        rows = timeline::rows(record, &events);
+        if let Some(path) = &opts.timeline {
+            timeline::write(path, &rows)?;
+        }
+    }
 
     let mut report = outcome.report;
     report.seconds = started.elapsed().as_secs_f64();
@@ -146,12 +179,13 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         job.worker_restarts = pool.restarts;
         job.workers_killed = pool.kills;
         job.commits_ignored = last.commits_ignored;
-        job.faults_fired = faults_fired;
+        job.faults_fired = fired.len() as u64;
     }
     Ok(RunOutcome {
         report,
         mismatch,
         failures: outcome.failures,
+        timeline: rows,
     })
 }
 
@@ -166,6 +200,8 @@ struct Pool {
     restarts: u64,
     kills: u64,
     errors: u64,
+    /// Kills and replacements, for a stream's timeline.
+    events: Vec<Event>,
 }
 
 impl Pool {
@@ -180,6 +216,7 @@ impl Pool {
             restarts: 0,
             kills: 0,
             errors: 0,
+            events: Vec::new(),
         };
         for i in 0..opts.workers {
             let child = pool.spawn(i)?;
@@ -234,6 +271,7 @@ impl Pool {
             }
             tracing::info!("worker {i} died ({status}); starting a replacement");
             self.restarts += 1;
+            self.note("worker-replaced", i);
             self.slots[i] = Some(self.spawn(i)?);
         }
         Ok(())
@@ -251,8 +289,17 @@ impl Pool {
         if let Some(child) = self.slots[i].as_mut() {
             let _ = child.kill();
             self.kills += 1;
+            self.note("worker-killed", i);
             tracing::info!("killed worker {i}");
         }
+    }
+
+    fn note(&mut self, what: &str, worker: usize) {
+        self.events.push(Event {
+            at_ms: epoch_ms(),
+            what: what.into(),
+            detail: format!("worker {worker}"),
+        });
     }
 
     /// Waits for the workers to see that the job is done, then kills any left.

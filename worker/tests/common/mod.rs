@@ -143,6 +143,7 @@ pub fn spawn_driver(
         },
         top,
         patience: Duration::from_secs(60),
+        stream: None,
     };
     std::thread::spawn(move || {
         wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))

@@ -2,9 +2,8 @@
 //! into the counts, and the final ranking.
 
 use super::worker::{as_array, as_string, field};
-use crate::backend::{JobSettings, Progress, Redis, ResultCursor, Results};
+use crate::backend::{Depth, Done, Injection, JobSettings, Progress, Redis, ResultCursor, Results};
 use crate::counts::{Counts, WordCount};
-use crate::input::InputFile;
 use anyhow::{Context, Result};
 use redis::Value;
 use std::collections::HashMap;
@@ -34,7 +33,7 @@ pub fn create_job(redis: &mut Redis, s: &JobSettings) -> Result<()> {
             .cmd("HSETNX")
             .arg(&k.meta)
             .arg(meta::STARTED_MS)
-            .arg(now_ms())
+            .arg(crate::timeline::epoch_ms())
             .ignore()
             .exec(c)?;
         match redis::cmd("XGROUP")
@@ -69,45 +68,69 @@ pub fn settings(redis: &mut Redis) -> Result<Option<JobSettings>> {
     }))
 }
 
-/// Enqueues `files` (paths relative to the input directory) and marks
-/// the end of enqueueing. Idempotent: a file already enqueued is skipped,
-/// so after Redis restarts from an older snapshot this restores what it lacks.
-pub fn enqueue_all(redis: &mut Redis, files: &[InputFile]) -> Result<u64> {
-    let bytes: u64 = files.iter().map(|f| f.size).sum();
-    redis.run(|c, k| {
-        redis::cmd("HSET")
-            .arg(&k.meta)
-            .arg(meta::FILES)
-            .arg(files.len())
-            .arg(meta::BYTES)
-            .arg(bytes)
-            .exec(c)
-    })?;
+/// Enqueues each injection not enqueued yet (`wc_enqueue` skips those it
+/// has seen, so after Redis restarts from an older snapshot this restores
+/// what it lacks).
+pub fn enqueue(redis: &mut Redis, injections: &[Injection]) -> Result<u64> {
     let mut added = 0;
-    for chunk in files.chunks(1024) {
+    for chunk in injections.chunks(1024) {
         let replies: Vec<Value> = redis.run(|c, k| {
             let mut pipe = redis::pipe();
-            for f in chunk {
+            for i in chunk {
                 pipe.cmd("FCALL")
                     .arg(library::ENQUEUE)
-                    .arg(2)
+                    .arg(3)
                     .arg(&k.queue)
                     .arg(&k.enqueued)
-                    .arg(f.path.to_string_lossy().as_ref())
-                    .arg(f.size);
+                    .arg(&k.meta)
+                    .arg(i.seq)
+                    .arg(&i.path)
+                    .arg(i.size)
+                    .arg(i.late.as_millis() as u64);
             }
             pipe.query(c)
         })?;
         added += replies.iter().filter(|v| !matches!(v, Value::Nil)).count() as u64;
     }
+    Ok(added)
+}
+
+pub fn end_enqueue(redis: &mut Redis) -> Result<()> {
     redis.run(|c, k| {
         redis::cmd("HSET")
             .arg(&k.meta)
             .arg(meta::ENQUEUE_DONE)
             .arg(1)
             .exec(c)
-    })?;
-    Ok(added)
+    })
+}
+
+/// The group's lag and pending count (`XINFO GROUPS`).
+pub fn depth(redis: &mut Redis) -> Result<Depth> {
+    redis.run(|c, k| {
+        let groups: Vec<HashMap<String, Value>> =
+            match redis::cmd("XINFO").arg("GROUPS").arg(&k.queue).query(c) {
+                // No queue yet (or lost with Redis): nothing waits.
+                Err(e) if e.code() == Some("ERR") => Vec::new(),
+                r => r?,
+            };
+        let ours = groups
+            .iter()
+            .find(|g| g.get("name").and_then(as_string).as_deref() == Some(k.group()));
+        let num = |name: &str| match ours.and_then(|g| g.get(name)) {
+            Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        };
+        Ok(Depth {
+            lag: num("lag"),
+            pending: num("pending"),
+        })
+    })
+}
+
+/// Replaces the fields of `P:stream`.
+pub fn write_stream(redis: &mut Redis, fields: &[(&str, String)]) -> Result<()> {
+    redis.run(|c, k| redis::cmd("HSET").arg(&k.stream).arg(fields).exec(c))
 }
 
 pub fn progress(redis: &mut Redis) -> Result<Progress> {
@@ -160,37 +183,40 @@ pub fn results_since(
     } else {
         cursor.position.as_str()
     };
-    let (last, ids, packed): (Option<String>, Vec<String>, Vec<Option<Vec<u8>>>) =
-        redis.run(|c, k| {
-            let mut xread = redis::cmd("XREAD");
-            xread.arg("COUNT").arg(max);
-            if !wait.is_zero() {
-                // Wakes at the next commit: the driver sees it at once.
-                xread.arg("BLOCK").arg(wait.as_millis() as u64);
-            }
-            let reply: Value = xread.arg("STREAMS").arg(&k.latency).arg(start).query(c)?;
-            // [[stream, [[entry id, [field, value, ...]], ...]]]
-            let entries = as_array(&reply)
-                .first()
-                .and_then(|s| as_array(s).get(1))
-                .map(as_array)
-                .unwrap_or_default();
-            let mut last = None;
-            let mut ids = Vec::with_capacity(entries.len());
-            for e in entries {
-                let parts = as_array(e);
-                last = parts.first().and_then(as_string);
-                if let Some(id) = parts.get(1).and_then(|f| field(f, latency::ID)) {
-                    ids.push(id);
-                }
-            }
-            if ids.is_empty() {
-                return Ok((last, ids, Vec::new()));
-            }
-            let packed: Vec<Option<Vec<u8>>> =
-                redis::cmd("HMGET").arg(&k.results).arg(&ids).query(c)?;
-            Ok((last, ids, packed))
-        })?;
+    let (last, mut done): (Option<String>, Vec<Done>) = redis.run(|c, k| {
+        let mut xread = redis::cmd("XREAD");
+        xread.arg("COUNT").arg(max);
+        // Wakes at the next commit: the driver sees it at once. (BLOCK 0
+        // would wait forever.)
+        let block_ms = wait.as_millis() as u64;
+        if block_ms > 0 {
+            xread.arg("BLOCK").arg(block_ms);
+        }
+        let reply: Value = xread.arg("STREAMS").arg(&k.latency).arg(start).query(c)?;
+        // [[stream, [[entry id, [field, value, ...]], ...]]]
+        let entries = as_array(&reply)
+            .first()
+            .and_then(|s| as_array(s).get(1))
+            .map(as_array)
+            .unwrap_or_default();
+        let last = entries
+            .last()
+            .and_then(|e| as_array(e).first())
+            .and_then(as_string);
+        let done: Vec<Done> = entries.iter().filter_map(parse_done).collect();
+        if done.is_empty() {
+            return Ok((last, done));
+        }
+        let ids: Vec<&str> = done.iter().map(|d| d.id.as_str()).collect();
+        let packed: Vec<Option<Vec<u8>>> =
+            redis::cmd("HMGET").arg(&k.results).arg(&ids).query(c)?;
+        let done = done
+            .into_iter()
+            .zip(packed)
+            .map(|(d, counts)| Done { counts, ..d })
+            .collect();
+        Ok((last, done))
+    })?;
     let now = redis.connects();
     if *cursor.session.get_or_insert(now) != now {
         *cursor = ResultCursor::default();
@@ -199,12 +225,35 @@ pub fn results_since(
     if let Some(last) = last {
         cursor.position = last;
     }
-    Ok(Results::More(
-        ids.into_iter()
-            .zip(packed)
-            .filter_map(|(id, p)| Some((id, p?)))
-            .collect(),
-    ))
+    done.shrink_to_fit();
+    Ok(Results::More(done))
+}
+
+/// A `P:latency` entry, without its counts.
+fn parse_done(e: &Value) -> Option<Done> {
+    let parts = as_array(e);
+    let fields = parts.get(1)?;
+    let num = |name: &str| field(fields, name).and_then(|v| v.parse::<u64>().ok());
+    let id = field(fields, latency::ID)?;
+    Some(Done {
+        injected_ms: id_ms(&id),
+        committed_ms: id_ms(&as_string(parts.first()?)?),
+        path: field(fields, latency::PATH).unwrap_or_default(),
+        worker: field(fields, latency::WORKER).unwrap_or_default(),
+        stolen: field(fields, latency::STOLEN).as_deref() == Some("1"),
+        latency_ms: num(latency::LATENCY_MS).unwrap_or(0),
+        due_ms: num(latency::DUE_MS).unwrap_or_else(|| id_ms(&id)),
+        id,
+        counts: None,
+    })
+}
+
+/// The milliseconds of a stream entry id (`ms-seq`).
+fn id_ms(id: &str) -> u64 {
+    id.split('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Sets the count of each word in the sorted set `P:counts`.
@@ -309,10 +358,4 @@ pub fn faults_fired(redis: &mut Redis) -> Result<Vec<(String, u64)>> {
 
 pub fn write_summary(redis: &mut Redis, json: &str) -> Result<()> {
     redis.run(|c, k| redis::cmd("SET").arg(&k.summary).arg(json).exec(c))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

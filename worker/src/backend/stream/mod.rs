@@ -6,10 +6,10 @@ mod driver;
 mod worker;
 
 use super::{
-    Backend, Carry, Committed, Entry, JobSettings, Progress, Redis, ResultCursor, Results, Taken,
+    Backend, Carry, Committed, Depth, Entry, Injection, JobSettings, Progress, Redis, ResultCursor,
+    Results, Taken,
 };
 use crate::counts::{Counts, WordCount};
-use crate::input::InputFile;
 use anyhow::Result;
 use std::time::Duration;
 
@@ -29,8 +29,17 @@ impl Backend for Stream {
     fn create_job(&mut self, settings: &JobSettings) -> Result<()> {
         driver::create_job(&mut self.redis, settings)
     }
-    fn enqueue_all(&mut self, files: &[InputFile]) -> Result<u64> {
-        driver::enqueue_all(&mut self.redis, files)
+    fn enqueue(&mut self, injections: &[Injection]) -> Result<u64> {
+        driver::enqueue(&mut self.redis, injections)
+    }
+    fn end_enqueue(&mut self) -> Result<()> {
+        driver::end_enqueue(&mut self.redis)
+    }
+    fn depth(&mut self) -> Result<Depth> {
+        driver::depth(&mut self.redis)
+    }
+    fn write_stream(&mut self, fields: &[(&str, String)]) -> Result<()> {
+        driver::write_stream(&mut self.redis, fields)
     }
     fn results_since(
         &mut self,
@@ -96,12 +105,12 @@ impl Backend for Stream {
     }
     fn commit(
         &mut self,
-        entry: &Entry,
+        taken: &Taken,
         consumer: &str,
         words: u64,
         carry: Carry,
     ) -> Result<Committed> {
-        worker::commit(&mut self.redis, entry, consumer, words, carry)
+        worker::commit(&mut self.redis, taken, consumer, words, carry)
     }
     fn fire(&mut self, fault: &str) -> Result<bool> {
         worker::fire(&mut self.redis, fault)

@@ -1,7 +1,7 @@
 //! The worker's side: taking files from the queue, stealing them from
 //! workers that went quiet, and committing their counts.
 
-use crate::backend::{Carry, Committed, Entry, Redis, StageGone};
+use crate::backend::{Carry, Committed, Entry, Redis, StageGone, Taken};
 use anyhow::{bail, Result};
 use redis::{RedisResult, Value};
 use std::time::Duration;
@@ -91,11 +91,12 @@ pub fn add_words(redis: &mut Redis, words: &[&[u8]]) -> Result<()> {
 /// acknowledgement, records its counts.
 pub fn commit(
     redis: &mut Redis,
-    entry: &Entry,
+    taken: &Taken,
     consumer: &str,
     words: u64,
     carry: Carry,
 ) -> Result<Committed> {
+    let entry = &taken.entry;
     let (how, payload): (&str, &[u8]) = match carry {
         Carry::Inline(p) => ("inline", p),
         Carry::Staged => ("staged", b""),
@@ -119,6 +120,7 @@ pub fn commit(
             .arg(entry.size)
             .arg(words)
             .arg(how)
+            .arg(if taken.stolen { "1" } else { "0" })
             .arg(payload)
             .query(c);
         match r {

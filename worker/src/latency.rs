@@ -1,0 +1,49 @@
+//! Latency percentiles of a stream, from the per-file latencies Redis
+//! measured (commit time minus due time, on its own clock).
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds, nearest-rank percentiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyMs {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl LatencyMs {
+    pub fn of(latencies: impl IntoIterator<Item = u64>) -> Self {
+        let mut v: Vec<u64> = latencies.into_iter().collect();
+        v.sort_unstable();
+        LatencyMs {
+            p50: percentile(&v, 0.50),
+            p90: percentile(&v, 0.90),
+            p99: percentile(&v, 0.99),
+            max: v.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// The nearest-rank `q` quantile of sorted values (0 for none).
+pub fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank() {
+        let l = LatencyMs::of(1..=100);
+        assert_eq!((l.p50, l.p90, l.p99, l.max), (50, 90, 99, 100));
+        assert_eq!(LatencyMs::of([7]).p99, 7);
+        assert_eq!(LatencyMs::of([]), LatencyMs::default());
+        assert_eq!(percentile(&[1, 2, 3, 4], 0.5), 2);
+    }
+}
