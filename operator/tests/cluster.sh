@@ -441,7 +441,7 @@ spec:
   claimTimeout: 3s
   stream: {rate: 3, tick: 500ms, backpressure: Pause, maxLag: 30}
   faults:
-    crashes: [{worker: 1, point: after-count, file: 5}]
+    crashes: [{worker: 1, point: after-count, file: 2}]
     podKills: {target: worker, after: 5s, every: 5s, maxKills: 3}
 EOF
   local deadline=$((SECONDS + 180)) p50 phase
