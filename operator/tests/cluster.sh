@@ -44,7 +44,7 @@ if [[ -n $KIND_CLUSTER ]]; then
 else
   INPUTS=$WORK/inputs NODE_INPUTS=$WORK/inputs
 fi
-SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream)
+SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale)
 
 log() { echo "cluster.sh: $*" >&2; }
 fail() {
@@ -467,6 +467,39 @@ EOF
   log "stream: latency $(status stream latency), $kills pods deleted, $faults faults"
   check_counts stream
   delete_job stream
+}
+
+# A stream whose one worker cannot keep up (a straggler: 1000 times its
+# counting time per file) and may grow to three: the operator scales the
+# workers' Indexed Job up (a ScaledUp Event, parallelism and completions
+# moved together, which the API server accepts), and the counts stay exact.
+autoscale() {
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: autoscale}
+spec:
+  input: {synthetic: {files: 48, bytesPerFile: 131072, seed: 13}}
+  workers: 1
+  claimTimeout: 5s
+  stream: {rate: 4, autoscale: {minWorkers: 1, maxWorkers: 3, targetLag: 4}}
+  faults:
+    stragglers: [{worker: 0, slowFactor: 1000}]
+EOF
+  expect_phase autoscale Succeeded 300
+  local scaled events parallelism completions
+  scaled=$(status autoscale autoscale.workers)
+  ((scaled > 1)) || fail "autoscale: still $scaled worker(s) at the end"
+  read -r parallelism completions <<<"$(kubectl get job autoscale-workers -n "$NS" \
+    -o jsonpath='{.spec.parallelism} {.spec.completions}')"
+  [[ $parallelism == "$scaled" && $completions == "$scaled" ]] ||
+    fail "autoscale: the workers' Job runs $parallelism of $completions, the status says $scaled"
+  events=$(kubectl get events -n "$NS" --field-selector involvedObject.name=autoscale,reason=ScaledUp \
+    -o jsonpath='{.items[*].message}')
+  [[ $events == *"above targetLag 4"* ]] || fail "autoscale: no ScaledUp Event: '$events'"
+  log "autoscale: $scaled workers; $events"
+  check_counts autoscale
+  delete_job autoscale
 }
 
 # A missing input path fails with a message naming it, and leaves no pod
