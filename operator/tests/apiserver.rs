@@ -301,6 +301,14 @@ async fn crd_installs_and_refuses_bad_specs() {
             json!({"rate": 1, "duration": "1s", "tick": "2s"}),
             "stream.tick must not be longer than stream.duration",
         ),
+        (
+            json!({"rate": 1, "autoscale": {"minWorkers": 3, "maxWorkers": 2}}),
+            "stream.autoscale.minWorkers must not be more than maxWorkers",
+        ),
+        (
+            json!({"rate": 1, "autoscale": {"minWorkers": 4, "maxWorkers": 6}}),
+            "workers must be from stream.autoscale.minWorkers to maxWorkers",
+        ),
     ] {
         let msg = refusal(
             &api,
@@ -308,8 +316,15 @@ async fn crd_installs_and_refuses_bad_specs() {
         )
         .await
         .unwrap_or_else(|| panic!("{stream} is refused"));
+        // Named at the field the rule points to: the stream's, or
+        // spec.workers for the workers outside the autoscaler's bounds.
+        let field = if message.starts_with("workers") {
+            "spec.workers"
+        } else {
+            "spec.stream"
+        };
         assert!(
-            msg.contains("spec.stream") && msg.contains(message),
+            msg.contains(field) && msg.contains(message),
             "{stream}: {msg}"
         );
     }
