@@ -5,16 +5,19 @@
 //! - [`library`]: the Redis Function library, its function names and error codes;
 //! - [`fault`]: the fault grammar (`worker=I,crash=POINT[,file=N]`, `worker=I,slow=F`);
 //! - [`settings`]: the job settings and their wire names;
-//! - [`exit`]: the exit codes of the driver and the workers.
+//! - [`exit`]: the exit codes of the driver and the workers;
+//! - [`autoscale`]: how a stream's workers scale on lag.
 //!
 //! See `docs/protocol.md`.
 
+pub mod autoscale;
 pub mod exit;
 pub mod fault;
 pub mod keys;
 pub mod library;
 pub mod settings;
 
+pub use autoscale::{Autoscale, Scaling};
 pub use fault::{CrashPoint, Fault, FaultError};
 pub use keys::{Keys, DEFAULT_PREFIX};
 pub use settings::{Backpressure, Commit, OnUnreadable, RedisMode, Tokenizer};

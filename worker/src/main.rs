@@ -17,7 +17,8 @@ use wordcount::report::Report;
 use wordcount::source::StreamPlan;
 use wordcount::worker::{self, WorkerOptions};
 use wordcount_protocol::{
-    exit, Backpressure, Commit, Fault, OnUnreadable, RedisMode, Tokenizer, DEFAULT_PREFIX,
+    exit, Autoscale, Backpressure, Commit, Fault, OnUnreadable, RedisMode, Tokenizer,
+    DEFAULT_PREFIX,
 };
 
 #[derive(Parser)]
@@ -192,7 +193,7 @@ struct StreamArgs {
 
 impl StreamArgs {
     fn plan(&self) -> Option<StreamPlan> {
-        self.stream.then(|| StreamPlan {
+        self.stream.then_some(StreamPlan {
             rate: self.rate,
             duration: self.duration,
             tick: self.tick,
@@ -222,7 +223,7 @@ struct RunArgs {
     #[arg(long)]
     input: PathBuf,
     /// Worker processes [default: the number of cores].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "autoscale")]
     workers: Option<usize>,
     #[command(flatten)]
     out: Output,
@@ -245,6 +246,24 @@ struct RunArgs {
     /// the queue and per event).
     #[arg(long, value_name = "FILE.csv", requires = "stream")]
     timeline: Option<PathBuf>,
+    /// Scale the worker processes on lag between MIN and MAX, one at a
+    /// time: up while more than --target-lag files wait, down once none
+    /// has waited for a --cooldown.
+    #[arg(long, value_name = "MIN..MAX", requires = "stream", value_parser = parse_range)]
+    autoscale: Option<(u32, u32)>,
+    #[arg(long, value_name = "N", requires = "autoscale", default_value_t = 10)]
+    target_lag: u64,
+    #[arg(long, value_name = "D", requires = "autoscale", default_value = "5s", value_parser = humantime::parse_duration)]
+    cooldown: Duration,
+}
+
+fn parse_range(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?} is not MIN..MAX with 1 <= MIN <= MAX (e.g. 1..4)");
+    let (min, max) = s.split_once("..").ok_or_else(bad)?;
+    match (min.parse(), max.parse()) {
+        (Ok(min), Ok(max)) if 1 <= min && min <= max => Ok((min, max)),
+        _ => Err(bad()),
+    }
 }
 
 fn main() {
@@ -303,11 +322,20 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 .print(out.json)?;
         }
         Cmd::Run(a) => {
+            let autoscale = a.autoscale.map(|(min, max)| Autoscale {
+                min_workers: min,
+                max_workers: max,
+                target_lag: a.target_lag,
+                cooldown: a.cooldown,
+            });
             let opts = RunOptions {
                 input: a.input,
-                workers: a
-                    .workers
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                workers: match autoscale {
+                    Some(rule) => rule.min_workers as usize,
+                    None => a.workers.unwrap_or_else(|| {
+                        std::thread::available_parallelism().map_or(2, |n| n.get())
+                    }),
+                },
                 top: a.out.top,
                 settings: settings(&a.out, &a.job),
                 faults: a.faults,
@@ -315,6 +343,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 verify: a.verify,
                 stream: a.stream.plan(),
                 timeline: a.timeline,
+                autoscale,
             };
             let outcome = local::run(&opts, stop)?;
             outcome.report.print(a.out.json)?;
@@ -339,6 +368,12 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                     );
                     if let Some(s) = &outcome.report.stream {
                         eprintln!("{}", s.line());
+                    }
+                    if job.scalings > 0 {
+                        eprintln!(
+                            "autoscale: {} changes, at most {} workers",
+                            job.scalings, job.peak_workers
+                        );
                     }
                 }
             }
@@ -383,16 +418,19 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             faults,
         } => {
             let name = name.unwrap_or_else(|| format!("worker-{index}-{}", std::process::id()));
-            let stats = worker::run(WorkerOptions {
-                redis: conn.redis,
-                mode: conn.redis_mode,
-                prefix: conn.prefix,
-                input,
-                index,
-                name,
-                faults,
-                patience: conn.patience,
-            })?;
+            let stats = worker::run(
+                WorkerOptions {
+                    redis: conn.redis,
+                    mode: conn.redis_mode,
+                    prefix: conn.prefix,
+                    input,
+                    index,
+                    name,
+                    faults,
+                    patience: conn.patience,
+                },
+                &stop,
+            )?;
             tracing::info!(
                 files = stats.files,
                 stolen = stats.stolen,

@@ -118,6 +118,12 @@ pub struct JobFacts {
     pub workers_killed: u64,
     /// Crash faults that fired (each fires once per job).
     pub faults_fired: u64,
+    /// The most workers at once (`--autoscale` changes it).
+    #[serde(default)]
+    pub peak_workers: u64,
+    /// Times `--autoscale` changed the number of workers.
+    #[serde(default)]
+    pub scalings: u64,
 }
 
 impl Report {

@@ -295,11 +295,7 @@ mod tests {
 
     #[test]
     fn a_stream_injects_rate_per_tick_and_cycles() {
-        let mut s = Source::new(
-            Path::new("/in"),
-            &files(3),
-            Some(plan(2.5, Some(4), Backpressure::None)),
-        );
+        let mut s = Source::new(&files(3), Some(plan(2.5, Some(4), Backpressure::None)));
         assert_eq!(s.total(), 10);
         let sizes: Vec<usize> = (0..4).map(|k| s.step(secs(k as f64), IDLE).len()).collect();
         assert_eq!(sizes, [3, 2, 3, 2]);
@@ -313,11 +309,7 @@ mod tests {
 
     #[test]
     fn a_tick_waits_for_its_time_and_a_late_driver_catches_up() {
-        let mut s = Source::new(
-            Path::new("/in"),
-            &files(2),
-            Some(plan(1.0, Some(5), Backpressure::None)),
-        );
+        let mut s = Source::new(&files(2), Some(plan(1.0, Some(5), Backpressure::None)));
         assert_eq!(s.step(Duration::ZERO, IDLE).len(), 1);
         assert!(s.step(secs(0.5), IDLE).is_empty());
         let late = s.step(secs(3.2), IDLE);
@@ -329,11 +321,7 @@ mod tests {
 
     #[test]
     fn without_a_duration_every_file_is_injected_once() {
-        let mut s = Source::new(
-            Path::new("/in"),
-            &files(4),
-            Some(plan(3.0, None, Backpressure::None)),
-        );
+        let mut s = Source::new(&files(4), Some(plan(3.0, None, Backpressure::None)));
         s.step(secs(0.0), IDLE);
         s.step(secs(1.0), IDLE);
         assert!(s.is_done());
@@ -342,11 +330,7 @@ mod tests {
 
     #[test]
     fn pause_holds_back_above_max_lag_and_resumes_below_half() {
-        let mut s = Source::new(
-            Path::new("/in"),
-            &files(4),
-            Some(plan(5.0, Some(100), Backpressure::Pause)),
-        );
+        let mut s = Source::new(&files(4), Some(plan(5.0, Some(100), Backpressure::Pause)));
         let deep = Depth { lag: 9, pending: 2 };
         assert_eq!(s.step(secs(0.0), IDLE).len(), 5);
         assert!(s.step(secs(1.0), deep).is_empty());
@@ -374,7 +358,6 @@ mod tests {
     #[test]
     fn adaptive_halves_its_rate_on_congestion_and_grows_it_back() {
         let mut s = Source::new(
-            Path::new("/in"),
             &files(4),
             Some(plan(20.0, Some(100), Backpressure::Adaptive)),
         );

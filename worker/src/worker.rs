@@ -7,6 +7,7 @@ use crate::counts::Counts;
 use crate::fault::{crash_at, crash_now, slow_factor, CrashPoint, Fault};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wordcount_protocol::{Commit, RedisMode};
 
@@ -29,7 +30,14 @@ pub struct WorkerStats {
     pub ignored: u64,
 }
 
-pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
+/// A worker asked to stop (SIGTERM, SIGINT: a scale-down, a pod deleted)
+/// finishes and commits the file it holds, then ends with this error: not
+/// a success, since the job is not done.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped, after committing the file it held")]
+pub struct Stopped;
+
+pub fn run(opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerStats> {
     let backend = backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?;
     let mut w = Worker {
         opts,
@@ -43,6 +51,9 @@ pub fn run(opts: WorkerOptions) -> Result<WorkerStats> {
         (settings.claim_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(50));
     let mut stats = WorkerStats::default();
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(Stopped.into());
+        }
         match w.backend.take(&w.opts.name, wait, settings.claim_timeout)? {
             Some(taken) => {
                 stats.files += 1;

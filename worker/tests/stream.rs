@@ -159,3 +159,59 @@ fn stream_flags_need_stream_and_a_positive_rate() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a rate above 0"));
 }
+
+#[test]
+fn autoscale_adds_workers_under_load_and_removes_them_after() {
+    need_redis();
+    let dir = tempfile::tempdir().unwrap();
+    // Heavy files first, then light ones: the load rises, then falls.
+    generate(
+        &dir.path().join("a-heavy"),
+        &CorpusSpec {
+            files: 30,
+            bytes_per_file: 1_000_000,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let light = dir.path().join("b-light");
+    ok(&wordcount(&[
+        "generate",
+        "--tweets",
+        "--files",
+        "200",
+        "--out",
+        light.to_str().unwrap(),
+    ]));
+    let (r, rows) = stream(
+        dir.path(),
+        &[
+            "--rate",
+            "40",
+            "--tick",
+            "250ms",
+            "--autoscale",
+            "1..3",
+            "--target-lag",
+            "2",
+            "--cooldown",
+            "1s",
+        ],
+    );
+    let job = r.job.unwrap();
+    assert!(job.peak_workers >= 2, "{job:?}");
+    let ev = events(&rows);
+    let up = ev.iter().position(|e| e == "scaled-up");
+    let down = ev.iter().rposition(|e| e == "scaled-down");
+    assert!(
+        matches!((up, down), (Some(u), Some(d)) if u < d),
+        "up, then down: {ev:?}"
+    );
+    assert_eq!(
+        job.scalings as usize,
+        ev.iter().filter(|e| e.starts_with("scaled-")).count()
+    );
+    let bad = wordcount(&["run", "--input", ".", "--stream", "--autoscale", "3..1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("MIN..MAX"));
+}

@@ -247,6 +247,7 @@ pub fn job_options(dir: &Path, workers: usize) -> RunOptions {
         verify: false,
         stream: None,
         timeline: None,
+        autoscale: None,
     }
 }
 

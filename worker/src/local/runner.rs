@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wordcount_protocol::{RedisMode, DEFAULT_PREFIX};
+use wordcount_protocol::{exit, Autoscale, RedisMode, DEFAULT_PREFIX};
 
 pub struct RunOptions {
     pub input: PathBuf,
@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub stream: Option<StreamPlan>,
     /// Where to write a stream's timeline (CSV).
     pub timeline: Option<PathBuf>,
+    /// Scale the workers on the queue's lag, starting from `workers`.
+    pub autoscale: Option<Autoscale>,
 }
 
 pub struct RunOutcome {
@@ -55,16 +57,14 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     if opts.workers == 0 {
         bail!("--workers must be at least 1");
     }
-    if let Some(f) = opts
-        .faults
-        .iter()
-        .find(|f| f.worker() as usize >= opts.workers)
-    {
+    let most = opts
+        .autoscale
+        .map_or(opts.workers, |a| a.max_workers as usize);
+    if let Some(f) = opts.faults.iter().find(|f| f.worker() as usize >= most) {
         bail!(
-            "--fault {f}: there is no worker {} (--workers {} numbers them 0 to {})",
+            "--fault {f}: there is no worker {} (at most {most} workers, numbered 0 to {})",
             f.worker(),
-            opts.workers,
-            opts.workers - 1
+            most - 1
         );
     }
     let mut phase = Instant::now();
@@ -91,6 +91,10 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let driver_stop = stop.clone();
     let driver = std::thread::spawn(move || driver::run(&dopts, &driver_stop));
     let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
+    let mut scaler = opts
+        .autoscale
+        .map(|rule| Scaler::new(rule, &server))
+        .transpose()?;
     while !driver.is_finished() {
         if stop.load(Ordering::Relaxed) {
             pool.kill_all();
@@ -102,6 +106,9 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
                 pool.kill_one();
                 next_kill = Some(at + every);
             }
+        }
+        if let Some(s) = scaler.as_mut() {
+            s.watch(&mut pool)?;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -178,6 +185,8 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     if let Some(job) = report.job.as_mut() {
         job.worker_restarts = pool.restarts;
         job.workers_killed = pool.kills;
+        job.peak_workers = pool.peak as u64;
+        job.scalings = pool.scalings;
         job.commits_ignored = last.commits_ignored;
         job.faults_fired = fired.len() as u64;
     }
@@ -200,8 +209,12 @@ struct Pool {
     restarts: u64,
     kills: u64,
     errors: u64,
-    /// Kills and replacements, for a stream's timeline.
+    /// Kills, replacements and scalings, for a stream's timeline.
     events: Vec<Event>,
+    /// Worker indexes in use: `0..active`; a slot above is stopping.
+    active: usize,
+    peak: usize,
+    scalings: u64,
 }
 
 impl Pool {
@@ -217,10 +230,12 @@ impl Pool {
             kills: 0,
             errors: 0,
             events: Vec::new(),
+            active: 0,
+            peak: 0,
+            scalings: 0,
         };
-        for i in 0..opts.workers {
-            let child = pool.spawn(i)?;
-            pool.slots.push(Some(child));
+        for _ in 0..opts.workers {
+            pool.grow()?;
         }
         Ok(pool)
     }
@@ -258,11 +273,12 @@ impl Pool {
             let Some(status) = child.try_wait()? else {
                 continue;
             };
-            if status.success() {
+            if status.success() || i >= self.active {
+                // Done, or gone with a scale-down.
                 self.slots[i] = None;
                 continue;
             }
-            if status.code().is_some() {
+            if status.code().is_some() && status.code() != Some(exit::INTERRUPTED) {
                 self.errors += 1;
                 if self.errors >= MAX_WORKER_ERRORS {
                     self.kill_all();
@@ -275,6 +291,31 @@ impl Pool {
             self.slots[i] = Some(self.spawn(i)?);
         }
         Ok(())
+    }
+
+    /// One more worker, with the next index.
+    fn grow(&mut self) -> Result<()> {
+        let i = self.active;
+        self.active += 1;
+        self.peak = self.peak.max(self.active);
+        if self.slots.len() < self.active {
+            self.slots.push(None);
+        }
+        // A worker still stopping in that slot is replaced when it exits.
+        if self.slots[i].is_none() {
+            self.slots[i] = Some(self.spawn(i)?);
+        }
+        Ok(())
+    }
+
+    /// One worker fewer: the last asks its process to stop (SIGTERM), and
+    /// it does once it has committed the file it holds.
+    fn shrink(&mut self) {
+        self.active -= 1;
+        if let Some(child) = &self.slots[self.active] {
+            // SAFETY: kill(2) on a child's pid; at worst it has exited.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
     }
 
     /// SIGKILLs a random live worker (`--kill-every`).
@@ -325,5 +366,84 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.kill_all();
+    }
+}
+
+/// `--autoscale`: reads the queue's lag twice a second and scales the
+/// pool by the rule of [`Autoscale`].
+struct Scaler {
+    rule: Autoscale,
+    redis: Box<dyn backend::Backend + Send>,
+    next_look: Instant,
+    last_change: Instant,
+    idle_since: Option<Instant>,
+}
+
+impl Scaler {
+    fn new(rule: Autoscale, server: &RedisServer) -> Result<Self> {
+        Ok(Scaler {
+            rule,
+            redis: backend::open(
+                RedisMode::Snapshot,
+                &server.url_with_password(),
+                DEFAULT_PREFIX,
+                Duration::from_secs(30),
+            )?,
+            next_look: Instant::now(),
+            last_change: Instant::now(),
+            idle_since: None,
+        })
+    }
+
+    fn watch(&mut self, pool: &mut Pool) -> Result<()> {
+        let now = Instant::now();
+        if now < self.next_look {
+            return Ok(());
+        }
+        self.next_look = now + Duration::from_millis(500);
+        let lag = self.redis.depth()?.lag;
+        let idle_since = *self.idle_since.get_or_insert(now);
+        if lag > 0 {
+            self.idle_since = None;
+        }
+        let idle_for = if lag == 0 {
+            now - idle_since
+        } else {
+            Duration::ZERO
+        };
+        let Some(change) =
+            self.rule
+                .decide(pool.active as u32, lag, now - self.last_change, idle_for)
+        else {
+            return Ok(());
+        };
+        tracing::info!(
+            "workers {} -> {}: {}",
+            change.from,
+            change.to,
+            change.reason
+        );
+        while (pool.active as u32) < change.to {
+            pool.grow()?;
+        }
+        while (pool.active as u32) > change.to {
+            pool.shrink();
+        }
+        pool.scalings += 1;
+        pool.events.push(Event {
+            at_ms: epoch_ms(),
+            what: if change.to > change.from {
+                "scaled-up"
+            } else {
+                "scaled-down"
+            }
+            .into(),
+            detail: format!(
+                "{} -> {} workers: {}",
+                change.from, change.to, change.reason
+            ),
+        });
+        self.last_change = now;
+        Ok(())
     }
 }

@@ -131,7 +131,17 @@ pub fn spawn_driver(
     claim_timeout: Duration,
     top: usize,
 ) -> std::thread::JoinHandle<anyhow::Result<wordcount::driver::DriverOutcome>> {
-    let opts = wordcount::driver::DriverOptions {
+    spawn_driver_with(driver_options(server, input, claim_timeout, top))
+}
+
+/// What [`spawn_driver`] runs, to change before [`spawn_driver_with`].
+pub fn driver_options(
+    server: &wordcount::local::RedisServer,
+    input: &Path,
+    claim_timeout: Duration,
+    top: usize,
+) -> wordcount::driver::DriverOptions {
+    wordcount::driver::DriverOptions {
         redis: server.url_with_password(),
         mode: wordcount_protocol::RedisMode::Snapshot,
         prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
@@ -144,7 +154,12 @@ pub fn spawn_driver(
         top,
         patience: Duration::from_secs(60),
         stream: None,
-    };
+    }
+}
+
+pub fn spawn_driver_with(
+    opts: wordcount::driver::DriverOptions,
+) -> std::thread::JoinHandle<anyhow::Result<wordcount::driver::DriverOutcome>> {
     std::thread::spawn(move || {
         wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
     })
