@@ -1,10 +1,15 @@
 //! Scaling a stream's workers with its lag (`spec.stream.autoscale`).
 //!
-//! The decision is a pure function of the spec, the autoscaler's last state
-//! (recorded in the status, as the operator's own faults are) and the lag
-//! Redis says now (`P:stream`), so that it can be tested without a
-//! cluster and an operator restart neither repeats nor forgets a step. The
-//! controller applies it to the workers' Indexed Job, whose parallelism and
+//! The rule is the contract's (`wordcount_protocol::Autoscale`, which
+//! `wordcount run --autoscale` follows too): one more worker while the lag
+//! is above the target, one fewer once there has been no lag for a whole
+//! cool-down, at most one change per cool-down. What the operator adds is
+//! the state the rule needs (the workers now, the last change, since when
+//! there has been no lag), kept in the status as the operator's own record
+//! (as its faults are), so that a step is a pure function of the spec, that
+//! state and the lag Redis says now: tested without a cluster, and an
+//! operator restart neither repeats nor forgets a change. The controller
+//! applies it to the workers' Indexed Job, whose parallelism and
 //! completions move together (Kubernetes allows that for Indexed Jobs).
 
 use crate::{
@@ -12,17 +17,9 @@ use crate::{
     crd::{Autoscale, AutoscaleStatus, Phase, WordCountJob, WordCountJobStatus},
     events, resources,
 };
-use k8s_openapi::{
-    apimachinery::pkg::apis::meta::v1::Time,
-    jiff::{SignedDuration, Timestamp},
-};
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::runtime::events::EventType;
-
-/// At most one change this often, so that a pod starting (and the lag it
-/// has not drained yet) does not make it flap.
-pub const COOLDOWN: SignedDuration = SignedDuration::from_secs(15);
-/// How long the stream must have had no lag before a worker is taken away.
-pub const IDLE: SignedDuration = SignedDuration::from_secs(15);
+use std::time::Duration;
 
 /// A change of the number of workers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,11 +36,22 @@ impl Scale {
     }
 }
 
+/// The contract's rule with the spec's figures.
+pub fn rule(spec: &Autoscale) -> wordcount_protocol::Autoscale {
+    let positive = |n: i32| u32::try_from(n).unwrap_or(0);
+    wordcount_protocol::Autoscale {
+        min_workers: positive(spec.min_workers),
+        max_workers: positive(spec.max_workers),
+        target_lag: u64::from(positive(spec.target_lag)),
+        cooldown: spec.cooldown.as_std(),
+    }
+}
+
 /// The autoscaler's state before its first decision: the job's own workers,
 /// kept within the bounds.
 pub fn initial(spec: &Autoscale, workers: i32) -> AutoscaleStatus {
     AutoscaleStatus {
-        workers: clamp(spec, workers),
+        workers: workers.clamp(spec.min_workers, spec.max_workers.max(spec.min_workers)),
         last_scale_time: None,
         no_lag_since: None,
     }
@@ -69,50 +77,35 @@ pub fn step(
         (0, None) => Some(Time(now)),
         _ => None,
     };
-    let cooling = state
-        .last_scale_time
-        .as_ref()
-        .is_some_and(|t| now.duration_since(t.0) < COOLDOWN);
-    if !running || cooling {
+    if !running {
         return (next, None);
     }
-    let workers = state.workers;
-    let target = i64::from(spec.target_lag.max(1));
-    let (to, reason) = if lag > target && workers < spec.max_workers {
-        // In proportion, like a HorizontalPodAutoscaler: twice the target
-        // lag, twice the workers; at least one more.
-        let wanted = i64::from(workers)
-            .saturating_mul(lag)
-            .saturating_add(target - 1)
-            / target;
-        let to = i32::try_from(wanted).unwrap_or(i32::MAX);
-        let to = clamp(spec, to.max(workers + 1));
-        let reason = format!("lag {lag} above targetLag {target}: {workers} -> {to} workers");
-        (to, reason)
-    } else if lag == 0 && workers > spec.min_workers {
-        let idle = next
-            .no_lag_since
-            .as_ref()
-            .map_or(SignedDuration::ZERO, |t| now.duration_since(t.0));
-        if idle < IDLE {
-            return (next, None);
-        }
-        let to = workers - 1;
-        let reason = format!("no lag for {}s: {workers} -> {to} workers", idle.as_secs());
-        (to, reason)
-    } else {
+    let since = |t: &Option<Time>| {
+        t.as_ref()
+            .map(|t| Duration::try_from(now.duration_since(t.0)).unwrap_or(Duration::ZERO))
+    };
+    let decided = rule(spec).decide(
+        u32::try_from(state.workers).unwrap_or(0),
+        u64::try_from(lag).unwrap_or(0),
+        // Never scaled: as long ago as can be.
+        since(&state.last_scale_time).unwrap_or(Duration::MAX),
+        since(&next.no_lag_since).unwrap_or(Duration::ZERO),
+    );
+    let Some(scaling) = decided else {
         return (next, None);
     };
+    let to = i32::try_from(scaling.to).unwrap_or(i32::MAX);
+    let reason = format!("{}: {} -> {to} workers", scaling.reason, state.workers);
     next.workers = to;
     next.last_scale_time = Some(Time(now));
-    // Another worker goes only after another idle spell.
+    // Another worker goes only after another spell without lag.
     if next.no_lag_since.is_some() {
         next.no_lag_since = Some(Time(now));
     }
     (
         next,
         Some(Scale {
-            from: workers,
+            from: state.workers,
             to,
             reason,
         }),
@@ -155,10 +148,6 @@ pub async fn run(
     Ok(())
 }
 
-fn clamp(spec: &Autoscale, workers: i32) -> i32 {
-    workers.clamp(spec.min_workers, spec.max_workers.max(spec.min_workers))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,8 +155,9 @@ mod tests {
     fn spec() -> Autoscale {
         Autoscale {
             min_workers: 1,
-            max_workers: 8,
+            max_workers: 4,
             target_lag: 10,
+            cooldown: crate::duration::Duration::from_secs(15),
         }
     }
 
@@ -180,37 +170,30 @@ mod tests {
     }
 
     #[test]
-    fn lag_above_the_target_scales_up_in_proportion_within_the_bounds() {
+    fn lag_above_the_target_adds_one_worker_up_to_the_maximum() {
         let (next, scale) = step(&spec(), &state(2), Some(35), true, at(0));
         let scale = scale.unwrap();
-        // 2 workers * 35 / 10, rounded up.
-        assert_eq!((scale.from, scale.to, scale.up()), (2, 7, true));
-        assert_eq!(scale.reason, "lag 35 above targetLag 10: 2 -> 7 workers");
-        assert_eq!(next.workers, 7);
+        assert_eq!((scale.from, scale.to, scale.up()), (2, 3, true));
+        assert_eq!(scale.reason, "lag 35 above the target 10: 2 -> 3 workers");
+        assert_eq!(next.workers, 3);
         assert_eq!(next.last_scale_time, Some(Time(at(0))));
-        // Far above: no more than maxWorkers.
-        let (_, scale) = step(&spec(), &state(3), Some(10_000), true, at(0));
-        assert_eq!(scale.unwrap().to, 8);
-        // Just above: one more at least.
-        let (_, scale) = step(&spec(), &state(4), Some(11), true, at(0));
-        assert_eq!(scale.unwrap().to, 5);
         // At the target, or already at the maximum: nothing.
-        assert_eq!(step(&spec(), &state(4), Some(10), true, at(0)).1, None);
-        assert_eq!(step(&spec(), &state(8), Some(500), true, at(0)).1, None);
+        assert_eq!(step(&spec(), &state(2), Some(10), true, at(0)).1, None);
+        assert_eq!(step(&spec(), &state(4), Some(500), true, at(0)).1, None);
     }
 
     #[test]
     fn no_change_within_the_cool_down() {
-        let (scaled, first) = step(&spec(), &state(2), Some(20), true, at(0));
-        assert_eq!(first.unwrap().to, 4);
+        let (scaled, first) = step(&spec(), &state(1), Some(50), true, at(0));
+        assert_eq!(first.unwrap().to, 2);
         let (_, again) = step(&spec(), &scaled, Some(400), true, at(14));
         assert_eq!(again, None, "within 15 s of the last change");
         let (_, later) = step(&spec(), &scaled, Some(400), true, at(15));
-        assert_eq!(later.unwrap().to, 8);
+        assert_eq!(later.unwrap().to, 3);
     }
 
     #[test]
-    fn scales_down_one_worker_after_a_spell_without_lag() {
+    fn one_worker_goes_after_a_whole_cool_down_without_lag() {
         let s = state(4);
         // Lag 0 is first seen at 0 s; 10 s later it is not long enough.
         let (s, none) = step(&spec(), &s, Some(0), true, at(0));
@@ -222,10 +205,10 @@ mod tests {
         let down = down.unwrap();
         assert_eq!((down.from, down.to, down.up()), (4, 3, false));
         assert_eq!(down.reason, "no lag for 15s: 4 -> 3 workers");
-        // The next one needs another idle spell (and the cool-down).
+        // The next one needs another spell (and the cool-down).
         assert_eq!(step(&spec(), &s, Some(0), true, at(29)).1, None);
         assert_eq!(step(&spec(), &s, Some(0), true, at(30)).1.unwrap().to, 2);
-        // Any lag resets the spell.
+        // Any lag ends the spell.
         let (s, _) = step(&spec(), &s, Some(3), true, at(31));
         assert_eq!(s.no_lag_since, None);
         // Never below minWorkers.
@@ -245,6 +228,15 @@ mod tests {
     fn the_first_state_keeps_the_jobs_workers_within_the_bounds() {
         assert_eq!(state(3).workers, 3);
         assert_eq!(state(0).workers, 1);
-        assert_eq!(state(20).workers, 8);
+        assert_eq!(state(20).workers, 4);
+    }
+
+    #[test]
+    fn the_rule_is_the_contracts_with_the_specs_figures() {
+        let r = rule(&spec());
+        assert_eq!(
+            (r.min_workers, r.max_workers, r.target_lag, r.cooldown),
+            (1, 4, 10, Duration::from_secs(15))
+        );
     }
 }

@@ -805,27 +805,27 @@ async fn an_autoscaled_stream_scales_its_workers_job_with_the_lag() {
         (spec["parallelism"].clone(), spec["completions"].clone())
     };
 
-    // Lag 30, three times the target: 2 -> 6 workers, the Job scaled.
+    // Lag 30, above the target: one more worker, the Job scaled.
     *h.redis.progress.lock().unwrap() = Some(lag(30));
     h.reconcile(&job).await;
-    assert_eq!(workers_job(&h), (json!(6), json!(6)));
+    assert_eq!(workers_job(&h), (json!(3), json!(3)));
     assert_eq!(
         scaling(&h),
         [(
             "ScaledUp".to_string(),
-            "lag 30 above targetLag 10: 2 -> 6 workers".to_string()
+            "lag 30 above the target 10: 2 -> 3 workers".to_string()
         )]
     );
     let stored = h.stored_job("demo");
     let status = stored.status.clone().unwrap();
-    assert_eq!(status.autoscale.as_ref().unwrap().workers, 6);
+    assert_eq!(status.autoscale.as_ref().unwrap().workers, 3);
     assert!(status.autoscale.unwrap().last_scale_time.is_some());
 
     // The next reconcile applies the Job as decided, not as spec.workers.
     h.api.clear_requests();
     *h.redis.progress.lock().unwrap() = Some(lag(0));
     h.reconcile(&stored).await;
-    assert_eq!(workers_job(&h), (json!(6), json!(6)));
+    assert_eq!(workers_job(&h), (json!(3), json!(3)));
     // Lag 0, but within the cool-down and the idle spell: nothing.
     assert!(scaling(&h).is_empty());
     let status = h.stored_job("demo").status.unwrap();

@@ -276,10 +276,11 @@ pub struct StreamSpec {
 }
 
 /// Scales the workers' Indexed Job (its parallelism and completions
-/// together) between `minWorkers` and `maxWorkers`: up when the stream's lag
-/// (files injected, not yet delivered to a worker) is above `targetLag`, in
-/// proportion; down one worker when there has been no lag for a while. At
-/// most one change per cool-down (`autoscale::COOLDOWN`).
+/// together) between `minWorkers` and `maxWorkers` by the contract's rule
+/// (`wordcount_protocol::Autoscale`, as `wordcount run --autoscale` does):
+/// one more worker while the stream's lag (files injected, not yet
+/// delivered to a worker) is above `targetLag`, one fewer once there has
+/// been no lag for a whole `cooldown`; at most one change per `cooldown`.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Autoscale {
@@ -287,14 +288,22 @@ pub struct Autoscale {
     pub min_workers: i32,
     #[schemars(range(min = 1, max = 1000))]
     pub max_workers: i32,
-    /// Files waiting for a worker above which the workers are scaled up.
+    /// Files waiting for a worker above which one more is added.
     #[serde(default = "default_target_lag")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub target_lag: i32,
+    /// Least time between two changes, and how long no file must have
+    /// waited before a worker goes. Longer than `wordcount run`'s 5 s
+    /// default: a pod takes seconds to start where a process does not.
+    #[serde(default = "default_cooldown")]
+    pub cooldown: Duration,
 }
 
 fn default_target_lag() -> i32 {
     10
+}
+fn default_cooldown() -> Duration {
+    Duration::from_secs(15)
 }
 
 fn default_tick() -> Duration {

@@ -475,6 +475,7 @@ EOF
 # counting time per file) and may grow to three: the operator scales the
 # workers' Indexed Job up (a ScaledUp Event, parallelism and completions
 # moved together, which the API server accepts), and the counts stay exact.
+# The 30 s cool-down outlasts the job (about 15 s): one step up, none down.
 autoscale() {
   apply <<'EOF'
 apiVersion: wordcount.dev/v1alpha1
@@ -484,7 +485,7 @@ spec:
   input: {synthetic: {files: 48, bytesPerFile: 131072, seed: 13}}
   workers: 1
   claimTimeout: 5s
-  stream: {rate: 4, autoscale: {minWorkers: 1, maxWorkers: 3, targetLag: 4}}
+  stream: {rate: 4, autoscale: {minWorkers: 1, maxWorkers: 3, targetLag: 4, cooldown: 30s}}
   faults:
     stragglers: [{worker: 0, slowFactor: 1000}]
 EOF
@@ -498,7 +499,7 @@ EOF
     fail "autoscale: the workers' Job runs $parallelism of $completions, the status says $scaled"
   events=$(kubectl get events -n "$NS" --field-selector involvedObject.name=autoscale,reason=ScaledUp \
     -o jsonpath='{.items[*].message}')
-  [[ $events == *"above targetLag 4"* ]] || fail "autoscale: no ScaledUp Event: '$events'"
+  [[ $events == *"above the target 4: 1 -> 2 workers"* ]] || fail "autoscale: no ScaledUp Event: '$events'"
   log "autoscale: $scaled workers; $events"
   check_counts autoscale
   delete_job autoscale

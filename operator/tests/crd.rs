@@ -323,7 +323,11 @@ fn autoscale_bounds_agree_with_each_other_and_the_workers() {
     let ok = with(2, json!({"minWorkers": 1, "maxWorkers": 4}));
     assert_eq!(cel_errors(&ok, None), Vec::<String>::new());
     let typed: crd::WordCountJob = serde_json::from_value(ok).unwrap();
-    assert_eq!(typed.spec.autoscale().unwrap().target_lag, 10);
+    let autoscale = typed.spec.autoscale().unwrap();
+    assert_eq!(
+        (autoscale.target_lag, autoscale.cooldown.to_string()),
+        (10, "15s".to_string())
+    );
     for (workers, autoscale, message) in [
         (
             2,
