@@ -8,6 +8,7 @@
 //! go (`finish`).
 
 use crate::{
+    autoscale,
     chaos::{self, partition::EndConnections},
     crd::{FaultKind, Phase, WordCountJob, WordCountJobStatus},
     events, finish,
@@ -111,6 +112,8 @@ impl Context {
 /// How often to look again while a job runs; pods and Jobs changing also
 /// trigger a reconcile, but Redis progress does not.
 const POLL_RUNNING: Duration = Duration::from_secs(5);
+/// A stream's figures (latency, throttling) change by the second.
+const POLL_STREAM: Duration = Duration::from_secs(2);
 const POLL_REDIS_DOWN: Duration = Duration::from_secs(10);
 pub(crate) const POLL_FINISHED: Duration = Duration::from_secs(300);
 
@@ -201,6 +204,13 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     let now = Timestamp::now();
     let mut status = status::derive(&job, &observed, now);
 
+    // 3b. A stream's workers follow its lag, as Redis says it now.
+    let lag = match &observed.progress {
+        Some(Ok(p)) => p.stream.as_ref().map(|s| s.lag),
+        _ => None,
+    };
+    autoscale::run(ctx, &ns, &job, lag, &mut status, now).await?;
+
     // 4. Chaos that is due while the job runs; the standing NetworkPolicy.
     let scene = chaos::Scene {
         pods: &pods,
@@ -217,7 +227,7 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     if status.phase.is_some_and(Phase::is_terminal) {
         return finish::finished(ctx, &job, &status).await;
     }
-    Ok(Action::requeue(requeue_after(&status, next_fault)))
+    Ok(Action::requeue(requeue_after(&job, &status, next_fault)))
 }
 
 async fn write_status(
@@ -248,10 +258,16 @@ pub fn error_policy(job: Arc<WordCountJob>, error: &Error, ctx: Arc<Context>) ->
     Action::requeue(Duration::from_secs(10))
 }
 
-fn requeue_after(status: &WordCountJobStatus, next_fault: Option<Duration>) -> Duration {
+fn requeue_after(
+    job: &WordCountJob,
+    status: &WordCountJobStatus,
+    next_fault: Option<Duration>,
+) -> Duration {
     let redis_down = status::find(status, status::READY).is_some_and(|c| c.status != "True");
     let poll = if redis_down {
         POLL_REDIS_DOWN
+    } else if job.spec.stream.is_some() {
+        POLL_STREAM
     } else {
         POLL_RUNNING
     };

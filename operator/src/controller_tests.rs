@@ -687,3 +687,147 @@ async fn a_partition_applies_its_policy_ends_worker_connections_then_lifts() {
     assert_eq!(policy["metadata"]["annotations"], Value::Null);
     assert!(h.events().iter().any(|e| e["reason"] == "PartitionLifted"));
 }
+
+fn streaming(throttled: bool, committed: i64) -> Progress {
+    let mut p = started(10_000, committed);
+    p.stream = Some(crate::progress::StreamFigures {
+        injected: 60,
+        committed,
+        p50_ms: 20,
+        p99_ms: 900,
+        throughput: 18.0,
+        effective_rate: 20.0,
+        lag: if throttled { 120 } else { 4 },
+        pending: 3,
+        throttled,
+        throttled_ms: if throttled { 0 } else { 3000 },
+    });
+    p
+}
+
+#[tokio::test]
+async fn a_stream_reports_its_latency_and_announces_throttling_once_each_way() {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.stream = Some(
+        serde_json::from_value(json!({"rate": 20, "backpressure": "Pause", "maxLag": 100}))
+            .unwrap(),
+    );
+    let h = Harness::new(&job);
+    let reasons = |h: &Harness| -> Vec<String> {
+        h.events()
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap().to_string())
+            .filter(|r| r.starts_with("Throttle"))
+            .collect()
+    };
+
+    *h.redis.progress.lock().unwrap() = Some(streaming(false, 40));
+    let action = h.reconcile(&job).await;
+    assert_eq!(action, Action::requeue(POLL_STREAM));
+    // The driver's pod runs the stream's source.
+    let driver = h.api.get(DRIVER).unwrap();
+    let args = driver["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    let args: Vec<String> = serde_json::from_value(args).unwrap();
+    assert!(args.windows(2).any(|w| w == ["--rate", "20"]), "{args:?}");
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(
+        status.latency,
+        Some(crate::crd::Latency { p50: 20, p99: 900 })
+    );
+    assert_eq!(status.throughput, Some(18.0));
+    assert!(reasons(&h).is_empty());
+
+    // Throttled on two reconciles in a row: one ThrottleStarted.
+    *h.redis.progress.lock().unwrap() = Some(streaming(true, 45));
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    h.reconcile(&job).await;
+    assert_eq!(reasons(&h), ["ThrottleStarted"]);
+    let started = h
+        .events()
+        .into_iter()
+        .find(|e| e["reason"] == "ThrottleStarted")
+        .unwrap();
+    assert_eq!(started["type"], "Warning");
+    assert!(started["note"].as_str().unwrap().contains("120 waiting"));
+    assert!(
+        h.stored_job("demo")
+            .status
+            .unwrap()
+            .stream
+            .unwrap()
+            .throttled
+    );
+
+    // Redis unreachable for a reconcile: the figures stay, no event.
+    *h.redis.progress.lock().unwrap() = None;
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    assert!(reasons(&h).is_empty());
+
+    // Back below: one ThrottleStopped.
+    *h.redis.progress.lock().unwrap() = Some(streaming(false, 55));
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    h.reconcile(&job).await;
+    assert_eq!(reasons(&h), ["ThrottleStopped"]);
+}
+
+#[tokio::test]
+async fn an_autoscaled_stream_scales_its_workers_job_with_the_lag() {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.workers = 2;
+    job.spec.stream = Some(
+        serde_json::from_value(json!({"rate": 50,
+            "autoscale": {"minWorkers": 1, "maxWorkers": 6, "targetLag": 10}}))
+        .unwrap(),
+    );
+    let h = Harness::new(&job);
+    let scaling = |h: &Harness| -> Vec<(String, String)> {
+        h.events()
+            .iter()
+            .filter(|e| e["action"] == "Autoscale")
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap().to_string(),
+                    e["note"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let lag = |n: i64| {
+        let mut p = streaming(false, 10);
+        p.stream.as_mut().unwrap().lag = n;
+        p
+    };
+    let workers_job = |h: &Harness| {
+        let spec = h.api.get(WORKERS).unwrap()["spec"].clone();
+        (spec["parallelism"].clone(), spec["completions"].clone())
+    };
+
+    // Lag 30, above the target: one more worker, the Job scaled.
+    *h.redis.progress.lock().unwrap() = Some(lag(30));
+    h.reconcile(&job).await;
+    assert_eq!(workers_job(&h), (json!(3), json!(3)));
+    assert_eq!(
+        scaling(&h),
+        [(
+            "ScaledUp".to_string(),
+            "lag 30 above the target 10: 2 -> 3 workers".to_string()
+        )]
+    );
+    let stored = h.stored_job("demo");
+    let status = stored.status.clone().unwrap();
+    assert_eq!(status.autoscale.as_ref().unwrap().workers, 3);
+    assert!(status.autoscale.unwrap().last_scale_time.is_some());
+
+    // The next reconcile applies the Job as decided, not as spec.workers.
+    h.api.clear_requests();
+    *h.redis.progress.lock().unwrap() = Some(lag(0));
+    h.reconcile(&stored).await;
+    assert_eq!(workers_job(&h), (json!(3), json!(3)));
+    // Lag 0, but within the cool-down and the idle spell: nothing.
+    assert!(scaling(&h).is_empty());
+    let status = h.stored_job("demo").status.unwrap();
+    assert!(status.autoscale.unwrap().no_lag_since.is_some());
+}

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use wordcount_protocol::{
     fault::{FIRST_FILE, MAX_SLOW, MIN_SLOW},
-    Commit, CrashPoint, Fault, OnUnreadable, RedisMode, Tokenizer,
+    Backpressure, Commit, CrashPoint, Fault, OnUnreadable, RedisMode, Tokenizer,
 };
 
 pub const GROUP: &str = "wordcount.dev";
@@ -55,6 +55,12 @@ pub const KIND: &str = "WordCountJob";
 #[x_kube(validation = Rule::new("!has(self.faults) || !has(self.faults.stragglers) || self.faults.stragglers.all(s, s.worker < self.workers)")
     .message("faults.stragglers[].worker must be less than workers")
     .field_path(".faults.stragglers"))]
+#[x_kube(validation = Rule::new("!has(self.stream) || !has(self.stream.duration) || !has(self.stream.tick) || duration(self.stream.tick) <= duration(self.stream.duration)")
+    .message("stream.tick must not be longer than stream.duration")
+    .field_path(".stream.tick"))]
+#[x_kube(validation = Rule::new("!has(self.stream) || !has(self.stream.autoscale) || (self.stream.autoscale.minWorkers <= self.workers && self.workers <= self.stream.autoscale.maxWorkers)")
+    .message("workers must be from stream.autoscale.minWorkers to maxWorkers (the workers the job starts with)")
+    .field_path(".workers"))]
 #[serde(rename_all = "camelCase")]
 pub struct WordCountJobSpec {
     /// Where the files come from; they end up in a volume every pod mounts.
@@ -117,6 +123,11 @@ pub struct WordCountJobSpec {
     /// Resources of each kind of pod; sensible requests when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<PodResources>,
+
+    /// Makes the job a stream: the driver injects the input files at a
+    /// rate, cycling over them, rather than all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamSpec>,
 }
 
 fn default_workers() -> i32 {
@@ -216,6 +227,90 @@ impl Default for RedisSpec {
 
 fn default_snapshot_interval() -> Duration {
     Duration::from_secs(10)
+}
+
+/// The highest `stream.rate` the schema admits, in files a second.
+pub const MAX_RATE: f64 = 100_000.0;
+
+/// A stream (`wordcount driver --stream`): the driver injects `rate` files
+/// a second in micro-batches one `tick` apart, cycling over the input
+/// files, until `duration` is over; then it waits until everything
+/// injected is committed and writes the result, like a batch.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.rate > 0.0").message("stream.rate must be greater than 0").field_path(".rate"))]
+#[x_kube(validation = Rule::new("!has(self.duration) || duration(self.duration) > duration('0s')")
+    .message("stream.duration must be greater than 0")
+    .field_path(".duration"))]
+#[x_kube(validation = Rule::new("!has(self.tick) || (duration(self.tick) >= duration('10ms') && duration(self.tick) <= duration('1m'))")
+    .message("stream.tick must be from 10ms to 1m")
+    .field_path(".tick"))]
+pub struct StreamSpec {
+    /// Files injected a second (more than 0); a fraction is fine (0.5 is
+    /// one file every 2 s).
+    #[schemars(range(min = 0.0, max = MAX_RATE))]
+    pub rate: f64,
+    /// How long the source injects; every input file exactly once (at the
+    /// rate) when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// Time between two micro-batches.
+    #[serde(default = "default_tick")]
+    pub tick: Duration,
+    /// What the source does when the workers fall behind: `None` injects on
+    /// schedule whatever happens, `Pause` holds back while lag + pending is
+    /// above `maxLag`, `Adaptive` steers the rate toward what the workers
+    /// manage.
+    #[serde(default)]
+    pub backpressure: Backpressure,
+    /// Files waiting or in flight (lag + pending) above which backpressure
+    /// acts.
+    #[serde(default = "default_max_lag")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub max_lag: i32,
+    /// The operator scales the workers with the stream's lag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.minWorkers <= self.maxWorkers")
+        .message("stream.autoscale.minWorkers must not be more than maxWorkers"))]
+    pub autoscale: Option<Autoscale>,
+}
+
+/// Scales the workers' Indexed Job (its parallelism and completions
+/// together) between `minWorkers` and `maxWorkers` by the contract's rule
+/// (`wordcount_protocol::Autoscale`, as `wordcount run --autoscale` does):
+/// one more worker while the stream's lag (files injected, not yet
+/// delivered to a worker) is above `targetLag`, one fewer once there has
+/// been no lag for a whole `cooldown`; at most one change per `cooldown`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscale {
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_workers: i32,
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_workers: i32,
+    /// Files waiting for a worker above which one more is added.
+    #[serde(default = "default_target_lag")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub target_lag: i32,
+    /// Least time between two changes, and how long no file must have
+    /// waited before a worker goes. Longer than `wordcount run`'s 5 s
+    /// default: a pod takes seconds to start where a process does not.
+    #[serde(default = "default_cooldown")]
+    pub cooldown: Duration,
+}
+
+fn default_target_lag() -> i32 {
+    10
+}
+fn default_cooldown() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_tick() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_lag() -> i32 {
+    100
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -463,9 +558,63 @@ pub struct WordCountJobStatus {
     pub faults_injected: i32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<InjectedFault>,
+    /// A stream's latency, from when a file was due to its commit (the
+    /// driver's percentiles in `P:stream`); set once a file is committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    /// A stream's files committed a second, over the last few seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<f64>,
+    /// Where a stream's source stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamStatus>,
+    /// The autoscaler's decisions (`spec.stream.autoscale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleStatus>,
     /// What is wrong, or what the job is waiting for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Percentiles of a stream's latency, in milliseconds.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Latency {
+    pub p50: i64,
+    pub p99: i64,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscaleStatus {
+    /// The workers the operator runs now: the workers' Job's parallelism
+    /// and completions.
+    pub workers: i32,
+    /// When it last scaled them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
+    /// Since when the stream has had no lag, while it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_lag_since: Option<Time>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamStatus {
+    /// Files injected so far (a file injected twice counts twice).
+    pub injected: i64,
+    /// Injected files committed so far.
+    pub committed: i64,
+    /// Files injected but not delivered to any worker yet.
+    pub lag: i64,
+    /// Files delivered to a worker but not committed yet.
+    pub pending: i64,
+    /// Files injected a second, over the last few seconds.
+    pub effective_rate: f64,
+    /// Whether the source holds back files that are due (backpressure).
+    pub throttled: bool,
+    /// Milliseconds the source has spent throttled so far.
+    pub throttled_ms: i64,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -554,6 +703,10 @@ impl WordCountJobSpec {
         self.faults.as_ref().map_or(&[], |f| &f.partitions)
     }
 
+    pub fn autoscale(&self) -> Option<&Autoscale> {
+        self.stream.as_ref().and_then(|s| s.autoscale.as_ref())
+    }
+
     pub fn image(&self) -> &str {
         self.image.as_deref().unwrap_or(DEFAULT_IMAGE)
     }
@@ -571,6 +724,20 @@ impl WordCountJobSpec {
             self.redis.image = redis_image.map(str::to_string);
         }
         self
+    }
+}
+
+impl WordCountJob {
+    /// The workers it runs now: as the autoscaler last decided (recorded in
+    /// the status), else `spec.workers`.
+    pub fn workers_now(&self) -> i32 {
+        match (self.spec.autoscale(), &self.status) {
+            (Some(_), Some(status)) => status
+                .autoscale
+                .as_ref()
+                .map_or(self.spec.workers, |a| a.workers),
+            _ => self.spec.workers,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Events for people watching a job: its phase changes, crash faults seen
-//! for the first time, files skipped, and the faults the operator injects.
+//! for the first time, files skipped, a stream's source throttled and not,
+//! and the faults the operator injects.
 
 use crate::{
     controller::Context,
@@ -50,6 +51,48 @@ pub async fn changes(
             .await;
         }
     }
+    if let Some((type_, reason, note)) = throttle_change(job, previous, now) {
+        publish(ctx, job, type_, reason, "Backpressure", note).await;
+    }
+}
+
+/// `ThrottleStarted` or `ThrottleStopped` when a stream's source began or
+/// ceased holding back files between the two statuses.
+fn throttle_change(
+    job: &WordCountJob,
+    previous: &WordCountJobStatus,
+    now: &WordCountJobStatus,
+) -> Option<(EventType, &'static str, String)> {
+    let was = previous.stream.as_ref().is_some_and(|s| s.throttled);
+    let s = now.stream.as_ref().filter(|s| s.throttled != was)?;
+    Some(if s.throttled {
+        let why = match &job.spec.stream {
+            Some(spec) => format!(
+                " (backpressure {:?}, maxLag {})",
+                spec.backpressure, spec.max_lag
+            ),
+            None => String::new(),
+        };
+        (
+            EventType::Warning,
+            "ThrottleStarted",
+            format!(
+                "the source holds back files that are due: {} waiting, {} in flight{why}",
+                s.lag, s.pending
+            ),
+        )
+    } else {
+        (
+            EventType::Normal,
+            "ThrottleStopped",
+            format!(
+                "the source injects on schedule again ({} waiting, {} in flight); throttled {} in all",
+                s.lag,
+                s.pending,
+                crate::duration::Duration::from_millis(u64::try_from(s.throttled_ms).unwrap_or(0))
+            ),
+        )
+    })
 }
 
 /// Events are for people watching; failing to write one must not fail the reconcile.
@@ -89,6 +132,46 @@ fn truncate(mut s: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{crd::StreamStatus, resources::fixtures};
+
+    fn throttled(on: bool) -> WordCountJobStatus {
+        WordCountJobStatus {
+            stream: Some(StreamStatus {
+                lag: 150,
+                pending: 3,
+                throttled: on,
+                throttled_ms: 4200,
+                ..StreamStatus::default()
+            }),
+            ..WordCountJobStatus::default()
+        }
+    }
+
+    #[test]
+    fn throttle_events_only_when_it_changes() {
+        let mut job = fixtures::synthetic("demo");
+        job.spec.stream = serde_json::from_value(
+            serde_json::json!({"rate": 20, "backpressure": "Pause", "maxLag": 100}),
+        )
+        .unwrap();
+        let batch = WordCountJobStatus::default();
+        let (on, off) = (throttled(true), throttled(false));
+
+        let (type_, reason, note) = throttle_change(&job, &batch, &on).unwrap();
+        assert_eq!((type_, reason), (EventType::Warning, "ThrottleStarted"));
+        assert_eq!(
+            note,
+            "the source holds back files that are due: 150 waiting, 3 in flight (backpressure Pause, maxLag 100)"
+        );
+        let (type_, reason, note) = throttle_change(&job, &on, &off).unwrap();
+        assert_eq!((type_, reason), (EventType::Normal, "ThrottleStopped"));
+        assert!(note.ends_with("throttled 4s200ms in all"), "{note}");
+
+        assert!(throttle_change(&job, &on, &on).is_none());
+        assert!(throttle_change(&job, &off, &off).is_none());
+        assert!(throttle_change(&job, &batch, &off).is_none());
+        assert!(throttle_change(&job, &batch, &batch).is_none());
+    }
 
     #[test]
     fn event_notes_are_cut_at_a_character_boundary() {

@@ -4,8 +4,10 @@
 //! `controller` the reconciler that applies them, `status` how the status is
 //! derived, `progress` how Redis is read, `chaos` the faults the operator
 //! injects (each with its schedule and its effects), `finish` what a finished
-//! job keeps and stops, `events` what people watching are told.
+//! job keeps and stops, `events` what people watching are told, `autoscale`
+//! how a stream's workers follow its lag.
 
+pub mod autoscale;
 pub mod chaos;
 pub mod controller;
 pub mod crd;

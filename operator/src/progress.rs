@@ -1,5 +1,5 @@
 //! What Redis says about a job (docs/protocol.md: `P:meta`, `P:stats`,
-//! `P:faults`, `P:failed`, `P:summary`), read behind a small trait so that
+//! `P:faults`, `P:failed`, `P:summary`, and a stream's `P:stream`), read behind a small trait so that
 //! tests can feed the status logic without a Redis. Reading only: the one
 //! thing the operator does to a job's Redis (a partition ending connections)
 //! is the partition's own, in `chaos::partition`.
@@ -12,7 +12,7 @@ use redis::{
 };
 use serde::Deserialize;
 use std::{collections::BTreeMap, time::Duration};
-use wordcount_protocol::keys::{meta, stats, Keys};
+use wordcount_protocol::keys::{meta, stats, stream, Keys};
 
 /// Where a job's Redis is and how to log in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,28 @@ pub struct Progress {
     pub faults: BTreeMap<String, i64>,
     /// Present once the driver has finished.
     pub summary: Option<Summary>,
+    /// A stream's figures (`P:stream`), present once its driver has
+    /// written them; absent for a batch.
+    pub stream: Option<StreamFigures>,
+}
+
+/// `P:stream`, as the driver of a stream rewrites it about once a second;
+/// the fields it has not written are 0.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StreamFigures {
+    pub injected: i64,
+    pub committed: i64,
+    /// Latency percentiles, in milliseconds.
+    pub p50_ms: i64,
+    pub p99_ms: i64,
+    /// Files committed a second.
+    pub throughput: f64,
+    /// Files injected a second.
+    pub effective_rate: f64,
+    pub lag: i64,
+    pub pending: i64,
+    pub throttled: bool,
+    pub throttled_ms: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,16 +98,8 @@ pub fn parse(
     faults: &BTreeMap<String, String>,
     failed: BTreeMap<String, String>,
     summary: Option<&str>,
+    stream_hash: &BTreeMap<String, String>,
 ) -> Result<Progress, ReadError> {
-    fn int(map: &BTreeMap<String, String>, key: &str) -> Result<Option<i64>, ReadError> {
-        map.get(key)
-            .map(|v| {
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| ReadError::Malformed(format!("{key}={v:?} is not an integer")))
-            })
-            .transpose()
-    }
     let meta = if meta_hash.is_empty() {
         None
     } else {
@@ -118,7 +132,53 @@ pub fn parse(
         failed,
         faults,
         summary,
+        stream: parse_stream(stream_hash)?,
     })
+}
+
+fn int(map: &BTreeMap<String, String>, key: &str) -> Result<Option<i64>, ReadError> {
+    map.get(key)
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| ReadError::Malformed(format!("{key}={v:?} is not an integer")))
+        })
+        .transpose()
+}
+
+/// A finite number, written as an integer or not.
+fn number(map: &BTreeMap<String, String>, key: &str) -> Result<Option<f64>, ReadError> {
+    map.get(key)
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| ReadError::Malformed(format!("{key}={v:?} is not a number")))
+        })
+        .transpose()
+}
+
+/// `P:stream`; `None` when the hash is empty (a batch, or a stream whose
+/// driver has not written it yet).
+fn parse_stream(hash: &BTreeMap<String, String>) -> Result<Option<StreamFigures>, ReadError> {
+    if hash.is_empty() {
+        return Ok(None);
+    }
+    // Latencies may be written with a fraction; the status keeps whole ms.
+    let ms = |key| Ok::<_, ReadError>(number(hash, key)?.map_or(0, |x| x.round() as i64));
+    Ok(Some(StreamFigures {
+        injected: int(hash, stream::INJECTED)?.unwrap_or(0),
+        committed: int(hash, stream::COMMITTED)?.unwrap_or(0),
+        p50_ms: ms(stream::P50_MS)?,
+        p99_ms: ms(stream::P99_MS)?,
+        throughput: number(hash, stream::THROUGHPUT)?.unwrap_or(0.0),
+        effective_rate: number(hash, stream::EFFECTIVE_RATE)?.unwrap_or(0.0),
+        lag: int(hash, stream::LAG)?.unwrap_or(0),
+        pending: int(hash, stream::PENDING)?.unwrap_or(0),
+        throttled: int(hash, stream::THROTTLED)? == Some(1),
+        throttled_ms: ms(stream::THROTTLED_MS)?,
+    }))
 }
 
 /// The real reader: one short-lived connection per read, with tight
@@ -167,17 +227,18 @@ impl ProgressReader for RedisReader {
             let mut con = connect(ep, self.timeout).await?;
             let keys = Keys::new(&ep.prefix);
             type Hash = BTreeMap<String, String>;
-            let (meta, stats, faults, failed, summary): (Hash, Hash, Hash, Hash, Option<String>) =
-                redis::pipe()
-                    .hgetall(&keys.meta)
-                    .hgetall(&keys.stats)
-                    .hgetall(&keys.faults)
-                    .hgetall(&keys.failed)
-                    .get(&keys.summary)
-                    .query_async(&mut con)
-                    .await
-                    .map_err(unreachable)?;
-            parse(&meta, &stats, &faults, failed, summary.as_deref())
+            type Read = (Hash, Hash, Hash, Hash, Option<String>, Hash);
+            let (meta, stats, faults, failed, summary, stream): Read = redis::pipe()
+                .hgetall(&keys.meta)
+                .hgetall(&keys.stats)
+                .hgetall(&keys.faults)
+                .hgetall(&keys.failed)
+                .get(&keys.summary)
+                .hgetall(&keys.stream)
+                .query_async(&mut con)
+                .await
+                .map_err(unreachable)?;
+            parse(&meta, &stats, &faults, failed, summary.as_deref(), &stream)
         })
     }
 }
@@ -195,7 +256,7 @@ mod tests {
 
     #[test]
     fn empty_redis_means_not_started() {
-        let p = parse(&map(&[]), &map(&[]), &map(&[]), map(&[]), None).unwrap();
+        let p = parse(&map(&[]), &map(&[]), &map(&[]), map(&[]), None, &map(&[])).unwrap();
         assert_eq!(p, Progress::default());
     }
 
@@ -218,6 +279,7 @@ mod tests {
             &map(&[("worker=1,crash=after-read", "1700000001000")]),
             map(&[("b/x.bin", "permission denied")]),
             Some(r#"{"words":1234,"distinct":3,"top":[{"word":"the","count":600}],"seconds":2.5}"#),
+            &map(&[]),
         )
         .unwrap();
         assert_eq!(
@@ -244,12 +306,88 @@ mod tests {
                 &map(&[]),
                 &map(&[]),
                 map(&[]),
-                None
+                None,
+                &map(&[])
             ),
             Err(ReadError::Malformed(_))
         ));
-        assert!(parse(&map(&[]), &map(&[]), &map(&[]), map(&[]), Some("{not json")).is_err());
-        assert!(parse(&map(&[]), &map(&[]), &map(&[("x", "soon")]), map(&[]), None).is_err());
+        let none = map(&[]);
+        assert!(parse(&none, &none, &none, map(&[]), Some("{not json"), &none).is_err());
+        assert!(parse(&none, &none, &map(&[("x", "soon")]), map(&[]), None, &none).is_err());
+        for bad in [
+            (stream::LAG, "many"),
+            (stream::P50_MS, "NaN"),
+            (stream::THROUGHPUT, "inf"),
+        ] {
+            assert!(
+                matches!(
+                    parse(&none, &none, &none, map(&[]), None, &map(&[bad])),
+                    Err(ReadError::Malformed(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_a_streams_figures() {
+        let none = map(&[]);
+        let p = parse(
+            &none,
+            &none,
+            &none,
+            map(&[]),
+            None,
+            &map(&[
+                (stream::RATE, "20"),
+                (stream::INJECTED, "240"),
+                (stream::COMMITTED, "231"),
+                (stream::P50_MS, "41"),
+                (stream::P90_MS, "120"),
+                (stream::P99_MS, "310.6"),
+                (stream::MAX_MS, "402"),
+                (stream::THROUGHPUT, "19.5"),
+                (stream::EFFECTIVE_RATE, "20"),
+                (stream::LAG, "7"),
+                (stream::PENDING, "2"),
+                (stream::THROTTLED, "1"),
+                (stream::THROTTLED_MS, "1500"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            p.stream,
+            Some(StreamFigures {
+                injected: 240,
+                committed: 231,
+                p50_ms: 41,
+                p99_ms: 311,
+                throughput: 19.5,
+                effective_rate: 20.0,
+                lag: 7,
+                pending: 2,
+                throttled: true,
+                throttled_ms: 1500,
+            })
+        );
+        // Fields not written yet read as 0; "0" is not throttled.
+        let early = parse(
+            &none,
+            &none,
+            &none,
+            map(&[]),
+            None,
+            &map(&[(stream::RATE, "20"), (stream::THROTTLED, "0")]),
+        )
+        .unwrap();
+        assert_eq!(early.stream, Some(StreamFigures::default()));
+        // A batch has no P:stream.
+        assert_eq!(
+            parse(&none, &none, &none, map(&[]), None, &none)
+                .unwrap()
+                .stream,
+            None
+        );
     }
 
     #[tokio::test]

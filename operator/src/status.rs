@@ -10,9 +10,12 @@
 //! code, its Job's condition), the same phase follows, and it never flips.
 
 use crate::{
-    crd::{FaultKind, InjectedFault, Phase, WordCountJob, WordCountJobStatus, WorkerCounts},
+    crd::{
+        FaultKind, InjectedFault, Latency, Phase, StreamStatus, WordCountJob, WordCountJobStatus,
+        WorkerCounts,
+    },
     duration,
-    progress::{Progress, ReadError},
+    progress::{Progress, ReadError, StreamFigures},
 };
 use k8s_openapi::{
     api::{apps::v1::Deployment, batch::v1::Job},
@@ -117,8 +120,14 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
                     .cloned()
                     .collect();
             }
+            if let Some(f) = &p.stream {
+                stream_figures(&mut status, f);
+            }
         }
         None => {
+            status.latency = previous.latency;
+            status.throughput = previous.throughput;
+            status.stream = previous.stream.clone();
             status.files_total = previous.files_total;
             status.files_done = previous.files_done;
             status.files_failed = previous.files_failed;
@@ -159,6 +168,13 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     let workers = job_counts(obs.workers.as_ref());
     let driver = job_counts(obs.driver.as_ref());
     status.workers = obs.workers.as_ref().map(|_| workers);
+    // The autoscaler's own record, like the operator's faults: carried over.
+    status.autoscale = job.spec.autoscale().map(|spec| {
+        previous
+            .autoscale
+            .clone()
+            .unwrap_or_else(|| crate::autoscale::initial(spec, job.spec.workers))
+    });
 
     // Phase: failure first, then completion, then whether anything runs.
     let driver_failed = job_condition(obs.driver.as_ref(), "Failed");
@@ -230,13 +246,20 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
         }
         (Phase::Succeeded, "Succeeded", message)
     } else if progress.is_some_and(|p| p.meta.is_some()) || driver.ready + workers.ready > 0 {
-        let message = match &status.progress {
+        let mut message = match &status.progress {
             Some(p) => format!(
                 "{p} files committed, {} of {} workers running",
-                workers.ready, job.spec.workers
+                workers.ready,
+                job.workers_now()
             ),
             None => "the driver is enqueueing".into(),
         };
+        if let Some(s) = status.stream.as_ref().filter(|s| s.throttled) {
+            message.push_str(&format!(
+                "; the source is throttled ({} files waiting, {} in flight)",
+                s.lag, s.pending
+            ));
+        }
         (Phase::Running, "Running", message)
     } else {
         let waiting = if !redis_available(obs.redis_deployment.as_ref()) {
@@ -299,6 +322,31 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
         _ => message,
     });
     status
+}
+
+/// A stream's figures as the driver last wrote them: the latency once a
+/// file has been committed, the throughput, where the source stands.
+fn stream_figures(status: &mut WordCountJobStatus, f: &StreamFigures) {
+    status.latency = (f.committed > 0).then_some(Latency {
+        p50: f.p50_ms,
+        p99: f.p99_ms,
+    });
+    status.throughput = Some(round_to_tenth(f.throughput));
+    status.stream = Some(StreamStatus {
+        injected: f.injected,
+        committed: f.committed,
+        lag: f.lag,
+        pending: f.pending,
+        effective_rate: round_to_tenth(f.effective_rate),
+        throttled: f.throttled,
+        throttled_ms: f.throttled_ms,
+    });
+}
+
+/// Rates in the status to a tenth of a file a second: finer is noise, and
+/// every change of the status is a write.
+fn round_to_tenth(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 /// Adds a fault to the status, in time order, and counts it.
@@ -801,6 +849,99 @@ mod tests {
             (ready.status.as_str(), ready.last_transition_time.0),
             ("True", t("2025-01-01T00:06:00Z"))
         );
+    }
+
+    fn stream_progress(committed: i64, throttled: bool) -> Progress {
+        let mut p = running_progress(committed);
+        p.stream = Some(StreamFigures {
+            injected: 40,
+            committed,
+            p50_ms: 35,
+            p99_ms: 480,
+            throughput: 19.46,
+            effective_rate: 20.04,
+            lag: 12,
+            pending: 3,
+            throttled,
+            throttled_ms: 2500,
+        });
+        p
+    }
+
+    #[test]
+    fn a_stream_reports_latency_throughput_and_its_source() {
+        let job = fixtures::synthetic("demo");
+        let obs = Observed {
+            redis_deployment: available_redis(),
+            progress: Some(Ok(stream_progress(30, true))),
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:00:30Z"));
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(s.latency, Some(Latency { p50: 35, p99: 480 }));
+        assert_eq!(s.throughput, Some(19.5));
+        let stream = s.stream.clone().unwrap();
+        assert_eq!(
+            (
+                stream.injected,
+                stream.committed,
+                stream.lag,
+                stream.pending
+            ),
+            (40, 30, 12, 3)
+        );
+        assert_eq!(stream.effective_rate, 20.0);
+        assert!(stream.throttled);
+        assert_eq!(stream.throttled_ms, 2500);
+        assert!(
+            s.message
+                .as_deref()
+                .unwrap()
+                .ends_with("; the source is throttled (12 files waiting, 3 in flight)"),
+            "{:?}",
+            s.message
+        );
+
+        // Nothing committed yet: no latency to speak of.
+        let early = derive(
+            &job,
+            &Observed {
+                progress: Some(Ok(stream_progress(0, false))),
+                ..Observed::default()
+            },
+            t("2025-01-01T00:00:01Z"),
+        );
+        assert_eq!(early.latency, None);
+        assert!(!early.message.unwrap().contains("throttled"));
+
+        // Redis unreachable: the last figures stay, like the counts.
+        let mut job = job;
+        job.status = Some(s.clone());
+        let later = derive(
+            &job,
+            &Observed {
+                progress: unreachable(),
+                ..Observed::default()
+            },
+            t("2025-01-01T00:00:40Z"),
+        );
+        assert_eq!(
+            (later.latency, later.throughput, later.stream),
+            (s.latency, s.throughput, s.stream)
+        );
+    }
+
+    #[test]
+    fn a_batch_has_no_stream_figures() {
+        let s = derive(
+            &fixtures::synthetic("demo"),
+            &Observed {
+                progress: Some(Ok(running_progress(3))),
+                ..Observed::default()
+            },
+            t("2025-01-01T00:00:30Z"),
+        );
+        assert_eq!((s.latency, s.throughput, s.stream), (None, None, None));
     }
 
     #[test]

@@ -240,6 +240,22 @@ async fn crd_installs_and_refuses_bad_specs() {
             "spec.ttlSecondsAfterFinished",
             json!({"input": input, "ttlSecondsAfterFinished": -1}),
         ),
+        (
+            "spec.stream.backpressure",
+            json!({"input": input, "stream": {"rate": 1, "backpressure": "pause"}}),
+        ),
+        (
+            "spec.stream.maxLag",
+            json!({"input": input, "stream": {"rate": 1, "maxLag": 0}}),
+        ),
+        (
+            "spec.stream.rate",
+            json!({"input": input, "stream": {"rate": -1}}),
+        ),
+        (
+            "spec.stream.duration",
+            json!({"input": input, "stream": {"rate": 1, "duration": "1.5s"}}),
+        ),
     ] {
         let msg = refusal(&api, job_json("bad", spec)).await;
         let msg = msg.unwrap_or_else(|| panic!("a bad {field} is refused"));
@@ -271,6 +287,47 @@ async fn crd_installs_and_refuses_bad_specs() {
     .await
     .expect("two inputs are refused");
     assert!(msg.contains("spec.input"), "{msg}");
+    for (stream, message) in [
+        (json!({"rate": 0}), "stream.rate must be greater than 0"),
+        (
+            json!({"rate": 1, "duration": "0s"}),
+            "stream.duration must be greater than 0",
+        ),
+        (
+            json!({"rate": 1, "tick": "2m"}),
+            "stream.tick must be from 10ms to 1m",
+        ),
+        (
+            json!({"rate": 1, "duration": "1s", "tick": "2s"}),
+            "stream.tick must not be longer than stream.duration",
+        ),
+        (
+            json!({"rate": 1, "autoscale": {"minWorkers": 3, "maxWorkers": 2}}),
+            "stream.autoscale.minWorkers must not be more than maxWorkers",
+        ),
+        (
+            json!({"rate": 1, "autoscale": {"minWorkers": 4, "maxWorkers": 6}}),
+            "workers must be from stream.autoscale.minWorkers to maxWorkers",
+        ),
+    ] {
+        let msg = refusal(
+            &api,
+            job_json("stream", json!({"input": input, "stream": stream})),
+        )
+        .await
+        .unwrap_or_else(|| panic!("{stream} is refused"));
+        // Named at the field the rule points to: the stream's, or
+        // spec.workers for the workers outside the autoscaler's bounds.
+        let field = if message.starts_with("workers") {
+            "spec.workers"
+        } else {
+            "spec.stream"
+        };
+        assert!(
+            msg.contains(field) && msg.contains(message),
+            "{stream}: {msg}"
+        );
+    }
     let msg = refusal(&api, job_json("9lives", json!({"input": input})))
         .await
         .expect("a name that makes bad child names is refused");
@@ -292,6 +349,26 @@ async fn crd_installs_and_refuses_bad_specs() {
     assert_eq!(
         stored.spec.on_unreadable,
         wordcount_protocol::OnUnreadable::Fail
+    );
+    // A stream's defaults, applied by the API server.
+    let stream = json!({"input": input, "stream": {"rate": 2.5}});
+    assert_eq!(refusal(&api, job_json("rate-only", stream)).await, None);
+    let s = jobs.get("rate-only").await.unwrap().spec.stream.unwrap();
+    assert_eq!(
+        (
+            s.rate,
+            s.tick.to_string(),
+            s.backpressure,
+            s.max_lag,
+            s.duration
+        ),
+        (
+            2.5,
+            "1s".into(),
+            wordcount_protocol::Backpressure::None,
+            100,
+            None
+        )
     );
     let change = Patch::Merge(json!({"spec": {"workers": 5}}));
     match jobs.patch("good", &PatchParams::default(), &change).await {

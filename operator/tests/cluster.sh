@@ -44,7 +44,7 @@ if [[ -n $KIND_CLUSTER ]]; then
 else
   INPUTS=$WORK/inputs NODE_INPUTS=$WORK/inputs
 fi
-SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input)
+SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale)
 
 log() { echo "cluster.sh: $*" >&2; }
 fail() {
@@ -212,6 +212,9 @@ EOF
 # Standard, to exact counts; and, beside it, a job that runs longer, whose
 # Redis a pod outside the job cannot even open a connection to, while the
 # same probe labelled as one of the job's pods can (so the probe can tell).
+# The longer job is a stream of a file a second, so that it lasts 40 s on
+# any machine (stragglers, a multiple of the counting time, did not: they
+# finished in 11 s here, before the probes ran).
 restricted() {
   [[ $(kubectl get namespace "$NS" -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}') == restricted ]] ||
     fail "restricted: $NS does not enforce the restricted standard"
@@ -221,11 +224,10 @@ apiVersion: wordcount.dev/v1alpha1
 kind: WordCountJob
 metadata: {name: fenced}
 spec:
-  input: {synthetic: {files: 24, bytesPerFile: 131072, seed: 5}}
+  input: {synthetic: {files: 40, bytesPerFile: 4096, seed: 5}}
   workers: 2
   claimTimeout: 60s
-  faults:
-    stragglers: [{worker: 0, slowFactor: 1000}, {worker: 1, slowFactor: 1000}]
+  stream: {rate: 1}
 EOF
   local deadline=$((SECONDS + 180)) foreign own
   until [[ $(status fenced phase) == Running && -n $(redis_pod fenced) ]]; do
@@ -423,6 +425,84 @@ partition() {
   [[ -z $(cut_by partition) ]] || fail "partition: the cut outlived the partition"
   check_counts partition
   delete_job partition
+}
+
+# examples/stream.yaml, shortened: no duration, so each of the 60 files is
+# injected once, 3 a second (about 20 s), while worker 1 crashes and worker
+# pods are deleted every 5 s. The counts equal a serial count of the files;
+# the status has the stream's latency and throughput, and every file
+# injected was committed.
+stream() {
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: stream}
+spec:
+  input: {synthetic: {files: 60, bytesPerFile: 16384, vocabulary: 2000, seed: 11}}
+  workers: 3
+  claimTimeout: 3s
+  stream: {rate: 3, tick: 500ms, backpressure: Pause, maxLag: 30}
+  faults:
+    crashes: [{worker: 1, point: after-count, file: 2}]
+    podKills: {target: worker, after: 5s, every: 5s, maxKills: 3}
+EOF
+  local deadline=$((SECONDS + 180)) p50 phase
+  # While it runs, the operator reads P:stream: a latency appears.
+  until p50=$(status stream latency.p50) && [[ -n $p50 ]]; do
+    phase=$(status stream phase)
+    [[ $phase != Succeeded && $phase != Failed ]] || fail "stream: $phase without a latency in its status"
+    ((SECONDS < deadline)) || fail "stream: no latency in the status after 180s"
+    sleep 1
+  done
+  log "stream: running, p50 ${p50} ms, $(status stream throughput) files/s"
+  expect_phase stream Succeeded 300
+  [[ $(status stream stream.injected) == 60 && $(status stream stream.committed) == 60 ]] ||
+    fail "stream: injected $(status stream stream.injected), committed $(status stream stream.committed), expected 60 and 60"
+  [[ $(status stream latency.p50) =~ ^[0-9]+$ && $(status stream latency.p99) =~ ^[0-9]+$ ]] ||
+    fail "stream: no latency at the end: $(status stream latency)"
+  [[ -n $(status stream throughput) ]] || fail "stream: no throughput"
+  local kills faults
+  kills=$(status stream 'faults[?(@.kind=="PodKill")].target' | wc -w)
+  faults=$(status stream faultsInjected)
+  ((kills == 3)) || fail "stream: $kills worker pods deleted, expected 3"
+  ((faults >= 4)) || fail "stream: $faults faults injected, expected the crash and 3 pod kills"
+  log "stream: latency $(status stream latency), $kills pods deleted, $faults faults"
+  check_counts stream
+  delete_job stream
+}
+
+# A stream whose one worker cannot keep up (a straggler: 1000 times its
+# counting time per file) and may grow to three: the operator scales the
+# workers' Indexed Job up (a ScaledUp Event, parallelism and completions
+# moved together, which the API server accepts), and the counts stay exact.
+# The 30 s cool-down outlasts the job (about 15 s): one step up, none down.
+autoscale() {
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: autoscale}
+spec:
+  input: {synthetic: {files: 48, bytesPerFile: 131072, seed: 13}}
+  workers: 1
+  claimTimeout: 5s
+  stream: {rate: 4, autoscale: {minWorkers: 1, maxWorkers: 3, targetLag: 4, cooldown: 30s}}
+  faults:
+    stragglers: [{worker: 0, slowFactor: 1000}]
+EOF
+  expect_phase autoscale Succeeded 300
+  local scaled events parallelism completions
+  scaled=$(status autoscale autoscale.workers)
+  ((scaled > 1)) || fail "autoscale: still $scaled worker(s) at the end"
+  read -r parallelism completions <<<"$(kubectl get job autoscale-workers -n "$NS" \
+    -o jsonpath='{.spec.parallelism} {.spec.completions}')"
+  [[ $parallelism == "$scaled" && $completions == "$scaled" ]] ||
+    fail "autoscale: the workers' Job runs $parallelism of $completions, the status says $scaled"
+  events=$(kubectl get events -n "$NS" --field-selector involvedObject.name=autoscale,reason=ScaledUp \
+    -o jsonpath='{.items[*].message}')
+  [[ $events == *"above the target 4: 1 -> 2 workers"* ]] || fail "autoscale: no ScaledUp Event: '$events'"
+  log "autoscale: $scaled workers; $events"
+  check_counts autoscale
+  delete_job autoscale
 }
 
 # A missing input path fails with a message naming it, and leaves no pod

@@ -243,3 +243,117 @@ fn examples_are_valid_jobs() {
         "examples/ holds the plain, crash, straggler and pod-kill jobs"
     );
 }
+
+#[test]
+fn stream_schema_bounds_and_defaults() {
+    let s = schema();
+    let stream = &s["properties"]["spec"]["properties"]["stream"];
+    assert_eq!(stream["required"], json!(["rate"]));
+    let props = &stream["properties"];
+    assert_eq!(props["rate"]["minimum"], 0.0);
+    assert_eq!(props["rate"]["maximum"], crd::MAX_RATE);
+    assert_eq!(props["maxLag"]["minimum"], 1.0);
+    assert_eq!(props["maxLag"]["default"], 100);
+    assert_eq!(props["tick"]["default"], "1s");
+    // Kubernetes' spelling, like onUnreadable's; the driver gets the wire name.
+    assert_eq!(
+        props["backpressure"]["enum"],
+        json!(["None", "Pause", "Adaptive"])
+    );
+    assert_eq!(props["backpressure"]["default"], "None");
+    for d in ["duration", "tick"] {
+        assert_eq!(
+            props[d]["pattern"],
+            wordcount_operator::duration::PATTERN,
+            "{d}"
+        );
+    }
+}
+
+#[test]
+fn stream_rules_refuse_what_the_driver_could_not_run() {
+    let with = |stream: Value| job(json!({"input": synthetic(), "stream": stream}));
+    for ok in [
+        json!({"rate": 20}),
+        json!({"rate": 0.5, "duration": "1m", "tick": "500ms", "backpressure": "Pause", "maxLag": 1}),
+        json!({"rate": 1, "duration": "1s", "tick": "1s"}),
+        json!({"rate": 1, "tick": "10ms"}),
+        json!({"rate": 1, "tick": "1m"}),
+    ] {
+        assert_eq!(
+            cel_errors(&with(ok.clone()), None),
+            Vec::<String>::new(),
+            "{ok}"
+        );
+    }
+    for (bad, message) in [
+        (json!({"rate": 0}), "stream.rate must be greater than 0"),
+        (json!({"rate": 0.0}), "stream.rate must be greater than 0"),
+        (
+            json!({"rate": 1, "duration": "0s"}),
+            "stream.duration must be greater than 0",
+        ),
+        (
+            json!({"rate": 1, "tick": "5ms"}),
+            "stream.tick must be from 10ms to 1m",
+        ),
+        (
+            json!({"rate": 1, "tick": "1m1s"}),
+            "stream.tick must be from 10ms to 1m",
+        ),
+        (
+            json!({"rate": 1, "duration": "2s", "tick": "3s"}),
+            "stream.tick must not be longer than stream.duration",
+        ),
+    ] {
+        let errors = cel_errors(&with(bad.clone()), None);
+        assert!(
+            errors.iter().any(|e| e.contains(message)),
+            "{bad}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn autoscale_bounds_agree_with_each_other_and_the_workers() {
+    let with = |workers: i64, autoscale: Value| {
+        job(json!({"input": synthetic(), "workers": workers,
+                   "stream": {"rate": 5, "autoscale": autoscale}}))
+    };
+    let ok = with(2, json!({"minWorkers": 1, "maxWorkers": 4}));
+    assert_eq!(cel_errors(&ok, None), Vec::<String>::new());
+    let typed: crd::WordCountJob = serde_json::from_value(ok).unwrap();
+    let autoscale = typed.spec.autoscale().unwrap();
+    assert_eq!(
+        (autoscale.target_lag, autoscale.cooldown.to_string()),
+        (10, "15s".to_string())
+    );
+    for (workers, autoscale, message) in [
+        (
+            2,
+            json!({"minWorkers": 4, "maxWorkers": 3}),
+            "stream.autoscale.minWorkers must not be more than maxWorkers",
+        ),
+        (
+            5,
+            json!({"minWorkers": 1, "maxWorkers": 4}),
+            "workers must be from stream.autoscale.minWorkers to maxWorkers",
+        ),
+        (
+            1,
+            json!({"minWorkers": 2, "maxWorkers": 4}),
+            "workers must be from stream.autoscale.minWorkers to maxWorkers",
+        ),
+    ] {
+        let errors = cel_errors(&with(workers, autoscale.clone()), None);
+        assert!(
+            errors.iter().any(|e| e.contains(message)),
+            "{workers} {autoscale}: {errors:?}"
+        );
+    }
+    let s = schema();
+    let props =
+        &s["properties"]["spec"]["properties"]["stream"]["properties"]["autoscale"]["properties"];
+    assert_eq!(props["targetLag"]["minimum"], 1.0);
+    assert_eq!(props["maxWorkers"]["maximum"], 1000.0);
+}

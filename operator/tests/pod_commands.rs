@@ -49,6 +49,57 @@ struct Local {
 }
 
 impl Local {
+    /// Empty folders under `tmp` for the volumes, and a free port.
+    fn new(tmp: &Path, bin: &Path) -> Self {
+        let _ = std::fs::remove_dir_all(tmp);
+        let local = Local {
+            input: tmp.join("input"),
+            data: tmp.join("data"),
+            port: std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port(),
+            password: resources::redis::new_password(),
+            bin_dir: bin.parent().unwrap().to_path_buf(),
+        };
+        std::fs::create_dir_all(&local.input).unwrap();
+        std::fs::create_dir_all(&local.data).unwrap();
+        local
+    }
+
+    /// Redis as its Deployment runs it, with the job's config file.
+    fn start_redis(&self, job: &WordCountJob, procs: &mut Killed) {
+        let secret = resources::redis::secret(job, &self.password);
+        std::fs::write(
+            self.data.join(resources::redis::CONFIG_KEY),
+            &secret.data.unwrap()[resources::redis::CONFIG_KEY].0,
+        )
+        .unwrap();
+        let redis = resources::redis::deployment(job, false)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0]
+            .clone();
+        let server = self.command(&redis, &[]).stdout(Stdio::null()).spawn();
+        procs
+            .0
+            .push(server.expect("redis-server (apt-get install redis-server)"));
+        wait_for_port(self.port);
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            password: self.password.clone(),
+            prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
+        }
+    }
+
     /// An argument as the process here must see it: volumes and the Redis
     /// Service replaced, `$(REDIS_PASSWORD)` expanded as Kubernetes does.
     fn arg(&self, a: &str) -> String {
@@ -138,20 +189,7 @@ fn wait_for_port(port: u16) {
 async fn pods_run_the_job_to_exact_counts() {
     let bin = wordcount_bin();
     let tmp = std::env::temp_dir().join(format!("wordcount-pods-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let local = Local {
-        input: tmp.join("input"),
-        data: tmp.join("data"),
-        port: std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port(),
-        password: resources::redis::new_password(),
-        bin_dir: bin.parent().unwrap().to_path_buf(),
-    };
-    std::fs::create_dir_all(&local.input).unwrap();
-    std::fs::create_dir_all(&local.data).unwrap();
+    let local = Local::new(&tmp, &bin);
 
     let mut job: WordCountJob = serde_json::from_value(serde_json::json!({
         "apiVersion": "wordcount.dev/v1alpha1", "kind": "WordCountJob",
@@ -171,20 +209,6 @@ async fn pods_run_the_job_to_exact_counts() {
     let workers_job = resources::workers::job(&job, false);
     let (init, driver) = pod_containers(&driver_job);
     let (_, worker) = pod_containers(&workers_job);
-    let secret = resources::redis::secret(&job, &local.password);
-    std::fs::write(
-        local.data.join(resources::redis::CONFIG_KEY),
-        &secret.data.unwrap()[resources::redis::CONFIG_KEY].0,
-    )
-    .unwrap();
-    let redis = resources::redis::deployment(&job, false)
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
-        .containers[0]
-        .clone();
     let mut procs = Killed(vec![]);
 
     // The driver pod's init container writes the corpus, once: a rerun (a
@@ -213,11 +237,7 @@ async fn pods_run_the_job_to_exact_counts() {
     );
 
     // Redis as its Deployment runs it, then the driver and the workers.
-    let redis_server = local.command(&redis, &[]).stdout(Stdio::null()).spawn();
-    procs
-        .0
-        .push(redis_server.expect("redis-server (apt-get install redis-server)"));
-    wait_for_port(local.port);
+    local.start_redis(&job, &mut procs);
     let mut driver_proc = local
         .command(&driver, &[])
         .stdout(Stdio::null())
@@ -261,14 +281,8 @@ async fn pods_run_the_job_to_exact_counts() {
     assert_eq!(restarts, [0, 1], "worker 1 crashed once and was replaced");
 
     // What the operator reads from Redis, and the status it derives.
-    let endpoint = Endpoint {
-        host: "127.0.0.1".into(),
-        port: local.port,
-        password: local.password.clone(),
-        prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
-    };
     let progress = RedisReader::default()
-        .read(&endpoint)
+        .read(&local.endpoint())
         .await
         .expect("Redis answers");
     assert_eq!(progress.meta.as_ref().unwrap().files, Some(6));
@@ -326,6 +340,111 @@ async fn pods_run_the_job_to_exact_counts() {
         })
         .collect();
     assert_eq!(top, serial_top);
+
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A stream job's pods: the driver with the stream flags the operator
+/// renders (the real `wordcount` parses them), injecting each file once at
+/// the rate, with backpressure; the counts are a serial count's, and the
+/// status carries the stream's latency and throughput from `P:stream`.
+#[tokio::test]
+#[ignore = "needs redis-server and the wordcount binary: cargo build -p wordcount, then --ignored"]
+async fn a_stream_job_runs_to_exact_counts() {
+    let bin = wordcount_bin();
+    let tmp = std::env::temp_dir().join(format!("wordcount-stream-pods-{}", std::process::id()));
+    let local = Local::new(&tmp, &bin);
+    let mut job: WordCountJob = serde_json::from_value(serde_json::json!({
+        "apiVersion": "wordcount.dev/v1alpha1", "kind": "WordCountJob",
+        "metadata": {"name": "demo", "namespace": "ns1", "uid": "u1"},
+        "spec": {
+            "input": {"synthetic": {"files": 12, "bytesPerFile": 20000, "vocabulary": 200, "seed": 4}},
+            "workers": 2, "topN": 5, "claimTimeout": "1s",
+            // No duration: every file once, 10 a second, so about 1.2 s.
+            "stream": {"rate": 10, "tick": "200ms", "backpressure": "Pause", "maxLag": 4}
+        }
+    }))
+    .unwrap();
+    job.metadata.generation = Some(1);
+    let (init, driver) = pod_containers(&resources::driver::job(&job, false));
+    let (_, worker) = pod_containers(&resources::workers::job(&job, false));
+    assert!(driver.args.as_ref().unwrap().contains(&"--stream".into()));
+    let mut procs = Killed(vec![]);
+    assert!(local.command(&init[0], &[]).status().unwrap().success());
+    local.start_redis(&job, &mut procs);
+
+    let started = Instant::now();
+    let mut driver_proc = local
+        .command(&driver, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for index in 0..job.spec.workers {
+        let child = local
+            .command(&worker, &[("JOB_COMPLETION_INDEX", index.to_string())])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        procs.0.push(child);
+    }
+    let deadline = started + Duration::from_secs(60);
+    while driver_proc.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the stream's driver did not finish"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let elapsed = started.elapsed();
+    let out = driver_proc.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "driver: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 12 files at 10 a second cannot all be injected in under a second.
+    assert!(elapsed >= Duration::from_millis(1000), "{elapsed:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary.get("stream").is_some(), "{summary}");
+
+    let progress = RedisReader::default()
+        .read(&local.endpoint())
+        .await
+        .expect("Redis answers");
+    let figures = progress.stream.clone().expect("P:stream written");
+    assert_eq!((figures.injected, figures.committed), (12, 12));
+    let counted = progress.summary.clone().expect("a summary");
+    let complete: Job = serde_json::from_value(serde_json::json!({
+        "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
+    }))
+    .unwrap();
+    let status = status::derive(
+        &job,
+        &Observed {
+            driver: Some(complete),
+            progress: Some(Ok(progress)),
+            ..Observed::default()
+        },
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    let latency = status.latency.expect("a latency");
+    assert!(latency.p50 <= latency.p99, "{latency:?}");
+    assert!(status.throughput.is_some());
+    assert_eq!(status.stream.map(|s| s.committed), Some(12));
+
+    let serial = Command::new(&bin)
+        .args(["count", "--json", "--top", "5"])
+        .arg(local.input.join("corpus"))
+        .output()
+        .unwrap();
+    assert!(serial.status.success());
+    let serial: serde_json::Value = serde_json::from_slice(&serial.stdout).unwrap();
+    assert_eq!(counted.words, serial["words"].as_i64().unwrap());
+    assert_eq!(counted.distinct, serial["distinct"].as_i64().unwrap());
 
     drop(procs);
     let _ = std::fs::remove_dir_all(&tmp);

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 use wordcount_operator::progress::{Endpoint, ProgressReader, ReadError, RedisReader};
-use wordcount_protocol::keys::{meta, stats, Keys};
+use wordcount_protocol::keys::{meta, stats, stream, Keys};
 
 struct Server(Child);
 
@@ -104,6 +104,38 @@ async fn reads_protocol_keys_from_a_real_redis() {
     assert_eq!(p.failed["b.bin"], "Permission denied");
     assert_eq!(p.faults["worker=0,crash=after-read"], 1_700_000_000_500);
     assert!(p.summary.is_none());
+    assert!(p.stream.is_none(), "a batch has no P:stream");
+
+    // A stream's driver rewrites P:stream about once a second.
+    let _: () = redis::pipe()
+        .hset_multiple(
+            &keys.stream,
+            &[
+                (stream::INJECTED, "40"),
+                (stream::COMMITTED, "38"),
+                (stream::P50_MS, "12"),
+                (stream::P99_MS, "250"),
+                (stream::THROUGHPUT, "19.5"),
+                (stream::LAG, "2"),
+                (stream::THROTTLED, "1"),
+            ],
+        )
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let s = reader.read(&endpoint).await.unwrap().stream.unwrap();
+    assert_eq!(
+        (
+            s.injected,
+            s.committed,
+            s.p50_ms,
+            s.p99_ms,
+            s.lag,
+            s.throttled
+        ),
+        (40, 38, 12, 250, 2, true)
+    );
+    assert_eq!(s.throughput, 19.5);
 
     let _: () = redis::cmd("SET")
         .arg(&keys.summary)

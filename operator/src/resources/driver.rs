@@ -1,10 +1,11 @@
 //! The driver: a batch Job of one pod that (after generating a synthetic
-//! corpus) enqueues the files, folds the results and writes the summary.
+//! corpus) enqueues the files, folds the results and writes the summary;
+//! for a stream (`spec.stream`), injects them at a rate first.
 
 use super::{
     batch_pod, input, meta, redis_url, resources_or, wordcount_container, Component, Names,
 };
-use crate::crd::WordCountJob;
+use crate::crd::{StreamSpec, WordCountJob};
 use k8s_openapi::api::{
     batch::v1::{
         Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
@@ -23,7 +24,7 @@ pub const CONTAINER: &str = "driver";
 
 pub fn args(job: &WordCountJob) -> Vec<String> {
     let spec = &job.spec;
-    [
+    let mut args: Vec<String> = [
         "driver",
         "--redis",
         &redis_url(job),
@@ -47,7 +48,34 @@ pub fn args(job: &WordCountJob) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    if let Some(stream) = &spec.stream {
+        args.extend(stream_args(stream));
+    }
+    args
+}
+
+/// The flags that make the driver a stream's source. Durations in the
+/// spec's own syntax ("1m30s", "500ms"), which the driver's parser
+/// (humantime) reads too; without `duration` it injects every file once.
+pub fn stream_args(stream: &StreamSpec) -> Vec<String> {
+    let mut args = vec![
+        "--stream".to_string(),
+        "--rate".into(),
+        stream.rate.to_string(),
+    ];
+    if let Some(d) = stream.duration {
+        args.extend(["--duration".into(), d.to_string()]);
+    }
+    args.extend([
+        "--tick".into(),
+        stream.tick.to_string(),
+        "--backpressure".into(),
+        stream.backpressure.as_str().into(),
+        "--max-lag".into(),
+        stream.max_lag.to_string(),
+    ]);
+    args
 }
 
 /// A driver that exits `UNREADABLE` has counted everything it could and
@@ -146,6 +174,82 @@ mod tests {
         );
         let default = args(&fixtures::synthetic("demo"));
         assert!(default.windows(2).any(|w| w == ["--on-unreadable", "fail"]));
+    }
+
+    #[test]
+    fn a_stream_driver_gets_the_stream_flags_after_the_batch_ones() {
+        let mut wcj = fixtures::synthetic("demo");
+        let batch = args(&wcj);
+        assert!(!batch.iter().any(|a| a == "--stream"));
+        wcj.spec.stream = Some(
+            serde_json::from_value(serde_json::json!({
+                "rate": 2.5, "duration": "1m30s", "tick": "500ms",
+                "backpressure": "Adaptive", "maxLag": 40
+            }))
+            .unwrap(),
+        );
+        let stream = args(&wcj);
+        assert_eq!(&stream[..batch.len()], &batch[..]);
+        assert_eq!(
+            &stream[batch.len()..],
+            [
+                "--stream",
+                "--rate",
+                "2.5",
+                "--duration",
+                "1m30s",
+                "--tick",
+                "500ms",
+                "--backpressure",
+                "adaptive",
+                "--max-lag",
+                "40"
+            ]
+        );
+        // Defaults: no duration (every file once), 1 s ticks, no backpressure.
+        wcj.spec.stream = Some(serde_json::from_value(serde_json::json!({"rate": 20})).unwrap());
+        assert_eq!(
+            &args(&wcj)[batch.len()..],
+            [
+                "--stream",
+                "--rate",
+                "20",
+                "--tick",
+                "1s",
+                "--backpressure",
+                "none",
+                "--max-lag",
+                "100"
+            ]
+        );
+    }
+
+    /// The driver reads durations with humantime and the rate as an f64:
+    /// what the operator renders must read back as the spec's value.
+    #[test]
+    fn stream_flags_read_back_as_the_driver_parses_them() {
+        for (rate, duration, tick) in [
+            (0.1, "1h2m3s4ms", "10ms"),
+            (20.0, "30s", "1s"),
+            (1e-3, "2m", "1m"),
+            (99999.9, "1s", "250ms"),
+        ] {
+            let spec: StreamSpec = serde_json::from_value(
+                serde_json::json!({"rate": rate, "duration": duration, "tick": tick}),
+            )
+            .unwrap();
+            let a = stream_args(&spec);
+            let value = |flag: &str| {
+                let i = a.iter().position(|x| x == flag).unwrap();
+                a[i + 1].clone()
+            };
+            assert_eq!(value("--rate").parse::<f64>().unwrap(), rate);
+            for (flag, text) in [("--duration", duration), ("--tick", tick)] {
+                let parsed = humantime::parse_duration(&value(flag)).unwrap();
+                let meant: crate::duration::Duration = text.parse().unwrap();
+                assert_eq!(parsed, meant.as_std(), "{flag} {text}");
+            }
+        }
     }
 
     #[test]

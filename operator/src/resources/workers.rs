@@ -71,8 +71,9 @@ pub fn job(wcj: &WordCountJob, finished: bool) -> Job {
         spec: Some(JobSpec {
             suspend: finished.then_some(true),
             completion_mode: Some("Indexed".into()),
-            completions: Some(wcj.spec.workers),
-            parallelism: Some(wcj.spec.workers),
+            // As many as the autoscaler last decided, else spec.workers.
+            completions: Some(wcj.workers_now()),
+            parallelism: Some(wcj.workers_now()),
             backoff_limit_per_index: Some(backoff_limit_per_index(wcj)),
             template: batch_pod(
                 wcj,
