@@ -36,21 +36,25 @@ pub fn capacity(ctx: &Ctx, dir: &Path, workers: usize) -> Result<f64> {
     let n = files(dir)?.len() as f64;
     let t = ctx.measure.repeat(
         &format!("batch of {n} files, {workers} workers (count+commit)"),
-        || {
-            let o = ctx.measure.run(&job_options(dir, workers))?;
-            let report = o.report;
-            let seconds = report
-                .phases
-                .as_ref()
-                .map_or(report.seconds, |p| p.count_and_commit);
-            Ok((seconds, ()))
-        },
+        || Ok((n / batch_once(ctx, dir, workers)?, ())),
     )?;
     let c = n / t.median;
     ctx.measure.say(format_args!(
         "batch throughput, {workers} workers: {c:.0} files/s"
     ));
     Ok(c)
+}
+
+/// One plain job on the files under `dir`: files a second over its
+/// count-and-commit phase.
+pub fn batch_once(ctx: &Ctx, dir: &Path, workers: usize) -> Result<f64> {
+    let n = files(dir)?.len() as f64;
+    let report = ctx.measure.run(&job_options(dir, workers))?.report;
+    let seconds = report
+        .phases
+        .as_ref()
+        .map_or(report.seconds, |p| p.count_and_commit);
+    Ok(n / seconds)
 }
 
 /// A stream of `rate` files a second for `duration` over the files under `dir`.
