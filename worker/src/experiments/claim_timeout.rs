@@ -92,6 +92,7 @@ pub fn timeout_experiment(
         title: title.into(),
         table,
         charts: vec![chart],
+        notes: Vec::new(),
     })
 }
 

@@ -87,6 +87,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         title: "Commits: one call per file against one ZINCRBY per word".into(),
         table,
         charts: vec![chart],
+        notes: Vec::new(),
     })
 }
 

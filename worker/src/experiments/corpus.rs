@@ -1,7 +1,7 @@
 //! Where an experiment's input goes: a temporary directory that disappears
 //! with the experiment, or `OUT/input/NAME/` with `--keep-input`.
 
-use crate::generate::{generate, CorpusSpec};
+use crate::generate::{generate, generate_tweets, CorpusSpec, TweetSpec};
 use crate::input::{self, InputFile};
 use anyhow::{Context, Result};
 use bytesize::ByteSize;
@@ -55,6 +55,18 @@ impl Inputs {
             human(total),
         );
         generate(&dir, spec)?;
+        Ok(dir)
+    }
+
+    /// Writes the tweet files of `spec` (streaming input) into a fresh
+    /// directory `name`.
+    pub fn tweets(&self, name: &str, spec: &TweetSpec) -> Result<PathBuf> {
+        let dir = self.fresh(name)?;
+        eprintln!(
+            "[{}] generating {} files of {} tweets",
+            self.experiment, spec.files, spec.tweets_per_file
+        );
+        generate_tweets(&dir, spec)?;
         Ok(dir)
     }
 

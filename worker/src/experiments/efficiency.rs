@@ -55,6 +55,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                 .into(),
         table,
         charts: vec![by_workers, by_files, fixed],
+        notes: Vec::new(),
     })
 }
 

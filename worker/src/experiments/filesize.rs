@@ -81,5 +81,6 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         title: "File size at equal total bytes: throughput".into(),
         table,
         charts: vec![chart],
+        notes: Vec::new(),
     })
 }

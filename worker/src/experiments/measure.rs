@@ -9,7 +9,7 @@ use crate::backend::JobSettings;
 use crate::count::{count_files, Parallelism};
 use crate::fault::Fault;
 use crate::input;
-use crate::local::{self, RunOptions};
+use crate::local::{self, RunOptions, RunOutcome};
 use crate::tokenize::Tokenizer;
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -182,6 +182,19 @@ impl Measure {
             };
             Ok((report.seconds - shutdown, sample))
         })
+    }
+
+    /// Runs one job through Redis, a batch or a stream, once, and hands
+    /// back all it saw (a stream's report and timeline).
+    pub fn run(&self, opts: &RunOptions) -> Result<RunOutcome> {
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        let outcome = local::run(opts, self.stop.clone())?;
+        if let Some((path, err)) = outcome.failures.first() {
+            bail!("the job could not count {path}: {err}");
+        }
+        Ok(outcome)
     }
 
     /// Times one method on `p` workers over the files under `dir`.

@@ -2,6 +2,7 @@
 //! through Redis, and writes `OUT/NAME.csv` and `OUT/NAME.png`, and prints a
 //! table. Every number written is a median of `--repeat` measured runs.
 
+mod backpressure;
 mod claim_timeout;
 mod commit;
 mod corpus;
@@ -11,6 +12,9 @@ mod measure;
 mod plot;
 mod skew;
 mod straggler;
+mod stream;
+mod stream_faults;
+mod stream_rate;
 mod table;
 mod timed;
 
@@ -40,18 +44,27 @@ pub enum Experiment {
     Straggler,
     /// Completion time against the claim timeout, with and without a crash.
     ClaimTimeout,
+    /// Streams: latency and throughput against the injection rate, up to 150 % of the batch throughput.
+    StreamRate,
+    /// A stream at half its capacity through a crash, a straggler and repeated kills.
+    StreamFaults,
+    /// Backpressure none, pause and adaptive at 150 % of capacity.
+    Backpressure,
     /// Every experiment, one after the other.
     All,
 }
 
 impl Experiment {
-    const EACH: [Experiment; 6] = [
+    const EACH: [Experiment; 9] = [
         Experiment::Efficiency,
         Experiment::Commit,
         Experiment::Filesize,
         Experiment::Skew,
         Experiment::Straggler,
         Experiment::ClaimTimeout,
+        Experiment::StreamRate,
+        Experiment::StreamFaults,
+        Experiment::Backpressure,
     ];
 
     /// The name on the command line, also the stem of the files written.
@@ -63,6 +76,9 @@ impl Experiment {
             Experiment::Skew => "skew",
             Experiment::Straggler => "straggler",
             Experiment::ClaimTimeout => "claim-timeout",
+            Experiment::StreamRate => "stream-rate",
+            Experiment::StreamFaults => "stream-faults",
+            Experiment::Backpressure => "backpressure",
             Experiment::All => "all",
         }
     }
@@ -109,6 +125,8 @@ pub(crate) struct Outcome {
     pub title: String,
     pub table: Table,
     pub charts: Vec<Chart>,
+    /// Lines printed under the table: how to read it, what it summarises.
+    pub notes: Vec<String>,
 }
 
 /// What every experiment gets: the settings, the input, the timer.
@@ -179,6 +197,9 @@ fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<()> {
         Experiment::Skew => skew::run(ctx),
         Experiment::Straggler => straggler::run(ctx),
         Experiment::ClaimTimeout => claim_timeout::run(ctx),
+        Experiment::StreamRate => stream_rate::run(ctx),
+        Experiment::StreamFaults => stream_faults::run(ctx),
+        Experiment::Backpressure => backpressure::run(ctx),
         Experiment::All => unreachable!("expanded by the caller"),
     }
     .with_context(|| format!("experiment {} failed", exp.name()))?;
@@ -188,6 +209,9 @@ fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<()> {
     plot::draw(&png, &outcome.title, &outcome.charts)?;
     println!("\n{}: {}", exp.name(), outcome.title);
     print!("{}", outcome.table.render());
+    for note in &outcome.notes {
+        println!("note: {note}");
+    }
     eprintln!(
         "[{}] done in {:.1} s: wrote {} and {}",
         exp.name(),

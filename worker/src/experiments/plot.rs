@@ -5,6 +5,7 @@
 use anyhow::{anyhow, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
@@ -16,6 +17,15 @@ pub const SIZE: (u32, u32) = (1024, 640);
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Small dots, unjoined: a cloud of many points (a stream's files).
+    pub dots: bool,
+}
+
+/// A vertical line across a panel at `x`, labelled at its top (an event
+/// in time, a threshold).
+pub struct Marker {
+    pub x: f64,
+    pub label: String,
 }
 
 /// One panel.
@@ -31,6 +41,7 @@ pub struct Chart {
     /// otherwise it fits the data (from 0 on a linear axis).
     pub y_at_least: f64,
     pub series: Vec<Series>,
+    pub markers: Vec<Marker>,
 }
 
 impl Chart {
@@ -48,17 +59,36 @@ impl Chart {
             x_format: number,
             y_at_least: 0.0,
             series: Vec::new(),
+            markers: Vec::new(),
         }
     }
 
     /// The series called `name`, added if new.
     pub fn series(&mut self, name: &str) -> &mut Vec<(f64, f64)> {
+        self.series_of(name, false)
+    }
+
+    /// The series called `name`, drawn as unjoined dots, added if new.
+    pub fn dots(&mut self, name: &str) -> &mut Vec<(f64, f64)> {
+        self.series_of(name, true)
+    }
+
+    /// A vertical marker at `x`.
+    pub fn mark(&mut self, x: f64, label: impl Into<String>) {
+        self.markers.push(Marker {
+            x,
+            label: label.into(),
+        });
+    }
+
+    fn series_of(&mut self, name: &str, dots: bool) -> &mut Vec<(f64, f64)> {
         if let Some(i) = self.series.iter().position(|s| s.name == name) {
             return &mut self.series[i].points;
         }
         self.series.push(Series {
             name: name.to_string(),
             points: Vec::new(),
+            dots,
         });
         &mut self.series.last_mut().expect("just pushed").points
     }
@@ -93,7 +123,12 @@ pub fn draw(path: &Path, title: &str, charts: &[Chart]) -> Result<()> {
         .zip(body.split_evenly((1, charts.len().max(1))))
     {
         let (x0, x1) = span(
-            chart.series.iter().flat_map(|s| &s.points).map(|p| p.0),
+            chart
+                .series
+                .iter()
+                .flat_map(|s| &s.points)
+                .map(|p| p.0)
+                .chain(chart.markers.iter().map(|m| m.x)),
             chart.x_log,
             false,
         );
@@ -197,15 +232,54 @@ where
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
-    for s in &chart.series {
+    // Clouds of dots first, so that the lines stay visible over them.
+    let mut order: Vec<&Series> = chart.series.iter().collect();
+    order.sort_by_key(|s| !s.dots);
+    for s in order {
         let c = colour(names, &s.name);
+        if s.dots {
+            ctx.draw_series(
+                s.points
+                    .iter()
+                    .map(|&p| Circle::new(p, 2, c.mix(0.5).filled())),
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+            continue;
+        }
         ctx.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
             .map_err(|e| anyhow!("{e}"))?;
         ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))
             .map_err(|e| anyhow!("{e}"))?;
     }
+    let (y_lo, y_hi) = (ctx.y_range().start, ctx.y_range().end);
+    let (x_lo, x_hi) = (ctx.x_range().start, ctx.x_range().end);
+    let font = TextStyle::from(("sans-serif", 13));
+    for (i, m) in chart.markers.iter().enumerate() {
+        // Labels of markers near the right edge go to their left.
+        let (anchor, dx) = match (m.x - x_lo) / (x_hi - x_lo) > 0.75 {
+            true => (HPos::Right, -3),
+            false => (HPos::Left, 3),
+        };
+        let font = font.pos(Pos::new(anchor, VPos::Top));
+        ctx.draw_series([DashedPathElement::new(
+            [(m.x, y_lo), (m.x, y_hi)],
+            6,
+            4,
+            MARKER.stroke_width(1),
+        )])
+        .map_err(|e| anyhow!("{e}"))?;
+        // Labels step down so that markers close together stay readable.
+        let dy = 2 + 15 * (i as i32 % 4);
+        ctx.draw_series([
+            EmptyElement::at((m.x, y_hi)) + Text::new(m.label.clone(), (dx, dy), font)
+        ])
+        .map_err(|e| anyhow!("{e}"))?;
+    }
     Ok(())
 }
+
+/// The colour of markers: dark grey, apart from every series' colour.
+const MARKER: RGBColor = RGBColor(80, 80, 80);
 
 /// How many x labels: one per value on a short linear axis of whole
 /// numbers (worker counts), so that it shows no 1.5 workers.
@@ -267,6 +341,14 @@ pub fn number(v: f64) -> String {
     }
 }
 
+/// A tick label for a count that runs into thousands (1.5k, 20k).
+pub fn thousands(v: f64) -> String {
+    match v.abs() >= 1000.0 {
+        true => format!("{}k", number(v / 1000.0)),
+        false => number(v),
+    }
+}
+
 /// A tick label for a byte size, in decimal units (100 B, 10 KB, 1 GB).
 pub fn bytes(v: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
@@ -307,6 +389,8 @@ mod tests {
         assert_eq!(bytes(100.0), "100 B");
         assert_eq!(bytes(1e6), "1 MB");
         assert_eq!(bytes(2.5e9), "2.5 GB");
+        assert_eq!(thousands(2500.0), "2.5k");
+        assert_eq!(thousands(800.0), "800");
     }
 
     #[test]
@@ -316,6 +400,8 @@ mod tests {
         let mut c = Chart::new("panel", "x (units)", "y (units)");
         c.series("a").extend([(1.0, 1.0), (2.0, 3.0)]);
         c.series("b").push((1.5, 2.0));
+        c.dots("c").extend([(1.2, 0.5), (1.8, 2.5)]);
+        c.mark(1.6, "event");
         draw(&path, "title", &[c]).unwrap();
         assert!(std::fs::read(&path)
             .unwrap()

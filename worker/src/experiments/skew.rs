@@ -77,5 +77,6 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         title: "Skew: many equal files and one k times larger".into(),
         table,
         charts: vec![efficiency, seconds],
+        notes: Vec::new(),
     })
 }
