@@ -111,7 +111,12 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         }
     };
 
-    let stream = feed.report(&merge);
+    let stream = feed.report(&merge).map(|s| Live {
+        // Over: the rates of the whole stream.
+        throughput: s.report.throughput_files_per_s,
+        effective_rate: s.report.effective_rate,
+        ..s
+    });
     if let Some(s) = &stream {
         backend.write_stream(&s.fields(&feed))?;
     }
@@ -189,8 +194,13 @@ impl Feed {
     /// Samples the queue when due, runs the source's tick when due.
     fn pump(&mut self, backend: &mut dyn Backend) -> Result<()> {
         let now = self.started.elapsed();
-        if self.source.plan().is_some() && now >= self.next_sample {
+        let tick_due = self.source.next_tick_at().is_some_and(|at| at <= now);
+        let sample_due = self.is_stream() && now >= self.next_sample;
+        if self.is_stream() && (tick_due || sample_due) {
+            // Backpressure decides on the depth of now, not of the last sample.
             self.depth = backend.depth()?;
+        }
+        if sample_due {
             self.next_sample = now + SAMPLE_EVERY;
             self.samples.push(Sample {
                 at: now,
@@ -231,6 +241,10 @@ impl Feed {
             backend.end_enqueue()?;
         }
         Ok(true)
+    }
+
+    fn is_stream(&self) -> bool {
+        self.source.plan().is_some()
     }
 
     /// How long to wait for a commit before the next tick or sample.
@@ -276,34 +290,31 @@ impl Feed {
                     .unwrap_or(0),
                 throttled_ms: self.source.throttled_for(now).as_millis() as u64,
             },
-            recent_commits: done
-                .iter()
-                .rev()
-                .take_while(|d| d.committed_ms + RATE_WINDOW.as_millis() as u64 >= epoch_ms())
-                .count(),
-            recent_injections: self
-                .source
-                .injected_at()
-                .iter()
-                .rev()
-                .take_while(|t| **t + RATE_WINDOW >= now)
-                .count(),
+            throughput: recent(done.iter().rev().map(|d| d.committed_ms), epoch_ms()),
+            effective_rate: recent(
+                self.source
+                    .injected_at()
+                    .iter()
+                    .rev()
+                    .map(|t| self.started_ms + t.as_millis() as u64),
+                self.started_ms + now.as_millis() as u64,
+            ),
         })
     }
 }
 
-/// A stream's figures, whole and over the last [`RATE_WINDOW`].
+/// A stream's figures: whole, and its rates while it runs over the last
+/// [`RATE_WINDOW`].
 struct Live {
     report: StreamReport,
-    recent_commits: usize,
-    recent_injections: usize,
+    throughput: f64,
+    effective_rate: f64,
 }
 
 impl Live {
     /// The fields of `P:stream`.
     fn fields(&self, feed: &Feed) -> Vec<(&'static str, String)> {
         let r = &self.report;
-        let window = RATE_WINDOW.as_secs_f64();
         vec![
             (stream::RATE, r.rate.to_string()),
             (stream::INJECTED, r.injected.to_string()),
@@ -312,13 +323,10 @@ impl Live {
             (stream::P90_MS, r.latency_ms.p90.to_string()),
             (stream::P99_MS, r.latency_ms.p99.to_string()),
             (stream::MAX_MS, r.latency_ms.max.to_string()),
-            (
-                stream::THROUGHPUT,
-                format!("{:.2}", self.recent_commits as f64 / window),
-            ),
+            (stream::THROUGHPUT, format!("{:.2}", self.throughput)),
             (
                 stream::EFFECTIVE_RATE,
-                format!("{:.2}", self.recent_injections as f64 / window),
+                format!("{:.2}", self.effective_rate),
             ),
             (stream::LAG, feed.depth.lag.to_string()),
             (stream::PENDING, feed.depth.pending.to_string()),
@@ -329,6 +337,14 @@ impl Live {
             (stream::THROTTLED_MS, r.throttled_ms.to_string()),
         ]
     }
+}
+
+/// Events a second over the last [`RATE_WINDOW`] before `now_ms`, of
+/// times (ms) given latest first.
+fn recent(latest_first: impl Iterator<Item = u64>, now_ms: u64) -> f64 {
+    let window = RATE_WINDOW.as_millis() as u64;
+    let n = latest_first.take_while(|t| t + window >= now_ms).count();
+    per_second(n, RATE_WINDOW.as_secs_f64())
 }
 
 fn per_second(n: usize, seconds: f64) -> f64 {
@@ -360,14 +376,21 @@ fn wait_until_merged(
         if feed.restore_if_lost(backend, &p, &opts.settings)? {
             continue;
         }
-        // Every commit is in once the job is done: no need to wait (an
-        // idle Redis ends a short block only at its next cron tick).
+        // Every commit is in once the job is done: no need to wait. A
+        // stream's driver waits here, not in Redis: an idle Redis ends a
+        // short block only at its next cron tick (100 ms at hz 10), too
+        // late for the next tick.
         let wait = if p.is_done() {
             Duration::ZERO
         } else {
             feed.wait()
         };
-        merge.catch_up(backend, wait)?;
+        if feed.is_stream() {
+            merge.catch_up(backend, Duration::ZERO)?;
+            std::thread::sleep(wait);
+        } else {
+            merge.catch_up(backend, wait)?;
+        }
         feed.committed = merge.files();
         if p.is_done() && merge.files() == p.files_done {
             return Ok(p);

@@ -243,11 +243,9 @@ fn backpressure_none_pause_adaptive_at_150_percent() {
     assert_png(&out.path().join("backpressure.png"));
 }
 
-/// The pause source promises a queue under max-lag plus one batch. It
-/// decides on the depth the driver samples every 100 ms while it ticks
-/// every 10 ms, so it overshoots (e.g. a max lag of 2140 against 447 + 68).
+/// The pause source promises a queue under max-lag plus one batch (it
+/// reads the depth at every tick).
 #[test]
-#[ignore = "fails intermittently: pause overshoots max-lag, the driver samples the depth every 100 ms and the source ticks every 10 ms"]
 fn backpressure_pause_keeps_the_queue_under_max_lag_plus_a_batch() {
     common::need_redis();
     let out = tempfile::tempdir().unwrap();

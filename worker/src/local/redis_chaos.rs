@@ -118,14 +118,10 @@ impl RedisChaos {
         let Some(moment) = self.faults.at.filter(|_| !self.moment_done) else {
             return Ok(false);
         };
-        let (m, s, summary) = self.state(server)?;
-        let num = |h: &HashMap<String, u64>, k: &str| h.get(k).copied().unwrap_or(0);
-        let enqueueing = num(&m, meta::FILES) > 0 && num(&m, meta::ENQUEUE_DONE) == 0;
-        let all_committed = num(&m, meta::ENQUEUE_DONE) == 1
-            && num(&s, stats::FILES_DONE) + num(&s, stats::FILES_FAILED) >= num(&m, meta::FILES);
+        let j = self.state(server)?;
         let now = match moment {
-            RedisMoment::Enqueue => enqueueing,
-            RedisMoment::AfterLastCommit => all_committed && !summary,
+            RedisMoment::Enqueue => j.files > 0 && !j.enqueue_done,
+            RedisMoment::AfterLastCommit => j.enqueue_done && j.done >= j.files && !j.finished,
         };
         self.moment_done |= now;
         Ok(now)
@@ -140,8 +136,7 @@ impl RedisChaos {
             .arg(60_000)
             .arg("WRITE")
             .exec(conn)?;
-        let (_, _, finished) = self.state(server)?;
-        if finished {
+        if self.state(server)?.finished {
             // The job is over (its summary written): nothing left to hurt.
             redis::cmd("CLIENT")
                 .arg("UNPAUSE")
@@ -176,13 +171,9 @@ impl RedisChaos {
         Ok(n.unwrap_or(0))
     }
 
-    fn state(
-        &mut self,
-        server: &RedisServer,
-    ) -> Result<(HashMap<String, u64>, HashMap<String, u64>, bool)> {
+    fn state(&mut self, server: &RedisServer) -> Result<JobState> {
         let k = self.keys.clone();
-        let conn = self.conn(server)?;
-        let (meta, stats, summary): (HashMap<String, String>, HashMap<String, u64>, bool) =
+        let (m, st, finished): (HashMap<String, String>, HashMap<String, u64>, bool) =
             redis::pipe()
                 .cmd("HGETALL")
                 .arg(&k.meta)
@@ -190,12 +181,15 @@ impl RedisChaos {
                 .arg(&k.stats)
                 .cmd("EXISTS")
                 .arg(&k.summary)
-                .query(conn)?;
-        let meta = meta
-            .into_iter()
-            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
-            .collect();
-        Ok((meta, stats, summary))
+                .query(self.conn(server)?)?;
+        let num = |k: &str| m.get(k).and_then(|v| v.parse().ok()).unwrap_or(0u64);
+        let stat = |k: &str| st.get(k).copied().unwrap_or(0);
+        Ok(JobState {
+            files: num(meta::FILES),
+            enqueue_done: num(meta::ENQUEUE_DONE) == 1,
+            done: stat(stats::FILES_DONE) + stat(stats::FILES_FAILED),
+            finished,
+        })
     }
 
     fn conn(&mut self, server: &RedisServer) -> Result<&mut redis::Connection> {
@@ -205,4 +199,14 @@ impl RedisChaos {
         }
         Ok(self.conn.as_mut().expect("just connected"))
     }
+}
+
+/// Where the job stands, as the faults' moments need it.
+struct JobState {
+    files: u64,
+    enqueue_done: bool,
+    /// Files committed or failed.
+    done: u64,
+    /// The summary is written.
+    finished: bool,
 }
