@@ -20,8 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 use wordcount_operator::{
-    crd::{Phase, WordCountJob},
-    progress::{Endpoint, ProgressReader, RedisReader},
+    crd::{Phase, WordCountJob, WordCountJobStatus},
+    progress::{Endpoint, Progress, ProgressReader, RedisReader},
     resources,
     status::{self, Observed},
 };
@@ -176,6 +176,24 @@ fn pod_containers(job: &Job) -> (Vec<Container>, Container) {
     )
 }
 
+/// The status the operator derives from `progress` once the driver's Job
+/// is complete.
+fn status_once_complete(job: &WordCountJob, progress: Progress) -> WordCountJobStatus {
+    let complete: Job = serde_json::from_value(serde_json::json!({
+        "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
+    }))
+    .unwrap();
+    status::derive(
+        job,
+        &Observed {
+            driver: Some(complete),
+            progress: Some(Ok(progress)),
+            ..Observed::default()
+        },
+        k8s_openapi::jiff::Timestamp::now(),
+    )
+}
+
 fn wait_for_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -296,19 +314,7 @@ async fn pods_run_the_job_to_exact_counts() {
     );
     let summary = progress.summary.clone().expect("a summary");
 
-    let complete: Job = serde_json::from_value(serde_json::json!({
-        "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
-    }))
-    .unwrap();
-    let status = status::derive(
-        &job,
-        &Observed {
-            driver: Some(complete),
-            progress: Some(Ok(progress)),
-            ..Observed::default()
-        },
-        k8s_openapi::jiff::Timestamp::now(),
-    );
+    let status = status_once_complete(&job, progress);
     assert_eq!(status.phase, Some(Phase::Succeeded));
     assert_eq!(status.progress.as_deref(), Some("6/6"));
     assert_eq!(status.faults_injected, 1);
@@ -417,19 +423,7 @@ async fn a_stream_job_runs_to_exact_counts() {
     let figures = progress.stream.clone().expect("P:stream written");
     assert_eq!((figures.injected, figures.committed), (12, 12));
     let counted = progress.summary.clone().expect("a summary");
-    let complete: Job = serde_json::from_value(serde_json::json!({
-        "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
-    }))
-    .unwrap();
-    let status = status::derive(
-        &job,
-        &Observed {
-            driver: Some(complete),
-            progress: Some(Ok(progress)),
-            ..Observed::default()
-        },
-        k8s_openapi::jiff::Timestamp::now(),
-    );
+    let status = status_once_complete(&job, progress);
     assert_eq!(status.phase, Some(Phase::Succeeded));
     let latency = status.latency.expect("a latency");
     assert!(latency.p50 <= latency.p99, "{latency:?}");

@@ -150,7 +150,7 @@ fn a_fault_for_a_worker_that_does_not_exist_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--fault worker=5,crash=after-read,file=1: there is no worker 5 (--workers 2"),
+        err.contains("--fault worker=5,crash=after-read,file=1: there is no worker 5 (--workers 2, numbered 0 to 1)"),
         "{err}"
     );
     let out = wordcount(&[

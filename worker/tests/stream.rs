@@ -188,8 +188,10 @@ fn autoscale_adds_workers_under_load_and_removes_them_after() {
         &[
             "--rate",
             "40",
+            // One file a tick: no burst leaves lag for the scaler to see
+            // once the workers keep up.
             "--tick",
-            "250ms",
+            "25ms",
             "--autoscale",
             "1..3",
             "--target-lag",

@@ -4,11 +4,10 @@
 //! It counts the commits each restart rolled back: files the job redoes.
 
 use super::RedisServer;
+use crate::backend::{self, Backend, Progress};
 use anyhow::{Context, Result};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use wordcount_protocol::keys::{meta, stats};
-use wordcount_protocol::Keys;
+use wordcount_protocol::{RedisMode, DEFAULT_PREFIX};
 
 /// A moment of the job at which to kill Redis once (`--redis-fault at=…`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -37,8 +36,8 @@ impl RedisFaults {
 
 pub struct RedisChaos {
     faults: RedisFaults,
-    keys: Keys,
     conn: Option<redis::Connection>,
+    backend: Option<Box<dyn Backend + Send>>,
     next_snapshot: Option<Instant>,
     next_kill: Option<Instant>,
     /// Down since a kill, until then; with the files done before it.
@@ -56,8 +55,8 @@ impl RedisChaos {
             next_snapshot: faults.snapshot_interval.map(|d| now + d),
             next_kill: faults.kill_every.map(|d| now + d),
             faults,
-            keys: Keys::default(),
             conn: None,
+            backend: None,
             down: None,
             moment_done: false,
             restarts: 0,
@@ -75,7 +74,7 @@ impl RedisChaos {
                 self.down = None;
                 self.conn = None;
                 self.restarts += 1;
-                let after = self.files_done(server)?;
+                let after = self.progress(server)?.files_done;
                 self.files_redone += before.saturating_sub(after);
                 tracing::info!(
                     "Redis restarted: {} commits rolled back",
@@ -118,10 +117,10 @@ impl RedisChaos {
         let Some(moment) = self.faults.at.filter(|_| !self.moment_done) else {
             return Ok(false);
         };
-        let j = self.state(server)?;
+        let p = self.progress(server)?;
         let now = match moment {
-            RedisMoment::Enqueue => j.files > 0 && !j.enqueue_done,
-            RedisMoment::AfterLastCommit => j.enqueue_done && j.done >= j.files && !j.finished,
+            RedisMoment::Enqueue => p.files > 0 && !p.enqueue_done,
+            RedisMoment::AfterLastCommit => p.is_done() && !p.finished,
         };
         self.moment_done |= now;
         Ok(now)
@@ -130,20 +129,23 @@ impl RedisChaos {
     /// Kills Redis: writes paused first, so that the commits counted
     /// before the kill are all the commits there were.
     fn kill(&mut self, server: &mut RedisServer) -> Result<()> {
+        // Connected (and its library loaded, a write) before writes pause.
+        self.progress(server)?;
         let conn = self.conn(server)?;
         redis::cmd("CLIENT")
             .arg("PAUSE")
             .arg(60_000)
             .arg("WRITE")
             .exec(conn)?;
-        if self.state(server)?.finished {
+        let p = self.progress(server)?;
+        if p.finished {
             // The job is over (its summary written): nothing left to hurt.
             redis::cmd("CLIENT")
                 .arg("UNPAUSE")
                 .exec(self.conn(server)?)?;
             return Ok(());
         }
-        let before = self.files_done(server)?;
+        let before = p.files_done;
         server.kill();
         self.conn = None;
         self.down = Some((Instant::now() + self.faults.down, before));
@@ -162,34 +164,18 @@ impl RedisChaos {
         Ok(())
     }
 
-    fn files_done(&mut self, server: &RedisServer) -> Result<u64> {
-        let key = self.keys.stats.clone();
-        let n: Option<u64> = redis::cmd("HGET")
-            .arg(key)
-            .arg(stats::FILES_DONE)
-            .query(self.conn(server)?)?;
-        Ok(n.unwrap_or(0))
-    }
-
-    fn state(&mut self, server: &RedisServer) -> Result<JobState> {
-        let k = self.keys.clone();
-        let (m, st, finished): (HashMap<String, String>, HashMap<String, u64>, bool) =
-            redis::pipe()
-                .cmd("HGETALL")
-                .arg(&k.meta)
-                .cmd("HGETALL")
-                .arg(&k.stats)
-                .cmd("EXISTS")
-                .arg(&k.summary)
-                .query(self.conn(server)?)?;
-        let num = |k: &str| m.get(k).and_then(|v| v.parse().ok()).unwrap_or(0u64);
-        let stat = |k: &str| st.get(k).copied().unwrap_or(0);
-        Ok(JobState {
-            files: num(meta::FILES),
-            enqueue_done: num(meta::ENQUEUE_DONE) == 1,
-            done: stat(stats::FILES_DONE) + stat(stats::FILES_FAILED),
-            finished,
-        })
+    /// Where the job stands, through the backend (it reconnects after a
+    /// restart on its own).
+    fn progress(&mut self, server: &RedisServer) -> Result<Progress> {
+        if self.backend.is_none() {
+            self.backend = Some(backend::open(
+                RedisMode::Snapshot,
+                &server.url_with_password(),
+                DEFAULT_PREFIX,
+                Duration::from_secs(30),
+            )?);
+        }
+        self.backend.as_mut().expect("just opened").progress()
     }
 
     fn conn(&mut self, server: &RedisServer) -> Result<&mut redis::Connection> {
@@ -199,14 +185,4 @@ impl RedisChaos {
         }
         Ok(self.conn.as_mut().expect("just connected"))
     }
-}
-
-/// Where the job stands, as the faults' moments need it.
-struct JobState {
-    files: u64,
-    enqueue_done: bool,
-    /// Files committed or failed.
-    done: u64,
-    /// The summary is written.
-    finished: bool,
 }

@@ -64,8 +64,12 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         .autoscale
         .map_or(opts.workers, |a| a.max_workers as usize);
     if let Some(f) = opts.faults.iter().find(|f| f.worker() as usize >= most) {
+        let flag = match opts.autoscale {
+            Some(a) => format!("--autoscale allows at most {}", a.max_workers),
+            None => format!("--workers {}", opts.workers),
+        };
         bail!(
-            "--fault {f}: there is no worker {} (at most {most} workers, numbered 0 to {})",
+            "--fault {f}: there is no worker {} ({flag}, numbered 0 to {})",
             f.worker(),
             most - 1
         );
