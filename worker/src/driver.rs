@@ -5,7 +5,7 @@
 use crate::backend::{self, Backend, Depth, Done, Injection, JobSettings, Progress};
 use crate::input;
 use crate::latency::LatencyMs;
-use crate::merge::Merge;
+use crate::merge::{write_whole, Merge};
 use crate::report::{JobFacts, Report, StreamReport};
 use crate::source::{Source, SourceEvent, StreamPlan};
 use crate::timeline::epoch_ms;
@@ -94,6 +94,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let mut merge = Merge::default();
     let mut ticker = Ticker::new();
     let mut count_and_commit;
+    let mut session;
     let progress = loop {
         let p = wait_until_merged(
             opts,
@@ -104,6 +105,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
             stop,
         )?;
         count_and_commit = started.elapsed() - enqueue;
+        session = backend.session();
         // With per-file commits, the result is written whole unless Redis
         // lost something meanwhile; then it is merged and written again.
         if !per_file || merge.finish(backend.as_mut())? {
@@ -140,7 +142,20 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         }),
         stream: stream.map(|s| s.report),
     };
-    backend.write_summary(&serde_json::to_string(&report)?)?;
+    let summary = serde_json::to_string(&report)?;
+    backend.write_summary(&summary)?;
+    // A Redis that restarted meanwhile came back from a snapshot taken
+    // before the result was whole; the merge is: write it all again, until
+    // one session has it all.
+    while backend.session() != session {
+        session = backend.session();
+        tracing::warn!("Redis restarted while the result was written; writing it again");
+        if per_file {
+            write_whole(backend.as_mut(), &counts)?;
+        }
+        backend.write_top(&report.top)?;
+        backend.write_summary(&summary)?;
+    }
     backend.wake_workers()?;
     let write_result = started.elapsed() - enqueue - count_and_commit;
     ticker.finish();

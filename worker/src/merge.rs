@@ -55,11 +55,7 @@ impl Merge {
     /// lost meanwhile. True when the result in the backend is whole; false
     /// when there was more to do (the caller looks again).
     pub fn finish(&mut self, backend: &mut dyn Backend) -> Result<bool> {
-        backend.clear_counts()?;
-        let words: Vec<(&[u8], u64)> = self.counts.iter().collect();
-        if !words.is_empty() {
-            backend.write_counts(&words)?;
-        }
+        write_whole(backend, &self.counts)?;
         let files = self.files();
         let started_over = self.read(backend, Duration::ZERO)?;
         Ok(!started_over && self.files() == files)
@@ -100,4 +96,14 @@ impl Merge {
             }
         }
     }
+}
+
+/// Replaces the job's result with `counts`.
+pub fn write_whole(backend: &mut dyn Backend, counts: &Counts) -> Result<()> {
+    backend.clear_counts()?;
+    let words: Vec<(&[u8], u64)> = counts.iter().collect();
+    if !words.is_empty() {
+        backend.write_counts(&words)?;
+    }
+    Ok(())
 }

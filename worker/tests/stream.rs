@@ -92,13 +92,13 @@ fn a_stream_with_a_crash_and_a_straggler_counts_each_injection_exactly() {
 }
 
 /// Runs a stream far above what one slow worker manages, with `--max-lag
-/// 6` and batches of 5: the deepest the queue got.
+/// 6` and batches of 25: the deepest the queue got.
 fn overloaded(input: &std::path::Path, backpressure: &str) -> (Report, u64) {
     let (r, rows) = stream(
         input,
         &[
             "--rate",
-            "20",
+            "100",
             "--tick",
             "250ms",
             "--duration",
@@ -110,7 +110,7 @@ fn overloaded(input: &std::path::Path, backpressure: &str) -> (Report, u64) {
             "--workers",
             "1",
             "--fault",
-            "worker=0,slow=14",
+            "worker=0,slow=1000",
         ],
     );
     let deepest = rows
@@ -130,18 +130,20 @@ fn pause_keeps_the_queue_under_max_lag_plus_a_batch_and_none_does_not() {
     generate(
         dir.path(),
         &CorpusSpec {
+            // Tiny: a file costs its syscalls, times 1000 (the slowest
+            // straggler), about as much in a debug build as in release.
             files: 4,
-            bytes_per_file: 200_000,
+            bytes_per_file: 200,
             ..Default::default()
         },
     )
     .unwrap();
-    let bound = 6 + 5;
+    let bound = 6 + 25;
     let (paused, deepest) = overloaded(dir.path(), "pause");
     let s = paused.stream.unwrap();
     assert!(deepest <= bound, "pause let the queue reach {deepest}");
     assert!(s.throttled_ms > 0, "{s:?}");
-    assert_eq!((s.injected, s.committed), (40, 40), "late, never dropped");
+    assert_eq!((s.injected, s.committed), (200, 200), "late, never dropped");
     let (none, deepest) = overloaded(dir.path(), "none");
     assert!(
         deepest > bound,
@@ -164,32 +166,32 @@ fn stream_flags_need_stream_and_a_positive_rate() {
 fn autoscale_adds_workers_under_load_and_removes_them_after() {
     need_redis();
     let dir = tempfile::tempdir().unwrap();
-    // Heavy files first, then light ones: the load rises, then falls.
+    // Heavy files first, then light ones: the load rises, then falls. A
+    // heavy file is tiny but every worker is the slowest straggler (its
+    // syscalls times 1000: about 0.1 s, in a debug build as in release, so
+    // one worker takes 10 a second); a light one is a dangling link, which
+    // fails at once.
     generate(
         &dir.path().join("a-heavy"),
         &CorpusSpec {
-            files: 30,
-            bytes_per_file: 1_000_000,
+            files: 40,
+            bytes_per_file: 200,
             ..Default::default()
         },
     )
     .unwrap();
     let light = dir.path().join("b-light");
-    ok(&wordcount(&[
-        "generate",
-        "--tweets",
-        "--files",
-        "200",
-        "--out",
-        light.to_str().unwrap(),
-    ]));
+    std::fs::create_dir(&light).unwrap();
+    for i in 0..400 {
+        std::os::unix::fs::symlink("/nonexistent", light.join(format!("gone-{i:03}"))).unwrap();
+    }
     let (r, rows) = stream(
         dir.path(),
         &[
             "--rate",
             "40",
-            // One file a tick: no burst leaves lag for the scaler to see
-            // once the workers keep up.
+            // A file or two a tick: no burst leaves lag for the scaler to
+            // see once the workers keep up.
             "--tick",
             "25ms",
             "--autoscale",
@@ -198,6 +200,14 @@ fn autoscale_adds_workers_under_load_and_removes_them_after() {
             "2",
             "--cooldown",
             "1s",
+            "--on-unreadable",
+            "skip",
+            "--fault",
+            "worker=0,slow=1000",
+            "--fault",
+            "worker=1,slow=1000",
+            "--fault",
+            "worker=2,slow=1000",
         ],
     );
     let job = r.job.unwrap();

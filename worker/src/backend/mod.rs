@@ -208,6 +208,9 @@ pub trait Backend {
     // Both sides.
 
     fn progress(&mut self) -> Result<Progress>;
+    /// Changes whenever the backend connects again: Redis may have come
+    /// back from a snapshot, without what was written since it was taken.
+    fn session(&self) -> u64;
     /// The settings, once the driver has written them.
     fn settings(&mut self) -> Result<Option<JobSettings>>;
 

@@ -76,6 +76,9 @@ impl Backend for Stream {
     fn progress(&mut self) -> Result<Progress> {
         driver::progress(&mut self.redis)
     }
+    fn session(&self) -> u64 {
+        self.redis.connects()
+    }
     fn settings(&mut self) -> Result<Option<JobSettings>> {
         driver::settings(&mut self.redis)
     }
