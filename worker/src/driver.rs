@@ -4,7 +4,7 @@
 
 use crate::backend::{self, Backend, Depth, Done, Injection, JobSettings, Progress};
 use crate::input;
-use crate::latency::LatencyMs;
+use crate::latency::Percentiles;
 use crate::merge::{write_whole, Merge};
 use crate::report::{JobFacts, Report, StreamReport};
 use crate::source::{Source, SourceEvent, StreamPlan};
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wordcount_protocol::keys::stream;
-use wordcount_protocol::{Commit, OnUnreadable, RedisMode};
+use wordcount_protocol::{Backpressure, Commit, OnUnreadable, RedisMode};
 
 pub struct DriverOptions {
     pub redis: String,
@@ -211,8 +211,13 @@ impl Feed {
         let now = self.started.elapsed();
         let tick_due = self.source.next_tick_at().is_some_and(|at| at <= now);
         let sample_due = self.is_stream() && now >= self.next_sample;
-        if self.is_stream() && (tick_due || sample_due) {
-            // Backpressure decides on the depth of now, not of the last sample.
+        // Backpressure decides on the depth of now, not of the last sample;
+        // without it a tick needs no depth (a read less at every tick).
+        let throttles = self
+            .source
+            .plan()
+            .is_some_and(|p| p.backpressure != Backpressure::None);
+        if sample_due || (tick_due && throttles) {
             self.depth = backend.depth()?;
         }
         if sample_due {
@@ -294,7 +299,7 @@ impl Feed {
                 backpressure: plan.backpressure.to_string(),
                 injected,
                 committed: done.len() as u64,
-                latency_ms: LatencyMs::of(done.iter().map(|d| d.latency_ms)),
+                latency_ms: Percentiles::of(done.iter().map(|d| d.latency_ms)),
                 throughput_files_per_s: per_second(done.len(), span_s),
                 effective_rate: per_second(injected as usize, injecting_s),
                 max_lag: self

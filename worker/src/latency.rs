@@ -1,22 +1,23 @@
 //! Latency percentiles of a stream, from the per-file latencies Redis
-//! measured (commit time minus due time, on its own clock).
+//! measured (commit time minus due time, on its own clock), in ms; the
+//! experiments also take the machine's wake-up delays with them, in µs.
 
 use serde::{Deserialize, Serialize};
 
-/// Milliseconds, nearest-rank percentiles.
+/// Nearest-rank percentiles, in the unit of the values they were taken of.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LatencyMs {
+pub struct Percentiles {
     pub p50: u64,
     pub p90: u64,
     pub p99: u64,
     pub max: u64,
 }
 
-impl LatencyMs {
+impl Percentiles {
     pub fn of(latencies: impl IntoIterator<Item = u64>) -> Self {
         let mut v: Vec<u64> = latencies.into_iter().collect();
         v.sort_unstable();
-        LatencyMs {
+        Percentiles {
             p50: percentile(&v, 0.50),
             p90: percentile(&v, 0.90),
             p99: percentile(&v, 0.99),
@@ -40,10 +41,10 @@ mod tests {
 
     #[test]
     fn nearest_rank() {
-        let l = LatencyMs::of(1..=100);
+        let l = Percentiles::of(1..=100);
         assert_eq!((l.p50, l.p90, l.p99, l.max), (50, 90, 99, 100));
-        assert_eq!(LatencyMs::of([7]).p99, 7);
-        assert_eq!(LatencyMs::of([]), LatencyMs::default());
+        assert_eq!(Percentiles::of([7]).p99, 7);
+        assert_eq!(Percentiles::of([]), Percentiles::default());
         assert_eq!(percentile(&[1, 2, 3, 4], 0.5), 2);
     }
 }

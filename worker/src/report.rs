@@ -2,7 +2,7 @@
 //! object with totals and timings.
 
 use crate::counts::{Counts, WordCount};
-use crate::latency::LatencyMs;
+use crate::latency::Percentiles;
 use serde::Serialize;
 use std::io::Write;
 
@@ -32,7 +32,7 @@ pub struct StreamReport {
     pub injected: u64,
     pub committed: u64,
     /// Commit time minus due time, measured by Redis.
-    pub latency_ms: LatencyMs,
+    pub latency_ms: Percentiles,
     /// Files committed per second, over the stream: from the first file
     /// due to the last commit, or to the end of the last tick if later.
     pub throughput_files_per_s: f64,

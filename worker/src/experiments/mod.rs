@@ -8,6 +8,7 @@ mod commit;
 mod corpus;
 mod efficiency;
 mod filesize;
+mod machine;
 mod measure;
 mod plot;
 mod skew;

@@ -42,6 +42,11 @@ pub struct RedisChaos {
     next_kill: Option<Instant>,
     /// Down since a kill, until then; with the files done before it.
     down: Option<(Instant, u64)>,
+    /// Files done in the snapshot being written, and in the last one
+    /// written: what a restart comes back with. Counted when the snapshot
+    /// is taken, since the restarted Redis is written to again at once.
+    saving: Option<u64>,
+    saved: u64,
     moment_done: bool,
     pub restarts: u64,
     pub snapshots: u64,
@@ -58,6 +63,8 @@ impl RedisChaos {
             conn: None,
             backend: None,
             down: None,
+            saving: None,
+            saved: 0,
             moment_done: false,
             restarts: 0,
             snapshots: 0,
@@ -74,14 +81,14 @@ impl RedisChaos {
                 self.down = None;
                 self.conn = None;
                 self.restarts += 1;
-                let after = self.progress(server)?.files_done;
-                self.files_redone += before.saturating_sub(after);
-                tracing::info!(
-                    "Redis restarted: {} commits rolled back",
-                    before - after.min(before)
-                );
+                let lost = before.saturating_sub(self.saved);
+                self.files_redone += lost;
+                tracing::info!("Redis restarted: {lost} commits rolled back");
             }
             return Ok(());
+        }
+        if self.saving.is_some() {
+            self.note_saved(server)?;
         }
         if let (Some(at), Some(every)) = (self.next_snapshot, self.faults.snapshot_interval) {
             if now >= at {
@@ -129,15 +136,13 @@ impl RedisChaos {
     /// Kills Redis: writes paused first, so that the commits counted
     /// before the kill are all the commits there were.
     fn kill(&mut self, server: &mut RedisServer) -> Result<()> {
-        // Connected (and its library loaded, a write) before writes pause.
-        self.progress(server)?;
-        let conn = self.conn(server)?;
-        redis::cmd("CLIENT")
-            .arg("PAUSE")
-            .arg(60_000)
-            .arg("WRITE")
-            .exec(conn)?;
-        let p = self.progress(server)?;
+        let p = self.pause_writes(server)?;
+        // A snapshot being written still lands: wait for it (writes are
+        // paused, so it is short) to know what the restart comes back with.
+        while self.saving.is_some() {
+            self.note_saved(server)?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
         if p.finished {
             // The job is over (its summary written): nothing left to hurt.
             redis::cmd("CLIENT")
@@ -153,13 +158,52 @@ impl RedisChaos {
         Ok(())
     }
 
+    /// BGSAVE with writes paused: the fork holds exactly the files done
+    /// then.
     fn snapshot(&mut self, server: &RedisServer) -> Result<()> {
-        let conn = self.conn(server)?;
-        match redis::cmd("BGSAVE").exec(conn) {
-            Ok(()) => self.snapshots += 1,
+        if self.saving.is_some() {
             // One at a time: this checkpoint is taken by the one running.
+            return Ok(());
+        }
+        let done = self.pause_writes(server)?.files_done;
+        let conn = self.conn(server)?;
+        let saved = redis::cmd("BGSAVE").exec(conn);
+        redis::cmd("CLIENT").arg("UNPAUSE").exec(conn)?;
+        match saved {
+            Ok(()) => {
+                self.snapshots += 1;
+                self.saving = Some(done);
+            }
             Err(e) if e.to_string().contains("in progress") => {}
             Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// Pauses every client's writes (until `CLIENT UNPAUSE` or a kill) and
+    /// returns where the job stands, which holds still until then.
+    fn pause_writes(&mut self, server: &RedisServer) -> Result<Progress> {
+        // Connected (and its library loaded, a write) before writes pause.
+        self.progress(server)?;
+        redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(60_000)
+            .arg("WRITE")
+            .exec(self.conn(server)?)?;
+        self.progress(server)
+    }
+
+    /// Once the snapshot being written is done, what it holds is what a
+    /// restart comes back with (a failed one changes nothing).
+    fn note_saved(&mut self, server: &RedisServer) -> Result<()> {
+        let info: redis::InfoDict = redis::cmd("INFO")
+            .arg("persistence")
+            .query(self.conn(server)?)?;
+        if info.get::<u8>("rdb_bgsave_in_progress") == Some(0) {
+            if info.get::<String>("rdb_last_bgsave_status").as_deref() == Some("ok") {
+                self.saved = self.saving.unwrap_or(self.saved);
+            }
+            self.saving = None;
         }
         Ok(())
     }

@@ -51,6 +51,30 @@ pub struct RunOutcome {
 /// Worker processes that fail with an error (not a kill) before the job
 /// gives up: an error that repeats is no fault we injected.
 const MAX_WORKER_ERRORS: u64 = 3;
+/// How long the job waits for its workers to connect before it starts.
+const WORKERS_CONNECT: Duration = Duration::from_secs(5);
+
+/// Waits until `n` workers are connected to Redis, at most
+/// `WORKERS_CONNECT`, then the job starts either way. A job started before
+/// its workers can take a file times their start-up, and a fault of a
+/// worker that is still starting may never fire: the others take every
+/// file first.
+fn wait_for_workers(server: &RedisServer, pool: &mut Pool, n: usize) -> Result<()> {
+    let mut con = redis::Client::open(server.url_with_password())?
+        .get_connection()
+        .context("cannot connect to the Redis this run started")?;
+    let deadline = Instant::now() + WORKERS_CONNECT;
+    while Instant::now() < deadline {
+        let info: redis::InfoDict = redis::cmd("INFO").arg("clients").query(&mut con)?;
+        // This connection is one of them.
+        if info.get::<usize>("connected_clients").unwrap_or(0) > n {
+            return Ok(());
+        }
+        pool.supervise()?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
 
 pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let started = Instant::now();
@@ -83,6 +107,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let mut server = RedisServer::start(None)?;
     let redis_start = lap();
     let mut pool = Pool::new(opts, &server)?;
+    wait_for_workers(&server, &mut pool, opts.workers)?;
     let workers_start = lap();
 
     let dopts = DriverOptions {
