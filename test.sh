@@ -8,7 +8,7 @@
 #   4.   WordCountJobs on a single-node cluster where pods really run
 #        (containerd, kubelet, kube-proxy, CoreDNS; our images built here).
 # Needs cargo and go; installs the rest with apt-get when missing (as root):
-# redis-server, etcd, openssl, and for level 4 containerd, runc, CNI plugins,
+# redis-server, etcd, openssl, chromium and chromedriver, and for level 4 containerd, runc, CNI plugins,
 # iptables, conntrack, debootstrap, umoci, jq, gcc.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -28,6 +28,9 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v jq >/dev/null || missing+=(jq)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+# The live view's test drives a real headless browser.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if ((${#missing[@]})); then
   echo "test.sh: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -121,6 +121,10 @@ pub mod latency {
     pub const BYTES: &str = "bytes";
     /// `1` when the committing worker had stolen the file.
     pub const STOLEN: &str = "stolen";
+    /// When the committing worker took the file (read or stole it), by
+    /// Redis's clock: its time idle in the group's pending list subtracted
+    /// from the commit time.
+    pub const TAKEN_MS: &str = "taken_ms";
 }
 
 /// Fields of `P:stream`, written by the driver of a stream (`--stream`);

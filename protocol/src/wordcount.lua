@@ -47,6 +47,8 @@ local function commit(keys, args)
   if how == 'staged' and redis.call('EXISTS', keys[5]) == 0 then
     return redis.error_reply('WCSTAGEGONE staged counts of ' .. id .. ' are gone')
   end
+  -- [[id, consumer, ms since it was taken, deliveries]] while pending.
+  local held = redis.call('XPENDING', keys[1], args[1], id, id, 1)[1]
   local acked = redis.call('XACK', keys[1], args[1], id)
   if acked == 0 then
     redis.call('DEL', keys[5])
@@ -64,9 +66,10 @@ local function commit(keys, args)
     redis.call('HINCRBY', keys[3], 'files_done', 1)
     redis.call('HINCRBY', keys[3], 'words', args[6])
     redis.call('HINCRBY', keys[3], 'bytes_done', args[5])
-    local due = due_ms(keys[1], id)
+    local due, now = due_ms(keys[1], id), now_ms()
     redis.call('XADD', keys[4], '*', 'id', id, 'path', args[4], 'worker', args[3],
-      'latency_ms', now_ms() - due, 'due_ms', due, 'bytes', args[5], 'stolen', args[8])
+      'latency_ms', now - due, 'due_ms', due, 'bytes', args[5], 'stolen', args[8],
+      'taken_ms', now - held[3])
   end
   return acked
 end

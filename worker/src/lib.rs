@@ -19,4 +19,5 @@ pub mod scan;
 pub mod source;
 pub mod timeline;
 pub mod tokenize;
+pub mod view;
 pub mod worker;

@@ -257,6 +257,13 @@ struct RunArgs {
     cooldown: Duration,
     #[command(flatten)]
     redis: RedisFaultArgs,
+    /// Serve a live view of the job in a browser, at ADDR (default: a free
+    /// port on 127.0.0.1); its address is printed when the run starts.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    ui: Option<std::net::SocketAddr>,
+    /// Keep the live view up this long after the job (Ctrl-C ends it sooner).
+    #[arg(long, value_name = "DURATION", requires = "ui", default_value = "0s", value_parser = humantime::parse_duration)]
+    ui_linger: Duration,
 }
 
 /// What happens to Redis during `run`.
@@ -389,8 +396,9 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 timeline: a.timeline,
                 autoscale,
                 redis_faults: a.redis.faults(),
+                ui: a.ui,
             };
-            let outcome = local::run(&opts, stop)?;
+            let outcome = local::run(&opts, stop.clone())?;
             outcome.report.print(a.out.json)?;
             if let Some(job) = &outcome.report.job {
                 if !a.out.json {
@@ -427,6 +435,9 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                         );
                     }
                 }
+            }
+            if let Some(view) = &outcome.view {
+                linger(view, a.ui_linger, &stop);
             }
             if let Some(diff) = outcome.mismatch {
                 bail!("verification failed: {diff}");
@@ -546,5 +557,21 @@ fn settings(out: &Output, job: &Job) -> JobSettings {
         tokenizer: out.tokenizer,
         commit: job.commit,
         claim_timeout: Duration::from_millis(job.claim_timeout),
+    }
+}
+
+/// Keeps the live view up after the run for `linger`, or until Ctrl-C.
+fn linger(view: &wordcount::view::View, linger: Duration, stop: &AtomicBool) {
+    if linger.is_zero() {
+        return;
+    }
+    eprintln!(
+        "live view: {} stays up for {} (Ctrl-C to end)",
+        view.url(),
+        humantime::format_duration(linger)
+    );
+    let until = std::time::Instant::now() + linger;
+    while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -7,15 +7,44 @@ use crate::driver::StreamRecord;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// Something that happened to the job, at a time in ms since the epoch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub at_ms: u64,
     /// e.g. `worker-killed`, `fault-fired`, `throttle-on`.
     pub what: String,
     /// The worker index or the fault, when there is one.
     pub detail: String,
+}
+
+/// The runner's events as they happen, shared with whoever watches the
+/// job live (`--ui`).
+#[derive(Clone, Debug, Default)]
+pub struct EventLog(Arc<Mutex<Vec<Event>>>);
+
+impl EventLog {
+    /// Records `what` (with `detail`) as happening now.
+    pub fn note(&self, what: &str, detail: String) {
+        self.lock().push(Event {
+            at_ms: epoch_ms(),
+            what: what.into(),
+            detail,
+        });
+    }
+
+    /// The events after the first `n`.
+    pub fn since(&self, n: usize) -> Vec<Event> {
+        self.lock().get(n..).unwrap_or_default().to_vec()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Event>> {
+        // A panic elsewhere leaves the list as it was: still worth showing.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// One CSV row; a kind fills the columns it has.

@@ -93,6 +93,8 @@ pub struct Done {
     pub due_ms: u64,
     pub injected_ms: u64,
     pub committed_ms: u64,
+    /// When the committing worker took it.
+    pub taken_ms: u64,
     /// Committed minus due, computed by Redis.
     pub latency_ms: u64,
     /// Packed counts (see `Counts::pack`); none for per-word commits,
@@ -188,12 +190,17 @@ pub trait Backend {
         max: usize,
         wait: Duration,
     ) -> Result<Results>;
+    /// Like `results_since`, without the counts and without waiting: the
+    /// commits as whoever watches the job sees them.
+    fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results>;
     /// Sets the count of each word in the job's result.
     fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()>;
     /// Empties the job's result.
     fn clear_counts(&mut self) -> Result<()>;
     /// Writes the most frequent words so far, for whoever watches the job.
     fn write_top(&mut self, top: &[WordCount]) -> Result<()>;
+    /// The most frequent words so far (at most `n`), as last written.
+    fn top(&mut self, n: usize) -> Result<Vec<WordCount>>;
     /// Files that could not be counted: path -> why, sorted by path.
     fn failures(&mut self) -> Result<Vec<(String, String)>>;
     fn write_summary(&mut self, json: &str) -> Result<()>;

@@ -5,6 +5,7 @@
 
 use super::RedisServer;
 use crate::backend::{self, Backend, Progress};
+use crate::timeline::EventLog;
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
 use wordcount_protocol::{RedisMode, DEFAULT_PREFIX};
@@ -48,13 +49,14 @@ pub struct RedisChaos {
     saving: Option<u64>,
     saved: u64,
     moment_done: bool,
+    events: EventLog,
     pub restarts: u64,
     pub snapshots: u64,
     pub files_redone: u64,
 }
 
 impl RedisChaos {
-    pub fn new(faults: RedisFaults) -> Self {
+    pub fn new(faults: RedisFaults, events: EventLog) -> Self {
         let now = Instant::now();
         RedisChaos {
             next_snapshot: faults.snapshot_interval.map(|d| now + d),
@@ -66,6 +68,7 @@ impl RedisChaos {
             saving: None,
             saved: 0,
             moment_done: false,
+            events,
             restarts: 0,
             snapshots: 0,
             files_redone: 0,
@@ -84,6 +87,8 @@ impl RedisChaos {
                 let lost = before.saturating_sub(self.saved);
                 self.files_redone += lost;
                 tracing::info!("Redis restarted: {lost} commits rolled back");
+                self.events
+                    .note("redis-restarted", format!("{lost} commits rolled back"));
             }
             return Ok(());
         }
@@ -155,6 +160,8 @@ impl RedisChaos {
         self.conn = None;
         self.down = Some((Instant::now() + self.faults.down, before));
         tracing::info!("Redis killed with {before} files committed");
+        self.events
+            .note("redis-killed", format!("{before} files committed"));
         Ok(())
     }
 
@@ -172,6 +179,8 @@ impl RedisChaos {
         match saved {
             Ok(()) => {
                 self.snapshots += 1;
+                self.events
+                    .note("snapshot", format!("{done} files committed"));
                 self.saving = Some(done);
             }
             Err(e) if e.to_string().contains("in progress") => {}

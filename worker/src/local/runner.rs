@@ -11,9 +11,11 @@ use crate::fault::Fault;
 use crate::input::{self, InputFile};
 use crate::report::{Phases, Report};
 use crate::source::StreamPlan;
-use crate::timeline::{self, epoch_ms, Event};
+use crate::timeline::{self, Event, EventLog};
+use crate::view::View;
 use anyhow::{bail, Context, Result};
 use rand::RngExt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +39,8 @@ pub struct RunOptions {
     pub autoscale: Option<Autoscale>,
     /// Checkpoints and kills of Redis.
     pub redis_faults: RedisFaults,
+    /// Serve a live view of the job here (`--ui`).
+    pub ui: Option<SocketAddr>,
 }
 
 pub struct RunOutcome {
@@ -46,6 +50,8 @@ pub struct RunOutcome {
     pub failures: Vec<(String, String)>,
     /// A stream's timeline (empty for a batch).
     pub timeline: Vec<timeline::Row>,
+    /// The live view, showing the finished job until dropped.
+    pub view: Option<View>,
 }
 
 /// Worker processes that fail with an error (not a kill) before the job
@@ -107,6 +113,20 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let mut server = RedisServer::start(None)?;
     let redis_start = lap();
     let mut pool = Pool::new(opts, &server)?;
+    let mut view = opts
+        .ui
+        .map(|addr| {
+            View::start(
+                addr,
+                &server.url_with_password(),
+                DEFAULT_PREFIX,
+                pool.events.clone(),
+            )
+        })
+        .transpose()?;
+    if let Some(v) = &view {
+        eprintln!("live view: {}", v.url());
+    }
     wait_for_workers(&server, &mut pool, opts.workers)?;
     let workers_start = lap();
 
@@ -127,7 +147,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         .autoscale
         .map(|rule| Scaler::new(rule, &server))
         .transpose()?;
-    let mut chaos = RedisChaos::new(opts.redis_faults.clone());
+    let mut chaos = RedisChaos::new(opts.redis_faults.clone(), pool.events.clone());
     while !driver.is_finished() {
         if stop.load(Ordering::Relaxed) {
             pool.kill_all();
@@ -165,6 +185,9 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let last = redis.progress()?;
     let fired = redis.faults_fired()?;
     let got = opts.verify.then(|| redis.counts()).transpose()?;
+    if let Some(v) = view.as_mut() {
+        v.stop_reading();
+    }
     drop(server);
     let redis_stop = lap();
 
@@ -192,10 +215,16 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         mismatch = got.first_difference(&want);
     }
     let verify = lap();
+    if let Some(v) = view.as_mut() {
+        v.finish(
+            &outcome.report.top,
+            opts.verify.then_some(mismatch.is_none()),
+        );
+    }
 
     let mut rows = Vec::new();
     if let Some(record) = &outcome.stream {
-        let mut events = pool.events.clone();
+        let mut events = pool.events.since(0);
         events.extend(fired.iter().map(|(spec, at_ms)| Event {
             at_ms: *at_ms,
             what: "fault-fired".into(),
@@ -235,6 +264,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         mismatch,
         failures: outcome.failures,
         timeline: rows,
+        view,
     })
 }
 
@@ -249,8 +279,9 @@ struct Pool {
     restarts: u64,
     kills: u64,
     errors: u64,
-    /// Kills, replacements and scalings, for a stream's timeline.
-    events: Vec<Event>,
+    /// Kills, replacements and scalings (and Redis's faults), for a
+    /// stream's timeline and the live view.
+    events: EventLog,
     /// Worker indexes in use: `0..active`; a slot above is stopping.
     active: usize,
     peak: usize,
@@ -269,7 +300,7 @@ impl Pool {
             restarts: 0,
             kills: 0,
             errors: 0,
-            events: Vec::new(),
+            events: EventLog::default(),
             active: 0,
             peak: 0,
             scalings: 0,
@@ -376,11 +407,7 @@ impl Pool {
     }
 
     fn note(&mut self, what: &str, worker: usize) {
-        self.events.push(Event {
-            at_ms: epoch_ms(),
-            what: what.into(),
-            detail: format!("worker {worker}"),
-        });
+        self.events.note(what, format!("worker {worker}"));
     }
 
     /// Waits for the workers to see that the job is done, then kills any left.
@@ -470,19 +497,17 @@ impl Scaler {
             pool.shrink();
         }
         pool.scalings += 1;
-        pool.events.push(Event {
-            at_ms: epoch_ms(),
-            what: if change.to > change.from {
+        pool.events.note(
+            if change.to > change.from {
                 "scaled-up"
             } else {
                 "scaled-down"
-            }
-            .into(),
-            detail: format!(
+            },
+            format!(
                 "{} -> {} workers: {}",
                 change.from, change.to, change.reason
             ),
-        });
+        );
         self.last_change = now;
         Ok(())
     }

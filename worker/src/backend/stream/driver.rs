@@ -173,12 +173,14 @@ pub fn failures(redis: &mut Redis) -> Result<Vec<(String, String)>> {
 /// Committed results after `cursor`: the `P:latency` entries after its
 /// position name the files committed since, in commit order, and
 /// `P:results` holds their counts. Both are written by the one `wc_commit`
-/// call, so any snapshot has both or neither.
+/// call, so any snapshot has both or neither. Without `with_counts`, only
+/// the `P:latency` entries: what a watcher needs.
 pub fn results_since(
     redis: &mut Redis,
     cursor: &mut ResultCursor,
     max: usize,
     wait: Duration,
+    with_counts: bool,
 ) -> Result<Results> {
     let start = if cursor.position.is_empty() {
         "0-0"
@@ -206,7 +208,7 @@ pub fn results_since(
             .and_then(|e| as_array(e).first())
             .and_then(as_string);
         let done: Vec<Done> = entries.iter().filter_map(parse_done).collect();
-        if done.is_empty() {
+        if done.is_empty() || !with_counts {
             return Ok((last, done));
         }
         let ids: Vec<&str> = done.iter().map(|d| d.id.as_str()).collect();
@@ -237,9 +239,11 @@ fn parse_done(e: &Value) -> Option<Done> {
     let fields = parts.get(1)?;
     let num = |name: &str| field(fields, name).and_then(|v| v.parse::<u64>().ok());
     let id = field(fields, latency::ID)?;
+    let committed_ms = id_ms(&as_string(parts.first()?)?);
     Some(Done {
         injected_ms: id_ms(&id),
-        committed_ms: id_ms(&as_string(parts.first()?)?),
+        committed_ms,
+        taken_ms: num(latency::TAKEN_MS).unwrap_or(committed_ms),
         path: field(fields, latency::PATH).unwrap_or_default(),
         worker: field(fields, latency::WORKER).unwrap_or_default(),
         stolen: field(fields, latency::STOLEN).as_deref() == Some("1"),
@@ -281,6 +285,23 @@ pub fn write_counts(redis: &mut Redis, words: &[(&[u8], u64)]) -> Result<()> {
 
 pub fn clear_counts(redis: &mut Redis) -> Result<()> {
     redis.run(|c, k| redis::cmd("DEL").arg(&k.counts).exec(c))
+}
+
+/// The first `n` words of `P:top`, most frequent first.
+pub fn top(redis: &mut Redis, n: usize) -> Result<Vec<WordCount>> {
+    let words: Vec<(Vec<u8>, u64)> = redis.run(|c, k| {
+        redis::cmd("ZRANGE")
+            .arg(&k.top)
+            .arg(0)
+            .arg(n.saturating_sub(1))
+            .arg("REV")
+            .arg("WITHSCORES")
+            .query(c)
+    })?;
+    Ok(words
+        .into_iter()
+        .map(|(word, count)| WordCount { word, count })
+        .collect())
 }
 
 /// Replaces `P:top` with `top`.

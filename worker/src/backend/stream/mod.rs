@@ -47,7 +47,13 @@ impl Backend for Stream {
         max: usize,
         wait: Duration,
     ) -> Result<Results> {
-        driver::results_since(&mut self.redis, cursor, max, wait)
+        driver::results_since(&mut self.redis, cursor, max, wait, true)
+    }
+    fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
+        driver::results_since(&mut self.redis, cursor, max, Duration::ZERO, false)
+    }
+    fn top(&mut self, n: usize) -> Result<Vec<WordCount>> {
+        driver::top(&mut self.redis, n)
     }
     fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()> {
         driver::write_counts(&mut self.redis, words)

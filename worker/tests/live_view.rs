@@ -1,0 +1,184 @@
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+//! The live view (`wordcount run --ui`) in a real browser: headless
+//! Chromium driven by chromedriver (Debian's `chromium` and
+//! `chromium-driver`) watches a run with a crash and a straggler.
+
+mod common;
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wordcount::count::{count_files, Parallelism};
+use wordcount_protocol::Tokenizer;
+
+/// Kills the process when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// chromedriver on a free port, and a headless Chromium session through it.
+async fn browser() -> Option<(Killed, Client)> {
+    let (Ok(driver), Ok(chromium)) = (which::which("chromedriver"), which::which("chromium"))
+    else {
+        eprintln!("skipped: chromium and chromedriver are not installed (apt install chromium chromium-driver)");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Killed(
+        Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1100"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let started = Instant::now();
+    loop {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return Some((driver, client)),
+            Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                panic!("chromedriver did not start a session: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The text of the element `css`, once it satisfies `ok`.
+async fn wait_for(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(e) = client.find(Locator::Css(css)).await {
+            let text = e.text().await.unwrap_or_default();
+            if ok(&text) {
+                return text;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the page never showed what was expected in {css}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn at_least_one(text: &str) -> bool {
+    text.parse::<u64>().is_ok_and(|n| n >= 1)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_live_view_shows_a_crash_a_stolen_file_and_the_right_top_words() {
+    need_redis();
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let dir = corpus(40, 100_000);
+    // Worker 0 crashes after counting its first file; worker 1 is a
+    // straggler whose files the others steal after 100 ms.
+    let mut run = Killed(
+        Command::new(bin())
+            .args(["run", "--input", dir.path().to_str().unwrap()])
+            .args(["--workers", "3", "--top", "10", "--verify"])
+            .args(["--fault", "worker=0,crash=after-count"])
+            .args(["--fault", "worker=1,slow=1000", "--claim-timeout", "100"])
+            .args(["--ui", "127.0.0.1:0", "--ui-linger", "5m"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The address comes first; the rest of what the run says is passed on
+    // (and read, so that the run never writes into a closed pipe).
+    let mut lines = BufReader::new(run.0.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .inspect(|l| eprintln!("{l}"))
+        .find_map(|l| l.strip_prefix("live view: ").map(str::to_string))
+        .expect("run printed no live view address");
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
+
+    client.goto(&url).await.unwrap();
+    wait_for(&client, "#crashes", at_least_one).await;
+    wait_for(&client, "#stolen", at_least_one).await;
+    wait_for(&client, "#events li[data-what='fault-fired']", |t| {
+        t.contains("worker=0,crash=after-count")
+    })
+    .await;
+    wait_for(&client, "#phase", |t| t == "done").await;
+    wait_for(&client, "#verified", |t| t.contains("verified")).await;
+
+    let mut shown = Vec::new();
+    for row in client
+        .find_all(Locator::Css("#top tbody tr"))
+        .await
+        .unwrap()
+    {
+        let cells = row.find_all(Locator::Css("td")).await.unwrap();
+        let word = cells[0].text().await.unwrap();
+        let count: u64 = cells[1]
+            .text()
+            .await
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap();
+        shown.push((word, count));
+    }
+    let files = wordcount::input::list(&[dir.path().to_path_buf()]).unwrap();
+    let want: Vec<(String, u64)> = count_files(&files, Tokenizer::Alnum, Parallelism::Serial)
+        .unwrap()
+        .top(10)
+        .into_iter()
+        .map(|w| (String::from_utf8(w.word).unwrap(), w.count))
+        .collect();
+    assert_eq!(shown, want);
+
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-view.png");
+    std::fs::write(&shot, client.screenshot().await.unwrap()).unwrap();
+    eprintln!("screenshot: {}", shot.display());
+    client.close().await.unwrap();
+}
+
+#[test]
+fn a_busy_address_for_the_live_view_fails_the_run_with_its_reason() {
+    need_redis();
+    let dir = corpus(2, 1_000);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = wordcount(&[
+        "run",
+        "--input",
+        dir.path().to_str().unwrap(),
+        "--ui",
+        &addr,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot serve the live view on {addr}")) && err.contains("in use"),
+        "{err}"
+    );
+}
