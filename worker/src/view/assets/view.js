@@ -107,6 +107,30 @@ function markLines() {
   };
 }
 
+// The lanes' bars: a worker's files one after the other with no visible
+// gap between them merge into one bar (10,000 files are mostly narrower
+// than a pixel); its tooltip says how many.
+function bars() {
+  let span = 0;
+  for (const f of state.files) span = Math.max(span, sec(f.committed_ms));
+  const gap = span / 2000;
+  const open = new Map();
+  const out = [];
+  for (const f of state.files) {
+    const [from, to, lane, stolen] = [sec(f.taken_ms), sec(f.committed_ms), state.laneOf.get(f.worker), f.stolen ? 1 : 0];
+    const bar = open.get(lane);
+    if (bar && bar[3] === stolen && from - bar[1] <= gap && from >= bar[0]) {
+      bar[1] = Math.max(bar[1], to);
+      bar[5] += 1;
+    } else {
+      const fresh = [from, to, lane, stolen, f.path, 1];
+      open.set(lane, fresh);
+      out.push(fresh);
+    }
+  }
+  return out;
+}
+
 function charts() {
   const axis = { type: "value", name: "s", min: 0, nameLocation: "end" };
   lanesChart.setOption(
@@ -116,7 +140,8 @@ function charts() {
       tooltip: {
         formatter: (p) =>
           p.value
-            ? `${p.value[4]}<br>${p.value[0].toFixed(2)} s → ${p.value[1].toFixed(2)} s${p.value[3] ? " (stolen)" : ""}`
+            ? `${p.value[5] > 1 ? `${p.value[5]} files from ${p.value[4]}` : p.value[4]}<br>` +
+              `${p.value[0].toFixed(2)} s → ${p.value[1].toFixed(2)} s${p.value[3] ? " (stolen)" : ""}`
             : "",
       },
       xAxis: axis,
@@ -124,6 +149,8 @@ function charts() {
       series: [
         {
           type: "custom",
+          // All at once: drawn in chunks, a redraw would show part of them.
+          progressive: 0,
           encode: { x: [0, 1], y: 2 },
           renderItem: (params, api) => {
             const from = api.coord([api.value(0), api.value(2)]);
@@ -136,13 +163,7 @@ function charts() {
             );
             return shape && { type: "rect", shape, style: { fill: api.value(3) ? color.stolen : color.own } };
           },
-          data: state.files.map((f) => [
-            sec(f.taken_ms),
-            sec(f.committed_ms),
-            state.laneOf.get(f.worker),
-            f.stolen ? 1 : 0,
-            f.path,
-          ]),
+          data: bars(),
           markLine: markLines(),
         },
       ],
@@ -168,20 +189,24 @@ function charts() {
   );
 }
 
-function draw() {
+// The figures every time; the lists and charts when something was added.
+function draw(added) {
   const started = performance.now();
   figures();
-  eventList();
   topWords();
-  charts();
+  if (added) {
+    eventList();
+    charts();
+  }
   // How long a redraw takes, for whoever measures the page.
   document.body.dataset.drawMs = (performance.now() - started).toFixed(1);
 }
 
 const updates = new EventSource("updates");
 updates.onmessage = (m) => {
-  apply(JSON.parse(m.data));
-  draw();
+  const update = JSON.parse(m.data);
+  apply(update);
+  draw(update.files.length + update.events.length > 0);
   // The run is over: its last state stays on the page.
   if (state.job.ended) updates.close();
 };
