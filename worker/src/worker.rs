@@ -109,7 +109,7 @@ impl Worker {
     /// Counts and commits one file.
     fn process(&mut self, settings: &JobSettings, taken: &Taken, nth: u64) -> Result<Committed> {
         self.maybe_crash(CrashPoint::AfterRead, nth)?;
-        let started = cpu_time()?;
+        let started = Instant::now();
         let path = self.opts.input.join(&taken.entry.path);
         let name = self.opts.name.clone();
         let committed = match settings.commit {
@@ -123,7 +123,7 @@ impl Worker {
                             .commit(taken, &name, 0, Carry::Failed(&format!("{e:#}")))?
                     }
                     Ok(_) => {
-                        self.straggle(started)?;
+                        self.straggle(started);
                         self.maybe_crash(CrashPoint::AfterCount, nth)?;
                         self.commit_counts(taken, &counts, nth)?
                     }
@@ -138,16 +138,12 @@ impl Worker {
         Ok(committed)
     }
 
-    /// A straggler takes `factor` times as long as the work took: the CPU
-    /// time it took, so that neither a busy machine nor a stopped process
-    /// (SIGSTOP) multiplies the delay.
-    fn straggle(&self, started: Duration) -> Result<()> {
+    /// A straggler takes `factor` times as long as the work took.
+    fn straggle(&self, started: Instant) {
         let factor = slow_factor(&self.opts.faults, self.opts.index);
         if factor > 1.0 {
-            let work = cpu_time()?.saturating_sub(started);
-            std::thread::sleep(work.mul_f64(factor - 1.0));
+            std::thread::sleep(started.elapsed().mul_f64(factor - 1.0));
         }
-        Ok(())
     }
 
     fn commit_counts(&mut self, taken: &Taken, counts: &Counts, nth: u64) -> Result<Committed> {
@@ -202,7 +198,7 @@ impl Worker {
         settings: &JobSettings,
         taken: &Taken,
         path: &Path,
-        started: Duration,
+        started: Instant,
         nth: u64,
     ) -> Result<Committed> {
         let mut words: Vec<Vec<u8>> = Vec::new();
@@ -234,14 +230,8 @@ impl Worker {
                 .commit(taken, &name, 0, Carry::Failed(&format!("{e:#}")));
         }
         flush(self.backend.as_mut(), &mut words)?;
-        self.straggle(started)?;
+        self.straggle(started);
         self.maybe_crash(CrashPoint::AfterCount, nth)?;
         self.backend.commit(taken, &name, total, Carry::Added)
     }
-}
-
-/// The CPU time this thread has used so far.
-fn cpu_time() -> Result<Duration> {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)?;
-    Ok(Duration::from(t))
 }

@@ -54,17 +54,18 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     redis::cmd("SAVE").exec(&mut c).unwrap();
     redis::cmd("CLIENT").arg("UNPAUSE").exec(&mut c).unwrap();
 
-    // Commits after it, then the kill: writes paused so that `before` is
-    // every commit there was, and the workers held still until `after` is
-    // read, so that none commits on the restarted Redis before we look.
+    // Commits after it, then the kill, with writes paused so that `before`
+    // is every commit there was. A worker that finished a file while Redis
+    // was down commits it on the restarted Redis at once, maybe before we
+    // look: one file each at most (the next takes it 150 times a count), so
+    // three commits after the snapshot make the rollback certain to show.
     wait_for(
-        "a commit after the snapshot",
+        "commits after the snapshot",
         Duration::from_secs(30),
-        || probe.progress().unwrap().files_done > in_snapshot,
+        || probe.progress().unwrap().files_done >= in_snapshot + 3,
     );
     pause_writes(&mut c);
     let before = probe.progress().unwrap();
-    signal_all(&workers, libc::SIGSTOP);
     assert!(
         !before.is_done(),
         "the job ended before the kill; make it longer"
@@ -73,11 +74,12 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     server.restart().unwrap();
     let after = probe.progress().unwrap();
-    signal_all(&workers, libc::SIGCONT);
-    assert!(before.files_done > in_snapshot);
-    assert_eq!(
-        after.files_done, in_snapshot,
-        "the restart comes back with what the snapshot holds"
+    assert!(
+        after.files_done >= in_snapshot && after.files_done < before.files_done,
+        "the restart should come back with the snapshot's {in_snapshot} files done \
+         (and at most a commit a worker), not {} of {} before",
+        after.files_done,
+        before.files_done
     );
 
     let outcome = driver
@@ -110,25 +112,6 @@ fn pause_writes(c: &mut redis::Connection) {
         .arg("WRITE")
         .exec(c)
         .unwrap();
-}
-
-/// Sends `signal` to each child and, for SIGSTOP, waits until it has stopped.
-fn signal_all(children: &[std::process::Child], signal: i32) {
-    for c in children {
-        // SAFETY: a signal to our own child process has no memory-safety effect.
-        unsafe { libc::kill(c.id() as i32, signal) };
-        while signal == libc::SIGSTOP && !stopped(c.id()) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-}
-
-/// Whether a process is stopped: state `T` in /proc/PID/stat.
-fn stopped(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('T'))
-    })
 }
 
 /// Over 200,000 distinct words across many files, and Redis killed twice:
