@@ -84,25 +84,12 @@ async fn wait_for(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> Stri
     }
 }
 
-fn at_least_one(text: &str) -> bool {
-    text.parse::<u64>().is_ok_and(|n| n >= 1)
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn the_live_view_shows_a_crash_a_stolen_file_and_the_right_top_words() {
-    need_redis();
-    let Some((_driver, client)) = browser().await else {
-        return;
-    };
-    let dir = corpus(40, 100_000);
-    // Worker 0 crashes after counting its first file; worker 1 is a
-    // straggler whose files the others steal after 100 ms.
+/// `wordcount run ARGS --ui` on a free port, lingering; and its page.
+fn start_run(args: &[&str]) -> (Killed, String) {
     let mut run = Killed(
         Command::new(bin())
-            .args(["run", "--input", dir.path().to_str().unwrap()])
-            .args(["--workers", "3", "--top", "10", "--verify"])
-            .args(["--fault", "worker=0,crash=after-count"])
-            .args(["--fault", "worker=1,slow=1000", "--claim-timeout", "100"])
+            .arg("run")
+            .args(args)
             .args(["--ui", "127.0.0.1:0", "--ui-linger", "5m"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -119,7 +106,37 @@ async fn the_live_view_shows_a_crash_a_stolen_file_and_the_right_top_words() {
         .find_map(|l| l.strip_prefix("live view: ").map(str::to_string))
         .expect("run printed no live view address");
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
+    (run, url)
+}
 
+fn at_least_one(text: &str) -> bool {
+    text.parse::<u64>().is_ok_and(|n| n >= 1)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_live_view_shows_a_crash_a_stolen_file_and_the_right_top_words() {
+    need_redis();
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let dir = corpus(40, 100_000);
+    // Worker 0 crashes after counting its first file; worker 1 is a
+    // straggler whose files the others steal after 100 ms.
+    let (_run, url) = start_run(&[
+        "--input",
+        dir.path().to_str().unwrap(),
+        "--workers",
+        "3",
+        "--top",
+        "10",
+        "--verify",
+        "--fault",
+        "worker=0,crash=after-count",
+        "--fault",
+        "worker=1,slow=1000",
+        "--claim-timeout",
+        "100",
+    ]);
     client.goto(&url).await.unwrap();
     wait_for(&client, "#crashes", at_least_one).await;
     wait_for(&client, "#stolen", at_least_one).await;
@@ -181,4 +198,52 @@ fn a_busy_address_for_the_live_view_fails_the_run_with_its_reason() {
         err.contains(&format!("cannot serve the live view on {addr}")) && err.contains("in use"),
         "{err}"
     );
+}
+
+/// An overloaded stream with `--backpressure pause`: the page shows the
+/// stream's figures, the queue and the source holding files back.
+#[tokio::test(flavor = "current_thread")]
+async fn the_live_view_of_an_overloaded_stream_shows_its_throttling() {
+    need_redis();
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    // Tiny files: each costs its syscalls, times 1000 (the slowest
+    // straggler), far more than the rate allows.
+    let dir = corpus(4, 200);
+    let (_run, url) = start_run(&[
+        "--input",
+        dir.path().to_str().unwrap(),
+        "--stream",
+        "--rate",
+        "40",
+        "--tick",
+        "250ms",
+        "--duration",
+        "2s",
+        "--backpressure",
+        "pause",
+        "--max-lag",
+        "6",
+        "--workers",
+        "1",
+        "--fault",
+        "worker=0,slow=1000",
+    ]);
+    client.goto(&url).await.unwrap();
+    wait_for(&client, "#rate-asked", |t| t == "40 files/s").await;
+    wait_for(&client, "#events li[data-what='throttle-on']", |t| {
+        t.contains("throttle-on")
+    })
+    .await;
+    wait_for(&client, "#phase", |t| t == "done").await;
+    let samples = client
+        .execute("return state.samples.length", Vec::new())
+        .await
+        .unwrap();
+    assert!(samples.as_u64().unwrap() >= 4, "{samples} queue samples");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-view-stream.png");
+    std::fs::write(&shot, client.screenshot().await.unwrap()).unwrap();
+    eprintln!("screenshot: {}", shot.display());
+    client.close().await.unwrap();
 }

@@ -179,6 +179,8 @@ pub trait Backend {
     fn depth(&mut self) -> Result<Depth>;
     /// Publishes a stream's figures (`P:stream`: field, value).
     fn write_stream(&mut self, fields: &[(&str, String)]) -> Result<()>;
+    /// A stream's figures as last published (none for a batch).
+    fn read_stream(&mut self) -> Result<std::collections::HashMap<String, String>>;
     /// Up to `max` results committed after `cursor`, which it advances,
     /// waiting up to `wait` for one when none is there yet.
     /// [`Results::Lost`] when results read before may have been rolled

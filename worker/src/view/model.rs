@@ -4,11 +4,11 @@
 //! a page can ask for what is new since its last look.
 
 use crate::backend::{self, Backend, Progress, ResultCursor, Results};
-use crate::timeline::{Event, EventLog};
+use crate::timeline::{epoch_ms, Event, EventLog};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Duration;
-use wordcount_protocol::RedisMode;
+use wordcount_protocol::{keys::stream, RedisMode};
 
 /// Files read from the commit record at each look, at most.
 const BATCH: usize = 10_000;
@@ -26,6 +26,16 @@ pub struct FileBar {
     pub stolen: bool,
 }
 
+/// The queue at one look: what the lag chart draws.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Sample {
+    pub at_ms: u64,
+    /// Files waiting for a worker.
+    pub lag: u64,
+    /// Files taken and not committed yet.
+    pub pending: u64,
+}
+
 /// Where the job stands now (sent whole at every update).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Job {
@@ -40,6 +50,8 @@ pub struct Job {
     pub bytes_done: u64,
     pub commits_ignored: u64,
     pub top: Vec<(String, u64)>,
+    /// A stream's figures (`P:stream`), empty for a batch.
+    pub stream: std::collections::BTreeMap<String, String>,
     /// `--verify`'s verdict once the run has checked the counts.
     pub verified: Option<bool>,
     /// The run is over: nothing will change any more.
@@ -52,6 +64,7 @@ pub struct Model {
     pub job: Job,
     pub files: Vec<FileBar>,
     pub events: Vec<Event>,
+    pub samples: Vec<Sample>,
 }
 
 /// What one look found.
@@ -61,6 +74,7 @@ pub struct Look {
     pub job: Option<Job>,
     pub files: Vec<FileBar>,
     pub events: Vec<Event>,
+    pub sample: Option<Sample>,
 }
 
 impl Model {
@@ -73,6 +87,7 @@ impl Model {
         }
         self.files.extend(look.files);
         self.events.extend(look.events);
+        self.samples.extend(look.sample);
     }
 }
 
@@ -88,6 +103,8 @@ pub struct Reader {
     /// Commits seen (queue entry id, commit time): read again after a
     /// restart from a snapshot, they are not new.
     commits_seen: HashSet<(String, u64)>,
+    /// Whether the stream's source was holding files back at the last look.
+    throttled: bool,
 }
 
 impl Reader {
@@ -101,6 +118,7 @@ impl Reader {
             log_seen: 0,
             faults_seen: HashSet::new(),
             commits_seen: HashSet::new(),
+            throttled: false,
         }
     }
 
@@ -128,6 +146,28 @@ impl Reader {
             )?),
         };
         let p = b.progress()?;
+        let depth = b.depth()?;
+        look.sample = Some(Sample {
+            at_ms: epoch_ms(),
+            lag: depth.lag,
+            pending: depth.pending,
+        });
+        let stream = b.read_stream()?;
+        // Throttling as the driver publishes it, seen at each look.
+        let throttled = stream.get(stream::THROTTLED).is_some_and(|v| v == "1");
+        if throttled != self.throttled {
+            self.throttled = throttled;
+            look.events.push(Event {
+                at_ms: epoch_ms(),
+                what: if throttled {
+                    "throttle-on"
+                } else {
+                    "throttle-off"
+                }
+                .into(),
+                detail: String::new(),
+            });
+        }
         look.job = Some(Job {
             phase: phase(&p),
             files: p.files,
@@ -142,6 +182,7 @@ impl Reader {
                 .into_iter()
                 .map(|w| (String::from_utf8_lossy(&w.word).into_owned(), w.count))
                 .collect(),
+            stream: stream.into_iter().collect(),
             ..Job::default()
         });
         // After a restart from a snapshot the record is read again: files

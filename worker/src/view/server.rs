@@ -94,30 +94,28 @@ fn router(model: Arc<Mutex<Model>>) -> Router {
 }
 
 /// Every `TICK`, what is new for this page: the job as it stands, and the
-/// files and events it has not had yet (all of them at first).
+/// files, events and queue samples it has not had yet (all at first).
 async fn updates(
     State(model): State<Arc<Mutex<Model>>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let updates = futures_util::stream::unfold(
-        (model, 0, 0, true),
-        |(model, files, events, first)| async move {
+    let updates =
+        futures_util::stream::unfold((model, [0; 3], true), |(model, seen, first)| async move {
             if !first {
                 tokio::time::sleep(TICK).await;
             }
-            let (data, files, events) = {
+            let (data, seen) = {
                 let m = lock(&model);
+                let [files, events, samples] = seen;
                 let update = serde_json::json!({
                     "job": m.job,
                     "files": m.files.get(files..).unwrap_or_default(),
                     "events": m.events.get(events..).unwrap_or_default(),
+                    "samples": m.samples.get(samples..).unwrap_or_default(),
                 });
-                (update.to_string(), m.files.len(), m.events.len())
+                let seen = [m.files.len(), m.events.len(), m.samples.len()];
+                (update.to_string(), seen)
             };
-            Some((
-                Ok(Event::default().data(data)),
-                (model, files, events, false),
-            ))
-        },
-    );
+            Some((Ok(Event::default().data(data)), (model, seen, false)))
+        });
     Sse::new(updates).keep_alive(KeepAlive::default())
 }

@@ -134,6 +134,10 @@ pub fn write_stream(redis: &mut Redis, fields: &[(&str, String)]) -> Result<()> 
     redis.run(|c, k| redis::cmd("HSET").arg(&k.stream).arg(fields).exec(c))
 }
 
+pub fn read_stream(redis: &mut Redis) -> Result<HashMap<String, String>> {
+    redis.run(|c, k| redis::cmd("HGETALL").arg(&k.stream).query(c))
+}
+
 pub fn progress(redis: &mut Redis) -> Result<Progress> {
     type Reply = (HashMap<String, String>, HashMap<String, u64>, bool);
     let (fields, counters, finished): Reply = redis.run(|c, k| {

@@ -49,6 +49,9 @@ impl Backend for Stream {
     ) -> Result<Results> {
         driver::results_since(&mut self.redis, cursor, max, wait, true)
     }
+    fn read_stream(&mut self) -> Result<std::collections::HashMap<String, String>> {
+        driver::read_stream(&mut self.redis)
+    }
     fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
         driver::results_since(&mut self.redis, cursor, max, Duration::ZERO, false)
     }

@@ -2,17 +2,21 @@
 // and the files and events that are new) and redraws.
 "use strict";
 
-const state = { job: null, files: [], events: [], lanes: [], laneOf: new Map() };
+const state = { job: null, files: [], events: [], samples: [], lanes: [], laneOf: new Map() };
 const $ = (id) => document.getElementById(id);
 const lanesChart = echarts.init($("lanes"));
 const latencyChart = echarts.init($("latency"));
+const queueChart = echarts.init($("queue"));
 const color = { own: "#1c7ed6", stolen: "#f08c00", fault: "#e03131", redis: "#7048e8", scale: "#2b8a3e" };
 
 // Seconds since the run started.
 const sec = (ms) => (ms - state.job.started_ms) / 1000;
 const isCrash = (e) => (e.what === "fault-fired" && e.detail.includes("crash=")) || e.what === "worker-killed";
 
+const isThrottle = (e) => e.what.startsWith("throttle");
+
 function eventColor(e) {
+  if (isThrottle(e)) return color.stolen;
   if (isCrash(e) || e.what === "worker-replaced" || e.what === "fault-fired") return color.fault;
   if (e.what.startsWith("redis") || e.what === "snapshot") return color.redis;
   return color.scale;
@@ -28,6 +32,7 @@ function apply(update) {
     state.files.push(f);
   }
   state.events.push(...update.events);
+  state.samples.push(...update.samples);
   state.events.sort((a, b) => a.at_ms - b.at_ms);
 }
 
@@ -46,6 +51,12 @@ function figures() {
   $("stolen").textContent = state.files.filter((f) => f.stolen).length;
   $("crashes").textContent = state.events.filter(isCrash).length;
   $("ignored").textContent = j.commits_ignored;
+  const s = j.stream;
+  document.querySelector(".figures").classList.toggle("streaming", s.rate !== undefined);
+  if (s.rate !== undefined) {
+    $("rate-asked").textContent = `${(+s.rate).toFixed(0)} files/s`;
+    $("p99").textContent = `${s.p50_ms ?? "–"} / ${s.p99_ms ?? "–"} ms`;
+  }
   const v = $("verified");
   v.textContent = j.verified === true ? "✓ verified" : j.verified === false ? "✗ counts differ" : "";
   v.className = j.verified === true ? "ok" : j.verified === false ? "bad" : "";
@@ -98,7 +109,7 @@ function markLines() {
     animation: false,
     label: { formatter: "{b}", fontSize: 10, color: "#495057", position: "insideEndTop" },
     data: state.events
-      .filter((e) => e.what !== "snapshot")
+      .filter((e) => e.what !== "snapshot" && !isThrottle(e))
       .map((e) => ({
         name: shortName(e),
         xAxis: sec(e.at_ms),
@@ -129,6 +140,21 @@ function bars() {
     }
   }
   return out;
+}
+
+// Throttled periods, from each throttle-on to the next throttle-off.
+function throttleAreas() {
+  const areas = [];
+  let on = null;
+  for (const e of state.events) {
+    if (e.what === "throttle-on" && on === null) on = sec(e.at_ms);
+    if (e.what === "throttle-off" && on !== null) {
+      areas.push([{ xAxis: on }, { xAxis: sec(e.at_ms) }]);
+      on = null;
+    }
+  }
+  if (on !== null) areas.push([{ xAxis: on }, { xAxis: "max" }]);
+  return { silent: true, itemStyle: { color: "rgba(240, 140, 0, 0.12)" }, data: areas };
 }
 
 function charts() {
@@ -181,8 +207,40 @@ function charts() {
       xAxis: axis,
       yAxis: { type: "value", name: "ms" },
       series: [
-        { name: "taken first", type: "scatter", symbolSize: 4, large: true, data: points(false), color: color.own, markLine: markLines() },
+        {
+          name: "taken first",
+          type: "scatter",
+          symbolSize: 4,
+          large: true,
+          data: points(false),
+          color: color.own,
+          markLine: markLines(),
+          markArea: throttleAreas(),
+        },
         { name: "stolen", type: "scatter", symbolSize: 7, data: points(true), color: color.stolen },
+      ],
+    },
+    { replaceMerge: ["series"] },
+  );
+  const line = (name, key, c) => ({
+    name,
+    type: "line",
+    showSymbol: false,
+    step: "end",
+    color: c,
+    data: state.samples.map((s) => [sec(s.at_ms), s[key]]),
+  });
+  queueChart.setOption(
+    {
+      animation: false,
+      grid: { left: 60, right: 30, top: 30, bottom: 30 },
+      legend: { data: ["lag", "pending"], top: 0, right: 30 },
+      tooltip: { trigger: "axis" },
+      xAxis: axis,
+      yAxis: { type: "value", name: "files", minInterval: 1 },
+      series: [
+        { ...line("lag", "lag", color.own), markArea: throttleAreas(), markLine: markLines() },
+        line("pending", "pending", color.redis),
       ],
     },
     { replaceMerge: ["series"] },
@@ -206,7 +264,7 @@ const updates = new EventSource("updates");
 updates.onmessage = (m) => {
   const update = JSON.parse(m.data);
   apply(update);
-  draw(update.files.length + update.events.length > 0);
+  draw(update.files.length + update.events.length + update.samples.length > 0);
   // The run is over: its last state stays on the page.
   if (state.job.ended) updates.close();
 };
@@ -216,4 +274,5 @@ updates.onerror = () => {
 window.addEventListener("resize", () => {
   lanesChart.resize();
   latencyChart.resize();
+  queueChart.resize();
 });
