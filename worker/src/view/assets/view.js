@@ -51,6 +51,8 @@ function figures() {
   $("stolen").textContent = state.files.filter((f) => f.stolen).length;
   $("crashes").textContent = state.events.filter(isCrash).length;
   $("ignored").textContent = j.commits_ignored;
+  const count = (what) => state.events.filter((e) => e.what === what).length;
+  $("redis").textContent = `${count("snapshot")} / ${count("redis-restarted")}`;
   const s = j.stream;
   document.querySelector(".figures").classList.toggle("streaming", s.rate !== undefined);
   if (s.rate !== undefined) {
@@ -98,6 +100,8 @@ function shortName(e) {
     const point = /crash=([a-z-]+)/.exec(e.detail);
     return point ? `crash${who} ${point[1]}` : `fault${who}`;
   }
+  // A restart follows its kill closely: one label for the two lines.
+  if (e.what === "redis-restarted") return "";
   return e.what.replace("worker-", "") + who;
 }
 
