@@ -152,9 +152,9 @@ impl Reader {
             lag: depth.lag,
             pending: depth.pending,
         });
-        let stream = b.read_stream()?;
+        let figures = b.read_stream()?;
         // Throttling as the driver publishes it, seen at each look.
-        let throttled = stream.get(stream::THROTTLED).is_some_and(|v| v == "1");
+        let throttled = figures.get(stream::THROTTLED).is_some_and(|v| v == "1");
         if throttled != self.throttled {
             self.throttled = throttled;
             look.events.push(Event {
@@ -182,7 +182,7 @@ impl Reader {
                 .into_iter()
                 .map(|w| (String::from_utf8_lossy(&w.word).into_owned(), w.count))
                 .collect(),
-            stream: stream.into_iter().collect(),
+            stream: figures.into_iter().collect(),
             ..Job::default()
         });
         // After a restart from a snapshot the record is read again: files
