@@ -8,8 +8,9 @@
 #   4.   WordCountJobs on a single-node cluster where pods really run
 #        (containerd, kubelet, kube-proxy, CoreDNS; our images built here).
 # Needs cargo and go; installs the rest with apt-get when missing (as root):
-# redis-server, etcd, openssl, chromium and chromedriver, and for level 4 containerd, runc, CNI plugins,
-# iptables, conntrack, debootstrap, umoci, jq, gcc.
+# redis-server, etcd, openssl, chromium and chromedriver, and for level 4
+# containerd, runc, CNI plugins, iptables, conntrack, debootstrap, umoci, jq,
+# gcc.
 set -euo pipefail
 cd "$(dirname "$0")"
 

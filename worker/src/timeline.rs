@@ -19,6 +19,26 @@ pub struct Event {
     pub detail: String,
 }
 
+impl Event {
+    /// A crash fault that fired (`P:faults`: spec -> when).
+    pub fn fault_fired(spec: String, at_ms: u64) -> Self {
+        Event {
+            at_ms,
+            what: "fault-fired".into(),
+            detail: spec,
+        }
+    }
+
+    /// A stream's source starting or ending to hold files back.
+    pub fn throttle(on: bool, at_ms: u64) -> Self {
+        Event {
+            at_ms,
+            what: if on { "throttle-on" } else { "throttle-off" }.into(),
+            detail: String::new(),
+        }
+    }
+}
+
 /// The runner's events as they happen, shared with whoever watches the
 /// job live (`--ui`).
 #[derive(Clone, Debug, Default)]
@@ -101,14 +121,11 @@ pub fn rows(record: &StreamRecord, events: &[Event]) -> Vec<Row> {
             ..Row::default()
         });
     }
-    let source_events = record.events.iter().map(|(at, e)| Event {
-        at_ms: record.started_ms + at.as_millis() as u64,
-        what: match e {
-            crate::source::SourceEvent::ThrottleOn => "throttle-on",
-            crate::source::SourceEvent::ThrottleOff => "throttle-off",
-        }
-        .into(),
-        detail: String::new(),
+    let source_events = record.events.iter().map(|(at, e)| {
+        Event::throttle(
+            *e == crate::source::SourceEvent::ThrottleOn,
+            record.started_ms + at.as_millis() as u64,
+        )
     });
     for e in source_events.chain(events.iter().cloned()) {
         rows.push(Row {

@@ -109,6 +109,13 @@ fn start_run(args: &[&str]) -> (Killed, String) {
     (run, url)
 }
 
+/// Saves what the page shows now as a test artefact, under target/tmp.
+async fn screenshot(client: &Client, name: &str) {
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&shot, client.screenshot().await.unwrap()).unwrap();
+    eprintln!("screenshot: {}", shot.display());
+}
+
 fn at_least_one(text: &str) -> bool {
     text.parse::<u64>().is_ok_and(|n| n >= 1)
 }
@@ -173,9 +180,7 @@ async fn the_live_view_shows_a_crash_a_stolen_file_and_the_right_top_words() {
         .collect();
     assert_eq!(shown, want);
 
-    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-view.png");
-    std::fs::write(&shot, client.screenshot().await.unwrap()).unwrap();
-    eprintln!("screenshot: {}", shot.display());
+    screenshot(&client, "live-view.png").await;
     client.close().await.unwrap();
 }
 
@@ -242,8 +247,6 @@ async fn the_live_view_of_an_overloaded_stream_shows_its_throttling() {
         .await
         .unwrap();
     assert!(samples.as_u64().unwrap() >= 4, "{samples} queue samples");
-    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-view-stream.png");
-    std::fs::write(&shot, client.screenshot().await.unwrap()).unwrap();
-    eprintln!("screenshot: {}", shot.display());
+    screenshot(&client, "live-view-stream.png").await;
     client.close().await.unwrap();
 }

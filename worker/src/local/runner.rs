@@ -225,11 +225,11 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let mut rows = Vec::new();
     if let Some(record) = &outcome.stream {
         let mut events = pool.events.since(0);
-        events.extend(fired.iter().map(|(spec, at_ms)| Event {
-            at_ms: *at_ms,
-            what: "fault-fired".into(),
-            detail: spec.clone(),
-        }));
+        events.extend(
+            fired
+                .iter()
+                .map(|(spec, at_ms)| Event::fault_fired(spec.clone(), *at_ms)),
+        );
         rows = timeline::rows(record, &events);
         if let Some(path) = &opts.timeline {
             timeline::write(path, &rows)?;

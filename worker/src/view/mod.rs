@@ -6,7 +6,7 @@
 mod model;
 mod server;
 
-pub use model::{FileBar, Job, Model};
+use model::Model;
 
 use crate::counts::WordCount;
 use crate::timeline::{epoch_ms, EventLog};

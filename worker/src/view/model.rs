@@ -157,16 +157,7 @@ impl Reader {
         let throttled = figures.get(stream::THROTTLED).is_some_and(|v| v == "1");
         if throttled != self.throttled {
             self.throttled = throttled;
-            look.events.push(Event {
-                at_ms: epoch_ms(),
-                what: if throttled {
-                    "throttle-on"
-                } else {
-                    "throttle-off"
-                }
-                .into(),
-                detail: String::new(),
-            });
+            look.events.push(Event::throttle(throttled, epoch_ms()));
         }
         look.job = Some(Job {
             phase: phase(&p),
@@ -207,11 +198,7 @@ impl Reader {
         }
         for (spec, at_ms) in b.faults_fired()? {
             if self.faults_seen.insert(spec.clone()) {
-                look.events.push(Event {
-                    at_ms,
-                    what: "fault-fired".into(),
-                    detail: spec,
-                });
+                look.events.push(Event::fault_fired(spec, at_ms));
             }
         }
         Ok(())
