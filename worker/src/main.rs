@@ -115,6 +115,10 @@ enum Cmd {
     /// Run an experiment: write CSV and a PNG plot, print a table.
     #[cfg(feature = "experiments")]
     Experiment(wordcount::experiments::ExperimentArgs),
+    /// Run the experiments of the labs and write a report that answers
+    /// each lab's questions: OUT/report.md and OUT/report.html.
+    #[cfg(feature = "experiments")]
+    Report(wordcount::experiments::ReportArgs),
     /// Count the files listed on stdin and write packed counts (used by --processes).
     #[command(hide = true)]
     Shard {
@@ -424,8 +428,13 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                     }
                     if job.redis_restarts > 0 || job.snapshots > 0 {
                         eprintln!(
-                            "redis: {} snapshots, {} restarts, {} files redone",
-                            job.snapshots, job.redis_restarts, job.files_redone
+                            "redis: {} snapshots (fork {:.1} ms in all, at most {:.1} MiB \
+                             copied on write), {} restarts, {} files redone",
+                            job.snapshots,
+                            job.snapshot_fork_us as f64 / 1e3,
+                            job.snapshot_cow_bytes as f64 / (1u64 << 20) as f64,
+                            job.redis_restarts,
+                            job.files_redone
                         );
                     }
                     if job.scalings > 0 {
@@ -547,6 +556,8 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
         }
         #[cfg(feature = "experiments")]
         Cmd::Experiment(args) => wordcount::experiments::run_with_stop(args, stop.clone())?,
+        #[cfg(feature = "experiments")]
+        Cmd::Report(args) => wordcount::experiments::report(args, stop.clone())?,
         Cmd::Shard { tokenizer } => shard_main(tokenizer)?,
     }
     Ok(())

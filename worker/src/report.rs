@@ -133,6 +133,14 @@ pub struct JobFacts {
     /// Checkpoints (`BGSAVE`) taken by `--snapshot-interval`.
     #[serde(default)]
     pub snapshots: u64,
+    /// What the checkpoints cost Redis: its time in `fork()` over all of
+    /// them (`latest_fork_usec`, during which it serves no one), and the
+    /// most memory one copied on write while the job went on writing
+    /// (`rdb_last_cow_size`).
+    #[serde(default)]
+    pub snapshot_fork_us: u64,
+    #[serde(default)]
+    pub snapshot_cow_bytes: u64,
 }
 
 impl Report {

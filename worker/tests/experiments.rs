@@ -111,6 +111,34 @@ fn claim_timeout_runs_real_crashes() {
     assert_png(&out.path().join("claim-timeout.png"));
 }
 
+#[test]
+fn checkpoint_cost_counts_snapshots_and_what_their_fork_cost() {
+    common::need_redis();
+    let out = tempfile::tempdir().unwrap();
+    experiment("checkpoint-cost", out.path());
+    let (header, rows) = read_csv(&out.path().join("checkpoint-cost.csv"));
+    assert_eq!(
+        header.join(","),
+        "files,file_bytes,snapshot_interval_ms,median_s,min_s,max_s,snapshots,fork_ms,cow_mib,slowdown"
+    );
+    // Two inputs, each without snapshots and with one interval.
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for row in &rows {
+        let (every, snapshots) = (
+            num(row, &header, "snapshot_interval_ms"),
+            num(row, &header, "snapshots"),
+        );
+        match every {
+            0.0 => assert_eq!(snapshots, 0.0, "{row:?}"),
+            _ => {
+                assert!(snapshots >= 1.0, "no snapshot taken: {row:?}");
+                assert!(num(row, &header, "fork_ms") > 0.0, "no fork: {row:?}");
+            }
+        }
+    }
+    assert_png(&out.path().join("checkpoint-cost.png"));
+}
+
 /// A CSV cell as a number.
 fn num(row: &[String], header: &[String], name: &str) -> f64 {
     let cell = &row[column(header, name)];

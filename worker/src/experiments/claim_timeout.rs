@@ -139,8 +139,8 @@ pub fn sweep(
                     .cell(&spec)
                     .cell(ms)
                     .timed(&t)
-                    .cell(t.detail.worker_restarts)
-                    .cell(t.detail.commits_ignored),
+                    .cell(t.detail.job.worker_restarts)
+                    .cell(t.detail.job.commits_ignored),
             );
             chart.series(&v.legend).push((ms as f64, t.median));
         }

@@ -1,12 +1,53 @@
-//! The machine under the experiments: how late a thread that sleeps wakes,
-//! and how much CPU the hypervisor takes (steal). On a shared VM these are
-//! a floor under every latency a stream measures, so the stream experiments
-//! print them beside their figures.
+//! The machine under the experiments: what it is (for a report's header),
+//! how late a thread that sleeps wakes, and how much CPU the hypervisor
+//! takes (steal). On a shared VM the last two are a floor under every
+//! latency a stream measures, so the stream experiments print them beside
+//! their figures.
 
 use crate::latency::Percentiles;
 use anyhow::{Context, Result};
-use procfs::{CurrentSI, KernelStats};
+use procfs::{CpuInfo, Current, CurrentSI, KernelStats, Meminfo};
 use std::time::{Duration, Instant};
+
+/// What the machine is, as (what, value) lines; what cannot be read says so.
+pub fn describe() -> Vec<(&'static str, String)> {
+    let unknown = |e: &dyn std::fmt::Display| format!("unknown ({e})");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = CpuInfo::current()
+        .ok()
+        .and_then(|c| c.model_name(0).map(str::to_owned));
+    let memory = Meminfo::current().map_or_else(
+        |e| unknown(&e),
+        |m| format!("{:.1} GiB", m.mem_total as f64 / (1u64 << 30) as f64),
+    );
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|e| unknown(&e), |k| format!("Linux {}", k.trim()));
+    vec![
+        (
+            "cores",
+            match cpu {
+                Some(model) => format!("{cores} ({model})"),
+                None => cores.to_string(),
+            },
+        ),
+        ("memory", memory),
+        ("kernel", kernel),
+        ("Redis", redis_version().unwrap_or_else(|e| unknown(&e))),
+    ]
+}
+
+/// `redis-server --version`'s `v=` field.
+fn redis_version() -> Result<String> {
+    let out = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .context("cannot run redis-server --version")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|f| f.strip_prefix("v="))
+        .map(|v| format!("redis-server {v}"))
+        .with_context(|| format!("no version in {:?}", text.trim()))
+}
 
 /// How late a thread wakes from `samples` sleeps of `nap`, in µs.
 pub fn wake_delay_us(nap: Duration, samples: usize) -> Percentiles {
@@ -65,6 +106,15 @@ pub fn note(since: &CpuClock) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describes_cores_memory_kernel_and_redis() {
+        let lines = describe();
+        let names: Vec<&str> = lines.iter().map(|l| l.0).collect();
+        assert_eq!(names, ["cores", "memory", "kernel", "Redis"]);
+        assert!(lines[1].1.ends_with(" GiB"), "{lines:?}");
+        assert!(lines[2].1.starts_with("Linux "), "{lines:?}");
+    }
 
     #[test]
     fn wake_delays_are_in_microseconds() {

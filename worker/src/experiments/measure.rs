@@ -10,6 +10,7 @@ use crate::count::{count_files, Parallelism};
 use crate::fault::Fault;
 use crate::input;
 use crate::local::{self, RunOptions, RunOutcome};
+use crate::report::JobFacts;
 use crate::tokenize::Tokenizer;
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -53,10 +54,8 @@ impl Method {
 #[derive(Clone, Debug, Default)]
 pub struct JobSample {
     pub words: u64,
-    /// Second commits of a file that changed nothing (straggler and thief).
-    pub commits_ignored: u64,
-    /// Worker processes that died and were replaced.
-    pub worker_restarts: u64,
+    /// What its faults did.
+    pub job: JobFacts,
 }
 
 /// One method timed at one point, with its parallel efficiency
@@ -162,23 +161,24 @@ impl Measure {
     /// Times a job through Redis until its result is ready: Redis start,
     /// workers start, enqueueing, counting and committing, writing the
     /// result. Not the workers' exit afterwards, which a straggler can draw
-    /// out, nor stopping Redis.
+    /// out, nor stopping Redis, nor `verify` (whose difference fails it).
     pub fn job(&self, label: &str, opts: &RunOptions) -> Result<Timed<JobSample>> {
         self.repeat(label, || {
             let outcome = local::run(opts, self.stop.clone())?;
             if let Some((path, err)) = outcome.failures.first() {
                 bail!("the job could not count {path}: {err}");
             }
+            if let Some(diff) = outcome.mismatch {
+                bail!("the job's counts differ from a serial count: {diff}");
+            }
             let report = outcome.report;
             let shutdown = report
                 .phases
                 .as_ref()
                 .map_or(0.0, |p| p.workers_exit + p.redis_stop + p.verify);
-            let job = report.job.unwrap_or_default();
             let sample = JobSample {
                 words: report.words,
-                commits_ignored: job.commits_ignored,
-                worker_restarts: job.worker_restarts,
+                job: report.job.unwrap_or_default(),
             };
             Ok((report.seconds - shutdown, sample))
         })

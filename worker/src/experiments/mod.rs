@@ -3,11 +3,14 @@
 //! table. Every number written is a median of `--repeat` measured runs.
 
 mod backpressure;
+mod checkpoint;
 mod claim_timeout;
 mod commit;
 mod corpus;
 mod efficiency;
 mod filesize;
+mod lab_report;
+mod labs;
 mod machine;
 mod measure;
 mod plot;
@@ -30,6 +33,8 @@ use measure::Measure;
 use plot::Chart;
 use table::Table;
 
+pub use lab_report::{report, ReportArgs};
+
 /// The experiments, as named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Experiment {
@@ -51,12 +56,16 @@ pub enum Experiment {
     StreamFaults,
     /// Backpressure none, pause and adaptive at 150 % of capacity.
     Backpressure,
+    /// Redis snapshots: completion time against the snapshot interval.
+    CheckpointCost,
+    /// Redis killed and restarted from its snapshot: time and files redone against the kill interval.
+    RedisKill,
     /// Every experiment, one after the other.
     All,
 }
 
 impl Experiment {
-    const EACH: [Experiment; 9] = [
+    const EACH: [Experiment; 11] = [
         Experiment::Efficiency,
         Experiment::Commit,
         Experiment::Filesize,
@@ -66,6 +75,8 @@ impl Experiment {
         Experiment::StreamRate,
         Experiment::StreamFaults,
         Experiment::Backpressure,
+        Experiment::CheckpointCost,
+        Experiment::RedisKill,
     ];
 
     /// The name on the command line, also the stem of the files written.
@@ -80,6 +91,8 @@ impl Experiment {
             Experiment::StreamRate => "stream-rate",
             Experiment::StreamFaults => "stream-faults",
             Experiment::Backpressure => "backpressure",
+            Experiment::CheckpointCost => "checkpoint-cost",
+            Experiment::RedisKill => "redis-kill",
             Experiment::All => "all",
         }
     }
@@ -103,7 +116,15 @@ pub struct ExperimentArgs {
     /// Which experiment to run.
     #[arg(value_enum)]
     pub name: Experiment,
-    /// Directory for NAME.csv and NAME.png (created if needed).
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// How experiments run, for `experiment` and `report` alike.
+#[derive(clap::Args, Debug)]
+pub struct Settings {
+    /// Directory for each experiment's NAME.csv and NAME.png, and for a
+    /// report's report.md and report.html (created if needed).
     #[arg(long)]
     pub out: PathBuf,
     #[arg(long, value_enum, default_value_t)]
@@ -152,37 +173,67 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
 
 /// Like [`run`]; setting `stop` (Ctrl-C) ends the current run and the experiment.
 pub fn run_with_stop(args: ExperimentArgs, stop: Arc<AtomicBool>) -> Result<()> {
-    if args.repeat == 0 {
-        bail!("--repeat takes at least 1");
-    }
-    if args.workers.contains(&0) {
-        bail!("--workers takes counts of at least 1");
-    }
-    prepare_out(&args.out)?;
-    let mut workers = args.workers.clone();
-    if workers.is_empty() {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        workers = (1..=cores).collect();
-    }
-    workers.sort_unstable();
-    workers.dedup();
+    let runner = Runner::new(args.settings, stop)?;
     let which: Vec<Experiment> = match args.name {
         Experiment::All => Experiment::EACH.to_vec(),
         one => vec![one],
     };
     for exp in which {
-        let ctx = Ctx {
-            scale: args.scale,
-            workers: workers.clone(),
-            inputs: Inputs::new(&args.out, exp.name(), args.keep_input)?,
-            measure: Measure::new(exp.name(), args.repeat, stop.clone()),
-        };
-        run_one(exp, &ctx, &args.out)?;
+        runner.run(exp)?;
     }
     Ok(())
 }
 
-fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<()> {
+/// Runs experiments with one set of [`Settings`], checked once.
+pub(crate) struct Runner {
+    settings: Settings,
+    /// Worker counts to sweep (sorted, deduplicated, at least 1).
+    workers: Vec<usize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Runner {
+    pub fn new(settings: Settings, stop: Arc<AtomicBool>) -> Result<Self> {
+        if settings.repeat == 0 {
+            bail!("--repeat takes at least 1");
+        }
+        if settings.workers.contains(&0) {
+            bail!("--workers takes counts of at least 1");
+        }
+        prepare_out(&settings.out)?;
+        let mut workers = settings.workers.clone();
+        if workers.is_empty() {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            workers = (1..=cores).collect();
+        }
+        workers.sort_unstable();
+        workers.dedup();
+        Ok(Runner {
+            settings,
+            workers,
+            stop,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Runs `exp`, writes its CSV and PNG into the output directory, prints
+    /// its table, and hands back what it measured.
+    pub fn run(&self, exp: Experiment) -> Result<Outcome> {
+        let s = &self.settings;
+        let ctx = Ctx {
+            scale: s.scale,
+            workers: self.workers.clone(),
+            inputs: Inputs::new(&s.out, exp.name(), s.keep_input)?,
+            measure: Measure::new(exp.name(), s.repeat, self.stop.clone()),
+        };
+        run_one(exp, &ctx, &s.out)
+    }
+}
+
+fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<Outcome> {
     let started = Instant::now();
     eprintln!(
         "[{}] starting ({} scale, repeat {})",
@@ -201,6 +252,8 @@ fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<()> {
         Experiment::StreamRate => stream_rate::run(ctx),
         Experiment::StreamFaults => stream_faults::run(ctx),
         Experiment::Backpressure => backpressure::run(ctx),
+        Experiment::CheckpointCost => checkpoint::cost(ctx),
+        Experiment::RedisKill => checkpoint::kill(ctx),
         Experiment::All => unreachable!("expanded by the caller"),
     }
     .with_context(|| format!("experiment {} failed", exp.name()))?;
@@ -220,7 +273,7 @@ fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<()> {
         csv.display(),
         png.display()
     );
-    Ok(())
+    Ok(outcome)
 }
 
 /// Says so when other work keeps the cores busy while this process idles

@@ -42,6 +42,30 @@ impl Row {
     }
 }
 
+/// One row of a [`Table`], its cells named by their columns.
+#[derive(Clone, Copy)]
+pub struct Record<'a> {
+    columns: &'a [&'static str],
+    cells: &'a [String],
+}
+
+impl<'a> Record<'a> {
+    pub fn text(&self, column: &str) -> Result<&'a str> {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| *c == column)
+            .with_context(|| format!("the table has no column {column}"))?;
+        Ok(&self.cells[i])
+    }
+
+    pub fn num(&self, column: &str) -> Result<f64> {
+        let cell = self.text(column)?;
+        cell.parse()
+            .with_context(|| format!("{column} is not a number: {cell:?}"))
+    }
+}
+
 impl Table {
     pub fn new(columns: &[&'static str]) -> Self {
         Table {
@@ -78,11 +102,36 @@ impl Table {
         Ok(())
     }
 
+    /// The rows, to read cells by column name.
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        self.rows.iter().map(|cells| Record {
+            columns: &self.columns,
+            cells,
+        })
+    }
+
+    /// The indices of the printed columns.
+    fn shown(&self) -> Vec<usize> {
+        (0..self.columns.len())
+            .filter(|&i| !self.csv_only.contains(&self.columns[i]))
+            .collect()
+    }
+
+    /// The printed columns as a Markdown table.
+    pub fn markdown(&self) -> String {
+        let shown = self.shown();
+        let line = |cells: Vec<&str>| format!("| {} |\n", cells.join(" | "));
+        let mut out = line(shown.iter().map(|&i| self.columns[i]).collect());
+        out += &line(shown.iter().map(|_| "---").collect());
+        for row in &self.rows {
+            out += &line(shown.iter().map(|&i| row[i].as_str()).collect());
+        }
+        out
+    }
+
     /// The printed table: text columns left-aligned, numbers right-aligned.
     pub fn render(&self) -> String {
-        let shown: Vec<usize> = (0..self.columns.len())
-            .filter(|&i| !self.csv_only.contains(&self.columns[i]))
-            .collect();
+        let shown = self.shown();
         let width = |i: usize| {
             self.rows
                 .iter()
@@ -123,6 +172,21 @@ mod tests {
         assert_eq!(
             t.render(),
             "method  seconds\nserial     1.50\nredis     12.25\n"
+        );
+    }
+
+    #[test]
+    fn reads_cells_by_column_and_writes_markdown() {
+        let mut t = Table::new(&["method", "secret", "seconds"]).csv_only(&["secret"]);
+        t.push(Row::new().cell("redis").cell("y").num(12.25, 2));
+        let r = t.records().next().unwrap();
+        assert_eq!(r.text("method").unwrap(), "redis");
+        assert_eq!(r.num("seconds").unwrap(), 12.25);
+        assert!(r.num("method").is_err());
+        assert!(r.text("minutes").is_err());
+        assert_eq!(
+            t.markdown(),
+            "| method | seconds |\n| --- | --- |\n| redis | 12.25 |\n"
         );
     }
 }

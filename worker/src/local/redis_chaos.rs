@@ -53,6 +53,9 @@ pub struct RedisChaos {
     pub restarts: u64,
     pub snapshots: u64,
     pub files_redone: u64,
+    /// Time in `fork()` over all snapshots, and the largest copy on write.
+    pub fork_us: u64,
+    pub cow_bytes: u64,
 }
 
 impl RedisChaos {
@@ -72,6 +75,8 @@ impl RedisChaos {
             restarts: 0,
             snapshots: 0,
             files_redone: 0,
+            fork_us: 0,
+            cow_bytes: 0,
         }
     }
 
@@ -178,6 +183,9 @@ impl RedisChaos {
         redis::cmd("CLIENT").arg("UNPAUSE").exec(conn)?;
         match saved {
             Ok(()) => {
+                // BGSAVE forks before it answers: the fork's time is known.
+                let info: redis::InfoDict = redis::cmd("INFO").arg("stats").query(conn)?;
+                self.fork_us += info.get::<u64>("latest_fork_usec").unwrap_or(0);
                 self.snapshots += 1;
                 self.events
                     .note("snapshot", format!("{done} files committed"));
@@ -211,6 +219,8 @@ impl RedisChaos {
         if info.get::<u8>("rdb_bgsave_in_progress") == Some(0) {
             if info.get::<String>("rdb_last_bgsave_status").as_deref() == Some("ok") {
                 self.saved = self.saving.unwrap_or(self.saved);
+                let cow = info.get::<u64>("rdb_last_cow_size").unwrap_or(0);
+                self.cow_bytes = self.cow_bytes.max(cow);
             }
             self.saving = None;
         }

@@ -255,6 +255,8 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         job.redis_restarts = chaos.restarts;
         job.files_redone = chaos.files_redone;
         job.snapshots = chaos.snapshots;
+        job.snapshot_fork_us = chaos.fork_us;
+        job.snapshot_cow_bytes = chaos.cow_bytes;
         job.scalings = pool.scalings;
         job.commits_ignored = last.commits_ignored;
         job.faults_fired = fired.len() as u64;

@@ -1,0 +1,143 @@
+#![cfg(feature = "experiments")]
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+//! `wordcount report` end to end: the labs' experiments really run (real
+//! counts, real jobs through a real `redis-server`), and the report they
+//! make answers every question with figures, in Markdown and in one HTML
+//! page that opens offline.
+
+mod common;
+
+use base64::Engine;
+use scraper::{ElementRef, Html, Selector};
+use std::path::Path;
+
+fn report(out: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["report", "--out", out.to_str().unwrap()];
+    all.extend(args);
+    common::wordcount(&all)
+}
+
+fn select<'a>(page: &'a Html, css: &str) -> Vec<ElementRef<'a>> {
+    page.select(&Selector::parse(css).unwrap()).collect()
+}
+
+fn text(e: &ElementRef) -> String {
+    e.text().collect()
+}
+
+/// Each `h3` question of the page with the text of the paragraph after it.
+fn questions(page: &Html) -> Vec<(String, String)> {
+    select(page, "h3")
+        .into_iter()
+        .filter(|h| !text(h).starts_with("Measured"))
+        .map(|h| {
+            let answer = h
+                .next_siblings()
+                .filter_map(ElementRef::wrap)
+                .next()
+                .map(|p| text(&p))
+                .unwrap_or_default();
+            (text(&h), answer)
+        })
+        .collect()
+}
+
+/// Every image is inlined (a PNG as a data URL): the page needs nothing else.
+fn assert_images_inlined(page: &Html, at_least: usize) {
+    let images = select(page, "img");
+    assert!(images.len() >= at_least, "{} images", images.len());
+    for img in images {
+        let src = img.value().attr("src").unwrap();
+        let data = src
+            .strip_prefix("data:image/png;base64,")
+            .unwrap_or_else(|| panic!("an image not inlined: {:.80}", src));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    }
+}
+
+#[test]
+fn small_report_of_labs_0_and_1_answers_every_question_with_figures() {
+    let out = tempfile::tempdir().unwrap();
+    common::ok(&report(out.path(), &["--scale", "small", "--labs", "0,1"]));
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    let page = Html::parse_document(&html);
+    assert!(page.errors.is_empty(), "HTML errors: {:?}", page.errors);
+    let labs: Vec<String> = select(&page, "h2").iter().map(text).collect();
+    assert_eq!(labs.len(), 2, "{labs:?}");
+    assert!(labs[0].starts_with("Lab 0") && labs[1].starts_with("Lab 1"));
+    let asked = questions(&page);
+    // Lab 0 asks three questions, lab 1 three.
+    assert_eq!(asked.len(), 6, "{asked:#?}");
+    for (q, a) in &asked {
+        assert!(a.starts_with("Answer: "), "{q}: {a}");
+        assert!(a.chars().any(|c| c.is_ascii_digit()), "{q}: {a}");
+    }
+    // Four experiments, a plot each; the header names the machine.
+    assert_images_inlined(&page, 4);
+    for what in ["cores", "memory", "kernel", "Redis", "date"] {
+        assert!(
+            select(&page, "td").iter().any(|td| text(td) == what),
+            "no {what} in the header"
+        );
+    }
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    for (q, _) in &asked {
+        assert!(md.contains(q.as_str()), "report.md lacks {q}");
+    }
+    for name in ["efficiency", "commit", "filesize", "skew"] {
+        assert!(md.contains(&format!("]({name}.png)")), "{name}.png");
+        assert!(
+            out.path().join(format!("{name}.csv")).is_file(),
+            "{name}.csv"
+        );
+    }
+}
+
+#[test]
+fn labs_whose_mode_is_absent_are_skipped_with_the_reason() {
+    let out = tempfile::tempdir().unwrap();
+    common::ok(&report(
+        out.path(),
+        &["--scale", "tiny", "--repeat", "1", "--labs", "5,4"],
+    ));
+    let page =
+        Html::parse_document(&std::fs::read_to_string(out.path().join("report.html")).unwrap());
+    let labs: Vec<String> = select(&page, "h2").iter().map(text).collect();
+    assert!(
+        labs[0].starts_with("Lab 4") && labs[1].starts_with("Lab 5"),
+        "{labs:?}"
+    );
+    let asked = questions(&page);
+    // Lab 4: two questions measured here (checkpoints), two need RedisRaft.
+    let (answered, skipped): (Vec<_>, Vec<_>) =
+        asked.iter().partition(|(_, a)| a.starts_with("Answer: "));
+    assert_eq!(answered.len(), 2, "{asked:#?}");
+    for (q, a) in &skipped {
+        assert!(
+            a.starts_with("Skipped: ") && a.contains("RedisRaft"),
+            "{q}: {a}"
+        );
+    }
+    // Lab 5 as a whole: its reason once, then its questions.
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let lab5 = &md[md.find("## Lab 5").unwrap()..];
+    assert!(
+        lab5.contains("**Skipped**: the three-site CRDT mode"),
+        "{lab5}"
+    );
+    assert!(lab5.contains("- 5.1 "), "{lab5}");
+    assert_images_inlined(&page, 2);
+}
+
+#[test]
+fn an_unknown_lab_is_refused_before_anything_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let run = report(out.path(), &["--labs", "0,9"]);
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("--labs") && err.contains('9'), "{err}");
+    assert!(!out.path().join("report.md").exists());
+}
