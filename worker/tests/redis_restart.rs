@@ -341,3 +341,31 @@ fn redis_killed_every_700ms_with_checkpoints_counts_exactly() {
     assert!(job.redis_restarts >= 1, "{job:?}");
     assert!(job.snapshots >= 1, "{job:?}");
 }
+
+#[test]
+fn a_file_whose_commit_a_restart_lost_is_taken_again_at_once() {
+    need_redis();
+    let dir = corpus(300, 2_000);
+    // Kills often enough that some land after a commit and before the next
+    // snapshot, leaving that file pending on its worker in the Redis that
+    // comes back. With a claim timeout of a minute, only its own worker
+    // taking it again at once lets the job end in seconds.
+    let started = Instant::now();
+    let r = run_verified(
+        dir.path(),
+        &[
+            "--workers",
+            "2",
+            "--claim-timeout",
+            "60000",
+            "--snapshot-interval",
+            "20ms",
+            "--redis-kill-every",
+            "100ms",
+        ],
+    );
+    let took = started.elapsed();
+    let job = r.job.unwrap();
+    assert!(took < Duration::from_secs(40), "took {took:?}: {job:?}");
+    assert_eq!(job.files, 303, "{job:?}");
+}

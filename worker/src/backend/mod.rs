@@ -80,6 +80,18 @@ pub struct ResultCursor {
     position: String,
 }
 
+impl ResultCursor {
+    /// The same position, to read on from after [`Results::Lost`]: commits
+    /// made after a restart come after every commit made before it. Only
+    /// for a reader that merges a file committed again once.
+    pub fn after_restart(&self) -> ResultCursor {
+        ResultCursor {
+            session: None,
+            position: self.position.clone(),
+        }
+    }
+}
+
 /// A committed file as the driver reads it back; times are milliseconds
 /// since the epoch by Redis's clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,8 +196,9 @@ pub trait Backend {
     /// Up to `max` results committed after `cursor`, which it advances,
     /// waiting up to `wait` for one when none is there yet.
     /// [`Results::Lost`] when results read before may have been rolled
-    /// back (Redis came back from a snapshot): the reader starts over from
-    /// a new cursor.
+    /// back (Redis came back from a snapshot): the cursor is reset, and the
+    /// reader starts over from it, or goes on with
+    /// [`ResultCursor::after_restart`].
     fn results_since(
         &mut self,
         cursor: &mut ResultCursor,

@@ -15,12 +15,16 @@ use std::time::Duration;
 
 pub struct Stream {
     redis: Redis,
+    /// The connections made when this worker last took a file: a new one
+    /// since may be to a Redis that came back from a snapshot.
+    took_on: u64,
 }
 
 impl Stream {
     pub fn open(url: &str, prefix: &str, patience: Duration) -> Result<Self> {
         Ok(Stream {
             redis: Redis::open(url, prefix, patience)?,
+            took_on: 0,
         })
     }
 }
@@ -97,6 +101,18 @@ impl Backend for Stream {
         wait: Duration,
         claim_timeout: Duration,
     ) -> Result<Option<Taken>> {
+        // A commit lost with a restart leaves its file pending on this
+        // worker, where nobody else takes it before the claim timeout.
+        if self.took_on != self.redis.connects() {
+            let own = worker::read_own(&mut self.redis, consumer)?;
+            self.took_on = self.redis.connects();
+            if let Some(entry) = own {
+                return Ok(Some(Taken {
+                    entry,
+                    stolen: false,
+                }));
+            }
+        }
         if let Some(entry) = worker::read_new(&mut self.redis, consumer, wait)? {
             return Ok(Some(Taken {
                 entry,

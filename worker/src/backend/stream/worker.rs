@@ -7,8 +7,24 @@ use redis::{RedisResult, Value};
 use std::time::Duration;
 use wordcount_protocol::{keys::entry, library};
 
-/// The next file nobody has taken yet, waiting up to `block_ms`.
+/// The next file nobody has taken yet, waiting up to `wait`.
 pub fn read_new(redis: &mut Redis, consumer: &str, wait: Duration) -> Result<Option<Entry>> {
+    read_group(redis, consumer, ">", wait)
+}
+
+/// A file this consumer took and has not committed: after Redis came back
+/// from a snapshot, one whose commit was lost with it.
+pub fn read_own(redis: &mut Redis, consumer: &str) -> Result<Option<Entry>> {
+    read_group(redis, consumer, "0", Duration::ZERO)
+}
+
+/// XREADGROUP of one entry from `id` (`>`: new ones; `0`: this consumer's).
+fn read_group(
+    redis: &mut Redis,
+    consumer: &str,
+    id: &str,
+    wait: Duration,
+) -> Result<Option<Entry>> {
     let block_ms = wait.as_millis() as u64;
     let reply: Value = redis.run(|c, k| {
         let r = redis::cmd("XREADGROUP")
@@ -21,7 +37,7 @@ pub fn read_new(redis: &mut Redis, consumer: &str, wait: Duration) -> Result<Opt
             .arg(block_ms)
             .arg("STREAMS")
             .arg(&k.queue)
-            .arg(">")
+            .arg(id)
             .query(c);
         no_group_is_empty(r, block_ms)
     })?;
