@@ -12,7 +12,7 @@ use super::{Ctx, Outcome, Scale};
 use crate::generate::CorpusSpec;
 use crate::local::RedisFaults;
 use anyhow::Result;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 struct Params {
@@ -20,9 +20,7 @@ struct Params {
     inputs: [(usize, u64); 2],
     /// Snapshot intervals of `checkpoint-cost` (after none).
     intervals_ms: Vec<u64>,
-    /// Kill intervals of `redis-kill` (after none), and its snapshots. A
-    /// kill makes the driver read every result again (it cannot tell what
-    /// the snapshot lost), so the intervals stay well above that read.
+    /// Kill intervals of `redis-kill` (after none), and its snapshots.
     kills_ms: Vec<u64>,
     kill_snapshot_ms: u64,
 }
@@ -75,13 +73,60 @@ fn interval(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
 }
 
-/// Times a job with Redis `faults`, its counts checked against a serial
-/// count (outside its time): a restart must lose nothing.
-fn time_job(ctx: &Ctx, dir: &Path, faults: RedisFaults, label: &str) -> Result<Timed<JobSample>> {
-    let mut opts = job_options(dir, ctx.max_workers());
-    opts.redis_faults = faults;
-    opts.verify = true;
-    ctx.measure.job(label, &opts)
+/// Per second, of an interval in ms (none: 0).
+fn per_second(ms: u64) -> f64 {
+    if ms == 0 {
+        0.0
+    } else {
+        1000.0 / ms as f64
+    }
+}
+
+/// One job timed on one input with one interval.
+struct Point {
+    legend: String,
+    files: usize,
+    bytes: u64,
+    /// The interval swept, in ms; 0 for none.
+    ms: u64,
+    t: Timed<JobSample>,
+    /// Its time against the same input's without the fault swept.
+    slowdown: f64,
+}
+
+/// Times jobs on both inputs with `faults(ms)`, for none (0) and each of
+/// `intervals`, their counts checked against a serial count (outside their
+/// time): a restart must lose nothing.
+fn sweep(
+    ctx: &Ctx,
+    p: &Params,
+    intervals: &[u64],
+    what: &str,
+    faults: impl Fn(u64) -> RedisFaults,
+) -> Result<Vec<Point>> {
+    let mut points = Vec::new();
+    for (legend, files, bytes, dir) in inputs(ctx, p)? {
+        let mut base = None;
+        for ms in [0].into_iter().chain(intervals.iter().copied()) {
+            let mut opts = job_options(&dir, ctx.max_workers());
+            opts.redis_faults = faults(ms);
+            opts.verify = true;
+            let t = ctx
+                .measure
+                .job(&format!("{legend}, {what} every {ms} ms"), &opts)?;
+            let base = *base.get_or_insert(t.median);
+            points.push(Point {
+                legend: legend.clone(),
+                files,
+                bytes,
+                ms,
+                slowdown: t.median / base,
+                t,
+            });
+        }
+        ctx.inputs.discard(&dir);
+    }
+    Ok(points)
 }
 
 pub fn cost(ctx: &Ctx) -> Result<Outcome> {
@@ -98,36 +143,26 @@ pub fn cost(ctx: &Ctx) -> Result<Outcome> {
         "snapshots asked per second",
         "completion time / without snapshots",
     );
-    for (legend, files, bytes, dir) in inputs(ctx, &p)? {
-        let mut base = None;
-        for ms in [0].into_iter().chain(p.intervals_ms.iter().copied()) {
-            let faults = RedisFaults {
-                snapshot_interval: interval(ms),
-                ..RedisFaults::default()
-            };
-            let t = time_job(
-                ctx,
-                &dir,
-                faults,
-                &format!("{legend}, snapshots every {ms} ms"),
-            )?;
-            let base = *base.get_or_insert(t.median);
-            let job = &t.detail.job;
-            table.push(
-                Row::new()
-                    .cell(files)
-                    .cell(bytes)
-                    .cell(ms)
-                    .timed(&t)
-                    .cell(job.snapshots)
-                    .num(job.snapshot_fork_us as f64 / 1e3, 2)
-                    .num(job.snapshot_cow_bytes as f64 / (1u64 << 20) as f64, 1)
-                    .num(t.median / base, 3),
-            );
-            let per_s = if ms == 0 { 0.0 } else { 1000.0 / ms as f64 };
-            chart.series(&legend).push((per_s, t.median / base));
-        }
-        ctx.inputs.discard(&dir);
+    let points = sweep(ctx, &p, &p.intervals_ms, "snapshots", |ms| RedisFaults {
+        snapshot_interval: interval(ms),
+        ..RedisFaults::default()
+    })?;
+    for pt in points {
+        let job = &pt.t.detail.job;
+        table.push(
+            Row::new()
+                .cell(pt.files)
+                .cell(pt.bytes)
+                .cell(pt.ms)
+                .timed(&pt.t)
+                .cell(job.snapshots)
+                .num(job.snapshot_fork_us as f64 / 1e3, 2)
+                .num(job.snapshot_cow_bytes as f64 / (1u64 << 20) as f64, 1)
+                .num(pt.slowdown, 3),
+        );
+        chart
+            .series(&pt.legend)
+            .push((per_second(pt.ms), pt.slowdown));
     }
     Ok(Outcome {
         title: "Checkpoints: completion time against the snapshot interval (0 = none)".into(),
@@ -167,40 +202,27 @@ pub fn kill(ctx: &Ctx) -> Result<Outcome> {
         "completion time / without kills",
     );
     let mut redone = Chart::new(what, "Redis kills asked per second", "files redone");
-    for (legend, files, bytes, dir) in inputs(ctx, &p)? {
-        let mut base = None;
-        for ms in [0].into_iter().chain(p.kills_ms.iter().copied()) {
-            let faults = RedisFaults {
-                snapshot_interval: interval(p.kill_snapshot_ms),
-                kill_every: interval(ms),
-                ..RedisFaults::default()
-            };
-            let t = time_job(
-                ctx,
-                &dir,
-                faults,
-                &format!("{legend}, Redis killed every {ms} ms"),
-            )?;
-            let base = *base.get_or_insert(t.median);
-            let job = &t.detail.job;
-            table.push(
-                Row::new()
-                    .cell(files)
-                    .cell(bytes)
-                    .cell(ms)
-                    .cell(p.kill_snapshot_ms)
-                    .timed(&t)
-                    .cell(job.redis_restarts)
-                    .cell(job.files_redone)
-                    .num(t.median / base, 3),
-            );
-            let per_s = if ms == 0 { 0.0 } else { 1000.0 / ms as f64 };
-            time.series(&legend).push((per_s, t.median / base));
-            redone
-                .series(&legend)
-                .push((per_s, job.files_redone as f64));
-        }
-        ctx.inputs.discard(&dir);
+    let points = sweep(ctx, &p, &p.kills_ms, "Redis killed", |ms| RedisFaults {
+        snapshot_interval: interval(p.kill_snapshot_ms),
+        kill_every: interval(ms),
+        ..RedisFaults::default()
+    })?;
+    for pt in points {
+        let job = &pt.t.detail.job;
+        table.push(
+            Row::new()
+                .cell(pt.files)
+                .cell(pt.bytes)
+                .cell(pt.ms)
+                .cell(p.kill_snapshot_ms)
+                .timed(&pt.t)
+                .cell(job.redis_restarts)
+                .cell(job.files_redone)
+                .num(pt.slowdown, 3),
+        );
+        let x = per_second(pt.ms);
+        time.series(&pt.legend).push((x, pt.slowdown));
+        redone.series(&pt.legend).push((x, job.files_redone as f64));
     }
     Ok(Outcome {
         title: "Redis killed: completion time and files redone against the kill interval \
@@ -213,11 +235,6 @@ pub fn kill(ctx: &Ctx) -> Result<Outcome> {
              snapshot; files_redone: commits the restart rolled back, made again by the \
              job; slowdown: against the same input with snapshots and no kills; every \
              job's counts were checked against a serial count"
-                .into(),
-            "a kill during the driver's final merge starts the merge again (the result is \
-             derived only from a Redis in which every file is committed): Redis killed more \
-             often than the merge takes stalls the job, which is why the intervals stay \
-             above it"
                 .into(),
         ],
     })
