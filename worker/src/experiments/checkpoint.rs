@@ -37,7 +37,7 @@ fn params(scale: Scale) -> Params {
         Scale::Small => Params {
             inputs: [(4000, 2 << 10), (16, 16 << 20)],
             intervals_ms: vec![1000, 500, 100],
-            kills_ms: vec![2000, 1000],
+            kills_ms: vec![1000, 500, 250],
             kill_snapshot_ms: 100,
         },
         Scale::Full => Params {

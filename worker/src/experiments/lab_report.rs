@@ -98,9 +98,9 @@ pub fn report(args: ReportArgs, stop: Arc<AtomicBool>) -> Result<()> {
 }
 
 fn minutes(s: f64) -> String {
-    match s {
-        s if s < 60.0 => format!("{s:.0} s"),
-        s => format!("{} min {:.0} s", (s / 60.0).floor(), s % 60.0),
+    match s.round() as u64 {
+        s if s < 60 => format!("{s} s"),
+        s => format!("{} min {} s", s / 60, s % 60),
     }
 }
 
@@ -280,5 +280,6 @@ mod tests {
     fn durations_read_as_minutes() {
         assert_eq!(minutes(42.4), "42 s");
         assert_eq!(minutes(754.0), "12 min 34 s");
+        assert_eq!(minutes(179.97), "3 min 0 s");
     }
 }
