@@ -37,7 +37,7 @@ fn params(scale: Scale) -> Params {
         Scale::Small => Params {
             inputs: [(4000, 2 << 10), (16, 16 << 20)],
             intervals_ms: vec![1000, 500, 100],
-            kills_ms: vec![1000, 500, 250],
+            kills_ms: vec![1000, 500],
             kill_snapshot_ms: 100,
         },
         Scale::Full => Params {
@@ -235,6 +235,11 @@ pub fn kill(ctx: &Ctx) -> Result<Outcome> {
              snapshot; files_redone: commits the restart rolled back, made again by the \
              job; slowdown: against the same input with snapshots and no kills; every \
              job's counts were checked against a serial count"
+                .into(),
+            "the result is written whole between two kills (a kill while it is written \
+             means writing it again), so Redis killed more often than that write takes \
+             never lets a job end: with 4,000 files of 2 KiB on 2 busy cores, kills every \
+             250 ms did not"
                 .into(),
         ],
     })
