@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use redis::Value;
 use std::collections::HashMap;
 use std::time::Duration;
-use wordcount_protocol::keys::{latency, meta, stats};
+use wordcount_protocol::keys::{meta, stats};
 use wordcount_protocol::library;
+use wordcount_protocol::CommitRecord;
 
 /// Pairs per command when writing or reading the counts.
 const BATCH: usize = 10_000;
@@ -241,29 +242,19 @@ pub fn results_since(
 fn parse_done(e: &Value) -> Option<Done> {
     let parts = as_array(e);
     let fields = parts.get(1)?;
-    let num = |name: &str| field(fields, name).and_then(|v| v.parse::<u64>().ok());
-    let id = field(fields, latency::ID)?;
-    let committed_ms = id_ms(&as_string(parts.first()?)?);
+    let r = CommitRecord::parse(&as_string(parts.first()?)?, |name| field(fields, name))?;
     Some(Done {
-        injected_ms: id_ms(&id),
-        committed_ms,
-        taken_ms: num(latency::TAKEN_MS).unwrap_or(committed_ms),
-        path: field(fields, latency::PATH).unwrap_or_default(),
-        worker: field(fields, latency::WORKER).unwrap_or_default(),
-        stolen: field(fields, latency::STOLEN).as_deref() == Some("1"),
-        latency_ms: num(latency::LATENCY_MS).unwrap_or(0),
-        due_ms: num(latency::DUE_MS).unwrap_or_else(|| id_ms(&id)),
-        id,
+        id: r.id,
+        path: r.path,
+        worker: r.worker,
+        stolen: r.stolen,
+        due_ms: r.due_ms,
+        injected_ms: r.injected_ms,
+        committed_ms: r.committed_ms,
+        taken_ms: r.taken_ms,
+        latency_ms: r.latency_ms,
         counts: None,
     })
-}
-
-/// The milliseconds of a stream entry id (`ms-seq`).
-fn id_ms(id: &str) -> u64 {
-    id.split('-')
-        .next()
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Sets the count of each word in the sorted set `P:counts`.
