@@ -290,13 +290,13 @@ EOF
   delete_job brief
 }
 
-# Stragglers make the job last long enough (about 15 s) for the rest: a
-# worker crashing after counting, and worker pods deleted every 3 s.
-chaos() {
-  apply <<'EOF'
+# A job named $1 with a crash, stragglers that make it last long enough
+# (about 15 s) for the rest, and $2 worker pods deleted, every 3 s.
+apply_chaos_job() {
+  apply <<EOF
 apiVersion: wordcount.dev/v1alpha1
 kind: WordCountJob
-metadata: {name: chaos}
+metadata: {name: $1}
 spec:
   input: {synthetic: {files: 40, bytesPerFile: 262144, seed: 9}}
   workers: 3
@@ -304,8 +304,13 @@ spec:
   faults:
     crashes: [{worker: 1, point: after-count, file: 1}]
     stragglers: [{worker: 0, slowFactor: 400}, {worker: 1, slowFactor: 400}, {worker: 2, slowFactor: 400}]
-    podKills: {target: worker, after: 3s, every: 3s, maxKills: 3}
+    podKills: {target: worker, after: 3s, every: 3s, maxKills: $2}
 EOF
+}
+
+# A worker crashing after counting, stragglers, and worker pods deleted.
+chaos() {
+  apply_chaos_job chaos 3
   expect_phase chaos Succeeded 300
   local faults
   faults=$(status chaos faultsInjected)
@@ -516,8 +521,8 @@ EOF
 }
 
 # The operator's live view in headless Chromium, through `kubectl
-# port-forward` to the port `view` of its Service: a job with a crash, a
-# straggler and worker pods killed (as chaos, about 15 s), watched from the
+# port-forward` to the port `view` of its Service: a job like chaos's (a
+# crash, stragglers, worker pods deleted), watched from the
 # index of jobs to its page (worker/tests/live_view.rs, an ignored test run
 # here): the crash, a stolen file and a killed pod show, and the final top
 # words equal a serial count's. A screenshot is left in target/tmp.
@@ -525,19 +530,7 @@ view() {
   command -v chromium >/dev/null && command -v chromedriver >/dev/null ||
     fail "view: chromium and chromedriver are needed (apt install chromium chromium-driver)"
   cargo test --release -p wordcount --test live_view --no-run 2>/dev/null
-  apply <<'EOF'
-apiVersion: wordcount.dev/v1alpha1
-kind: WordCountJob
-metadata: {name: view}
-spec:
-  input: {synthetic: {files: 40, bytesPerFile: 262144, seed: 9}}
-  workers: 3
-  claimTimeout: 2s
-  faults:
-    crashes: [{worker: 1, point: after-count, file: 1}]
-    stragglers: [{worker: 0, slowFactor: 400}, {worker: 1, slowFactor: 400}, {worker: 2, slowFactor: 400}]
-    podKills: {target: worker, after: 3s, every: 3s, maxKills: 2}
-EOF
+  apply_chaos_job view 2
   local deadline=$((SECONDS + 60)) port pf top
   until kubectl get job view-driver -n "$NS" >/dev/null 2>&1; do
     ((SECONDS < deadline)) || fail "view: no driver Job"

@@ -94,21 +94,21 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// The first `n` bytes of the answer to GET `path`.
-    async fn get(addr: std::net::SocketAddr, path: &str, n: usize) -> String {
+    /// The answer to GET `path`, read until it has `until` (an update
+    /// stream never ends) or the server closes.
+    async fn get(addr: std::net::SocketAddr, path: &str, until: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut out = vec![0; n];
-        let mut got = 0;
-        while got < n {
-            match s.read(&mut out[got..]).await.unwrap() {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0; 8192];
+        while !String::from_utf8_lossy(&out).contains(until) {
+            match s.read(&mut buf).await.unwrap() {
                 0 => break,
-                k => got += k,
+                n => out.extend_from_slice(&buf[..n]),
             }
         }
-        String::from_utf8_lossy(&out[..got]).into_owned()
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     #[tokio::test]
@@ -119,16 +119,18 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router(model)).await });
 
-        let page = get(addr, "/", 4096).await;
+        let page = get(addr, "/", "</html>").await;
         assert!(page.starts_with("HTTP/1.1 200"), "{page}");
         // Mounted anywhere (`/ns/NAMESPACE/NAME/`), the page finds its own.
         for url in ["\"view.css\"", "\"echarts.min.js\"", "\"view.js\""] {
             assert!(page.contains(url), "{url} in {page}");
         }
-        let js = get(addr, "/view.js", 64 * 1024).await;
+        let js = get(addr, "/view.js", "new EventSource").await;
         assert!(js.contains("new EventSource(\"updates\")"), "{js}");
-        assert!(get(addr, "/nothing", 100).await.starts_with("HTTP/1.1 404"));
-        let sse = get(addr, "/updates", 300).await;
+        assert!(get(addr, "/nothing", "\r\n")
+            .await
+            .starts_with("HTTP/1.1 404"));
+        let sse = get(addr, "/updates", "\"files\":7").await;
         assert!(
             sse.contains("text/event-stream") && sse.contains("\"files\":7"),
             "{sse}"

@@ -164,19 +164,14 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Whether the commit of entry `id` at `committed_ms` is new. After a
+    /// The commits among `records` not seen before, as bars. After a
     /// restart from a snapshot the record is read again: files shown
     /// before stay (their work was done), and the ones redone show again,
     /// as they are.
-    pub fn commit(&mut self, id: &str, committed_ms: u64) -> bool {
-        self.commits.insert((id.to_string(), committed_ms))
-    }
-
-    /// The commits among `records` not seen before, as bars.
     pub fn files(&mut self, records: impl IntoIterator<Item = CommitRecord>) -> Vec<FileBar> {
         records
             .into_iter()
-            .filter(|r| self.commit(&r.id, r.committed_ms))
+            .filter(|r| self.commits.insert((r.id.clone(), r.committed_ms)))
             .map(FileBar::from)
             .collect()
     }

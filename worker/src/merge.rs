@@ -87,7 +87,7 @@ impl Merge {
                     for mut done in batch {
                         if let Some(packed) = done.counts.take() {
                             self.counts.add_packed(&packed).with_context(|| {
-                                format!("the counts of {} are malformed", done.id)
+                                format!("the counts of {} are malformed", done.record.id)
                             })?;
                         }
                         self.done.push(done);

@@ -63,7 +63,7 @@ pub struct Row {
 pub fn rows(record: &StreamRecord, events: &[Event]) -> Vec<Row> {
     let rel = |ms: u64| ms as i64 - record.started_ms as i64;
     let mut rows: Vec<Row> = Vec::new();
-    for d in &record.done {
+    for d in record.done.iter().map(|d| &d.record) {
         rows.push(Row {
             kind: "file",
             t_ms: rel(d.due_ms),

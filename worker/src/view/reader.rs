@@ -5,7 +5,7 @@ use crate::backend::{self, Backend, ResultCursor, Results};
 use crate::timeline::{epoch_ms, EventLog};
 use std::time::Duration;
 use wordcount_protocol::RedisMode;
-use wordcount_view::{phase, FileBar, Job, Look, Sample, Seen, TOP};
+use wordcount_view::{phase, Job, Look, Sample, Seen, TOP};
 
 /// Files read from the commit record at each look, at most.
 const BATCH: usize = 10_000;
@@ -87,18 +87,8 @@ impl Reader {
             if done.is_empty() {
                 break;
             }
-            let seen = &mut self.seen;
-            let new = done
-                .into_iter()
-                .filter(|d| seen.commit(&d.id, d.committed_ms));
-            look.files.extend(new.map(|d| FileBar {
-                path: d.path,
-                worker: d.worker,
-                taken_ms: d.taken_ms,
-                committed_ms: d.committed_ms,
-                latency_ms: d.latency_ms,
-                stolen: d.stolen,
-            }));
+            look.files
+                .extend(self.seen.files(done.into_iter().map(|d| d.record)));
         }
         look.events.extend(self.seen.faults(b.faults_fired()?));
         Ok(())

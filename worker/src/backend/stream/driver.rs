@@ -216,7 +216,7 @@ pub fn results_since(
         if done.is_empty() || !with_counts {
             return Ok((last, done));
         }
-        let ids: Vec<&str> = done.iter().map(|d| d.id.as_str()).collect();
+        let ids: Vec<&str> = done.iter().map(|d| d.record.id.as_str()).collect();
         let packed: Vec<Option<Vec<u8>>> =
             redis::cmd("HMGET").arg(&k.results).arg(&ids).query(c)?;
         let done = done
@@ -242,17 +242,9 @@ pub fn results_since(
 fn parse_done(e: &Value) -> Option<Done> {
     let parts = as_array(e);
     let fields = parts.get(1)?;
-    let r = CommitRecord::parse(&as_string(parts.first()?)?, |name| field(fields, name))?;
+    let record = CommitRecord::parse(&as_string(parts.first()?)?, |name| field(fields, name))?;
     Some(Done {
-        id: r.id,
-        path: r.path,
-        worker: r.worker,
-        stolen: r.stolen,
-        due_ms: r.due_ms,
-        injected_ms: r.injected_ms,
-        committed_ms: r.committed_ms,
-        taken_ms: r.taken_ms,
-        latency_ms: r.latency_ms,
+        record,
         counts: None,
     })
 }
