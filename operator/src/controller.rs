@@ -243,7 +243,13 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
 
     // 5. Events for what changed, then the status (and the live view).
     events::changes(ctx, &job, &previous, &status).await;
-    write_status(&jobs, &name, &status).await?;
+    match write_status(&jobs, &name, &status).await {
+        // Deleted while this reconcile ran: there is nothing left to do.
+        Err(Error::Kube(kube::Error::Api(s))) if s.is_not_found() => {
+            return Ok(Action::await_change())
+        }
+        r => r?,
+    }
     ctx.view(&job, Some(&endpoint), &status).await;
 
     // 6. When to look again; a job that has just finished lets go now.
