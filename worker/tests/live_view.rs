@@ -263,7 +263,8 @@ async fn the_live_view_of_an_overloaded_stream_shows_its_throttling() {
 /// pods killed, on a real cluster: `operator/tests/cluster.sh view` runs
 /// it with the operator's Service port-forwarded. From the index of jobs
 /// to the job's page; the crash, a stolen file and a killed pod on it;
-/// then its final top words, which must be the serial count's.
+/// then its final top words, which must be the serial count's, and its two
+/// pod kills, each once.
 ///
 /// WORDCOUNT_VIEW_URL: the index; WORDCOUNT_VIEW_JOB: NAMESPACE/NAME;
 /// WORDCOUNT_VIEW_TOP: the serial count's top words, as
@@ -321,6 +322,13 @@ async fn the_operators_live_view_shows_a_crash_a_stolen_file_a_kill_and_the_righ
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(top_words(&client).await, want);
+    // Each pod kill once (the job asks for two), however often the
+    // operator saw it in the status.
+    let kills = client
+        .find_all(Locator::Css("#events li[data-what='worker-killed']"))
+        .await
+        .unwrap();
+    assert_eq!(kills.len(), 2);
     screenshot(&client, "operator-view.png").await;
     client.close().await.unwrap();
 }

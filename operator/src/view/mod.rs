@@ -15,7 +15,7 @@ use crate::crd::{
 use crate::progress::Endpoint;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};
@@ -36,8 +36,8 @@ pub struct Views {
 struct JobView {
     model: Shared,
     reader: Option<Reading>,
-    /// The operator's faults already on the timeline.
-    faults: HashSet<(String, i64)>,
+    /// How many of the operator's faults are on the timeline already.
+    faults: usize,
 }
 
 /// A job's reader, looking until told to stop.
@@ -69,7 +69,7 @@ impl Views {
             let view = jobs.entry(key).or_insert_with(|| JobView {
                 model: Shared::default(),
                 reader: None,
-                faults: HashSet::new(),
+                faults: 0,
             });
             let mut m = lock(&view.model);
             if m.job.ended {
@@ -198,30 +198,36 @@ fn start(model: Shared, redis: Endpoint) -> Reading {
     Reading { stop, task }
 }
 
-/// The operator's faults in `status` not on the timeline yet, as the
+/// The operator's faults in `status` after the first `seen`, as the
 /// events the page knows: a worker's or Redis's pod killed, a partition.
-/// (Crash faults are the workers' own: the reader sees them in Redis.)
+/// (Crash faults are the workers' own: the reader sees them in Redis.) A
+/// fault's time is precise in the status that recorded it and whole
+/// seconds once read back from the API server, so faults are told apart by
+/// their place: each is recorded after those before it.
 fn operator_faults(
     job: &WordCountJob,
     status: &WordCountJobStatus,
-    seen: &mut HashSet<(String, i64)>,
+    seen: &mut usize,
 ) -> Vec<Event> {
     let killed = match job.spec.pod_kills().map(|k| k.target) {
         Some(PodKillTarget::Redis) => "redis-killed",
         _ => "worker-killed",
     };
-    status
+    let ours: Vec<(&str, &InjectedFault)> = status
         .faults
         .iter()
-        .filter_map(|f: &InjectedFault| {
-            let what = match f.kind {
-                FaultKind::Crash => return None,
-                FaultKind::PodKill => killed,
-                FaultKind::Partition => "partition",
-            };
-            let at_ms = f.time.0.as_millisecond();
-            seen.insert((f.target.clone(), at_ms))
-                .then(|| Event::new(what, f.target.clone(), u64::try_from(at_ms).unwrap_or(0)))
+        .filter_map(|f| match f.kind {
+            FaultKind::Crash => None,
+            FaultKind::PodKill => Some((killed, f)),
+            FaultKind::Partition => Some(("partition", f)),
+        })
+        .collect();
+    let new = ours.get(*seen..).unwrap_or_default();
+    *seen = (*seen).max(ours.len());
+    new.iter()
+        .map(|(what, f)| {
+            let at_ms = u64::try_from(f.time.0.as_millisecond()).unwrap_or(0);
+            Event::new(what, f.target.clone(), at_ms)
         })
         .collect()
 }
@@ -244,4 +250,79 @@ fn finish(m: &mut Model, status: &WordCountJobStatus) {
         m.job.words = u64::try_from(words).unwrap_or(0);
     }
     m.job.ended = true;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::fixtures;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn fault(kind: FaultKind, target: &str, ms: i64) -> InjectedFault {
+        InjectedFault {
+            kind,
+            target: target.into(),
+            time: Time(Timestamp::from_millisecond(ms).unwrap()),
+        }
+    }
+
+    #[test]
+    fn each_operator_fault_once_though_its_time_is_read_back_in_seconds() {
+        let job = fixtures::synthetic("demo");
+        let mut seen = 0;
+        let mut status = WordCountJobStatus {
+            faults: vec![
+                fault(FaultKind::Crash, "worker=1,crash=after-count", 1_000),
+                fault(FaultKind::PodKill, "demo-workers-0-abcde", 3_700),
+            ],
+            ..WordCountJobStatus::default()
+        };
+        assert_eq!(
+            operator_faults(&job, &status, &mut seen),
+            vec![Event::new(
+                "worker-killed",
+                "demo-workers-0-abcde".into(),
+                3_700
+            )]
+        );
+        // Read back from the API server (whole seconds), with a partition
+        // recorded since.
+        status.faults[1] = fault(FaultKind::PodKill, "demo-workers-0-abcde", 3_000);
+        status
+            .faults
+            .push(fault(FaultKind::Partition, "demo-redis-ingress", 6_200));
+        assert_eq!(
+            operator_faults(&job, &status, &mut seen),
+            vec![Event::new("partition", "demo-redis-ingress".into(), 6_200)]
+        );
+        assert!(operator_faults(&job, &status, &mut seen).is_empty());
+    }
+
+    #[test]
+    fn a_finished_jobs_view_has_its_phase_and_the_summarys_top_words() {
+        let mut m = Model::default();
+        m.job.phase = "done";
+        m.job.top = vec![("so".into(), 1)];
+        let status = WordCountJobStatus {
+            phase: Some(Phase::Succeeded),
+            words: Some(7),
+            top_words: vec![crate::crd::WordCount {
+                word: "the".into(),
+                count: 5,
+            }],
+            ..WordCountJobStatus::default()
+        };
+        finish(&mut m, &status);
+        assert_eq!((m.job.phase, m.job.words, m.job.ended), ("done", 7, true));
+        assert_eq!(m.job.top, vec![("the".to_string(), 5)]);
+        finish(
+            &mut m,
+            &WordCountJobStatus {
+                phase: Some(Phase::Failed),
+                ..WordCountJobStatus::default()
+            },
+        );
+        assert_eq!((m.job.phase, m.job.top.len()), ("failed", 1));
+    }
 }
