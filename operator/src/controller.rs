@@ -19,6 +19,7 @@ use crate::{
         self, network_policy::OperatorPods, Names, LABEL_JOB, MANAGER, PASSWORD_KEY, REDIS_PORT,
     },
     status::{self, Observed},
+    view::Views,
 };
 use futures::{stream::BoxStream, StreamExt};
 use k8s_openapi::{
@@ -76,6 +77,8 @@ pub struct Context {
     pub redis_image: Option<String>,
     /// The operator's own pods, which every job's Redis admits.
     pub operator_pods: OperatorPods,
+    /// The live view of every job, when it is served.
+    pub views: Option<Arc<Views>>,
 }
 
 impl Context {
@@ -89,6 +92,7 @@ impl Context {
             job_image: crate::crd::DEFAULT_IMAGE.into(),
             redis_image: None,
             operator_pods: OperatorPods::default(),
+            views: None,
         }
     }
 
@@ -106,6 +110,23 @@ impl Context {
     pub fn with_operator_pods(mut self, operator_pods: OperatorPods) -> Self {
         self.operator_pods = operator_pods;
         self
+    }
+
+    pub fn with_views(mut self, views: Arc<Views>) -> Self {
+        self.views = Some(views);
+        self
+    }
+
+    /// Tells the live view what this reconcile saw, if it is served.
+    async fn view(
+        &self,
+        job: &WordCountJob,
+        redis: Option<&Endpoint>,
+        status: &WordCountJobStatus,
+    ) {
+        if let Some(views) = &self.views {
+            views.observe(job, redis, status).await;
+        }
     }
 }
 
@@ -155,6 +176,7 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     let previous = job.status.clone().unwrap_or_default();
     // A finished job's status is final; it only lets go of its pods.
     if previous.phase.is_some_and(Phase::is_terminal) {
+        ctx.view(&job, None, &previous).await;
         return finish::finished(ctx, &job, &previous).await;
     }
 
@@ -219,9 +241,16 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     };
     let next_fault = chaos::inject(ctx, &job, &scene, &mut status).await?;
 
-    // 5. Events for what changed, then the status.
+    // 5. Events for what changed, then the status (and the live view).
     events::changes(ctx, &job, &previous, &status).await;
-    write_status(&jobs, &name, &status).await?;
+    match write_status(&jobs, &name, &status).await {
+        // Deleted while this reconcile ran: there is nothing left to do.
+        Err(Error::Kube(kube::Error::Api(s))) if s.is_not_found() => {
+            return Ok(Action::await_change())
+        }
+        r => r?,
+    }
+    ctx.view(&job, Some(&endpoint), &status).await;
 
     // 6. When to look again; a job that has just finished lets go now.
     if status.phase.is_some_and(Phase::is_terminal) {
@@ -362,7 +391,11 @@ pub async fn run(client: Client, namespaces: Vec<String>, ctx: Arc<Context>) {
                     Api::all(client.clone()),
                 ),
             };
-            Controller::new(jobs, watcher::Config::default())
+            let controller = Controller::new(jobs, watcher::Config::default());
+            if let Some(views) = &ctx.views {
+                views.watch(controller.store());
+            }
+            controller
                 .owns(batch, children.clone())
                 .owns(deployments, children.clone())
                 .with_config(controller::Config::default().debounce(Duration::from_millis(500)))

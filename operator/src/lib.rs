@@ -5,7 +5,8 @@
 //! derived, `progress` how Redis is read, `chaos` the faults the operator
 //! injects (each with its schedule and its effects), `finish` what a finished
 //! job keeps and stops, `events` what people watching are told, `autoscale`
-//! how a stream's workers follow its lag.
+//! how a stream's workers follow its lag, `view` the live view of every
+//! job in a browser.
 
 pub mod autoscale;
 pub mod chaos;
@@ -22,3 +23,4 @@ pub mod progress;
 pub mod resources;
 pub mod server;
 pub mod status;
+pub mod view;

@@ -7,7 +7,7 @@ use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 use wordcount_operator::{
     controller, metrics::Metrics, progress::RedisReader, resources::network_policy::OperatorPods,
-    server,
+    server, view,
 };
 
 #[derive(Parser, Debug)]
@@ -21,6 +21,11 @@ struct Args {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+
+    /// Address of the live view of every job (`/`: the jobs; their pages
+    /// at `/ns/NAMESPACE/NAME/`); not served when not given.
+    #[arg(long, env = "VIEW_LISTEN")]
+    view_listen: Option<SocketAddr>,
 
     /// The `wordcount` image of jobs whose spec names none.
     #[arg(long, env = "WORDCOUNT_JOB_IMAGE", default_value = wordcount_operator::crd::DEFAULT_IMAGE)]
@@ -94,14 +99,24 @@ async fn main() -> ExitCode {
 
     let metrics = Arc::new(Metrics::default());
     let http = tokio::spawn(server::serve(args.listen, metrics.clone()));
-    let ctx = Arc::new(
+    let mut ctx =
         controller::Context::new(client.clone(), Arc::new(RedisReader::default()), metrics)
             .with_images(args.job_image, args.redis_image.filter(|i| !i.is_empty()))
             .with_operator_pods(OperatorPods {
                 namespace: args.operator_namespace.filter(|n| !n.is_empty()),
                 labels: args.operator_pod_labels.into_iter().collect(),
-            }),
-    );
+            });
+    // Without the live view: no port, no routes, no readers.
+    let views = match args.view_listen {
+        Some(addr) => {
+            let views = Arc::new(view::Views::default());
+            ctx = ctx.with_views(views.clone());
+            tokio::spawn(views.clone().sweep_every(std::time::Duration::from_secs(5)));
+            tokio::spawn(view::http::serve(addr, views))
+        }
+        None => tokio::spawn(std::future::pending::<std::io::Result<()>>()),
+    };
+    let ctx = Arc::new(ctx);
     info!(namespaces = ?namespaces, "watching WordCountJobs{}", if namespaces.is_empty() { " in all namespaces" } else { "" });
     tokio::select! {
         _ = controller::run(client, namespaces, ctx) => {
@@ -110,6 +125,10 @@ async fn main() -> ExitCode {
         }
         served = http => {
             error!(result = ?served, "the HTTP server stopped");
+            ExitCode::FAILURE
+        }
+        served = views => {
+            error!(result = ?served, "the live view's server stopped");
             ExitCode::FAILURE
         }
     }

@@ -412,10 +412,23 @@ async fn chart_lints_renders_valid_objects_and_installs() {
     // as upstream's, and the chart's kubeVersion constraint must accept it.
     fresh_namespace(&client, "wc-test-watched").await;
     let chart = chart();
-    for extra in [vec![], vec!["--set", "watchNamespaces={wc-test-watched}"]] {
+    for extra in [
+        vec![],
+        vec!["--set", "watchNamespaces={wc-test-watched}"],
+        vec!["--set", "view.enabled=false"],
+    ] {
         let mut args = vec!["template", "wcchart", &chart, "--namespace", "default"];
         args.extend(extra.iter().copied());
         let rendered = run(Command::new("helm").args(&args));
+        // The live view: served on the Service's port `view`, unless off.
+        let view = !extra.contains(&"view.enabled=false");
+        for part in [
+            "--view-listen=0.0.0.0:8081",
+            "- name: view",
+            "targetPort: view",
+        ] {
+            assert_eq!(rendered.contains(part), view, "{part:?} with {extra:?}");
+        }
         let mut apply = kubectl(&["apply", "--dry-run=server", "--validate=strict", "-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -509,6 +522,8 @@ struct Operator {
     child: Child,
     log: PathBuf,
     port: u16,
+    /// The live view's.
+    view_port: u16,
 }
 
 impl Operator {
@@ -551,11 +566,14 @@ fn impersonating_kubeconfig(sa_namespace: &str, sa: &str) -> PathBuf {
 }
 
 fn start_operator(kubeconfig: &Path, watch: &str) -> Operator {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, view_port) = (free(), free());
     let log = std::env::temp_dir().join(format!(
         "wordcount-operator-test-{}.log",
         std::process::id()
@@ -567,6 +585,8 @@ fn start_operator(kubeconfig: &Path, watch: &str) -> Operator {
             watch,
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--view-listen",
+            &format!("127.0.0.1:{view_port}"),
         ])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,kube=warn")
@@ -574,7 +594,12 @@ fn start_operator(kubeconfig: &Path, watch: &str) -> Operator {
         .stderr(file)
         .spawn()
         .unwrap();
-    Operator { child, log, port }
+    Operator {
+        child,
+        log,
+        port,
+        view_port,
+    }
 }
 
 async fn http_get(port: u16, path: &str) -> Option<String> {
@@ -818,7 +843,37 @@ async fn operator_turns_a_job_into_owned_children_and_a_status() {
     assert!(row.contains(&"3") && row.contains(&"Snapshot"), "{table}");
 
     // Deleting the job garbage-collects everything it made.
+    // The live view: the index lists the job with a link to its page,
+    // which is served there (with no Redis to read, it only waits).
+    eventually("the job in the live view's index", 30, || async {
+        let index = http_get(operator.view_port, "/").await?;
+        (index.contains("<td>wc-test-jobs</td><td>demo</td><td>Pending</td>")
+            && index.contains(r#"href="ns/wc-test-jobs/demo/""#))
+        .then_some(())
+    })
+    .await;
+    let page = http_get(operator.view_port, "/ns/wc-test-jobs/demo/")
+        .await
+        .unwrap();
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains(r#"src="view.js""#),
+        "{page}"
+    );
+    let bare = http_get(operator.view_port, "/ns/wc-test-jobs/demo")
+        .await
+        .unwrap();
+    assert!(
+        bare.starts_with("HTTP/1.1 308") && bare.contains("location: demo/"),
+        "{bare}"
+    );
+
     jobs.delete("demo", &DeleteParams::default()).await.unwrap();
+    // A deleted job's view goes with it.
+    eventually("the deleted job's view to go", 30, || async {
+        let page = http_get(operator.view_port, "/ns/wc-test-jobs/demo/").await?;
+        page.starts_with("HTTP/1.1 404").then_some(())
+    })
+    .await;
     eventually("the children to be collected", 90, || async {
         let left = [
             get::<Secret>(&client, ns, "demo-redis-auth")

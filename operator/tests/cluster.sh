@@ -44,7 +44,7 @@ if [[ -n $KIND_CLUSTER ]]; then
 else
   INPUTS=$WORK/inputs NODE_INPUTS=$WORK/inputs
 fi
-SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale)
+SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale view)
 
 log() { echo "cluster.sh: $*" >&2; }
 fail() {
@@ -131,21 +131,31 @@ delete_job() {
 # arguments from the pod spec, then counted serially: the words, the
 # distinct words and the top words must equal the job's status.
 check_counts() {
-  local name=$1 dir=$WORK/$1 args tokenizer top want got
-  args=$(kubectl get job "$name-driver" -n "$NS" -o json |
-    jq -r '.spec.template.spec.initContainers[0].args[3:][]' | sed "s|^/input/corpus$|$dir|")
-  # shellcheck disable=SC2086 # one argument per line, none with spaces
-  "$WC" $args >/dev/null
-  tokenizer=$(kubectl get wcj "$name" -n "$NS" -o jsonpath='{.spec.tokenizer}')
-  top=$(kubectl get wcj "$name" -n "$NS" -o jsonpath='{.spec.topN}')
-  want=$("$WC" count --json --top "$top" --tokenizer "${tokenizer:-alnum}" "$dir" |
-    jq -S -c '{words, distinct, top}')
+  local name=$1 want got
+  want=$(serial_count "$name")
   got=$(kubectl get wcj "$name" -n "$NS" -o json |
     jq -S -c '.status | {words, distinct: .distinctWords, top: .topWords}')
   [[ $got == "$want" ]] || fail "$name: counts differ from a serial count
   job:    $got
   serial: $want"
   log "$name: counts equal a serial count ($(jq .words <<<"$want") words)"
+}
+
+# The words, distinct words and top words of a serial count of a
+# synthetic job's input, generated here (once) with the generator's exact
+# arguments from the driver's pod spec.
+serial_count() {
+  local name=$1 dir=$WORK/$1 args tokenizer top
+  if [[ ! -d $dir ]]; then
+    args=$(kubectl get job "$name-driver" -n "$NS" -o json |
+      jq -r '.spec.template.spec.initContainers[0].args[3:][]' | sed "s|^/input/corpus$|$dir|")
+    # shellcheck disable=SC2086 # one argument per line, none with spaces
+    "$WC" $args >/dev/null
+  fi
+  tokenizer=$(kubectl get wcj "$name" -n "$NS" -o jsonpath='{.spec.tokenizer}')
+  top=$(kubectl get wcj "$name" -n "$NS" -o jsonpath='{.spec.topN}')
+  "$WC" count --json --top "$top" --tokenizer "${tokenizer:-alnum}" "$dir" |
+    jq -S -c '{words, distinct, top}'
 }
 
 expect_phase() {
@@ -280,13 +290,13 @@ EOF
   delete_job brief
 }
 
-# Stragglers make the job last long enough (about 15 s) for the rest: a
-# worker crashing after counting, and worker pods deleted every 3 s.
-chaos() {
-  apply <<'EOF'
+# A job named $1 with a crash, stragglers that make it last long enough
+# (about 15 s) for the rest, and $2 worker pods deleted, every 3 s.
+apply_chaos_job() {
+  apply <<EOF
 apiVersion: wordcount.dev/v1alpha1
 kind: WordCountJob
-metadata: {name: chaos}
+metadata: {name: $1}
 spec:
   input: {synthetic: {files: 40, bytesPerFile: 262144, seed: 9}}
   workers: 3
@@ -294,8 +304,13 @@ spec:
   faults:
     crashes: [{worker: 1, point: after-count, file: 1}]
     stragglers: [{worker: 0, slowFactor: 400}, {worker: 1, slowFactor: 400}, {worker: 2, slowFactor: 400}]
-    podKills: {target: worker, after: 3s, every: 3s, maxKills: 3}
+    podKills: {target: worker, after: 3s, every: 3s, maxKills: $2}
 EOF
+}
+
+# A worker crashing after counting, stragglers, and worker pods deleted.
+chaos() {
+  apply_chaos_job chaos 3
   expect_phase chaos Succeeded 300
   local faults
   faults=$(status chaos faultsInjected)
@@ -503,6 +518,44 @@ EOF
   log "autoscale: $scaled workers; $events"
   check_counts autoscale
   delete_job autoscale
+}
+
+# The operator's live view in headless Chromium, through `kubectl
+# port-forward` to the port `view` of its Service: a job like chaos's (a
+# crash, stragglers, worker pods deleted), watched from the
+# index of jobs to its page (worker/tests/live_view.rs, an ignored test run
+# here): the crash, a stolen file and a killed pod show, and the final top
+# words equal a serial count's. A screenshot is left in target/tmp.
+view() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null ||
+    fail "view: chromium and chromedriver are needed (apt install chromium chromium-driver)"
+  cargo test --release -p wordcount --test live_view --no-run 2>/dev/null
+  apply_chaos_job view 2
+  local deadline=$((SECONDS + 60)) port pf top
+  until kubectl get job view-driver -n "$NS" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "view: no driver Job"
+    sleep 0.5
+  done
+  top=$(serial_count view | jq -c .top)
+  kubectl port-forward -n "$OPERATOR_NS" svc/wordcount-operator-metrics :view >"$WORK/port-forward" 2>&1 &
+  pf=$!
+  until port=$(sed -n 's/^Forwarding from 127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/port-forward") && [[ -n $port ]]; do
+    ((SECONDS < deadline)) || { kill "$pf"; fail "view: no port-forward: $(cat "$WORK/port-forward")"; }
+    sleep 0.2
+  done
+  log "view: the operator's live view at http://127.0.0.1:$port/"
+  if ! WORDCOUNT_VIEW_URL=http://127.0.0.1:$port/ WORDCOUNT_VIEW_JOB=$NS/view WORDCOUNT_VIEW_TOP=$top \
+    cargo test --release -p wordcount --test live_view -- --ignored --exact \
+    the_operators_live_view_shows_a_crash_a_stolen_file_a_kill_and_the_right_top_words >"$WORK/view-test" 2>&1; then
+    kill "$pf"
+    tail -n 30 "$WORK/view-test" >&2
+    fail "view: the page did not show the job as expected"
+  fi
+  grep -h '^screenshot: ' "$WORK/view-test" >&2 || true
+  kill "$pf"
+  expect_phase view Succeeded 300
+  check_counts view
+  delete_job view
 }
 
 # A missing input path fails with a message naming it, and leaves no pod

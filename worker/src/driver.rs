@@ -286,8 +286,12 @@ impl Feed {
         let plan = self.source.plan()?;
         let done = merge.done();
         let injected = self.source.injected().len() as u64;
-        let last_commit = done.iter().map(|d| d.committed_ms).max().unwrap_or(0);
-        let first_due = done.iter().map(|d| d.due_ms).min().unwrap_or(0);
+        let last_commit = done
+            .iter()
+            .map(|d| d.record.committed_ms)
+            .max()
+            .unwrap_or(0);
+        let first_due = done.iter().map(|d| d.record.due_ms).min().unwrap_or(0);
         // Injecting takes whole ticks; committing may take longer.
         let injecting_s = self
             .source
@@ -302,7 +306,7 @@ impl Feed {
                 backpressure: plan.backpressure.to_string(),
                 injected,
                 committed: done.len() as u64,
-                latency_ms: Percentiles::of(done.iter().map(|d| d.latency_ms)),
+                latency_ms: Percentiles::of(done.iter().map(|d| d.record.latency_ms)),
                 throughput_files_per_s: per_second(done.len(), span_s),
                 effective_rate: per_second(injected as usize, injecting_s),
                 max_lag: self
@@ -313,7 +317,7 @@ impl Feed {
                     .unwrap_or(0),
                 throttled_ms: self.source.throttled_for(now).as_millis() as u64,
             },
-            throughput: recent(done.iter().rev().map(|d| d.committed_ms), epoch_ms()),
+            throughput: recent(done.iter().rev().map(|d| d.record.committed_ms), epoch_ms()),
             effective_rate: recent(
                 self.source
                     .injected_at()

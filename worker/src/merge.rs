@@ -116,13 +116,13 @@ impl Merge {
                 Results::More(batch) => {
                     for mut done in batch {
                         if let Some(paths) = &mut self.paths {
-                            if !paths.insert(done.path.clone()) {
+                            if !paths.insert(done.record.path.clone()) {
                                 continue;
                             }
                         }
                         if let Some(packed) = done.counts.take() {
                             self.counts.add_packed(&packed).with_context(|| {
-                                format!("the counts of {} are malformed", done.id)
+                                format!("the counts of {} are malformed", done.record.id)
                             })?;
                         }
                         self.done.push(done);

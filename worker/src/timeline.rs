@@ -9,35 +9,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// Something that happened to the job, at a time in ms since the epoch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Event {
-    pub at_ms: u64,
-    /// e.g. `worker-killed`, `fault-fired`, `throttle-on`.
-    pub what: String,
-    /// The worker index or the fault, when there is one.
-    pub detail: String,
-}
-
-impl Event {
-    /// A crash fault that fired (`P:faults`: spec -> when).
-    pub fn fault_fired(spec: String, at_ms: u64) -> Self {
-        Event {
-            at_ms,
-            what: "fault-fired".into(),
-            detail: spec,
-        }
-    }
-
-    /// A stream's source starting or ending to hold files back.
-    pub fn throttle(on: bool, at_ms: u64) -> Self {
-        Event {
-            at_ms,
-            what: if on { "throttle-on" } else { "throttle-off" }.into(),
-            detail: String::new(),
-        }
-    }
-}
+pub use wordcount_view::{epoch_ms, Event};
 
 /// The runner's events as they happen, shared with whoever watches the
 /// job live (`--ui`).
@@ -47,11 +19,7 @@ pub struct EventLog(Arc<Mutex<Vec<Event>>>);
 impl EventLog {
     /// Records `what` (with `detail`) as happening now.
     pub fn note(&self, what: &str, detail: String) {
-        self.lock().push(Event {
-            at_ms: epoch_ms(),
-            what: what.into(),
-            detail,
-        });
+        self.lock().push(Event::new(what, detail, epoch_ms()));
     }
 
     /// The events after the first `n`.
@@ -95,7 +63,7 @@ pub struct Row {
 pub fn rows(record: &StreamRecord, events: &[Event]) -> Vec<Row> {
     let rel = |ms: u64| ms as i64 - record.started_ms as i64;
     let mut rows: Vec<Row> = Vec::new();
-    for d in &record.done {
+    for d in record.done.iter().map(|d| &d.record) {
         rows.push(Row {
             kind: "file",
             t_ms: rel(d.due_ms),
@@ -148,11 +116,4 @@ pub fn write(path: &Path, rows: &[Row]) -> Result<()> {
     }
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Milliseconds since the epoch, by this machine's clock.
-pub fn epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! The live view (`wordcount run --ui`) in a real browser: headless
 //! Chromium driven by chromedriver (Debian's `chromium` and
-//! `chromium-driver`) watches a run with a crash and a straggler.
+//! `chromium-driver`) watches a run with a crash and a straggler. The same
+//! page served by the operator is checked the same way by
+//! `operator/tests/cluster.sh view` (an ignored test here, which it runs).
 
 mod common;
 use common::*;
@@ -116,6 +118,28 @@ async fn screenshot(client: &Client, name: &str) {
     eprintln!("screenshot: {}", shot.display());
 }
 
+/// The top words the page shows, as (word, count).
+async fn top_words(client: &Client) -> Vec<(String, u64)> {
+    let mut shown = Vec::new();
+    for row in client
+        .find_all(Locator::Css("#top tbody tr"))
+        .await
+        .unwrap()
+    {
+        let cells = row.find_all(Locator::Css("td")).await.unwrap();
+        let word = cells[0].text().await.unwrap();
+        let count: u64 = cells[1]
+            .text()
+            .await
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap();
+        shown.push((word, count));
+    }
+    shown
+}
+
 fn at_least_one(text: &str) -> bool {
     text.parse::<u64>().is_ok_and(|n| n >= 1)
 }
@@ -154,23 +178,7 @@ async fn the_live_view_shows_a_crash_a_stolen_file_and_the_right_top_words() {
     wait_for(&client, "#phase", |t| t == "done").await;
     wait_for(&client, "#verified", |t| t.contains("verified")).await;
 
-    let mut shown = Vec::new();
-    for row in client
-        .find_all(Locator::Css("#top tbody tr"))
-        .await
-        .unwrap()
-    {
-        let cells = row.find_all(Locator::Css("td")).await.unwrap();
-        let word = cells[0].text().await.unwrap();
-        let count: u64 = cells[1]
-            .text()
-            .await
-            .unwrap()
-            .replace(',', "")
-            .parse()
-            .unwrap();
-        shown.push((word, count));
-    }
+    let shown = top_words(&client).await;
     let files = wordcount::input::list(&[dir.path().to_path_buf()]).unwrap();
     let want: Vec<(String, u64)> = count_files(&files, Tokenizer::Alnum, Parallelism::Serial)
         .unwrap()
@@ -248,5 +256,79 @@ async fn the_live_view_of_an_overloaded_stream_shows_its_throttling() {
         .unwrap();
     assert!(samples.as_u64().unwrap() >= 4, "{samples} queue samples");
     screenshot(&client, "live-view-stream.png").await;
+    client.close().await.unwrap();
+}
+
+/// The operator's live view of a job with a crash, a straggler and worker
+/// pods killed, on a real cluster: `operator/tests/cluster.sh view` runs
+/// it with the operator's Service port-forwarded. From the index of jobs
+/// to the job's page; the crash, a stolen file and a killed pod on it;
+/// then its final top words, which must be the serial count's, and its two
+/// pod kills, each once.
+///
+/// WORDCOUNT_VIEW_URL: the index; WORDCOUNT_VIEW_JOB: NAMESPACE/NAME;
+/// WORDCOUNT_VIEW_TOP: the serial count's top words, as
+/// `[{"word": .., "count": ..}, ..]`.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs the operator on a cluster: run operator/tests/cluster.sh view"]
+async fn the_operators_live_view_shows_a_crash_a_stolen_file_a_kill_and_the_right_top_words() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let (index, job) = (var("WORDCOUNT_VIEW_URL"), var("WORDCOUNT_VIEW_JOB"));
+    let top: Vec<serde_json::Value> = serde_json::from_str(&var("WORDCOUNT_VIEW_TOP")).unwrap();
+    let want: Vec<(String, u64)> = top
+        .iter()
+        .map(|w| {
+            (
+                w["word"].as_str().unwrap().into(),
+                w["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let (_driver, client) = browser().await.expect("the browser is needed here");
+    client.goto(&index).await.unwrap();
+    let link = format!("#jobs a[href='ns/{job}/']");
+    wait_for(&client, &link, |t| t == "live view").await;
+    client
+        .find(Locator::Css(&link))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "#crashes", at_least_one).await;
+    wait_for(&client, "#stolen", at_least_one).await;
+    wait_for(&client, "#events li[data-what='fault-fired']", |t| {
+        t.contains("crash=after-count")
+    })
+    .await;
+    wait_for(&client, "#events li[data-what='worker-killed']", |t| {
+        t.contains("-workers-")
+    })
+    .await;
+    wait_for(&client, "#phase", |t| t == "done").await;
+    // Redis's summary says done first; the job's end (the status's top
+    // words) comes with the operator's next reconcile.
+    let started = Instant::now();
+    while client
+        .execute("return state.job.ended", Vec::new())
+        .await
+        .unwrap()
+        != serde_json::Value::Bool(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the view never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(top_words(&client).await, want);
+    // Each pod kill once (the job asks for two), however often the
+    // operator saw it in the status.
+    let kills = client
+        .find_all(Locator::Css("#events li[data-what='worker-killed']"))
+        .await
+        .unwrap();
+    assert_eq!(kills.len(), 2);
+    screenshot(&client, "operator-view.png").await;
     client.close().await.unwrap();
 }

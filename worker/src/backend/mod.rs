@@ -14,7 +14,7 @@ pub use stream::Stream;
 use crate::counts::{Counts, WordCount};
 use anyhow::Result;
 use std::time::Duration;
-use wordcount_protocol::{Commit, RedisMode, Tokenizer};
+use wordcount_protocol::{Commit, CommitRecord, RedisMode, Tokenizer};
 
 /// One file to count, as the queue holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,23 +92,11 @@ impl ResultCursor {
     }
 }
 
-/// A committed file as the driver reads it back; times are milliseconds
-/// since the epoch by Redis's clock.
+/// A committed file as the driver reads it back: its `P:latency` entry,
+/// and its counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Done {
-    /// The file's queue entry id.
-    pub id: String,
-    pub path: String,
-    /// The consumer that committed it.
-    pub worker: String,
-    pub stolen: bool,
-    pub due_ms: u64,
-    pub injected_ms: u64,
-    pub committed_ms: u64,
-    /// When the committing worker took it.
-    pub taken_ms: u64,
-    /// Committed minus due, computed by Redis.
-    pub latency_ms: u64,
+    pub record: CommitRecord,
     /// Packed counts (see `Counts::pack`); none for per-word commits,
     /// whose words are in the result already.
     pub counts: Option<Vec<u8>>,

@@ -1,28 +1,23 @@
 //! `wordcount run --ui`: the job, live, in a browser. A thread reads the
-//! job a few times a second ([`model`]); a small axum server sends each
-//! open page what is new as server-sent events. The page and its charting
-//! library (ECharts) are built into the binary: it works offline.
+//! job a few times a second ([`reader`]) into the model the view crate
+//! (`wordcount-view`) defines; a small axum server on a thread of its own
+//! serves that crate's page and updates ([`server`]).
 
-mod model;
+mod reader;
 mod server;
-
-use model::Model;
 
 use crate::counts::WordCount;
 use crate::timeline::{epoch_ms, EventLog};
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-
-/// How often the job is read, and the page updated.
-pub const TICK: Duration = Duration::from_millis(250);
+use std::sync::{Arc, Mutex};
+use wordcount_view::{lock, Model, Shared, TICK};
 
 /// The live view of one run, up until it is dropped.
 pub struct View {
     url: String,
-    model: Arc<Mutex<Model>>,
+    model: Shared,
     stop: Arc<AtomicBool>,
     reader: Option<std::thread::JoinHandle<()>>,
     server: Option<server::Server>,
@@ -37,7 +32,7 @@ impl View {
         let server = server::Server::start(addr, model.clone())
             .with_context(|| format!("cannot serve the live view on {addr}"))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let mut reader = model::Reader::new(redis, prefix, events);
+        let mut reader = reader::Reader::new(redis, prefix, events);
         let (m, s) = (model.clone(), stop.clone());
         let reader = std::thread::spawn(move || {
             loop {
@@ -96,8 +91,4 @@ impl Drop for View {
         self.stop_reading();
         drop(self.server.take());
     }
-}
-
-fn lock(m: &Mutex<Model>) -> MutexGuard<'_, Model> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use redis::Value;
 use std::collections::HashMap;
 use std::time::Duration;
-use wordcount_protocol::keys::{latency, meta, stats};
+use wordcount_protocol::keys::{meta, stats};
 use wordcount_protocol::library;
+use wordcount_protocol::CommitRecord;
 
 /// Pairs per command when writing or reading the counts.
 const BATCH: usize = 10_000;
@@ -215,7 +216,7 @@ pub fn results_since(
         if done.is_empty() || !with_counts {
             return Ok((last, done));
         }
-        let ids: Vec<&str> = done.iter().map(|d| d.id.as_str()).collect();
+        let ids: Vec<&str> = done.iter().map(|d| d.record.id.as_str()).collect();
         let packed: Vec<Option<Vec<u8>>> =
             redis::cmd("HMGET").arg(&k.results).arg(&ids).query(c)?;
         let done = done
@@ -241,29 +242,11 @@ pub fn results_since(
 fn parse_done(e: &Value) -> Option<Done> {
     let parts = as_array(e);
     let fields = parts.get(1)?;
-    let num = |name: &str| field(fields, name).and_then(|v| v.parse::<u64>().ok());
-    let id = field(fields, latency::ID)?;
-    let committed_ms = id_ms(&as_string(parts.first()?)?);
+    let record = CommitRecord::parse(&as_string(parts.first()?)?, |name| field(fields, name))?;
     Some(Done {
-        injected_ms: id_ms(&id),
-        committed_ms,
-        taken_ms: num(latency::TAKEN_MS).unwrap_or(committed_ms),
-        path: field(fields, latency::PATH).unwrap_or_default(),
-        worker: field(fields, latency::WORKER).unwrap_or_default(),
-        stolen: field(fields, latency::STOLEN).as_deref() == Some("1"),
-        latency_ms: num(latency::LATENCY_MS).unwrap_or(0),
-        due_ms: num(latency::DUE_MS).unwrap_or_else(|| id_ms(&id)),
-        id,
+        record,
         counts: None,
     })
-}
-
-/// The milliseconds of a stream entry id (`ms-seq`).
-fn id_ms(id: &str) -> u64 {
-    id.split('-')
-        .next()
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Sets the count of each word in the sorted set `P:counts`.

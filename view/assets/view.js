@@ -17,7 +17,7 @@ const isThrottle = (e) => e.what.startsWith("throttle");
 
 function eventColor(e) {
   if (isThrottle(e)) return color.stolen;
-  if (isCrash(e) || e.what === "worker-replaced" || e.what === "fault-fired") return color.fault;
+  if (isCrash(e) || ["worker-replaced", "fault-fired", "partition"].includes(e.what)) return color.fault;
   if (e.what.startsWith("redis") || e.what === "snapshot") return color.redis;
   return color.scale;
 }
@@ -93,9 +93,11 @@ function topWords() {
 }
 
 // A few words for an event's line: "crash w0", "killed w1", "redis-killed".
+// A worker is named by its index (locally), or by its pod (an Indexed
+// Job's, on Kubernetes: NAME-workers-INDEX-xxxxx).
 function shortName(e) {
-  const w = /worker[ =](\d+)/.exec(e.detail);
-  const who = w ? ` w${w[1]}` : "";
+  const w = /worker[ =](\d+)|-workers-(\d+)-/.exec(e.detail);
+  const who = w ? ` w${w[1] ?? w[2]}` : "";
   if (e.what === "fault-fired") {
     const point = /crash=([a-z-]+)/.exec(e.detail);
     return point ? `crash${who} ${point[1]}` : `fault${who}`;
