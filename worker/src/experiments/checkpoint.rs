@@ -94,6 +94,13 @@ struct Point {
     slowdown: f64,
 }
 
+impl Point {
+    /// A row's first cells: the input and the interval.
+    fn row(&self) -> Row {
+        Row::new().cell(self.files).cell(self.bytes).cell(self.ms)
+    }
+}
+
 /// Times jobs on both inputs with `faults(ms)`, for none (0) and each of
 /// `intervals`, their counts checked against a serial count (outside their
 /// time): a restart must lose nothing.
@@ -150,10 +157,7 @@ pub fn cost(ctx: &Ctx) -> Result<Outcome> {
     for pt in points {
         let job = &pt.t.detail.job;
         table.push(
-            Row::new()
-                .cell(pt.files)
-                .cell(pt.bytes)
-                .cell(pt.ms)
+            pt.row()
                 .timed(&pt.t)
                 .cell(job.snapshots)
                 .num(job.snapshot_fork_us as f64 / 1e3, 2)
@@ -210,10 +214,7 @@ pub fn kill(ctx: &Ctx) -> Result<Outcome> {
     for pt in points {
         let job = &pt.t.detail.job;
         table.push(
-            Row::new()
-                .cell(pt.files)
-                .cell(pt.bytes)
-                .cell(pt.ms)
+            pt.row()
                 .cell(p.kill_snapshot_ms)
                 .timed(&pt.t)
                 .cell(job.redis_restarts)
