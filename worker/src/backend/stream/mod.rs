@@ -15,16 +15,17 @@ use std::time::Duration;
 
 pub struct Stream {
     redis: Redis,
-    /// The connections made when this worker last took a file: a new one
-    /// since may be to a Redis that came back from a snapshot.
-    took_on: u64,
+    /// The connections made when this worker last took a file, none before
+    /// its first: a new one since may be to a Redis that came back from a
+    /// snapshot.
+    took_on: Option<u64>,
 }
 
 impl Stream {
     pub fn open(url: &str, prefix: &str, patience: Duration) -> Result<Self> {
         Ok(Stream {
             redis: Redis::open(url, prefix, patience)?,
-            took_on: 0,
+            took_on: None,
         })
     }
 }
@@ -102,10 +103,15 @@ impl Backend for Stream {
         claim_timeout: Duration,
     ) -> Result<Option<Taken>> {
         // A commit lost with a restart leaves its file pending on this
-        // worker, where nobody else takes it before the claim timeout.
-        if self.took_on != self.redis.connects() {
+        // worker, where nobody else takes it before the claim timeout. Not
+        // at a worker's first take: a pod restarted after a crash may have
+        // its predecessor's name (its PID), and that file is for the
+        // others to steal, as from any crashed worker.
+        let connects = self.redis.connects();
+        let reconnected = self.took_on.is_some_and(|t| t != connects);
+        self.took_on = Some(connects);
+        if reconnected {
             let own = worker::read_own(&mut self.redis, consumer)?;
-            self.took_on = self.redis.connects();
             if let Some(entry) = own {
                 return Ok(Some(Taken {
                     entry,
