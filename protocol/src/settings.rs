@@ -111,8 +111,11 @@ pub enum RedisMode {
     /// One Redis with RDB snapshots; a stream and a consumer group.
     #[default]
     Snapshot,
+    /// 2f+1 Redis replicas with the RedisRaft module; a queue of leases.
+    #[cfg_attr(feature = "clap", value(name = "raft"))]
+    RedisRaft,
 }
-wire_names!(RedisMode, "Redis mode", { Snapshot => "snapshot" });
+wire_names!(RedisMode, "Redis mode", { Snapshot => "snapshot", RedisRaft => "raft" });
 
 /// What a stream's source does when the workers fall behind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -260,5 +260,6 @@ pub fn open(
 ) -> Result<Box<dyn Backend + Send>> {
     match mode {
         RedisMode::Snapshot => Ok(Box::new(Stream::open(url, prefix, patience)?)),
+        RedisMode::RedisRaft => anyhow::bail!("the RedisRaft backend is not built yet"),
     }
 }
