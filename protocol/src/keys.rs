@@ -36,6 +36,25 @@ pub struct Keys {
     /// Hash of a stream's figures, rewritten by the driver about once a
     /// second while it runs: [`stream`].
     pub stream: String,
+    /// The lease queue (RedisRaft mode), in place of `queue`: the list of
+    /// entry ids no worker has taken yet.
+    pub ready: String,
+    /// Hash entry id -> the entry as JSON ([`entry`] fields and
+    /// `injected_ms`).
+    pub entries: String,
+    /// Sorted set entry id -> when its holder took it (the caller's clock):
+    /// the files being counted.
+    pub leases: String,
+    /// Hash entry id -> the consumer holding it.
+    pub holders: String,
+    /// Hash consumer -> `TICKET ID STOLEN` of its last take.
+    pub tickets: String,
+    /// Set of the entry ids committed.
+    pub done: String,
+    /// List of one JSON commit record per committed file ([`latency`]
+    /// fields and `injected_ms`, `committed_ms`): the lease queue's
+    /// `latency`.
+    pub log: String,
 }
 
 impl Keys {
@@ -55,6 +74,13 @@ impl Keys {
             faults: k("faults"),
             summary: k("summary"),
             stream: k("stream"),
+            ready: k("ready"),
+            entries: k("entries"),
+            leases: k("leases"),
+            holders: k("holders"),
+            tickets: k("tickets"),
+            done: k("done"),
+            log: k("log"),
         }
     }
 
@@ -87,6 +113,8 @@ pub mod meta {
     pub const CLAIM_TIMEOUT_MS: &str = "claim_timeout_ms";
     /// When the driver first created the job (ms since the epoch).
     pub const STARTED_MS: &str = "started_ms";
+    /// The lease queue's last entry id.
+    pub const NEXT_ID: &str = "next_id";
 }
 
 /// Fields of `P:stats`, counted by the functions.

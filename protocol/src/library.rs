@@ -15,6 +15,16 @@ pub const COMMIT: &str = "wc_commit";
 /// Marks a crash fault as fired, once per job.
 pub const FIRE: &str = "wc_fire";
 
+/// The lease queue's functions (RedisRaft: no streams, and the caller's
+/// clock, passed in, since a function may not read the time). See
+/// wordcount.lua for their keys and arguments.
+pub mod lease {
+    pub const ENQUEUE: &str = "wc_lease_enqueue";
+    pub const TAKE: &str = "wc_lease_take";
+    pub const COMMIT: &str = "wc_lease_commit";
+    pub const FIRE: &str = "wc_lease_fire";
+}
+
 /// Error codes the functions fail with: the first word of the error reply,
 /// which clients match (never the message).
 pub mod error {
@@ -34,7 +44,15 @@ mod tests {
     #[test]
     fn the_source_registers_every_name_and_code() {
         assert!(SOURCE.starts_with(&format!("#!lua name={NAME}\n")));
-        for f in [ENQUEUE, COMMIT, FIRE] {
+        for f in [
+            ENQUEUE,
+            COMMIT,
+            FIRE,
+            lease::ENQUEUE,
+            lease::TAKE,
+            lease::COMMIT,
+            lease::FIRE,
+        ] {
             assert!(
                 SOURCE.contains(&format!("register_function('{f}'")),
                 "{f} not registered"

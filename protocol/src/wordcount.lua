@@ -79,6 +79,114 @@ local function fire(keys, args)
   return redis.call('HSETNX', keys[1], args[1], now_ms())
 end
 
+-- The lease queue (RedisRaft). RedisRaft refuses streams, and inside a
+-- function anything with random results (TIME), so this queue is plain
+-- lists, hashes and sorted sets, and the caller passes its clock. A
+-- function that fails half way keeps the writes it made, on every replica:
+-- each one checks first and writes last.
+
+-- Enqueues one injection once. KEYS: ready, entries, enqueued, meta.
+-- ARGV: seq, path, size, now_ms, late_ms. Returns the entry id (a number
+-- counted in meta), or nil when that injection was enqueued before.
+local function lease_enqueue(keys, args)
+  if redis.call('SISMEMBER', keys[3], args[1]) == 1 then
+    return false
+  end
+  local now = tonumber(args[4])
+  local id = tostring(redis.call('HINCRBY', keys[4], 'next_id', 1))
+  redis.call('HSET', keys[2], id, cjson.encode({path = args[2], size = tonumber(args[3]),
+    due_ms = now - tonumber(args[5]), injected_ms = now}))
+  redis.call('RPUSH', keys[1], id)
+  redis.call('SADD', keys[3], args[1])
+  redis.call('HINCRBY', keys[4], 'files', 1)
+  redis.call('HINCRBY', keys[4], 'bytes', args[3])
+  return id
+end
+
+-- Takes a file: the next one nobody took, else one whose lease is older
+-- than the claim timeout (stolen). KEYS: ready, leases, holders, tickets,
+-- entries. ARGV: consumer, ticket, now_ms, claim_timeout_ms. The ticket
+-- makes a retry after a lost reply return what the first call took.
+-- Returns {id, entry (JSON), stolen (0|1)}, or nil when there is none.
+local function lease_take(keys, args)
+  local consumer, ticket, now = args[1], args[2], tonumber(args[3])
+  local last = redis.call('HGET', keys[4], consumer)
+  if last then
+    local t, id, stolen = string.match(last, '^(%S+) (%S+) (%d)$')
+    if t == ticket and redis.call('HGET', keys[3], id) == consumer then
+      return {id, redis.call('HGET', keys[5], id), tonumber(stolen)}
+    end
+  end
+  local id, stolen = redis.call('LPOP', keys[1]), 0
+  if not id then
+    id = redis.call('ZRANGE', keys[2], '-inf', now - tonumber(args[4]), 'BYSCORE', 'LIMIT', 0, 1)[1]
+    stolen = 1
+  end
+  if not id then
+    return false
+  end
+  redis.call('ZADD', keys[2], now, id)
+  redis.call('HSET', keys[3], id, consumer)
+  redis.call('HSET', keys[4], consumer, ticket .. ' ' .. id .. ' ' .. stolen)
+  return {id, redis.call('HGET', keys[5], id), stolen}
+end
+
+-- Commits a file once: only if its id is not in the done set, records its
+-- counts and a commit record, and ends its lease.
+-- KEYS: done, leases, holders, entries, results, stats, log, stage, failed.
+-- ARGV: id, worker, path, bytes, words, how ('inline'|'staged'|'added'|'failed'),
+-- stolen, now_ms, [packed or error].
+-- Returns 1 if this call committed the file, 0 if it had been committed before.
+local function lease_commit(keys, args)
+  local id, how, now = args[1], args[6], tonumber(args[8])
+  if redis.call('SISMEMBER', keys[1], id) == 1 then
+    redis.call('DEL', keys[8])
+    redis.call('HINCRBY', keys[6], 'commits_ignored', 1)
+    return 0
+  end
+  local staged
+  if how == 'staged' then
+    staged = redis.call('GET', keys[8])
+    if not staged then
+      return redis.error_reply('WCSTAGEGONE staged counts of ' .. id .. ' are gone')
+    end
+  end
+  local entry = cjson.decode(redis.call('HGET', keys[4], id) or '{}')
+  local taken = tonumber(redis.call('ZSCORE', keys[2], id)) or now
+  local due = entry.due_ms or now
+  redis.call('SADD', keys[1], id)
+  redis.call('ZREM', keys[2], id)
+  redis.call('HDEL', keys[3], id)
+  if how == 'failed' then
+    redis.call('HSET', keys[9], args[3], args[9])
+    redis.call('HINCRBY', keys[6], 'files_failed', 1)
+    return 1
+  end
+  if staged then
+    redis.call('HSET', keys[5], id, staged)
+    redis.call('DEL', keys[8])
+  elseif how == 'inline' then
+    redis.call('HSET', keys[5], id, args[9])
+  end
+  redis.call('HINCRBY', keys[6], 'files_done', 1)
+  redis.call('HINCRBY', keys[6], 'words', args[5])
+  redis.call('HINCRBY', keys[6], 'bytes_done', args[4])
+  redis.call('RPUSH', keys[7], cjson.encode({id = id, path = args[3], worker = args[2],
+    latency_ms = now - due, due_ms = due, bytes = tonumber(args[4]), stolen = args[7],
+    taken_ms = taken, injected_ms = entry.injected_ms or due, committed_ms = now}))
+  return 1
+end
+
+-- Marks a fault as fired, once per job, at the caller's time.
+-- KEYS: faults. ARGV: spec, now_ms.
+local function lease_fire(keys, args)
+  return redis.call('HSETNX', keys[1], args[1], args[2])
+end
+
 redis.register_function('wc_enqueue', enqueue)
 redis.register_function('wc_commit', commit)
 redis.register_function('wc_fire', fire)
+redis.register_function('wc_lease_enqueue', lease_enqueue)
+redis.register_function('wc_lease_take', lease_take)
+redis.register_function('wc_lease_commit', lease_commit)
+redis.register_function('wc_lease_fire', lease_fire)

@@ -12,7 +12,8 @@ use wordcount::count::{count_files, shard_main, Parallelism};
 use wordcount::driver::{self, judge_unreadable, DriverOptions, Unreadable};
 use wordcount::generate::{generate, parse_size, CorpusSpec};
 use wordcount::input;
-use wordcount::local::{self, RedisFaults, RedisMoment, RunOptions};
+use wordcount::local::raft::{self, ReplicaFault};
+use wordcount::local::{self, RaftSetup, RedisFaults, RedisMoment, RunOptions};
 use wordcount::report::Report;
 use wordcount::source::StreamPlan;
 use wordcount::worker::{self, WorkerOptions};
@@ -261,6 +262,8 @@ struct RunArgs {
     cooldown: Duration,
     #[command(flatten)]
     redis: RedisFaultArgs,
+    #[command(flatten)]
+    raft: RaftArgs,
     /// Serve a live view of the job in a browser, at ADDR (default: a free
     /// port on 127.0.0.1); its address is printed when the run starts.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
@@ -289,6 +292,42 @@ struct RedisFaultArgs {
     /// not written yet).
     #[arg(long, value_name = "at=MOMENT", value_parser = parse_moment)]
     redis_fault: Option<RedisMoment>,
+}
+
+/// RedisRaft instead of one Redis.
+#[derive(Args)]
+struct RaftArgs {
+    /// How Redis is run: snapshot (one redis-server) or raft (RedisRaft's
+    /// replicas, with the module).
+    #[arg(long = "redis", value_enum, default_value_t)]
+    mode: RedisMode,
+    /// RedisRaft replicas: 2f+1, odd, from 3.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    replicas: usize,
+    /// The RedisRaft module (redisraft.so) [default: $WORDCOUNT_REDISRAFT,
+    /// else ~/.cache/wordcount/redisraft.so].
+    #[arg(long, value_name = "PATH")]
+    redisraft_module: Option<PathBuf>,
+    /// Kill a replica once: replica=I|leader,kill-at=DUR[,down=DUR]
+    /// (without down it stays down until the job ends).
+    #[arg(long = "replica-fault", value_name = "SPEC")]
+    replica_faults: Vec<ReplicaFault>,
+}
+
+impl RaftArgs {
+    fn setup(&self) -> Result<Option<RaftSetup>> {
+        if self.mode != RedisMode::RedisRaft {
+            if !self.replica_faults.is_empty() {
+                bail!("--replica-fault needs --redis raft");
+            }
+            return Ok(None);
+        }
+        Ok(Some(RaftSetup {
+            module: raft::find_module(self.redisraft_module.as_deref())?,
+            replicas: self.replicas,
+            faults: self.replica_faults.clone(),
+        }))
+    }
 }
 
 impl RedisFaultArgs {
@@ -400,6 +439,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 timeline: a.timeline,
                 autoscale,
                 redis_faults: a.redis.faults(),
+                raft: a.raft.setup()?,
                 ui: a.ui,
             };
             let outcome = local::run(&opts, stop.clone())?;
@@ -426,7 +466,16 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                     if let Some(s) = &outcome.report.stream {
                         eprintln!("{}", s.line());
                     }
-                    if job.redis_restarts > 0 || job.snapshots > 0 {
+                    if job.replicas > 0 {
+                        eprintln!(
+                            "redisraft: {} replicas, {} killed, {} restarted, {} leader elections, {} commits lost",
+                            job.replicas,
+                            job.replica_kills,
+                            job.redis_restarts,
+                            job.leader_elections,
+                            job.files_redone
+                        );
+                    } else if job.redis_restarts > 0 || job.snapshots > 0 {
                         eprintln!(
                             "redis: {} snapshots (fork {:.1} ms in all, at most {:.1} MiB \
                              copied on write), {} restarts, {} files redone",

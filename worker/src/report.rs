@@ -124,10 +124,12 @@ pub struct JobFacts {
     /// Times `--autoscale` changed the number of workers.
     #[serde(default)]
     pub scalings: u64,
-    /// Times Redis was killed and started again from its last snapshot.
+    /// Times Redis was killed and started again from its last snapshot
+    /// (RedisRaft: a replica, from its log).
     #[serde(default)]
     pub redis_restarts: u64,
-    /// Commits a restart rolled back, which the job made again.
+    /// Commits a restart rolled back, which the job made again (RedisRaft:
+    /// commits that went missing, which must be none).
     #[serde(default)]
     pub files_redone: u64,
     /// Checkpoints (`BGSAVE`) taken by `--snapshot-interval`.
@@ -141,6 +143,15 @@ pub struct JobFacts {
     pub snapshot_fork_us: u64,
     #[serde(default)]
     pub snapshot_cow_bytes: u64,
+    /// RedisRaft's replicas (0 for one Redis).
+    #[serde(default)]
+    pub replicas: u64,
+    /// Replicas killed by `--replica-fault` and `--redis-kill-every`.
+    #[serde(default)]
+    pub replica_kills: u64,
+    /// Raft terms begun during the job: leader elections.
+    #[serde(default)]
+    pub leader_elections: u64,
 }
 
 impl Report {

@@ -262,6 +262,7 @@ pub fn job_options(dir: &Path, workers: usize) -> RunOptions {
         timeline: None,
         autoscale: None,
         redis_faults: Default::default(),
+        raft: None,
         ui: None,
     }
 }

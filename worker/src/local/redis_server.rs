@@ -1,5 +1,6 @@
 //! A real `redis-server` process on loopback, with a password, a free port
-//! and its own data directory; it dies with us.
+//! and its own data directory; or a RedisRaft replica (the module loaded,
+//! no password: RedisRaft has no authentication). It dies with us.
 
 use super::die_with_parent;
 use anyhow::{bail, Context, Result};
@@ -14,6 +15,8 @@ pub struct RedisServer {
     pub password: String,
     dir: PathBuf,
     save: Option<Duration>,
+    /// The RedisRaft module, for a replica.
+    module: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -30,7 +33,24 @@ impl RedisServer {
             password: random_password(),
             dir: tmp.path().to_path_buf(),
             save,
+            module: None,
             _tmp: Some(tmp),
+        };
+        server.spawn_on_free_port()?;
+        Ok(server)
+    }
+
+    /// Starts a RedisRaft replica in `dir` (which must exist), not yet in
+    /// any cluster. Its Raft log is `dir/raftlog.db`, written with fsync.
+    pub fn start_replica(module: &Path, dir: &Path) -> Result<Self> {
+        let mut server = RedisServer {
+            child: None,
+            port: 0,
+            password: String::new(),
+            dir: dir.to_path_buf(),
+            save: None,
+            module: Some(module.to_path_buf()),
+            _tmp: None,
         };
         server.spawn_on_free_port()?;
         Ok(server)
@@ -43,7 +63,14 @@ impl RedisServer {
 
     /// The URL with the password, for in-process clients.
     pub fn url_with_password(&self) -> String {
+        if self.password.is_empty() {
+            return self.url();
+        }
         format!("redis://:{}@127.0.0.1:{}", self.password, self.port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn dir(&self) -> &Path {
@@ -100,13 +127,22 @@ impl RedisServer {
         };
         // The configuration goes in on stdin so that the password is on no
         // command line.
-        let config = format!(
-            "port {port}\nbind 127.0.0.1\nrequirepass {pw}\ndir {dir}\ndbfilename dump.rdb\n\
+        let mut config = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\ndbfilename dump.rdb\n\
              {save}\nappendonly no\ndaemonize no\nlogfile {dir}/redis.log\n\
              proto-max-bulk-len 1gb\nclient-query-buffer-limit 1gb\n",
-            pw = self.password,
             dir = self.dir.display(),
         );
+        match &self.module {
+            // What RedisRaft requires: no RDB or AOF of Redis's own (it
+            // snapshots itself), one database, no password.
+            Some(module) => config.push_str(&format!(
+                "databases 1\nloadmodule {}\nraft.addr 127.0.0.1:{port}\n\
+                 raft.log-filename raftlog.db\nraft.log-fsync yes\n",
+                module.display()
+            )),
+            None => config.push_str(&format!("requirepass {}\n", self.password)),
+        }
         let mut cmd = Command::new(exe);
         cmd.arg("-")
             .stdin(Stdio::piped())
