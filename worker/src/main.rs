@@ -50,7 +50,7 @@ enum Cmd {
         processes: Option<usize>,
     },
     /// Run a whole distributed job here: redis-server, a driver, N workers.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Enqueue the input files and wait for the workers (what the driver pod runs).
     Driver {
         #[command(flatten)]
