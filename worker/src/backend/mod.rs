@@ -1,9 +1,10 @@
 //! The seam between the job's loops and the way Redis is run: the worker
 //! loop (take a file, count it, commit it) and the driver loop (enqueue,
 //! wait, fold, summarise) talk only to [`Backend`]. Each Redis mode is one
-//! implementation; today's is [`Stream`] (one Redis, a stream and a
-//! consumer group, Redis Functions). docs/protocol.md describes the seam
-//! and every key and function.
+//! implementation: [`Stream`] (one Redis, a stream and a consumer group,
+//! Redis Functions) and [`Lease`] (RedisRaft: a queue of leases). The
+//! state both keep alike is in `state`, as the trait's default methods.
+//! docs/protocol.md describes the seam and every key and function.
 
 pub mod lease;
 mod redis;

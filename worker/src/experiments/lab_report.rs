@@ -4,7 +4,7 @@
 //! the figures just measured. An experiment that fails does not lose the
 //! others: the report says which failed and why, and the command fails.
 
-use super::labs::{Lab, Outcomes, LABS};
+use super::labs::{Lab, Needs, Outcomes, LABS};
 use super::machine::{self, CpuClock};
 use super::{Experiment, Runner, Settings};
 use anyhow::{bail, Context, Result};
@@ -54,6 +54,9 @@ pub fn report(args: ReportArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let mut failed = BTreeMap::new();
     for exp in labs.iter().flat_map(|l| l.experiments) {
         if outcomes.contains_key(exp.name()) || failed.contains_key(exp.name()) {
+            continue;
+        }
+        if exp.needs_redisraft() && Needs::RedisRaft.missing().is_some() {
             continue;
         }
         match runner.run(*exp) {
@@ -190,8 +193,12 @@ fn experiment_section(
     let name = exp.name();
     let _ = write!(md, "\n### Measured: `{name}`\n\n");
     let Some(o) = outcomes.get(name) else {
-        let why = failed.get(name).map_or("not run", String::as_str);
-        let _ = writeln!(md, "**Failed**: {why}");
+        match (failed.get(name), Needs::RedisRaft.missing()) {
+            (Some(why), _) => writeln!(md, "**Failed**: {why}"),
+            (None, Some(why)) if exp.needs_redisraft() => writeln!(md, "**Skipped**: {why}."),
+            (None, _) => writeln!(md, "**Failed**: not run"),
+        }
+        .expect("writing to a String");
         return;
     };
     let _ = write!(

@@ -14,6 +14,7 @@ mod labs;
 mod machine;
 mod measure;
 mod plot;
+mod raft;
 mod skew;
 mod straggler;
 mod stream;
@@ -60,12 +61,16 @@ pub enum Experiment {
     CheckpointCost,
     /// Redis killed and restarted from its snapshot: time and files redone against the kill interval.
     RedisKill,
+    /// RedisRaft with 3 and 5 replicas against one Redis (needs the module).
+    RaftCost,
+    /// RedisRaft replicas killed: one, the leader, two of three, one every N (needs the module).
+    RaftKill,
     /// Every experiment, one after the other.
     All,
 }
 
 impl Experiment {
-    const EACH: [Experiment; 11] = [
+    const EACH: [Experiment; 13] = [
         Experiment::Efficiency,
         Experiment::Commit,
         Experiment::Filesize,
@@ -77,7 +82,14 @@ impl Experiment {
         Experiment::Backpressure,
         Experiment::CheckpointCost,
         Experiment::RedisKill,
+        Experiment::RaftCost,
+        Experiment::RaftKill,
     ];
+
+    /// Runs RedisRaft, whose module no package carries.
+    pub fn needs_redisraft(self) -> bool {
+        matches!(self, Experiment::RaftCost | Experiment::RaftKill)
+    }
 
     /// The name on the command line, also the stem of the files written.
     pub fn name(self) -> &'static str {
@@ -93,6 +105,8 @@ impl Experiment {
             Experiment::Backpressure => "backpressure",
             Experiment::CheckpointCost => "checkpoint-cost",
             Experiment::RedisKill => "redis-kill",
+            Experiment::RaftCost => "raft-cost",
+            Experiment::RaftKill => "raft-kill",
             Experiment::All => "all",
         }
     }
@@ -179,6 +193,12 @@ pub fn run_with_stop(args: ExperimentArgs, stop: Arc<AtomicBool>) -> Result<()> 
         one => vec![one],
     };
     for exp in which {
+        if args.name == Experiment::All && exp.needs_redisraft() {
+            if let Err(e) = crate::local::raft::find_module(None) {
+                eprintln!("[{}] skipped: {e:#}", exp.name());
+                continue;
+            }
+        }
         runner.run(exp)?;
     }
     Ok(())
@@ -254,6 +274,8 @@ fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<Outcome> {
         Experiment::Backpressure => backpressure::run(ctx),
         Experiment::CheckpointCost => checkpoint::cost(ctx),
         Experiment::RedisKill => checkpoint::kill(ctx),
+        Experiment::RaftCost => raft::cost(ctx),
+        Experiment::RaftKill => raft::kill(ctx),
         Experiment::All => unreachable!("expanded by the caller"),
     }
     .with_context(|| format!("experiment {} failed", exp.name()))?;

@@ -52,9 +52,11 @@ impl Deployment {
         if faults.snapshot_interval.is_some() || faults.at.is_some() {
             bail!("--snapshot-interval and --redis-fault are for one Redis; RedisRaft keeps a log of its own (kill replicas with --replica-fault or --redis-kill-every)");
         }
-        if let Some(f) = raft.faults.iter().find(
-            |f| matches!(f.target, super::raft::Target::Replica(i) if i >= raft.replicas),
-        ) {
+        if let Some(f) = raft
+            .faults
+            .iter()
+            .find(|f| matches!(f.target, super::raft::Target::Replica(i) if i >= raft.replicas))
+        {
             bail!(
                 "--replica-fault: there is no replica {:?} (--replicas {}, numbered 0 to {})",
                 f.target,

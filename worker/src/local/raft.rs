@@ -201,9 +201,8 @@ impl FromStr for ReplicaFault {
             let (key, value) = part
                 .split_once('=')
                 .ok_or_else(|| bad(format!("{part:?} is not key=value")))?;
-            let duration = || {
-                humantime::parse_duration(value).map_err(|e| bad(format!("{key}: {e}")))
-            };
+            let duration =
+                || humantime::parse_duration(value).map_err(|e| bad(format!("{key}: {e}")));
             match key {
                 "replica" if value == "leader" => target = Some(Target::Leader),
                 "replica" => {
@@ -342,8 +341,10 @@ impl RaftChaos {
         self.kills += 1;
         self.down.push((i, until));
         tracing::info!("killed RedisRaft replica {i}");
-        self.events
-            .note("replica-killed", format!("replica {i} (port {})", replica.port));
+        self.events.note(
+            "replica-killed",
+            format!("replica {i} (port {})", replica.port),
+        );
     }
 
     fn restart(&mut self, cluster: &mut RaftCluster, i: usize) -> Result<()> {
@@ -353,8 +354,10 @@ impl RaftChaos {
             .with_context(|| format!("cannot restart RedisRaft replica {i}"))?;
         self.restarts += 1;
         tracing::info!("restarted RedisRaft replica {i}");
-        self.events
-            .note("replica-restarted", format!("replica {i}, from its Raft log"));
+        self.events.note(
+            "replica-restarted",
+            format!("replica {i}, from its Raft log"),
+        );
         Ok(())
     }
 }
@@ -370,8 +373,7 @@ struct Watcher {
 
 impl Watcher {
     fn start(url: &str) -> Result<Self> {
-        let mut backend =
-            backend::open(RedisMode::RedisRaft, url, DEFAULT_PREFIX, Duration::MAX)?;
+        let mut backend = backend::open(RedisMode::RedisRaft, url, DEFAULT_PREFIX, Duration::MAX)?;
         let stop = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicU64::new(0));
         let (s, l) = (stop.clone(), lost.clone());
@@ -411,7 +413,12 @@ mod tests {
         assert_eq!(f.down, Some(Duration::from_millis(500)));
         let f: ReplicaFault = "replica=1,kill-at=0s".parse().unwrap();
         assert_eq!((f.target, f.down), (Target::Replica(1), None));
-        for bad in ["replica=x,kill-at=1s", "kill-at=1s", "replica=0", "replica=0,at=1s"] {
+        for bad in [
+            "replica=x,kill-at=1s",
+            "kill-at=1s",
+            "replica=0",
+            "replica=0,at=1s",
+        ] {
             let e = bad.parse::<ReplicaFault>().unwrap_err();
             assert!(e.contains(bad), "{e}");
         }

@@ -117,7 +117,15 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let mut pool = Pool::new(opts, &redis, events)?;
     let mut view = opts
         .ui
-        .map(|addr| View::start(addr, &redis.url(), DEFAULT_PREFIX, pool.events.clone()))
+        .map(|addr| {
+            View::start(
+                addr,
+                redis.mode(),
+                &redis.url(),
+                DEFAULT_PREFIX,
+                pool.events.clone(),
+            )
+        })
         .transpose()?;
     if let Some(v) = &view {
         eprintln!("live view: {}", v.url());
