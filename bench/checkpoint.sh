@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# What Redis checkpoints cost when nothing fails: `wordcount run` on 100
+# copies of the KJV Bible (4.3 MB each, from Debian's bible-kjv), 2
+# workers, without snapshots and with a snapshot (BGSAVE) every second,
+# alternated by hyperfine in the same go. Writes target/bench/checkpoint.csv
+# and prints the ratio of mean wall times (the target: at most 1.10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=target/bench
+mkdir -p "$out"
+command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 1; }
+if [[ ! -s $out/kjv.txt ]]; then
+  command -v bible >/dev/null || { echo "needs the bible command: apt-get install bible-kjv" >&2; exit 1; }
+  bible Gen1:1-Rev22:21 >"$out/kjv.txt"
+fi
+cargo build --release -q -p wordcount
+wc=target/release/wordcount
+
+dir=$out/kjv100
+if [[ ! -d $dir ]]; then
+  mkdir -p "$dir"
+  for i in $(seq -w 1 100); do cp "$out/kjv.txt" "$dir/kjv$i.txt"; done
+fi
+hyperfine -w 1 -r "${RUNS:-10}" --export-csv "$out/checkpoint.csv" \
+  "$wc run --input $dir --workers 2" \
+  "$wc run --input $dir --workers 2 --snapshot-interval 1s" >&2
+awk -F, 'NR == 2 { a = $2 } NR == 3 { b = $2 } END {
+  printf "100 KJV: no snapshots %.3f s, a snapshot every 1 s %.3f s, ratio %.3f\n", a, b, b / a }' \
+  "$out/checkpoint.csv"
