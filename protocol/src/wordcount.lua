@@ -85,64 +85,85 @@ end
 -- function that fails half way keeps the writes it made, on every replica:
 -- each one checks first and writes last.
 
--- Enqueues one injection once. KEYS: ready, entries, enqueued, meta.
--- ARGV: seq, path, size, now_ms, late_ms. Returns the entry id (a number
--- counted in meta), or nil when that injection was enqueued before.
+-- Enqueues injections, each once: one call for many, since every call is
+-- an entry of the Raft log. KEYS: ready, entries, enqueued, meta.
+-- ARGV: now_ms, then for each: seq, path, size, late_ms (how long after it
+-- was due the source injects it). Entry ids count up in meta's next_id.
+-- Returns how many were new.
 local function lease_enqueue(keys, args)
-  if redis.call('SISMEMBER', keys[3], args[1]) == 1 then
-    return false
-  end
-  local now = tonumber(args[4])
-  local id = tostring(redis.call('HINCRBY', keys[4], 'next_id', 1))
-  redis.call('HSET', keys[2], id, cjson.encode({path = args[2], size = tonumber(args[3]),
-    due_ms = now - tonumber(args[5]), injected_ms = now}))
-  redis.call('RPUSH', keys[1], id)
-  redis.call('SADD', keys[3], args[1])
-  redis.call('HINCRBY', keys[4], 'files', 1)
-  redis.call('HINCRBY', keys[4], 'bytes', args[3])
-  return id
-end
-
--- Takes a file: the next one nobody took, else one whose lease is older
--- than the claim timeout (stolen). KEYS: ready, leases, holders, tickets,
--- entries. ARGV: consumer, ticket, now_ms, claim_timeout_ms. The ticket
--- makes a retry after a lost reply return what the first call took.
--- Returns {id, entry (JSON), stolen (0|1)}, or nil when there is none.
-local function lease_take(keys, args)
-  local consumer, ticket, now = args[1], args[2], tonumber(args[3])
-  local last = redis.call('HGET', keys[4], consumer)
-  if last then
-    local t, id, stolen = string.match(last, '^(%S+) (%S+) (%d)$')
-    if t == ticket and redis.call('HGET', keys[3], id) == consumer then
-      return {id, redis.call('HGET', keys[5], id), tonumber(stolen)}
+  local now, added = tonumber(args[1]), 0
+  for i = 2, #args, 4 do
+    local seq, path, size = args[i], args[i + 1], args[i + 2]
+    if redis.call('SISMEMBER', keys[3], seq) == 0 then
+      local id = tostring(redis.call('HINCRBY', keys[4], 'next_id', 1))
+      redis.call('HSET', keys[2], id, cjson.encode({path = path, size = tonumber(size),
+        due_ms = now - tonumber(args[i + 3]), injected_ms = now}))
+      redis.call('RPUSH', keys[1], id)
+      redis.call('SADD', keys[3], seq)
+      redis.call('HINCRBY', keys[4], 'files', 1)
+      redis.call('HINCRBY', keys[4], 'bytes', size)
+      added = added + 1
     end
   end
-  local id, stolen = redis.call('LPOP', keys[1]), 0
+  return added
+end
+
+-- Leases a file to a consumer: the next one nobody took, else one whose
+-- lease is older than the claim timeout (stolen). The ticket makes a retry
+-- after a lost reply return what the first call leased. Returns
+-- {id, entry (JSON), stolen (0|1)}, or false when there is none.
+-- k: ready, leases, holders, tickets, entries.
+local function lease_next(k, consumer, ticket, now, claim_timeout)
+  local last = redis.call('HGET', k.tickets, consumer)
+  if last then
+    local t, id, stolen = string.match(last, '^(%S+) (%S+) (%d)$')
+    if t == ticket and redis.call('HGET', k.holders, id) == consumer then
+      return {id, redis.call('HGET', k.entries, id), tonumber(stolen)}
+    end
+  end
+  local id, stolen = redis.call('LPOP', k.ready), 0
   if not id then
-    id = redis.call('ZRANGE', keys[2], '-inf', now - tonumber(args[4]), 'BYSCORE', 'LIMIT', 0, 1)[1]
+    id = redis.call('ZRANGE', k.leases, '-inf', now - claim_timeout, 'BYSCORE', 'LIMIT', 0, 1)[1]
     stolen = 1
   end
   if not id then
     return false
   end
-  redis.call('ZADD', keys[2], now, id)
-  redis.call('HSET', keys[3], id, consumer)
-  redis.call('HSET', keys[4], consumer, ticket .. ' ' .. id .. ' ' .. stolen)
-  return {id, redis.call('HGET', keys[5], id), stolen}
+  redis.call('ZADD', k.leases, now, id)
+  redis.call('HSET', k.holders, id, consumer)
+  redis.call('HSET', k.tickets, consumer, ticket .. ' ' .. id .. ' ' .. stolen)
+  return {id, redis.call('HGET', k.entries, id), stolen}
 end
 
--- Commits a file once: only if its id is not in the done set, records its
--- counts and a commit record, and ends its lease.
--- KEYS: done, leases, holders, entries, results, stats, log, stage, failed.
+-- Takes a file (see lease_next). KEYS: ready, leases, holders, tickets,
+-- entries. ARGV: consumer, ticket, now_ms, claim_timeout_ms.
+local function lease_take(keys, args)
+  local k = {ready = keys[1], leases = keys[2], holders = keys[3], tickets = keys[4],
+    entries = keys[5]}
+  return lease_next(k, args[1], args[2], tonumber(args[3]), tonumber(args[4]))
+end
+
+-- Commits a file once, then takes the committing worker's next file in the
+-- same call: one entry of the Raft log a file, not two. The commit, only
+-- if the id is not in the done set, records the file's counts and a commit
+-- record, and ends its lease.
+-- KEYS: done, leases, holders, entries, results, stats, log, stage, failed,
+-- ready, tickets.
 -- ARGV: id, worker, path, bytes, words, how ('inline'|'staged'|'added'|'failed'),
--- stolen, now_ms, [packed or error].
--- Returns 1 if this call committed the file, 0 if it had been committed before.
+-- stolen, now_ms, ticket, claim_timeout_ms, [packed or error].
+-- Returns {1 if this call committed the file (0 if it had been committed
+-- before), the next file as lease_next returns it}.
 local function lease_commit(keys, args)
   local id, how, now = args[1], args[6], tonumber(args[8])
+  local k = {ready = keys[10], leases = keys[2], holders = keys[3], tickets = keys[11],
+    entries = keys[4]}
+  local take_next = function()
+    return lease_next(k, args[2], args[9], now, tonumber(args[10]))
+  end
   if redis.call('SISMEMBER', keys[1], id) == 1 then
     redis.call('DEL', keys[8])
     redis.call('HINCRBY', keys[6], 'commits_ignored', 1)
-    return 0
+    return {0, take_next()}
   end
   local staged
   if how == 'staged' then
@@ -158,15 +179,15 @@ local function lease_commit(keys, args)
   redis.call('ZREM', keys[2], id)
   redis.call('HDEL', keys[3], id)
   if how == 'failed' then
-    redis.call('HSET', keys[9], args[3], args[9])
+    redis.call('HSET', keys[9], args[3], args[11])
     redis.call('HINCRBY', keys[6], 'files_failed', 1)
-    return 1
+    return {1, take_next()}
   end
   if staged then
     redis.call('HSET', keys[5], id, staged)
     redis.call('DEL', keys[8])
   elseif how == 'inline' then
-    redis.call('HSET', keys[5], id, args[9])
+    redis.call('HSET', keys[5], id, args[11])
   end
   redis.call('HINCRBY', keys[6], 'files_done', 1)
   redis.call('HINCRBY', keys[6], 'words', args[5])
@@ -174,7 +195,7 @@ local function lease_commit(keys, args)
   redis.call('RPUSH', keys[7], cjson.encode({id = id, path = args[3], worker = args[2],
     latency_ms = now - due, due_ms = due, bytes = tonumber(args[4]), stolen = args[7],
     taken_ms = taken, injected_ms = entry.injected_ms or due, committed_ms = now}))
-  return 1
+  return {1, take_next()}
 end
 
 -- Marks a fault as fired, once per job, at the caller's time.

@@ -304,6 +304,10 @@ struct RaftArgs {
     /// RedisRaft replicas: 2f+1, odd, from 3.
     #[arg(long, value_name = "N", default_value_t = 3)]
     replicas: usize,
+    /// Whether each replica fsyncs its Raft log after every entry (no: a
+    /// killed process loses nothing, a crashed machine may).
+    #[arg(long, value_name = "yes|no", default_value = "yes", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    raft_fsync: bool,
     /// The RedisRaft module (redisraft.so) [default: $WORDCOUNT_REDISRAFT,
     /// else ~/.cache/wordcount/redisraft.so].
     #[arg(long, value_name = "PATH")]
@@ -325,6 +329,7 @@ impl RaftArgs {
         Ok(Some(RaftSetup {
             module: raft::find_module(self.redisraft_module.as_deref())?,
             replicas: self.replicas,
+            fsync: self.raft_fsync,
             faults: self.replica_faults.clone(),
         }))
     }

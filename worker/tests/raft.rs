@@ -37,20 +37,21 @@ fn lease_functions_are_idempotent_and_steal_expired_leases() {
         .unwrap();
     let k = Keys::default();
     let s = |v: &str| v.to_string();
-    let enqueue = |c: &mut redis::Connection, seq: &str| {
-        fcall(
+    let enqueue = |c: &mut redis::Connection, seqs: &[&str]| {
+        let mut args = vec![s("1000")];
+        for seq in seqs {
+            args.extend([s(seq), format!("f{seq}.txt"), s("10"), s("0")]);
+        }
+        let v = fcall(
             c,
             library::lease::ENQUEUE,
             &[&k.ready, &k.entries, &k.enqueued, &k.meta],
-            &[s(seq), format!("f{seq}.txt"), s("10"), s("1000"), s("0")],
-        )
+            &args,
+        );
+        redis::from_redis_value::<u64>(v).unwrap()
     };
-    assert_eq!(
-        enqueue(&mut c, "1"),
-        redis::Value::BulkString(b"1".to_vec())
-    );
-    assert_eq!(enqueue(&mut c, "1"), redis::Value::Nil, "enqueued once");
-    enqueue(&mut c, "2");
+    assert_eq!(enqueue(&mut c, &["1"]), 1);
+    assert_eq!(enqueue(&mut c, &["1", "2", "2"]), 1, "each enqueued once");
     let take = |c: &mut redis::Connection, who: &str, ticket: &str, now: u64| {
         let v = fcall(
             c,
@@ -71,7 +72,8 @@ fn lease_functions_are_idempotent_and_steal_expired_leases() {
     // a's lease on 1 expired: c steals it.
     let (id, _, stolen) = take(&mut c, "c", "t2", 2600).unwrap();
     assert_eq!((id.as_str(), stolen), ("1", 1));
-    let commit = |c: &mut redis::Connection, who: &str| {
+    // A commit takes the worker's next file in the same call.
+    let commit = |c: &mut redis::Connection, who: &str, ticket: &str| {
         let v = fcall(
             c,
             library::lease::COMMIT,
@@ -85,6 +87,8 @@ fn lease_functions_are_idempotent_and_steal_expired_leases() {
                 &k.log,
                 &k.stage("1", who),
                 &k.failed,
+                &k.ready,
+                &k.tickets,
             ],
             &[
                 s("1"),
@@ -95,15 +99,22 @@ fn lease_functions_are_idempotent_and_steal_expired_leases() {
                 s("inline"),
                 s("1"),
                 s("2700"),
+                s(ticket),
+                s("500"),
                 s("a\t2\n"),
             ],
         );
-        redis::from_redis_value::<i64>(v).unwrap()
+        redis::from_redis_value::<(i64, Option<(String, String, i64)>)>(v).unwrap()
     };
-    assert_eq!(commit(&mut c, "c"), 1);
+    // c commits 1, and steals 2, whose lease (b's, at 2002) has expired.
+    let (n, next) = commit(&mut c, "c", "t3");
+    assert_eq!(n, 1);
+    let (id, _, stolen) = next.expect("the commit took the next file");
+    assert_eq!((id.as_str(), stolen), ("2", 1));
+    // a's late commit of 1 changes nothing, and there is nothing left.
     assert_eq!(
-        commit(&mut c, "a"),
-        0,
+        commit(&mut c, "a", "t4"),
+        (0, None),
         "the straggler's commit changes nothing"
     );
     let log: Vec<String> = redis::cmd("LRANGE")

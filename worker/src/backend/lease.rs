@@ -29,6 +29,10 @@ pub struct Lease {
     /// and a new process with the same consumer name takes anew.
     ticket_base: String,
     takes: u64,
+    /// The file the last commit took for this worker, and the claim
+    /// timeout of the last take (a commit takes with it).
+    next: Option<Taken>,
+    claim_timeout: Duration,
 }
 
 impl Lease {
@@ -38,7 +42,15 @@ impl Lease {
             redis: Redis::open(url, prefix, patience)?.with_reply_timeout(),
             ticket_base: format!("{:016x}", rand::rng().random::<u64>()),
             takes: 0,
+            next: None,
+            claim_timeout: Duration::ZERO,
         })
+    }
+
+    /// A ticket for the next take: unique to this process and take.
+    fn ticket(&mut self) -> String {
+        self.takes += 1;
+        format!("{}.{}", self.ticket_base, self.takes)
     }
 
     /// Whether a take could find something now: a file nobody took, or a
@@ -59,8 +71,7 @@ impl Lease {
     }
 
     fn take_now(&mut self, consumer: &str, claim_timeout: Duration) -> Result<Option<Taken>> {
-        self.takes += 1;
-        let ticket = format!("{}.{}", self.ticket_base, self.takes);
+        let ticket = self.ticket();
         let reply: Value = self.redis.run(|c, k| {
             redis::cmd("FCALL")
                 .arg(library::lease::TAKE)
@@ -76,27 +87,32 @@ impl Lease {
                 .arg(claim_timeout.as_millis() as u64)
                 .query(c)
         })?;
-        let Value::Array(parts) = reply else {
-            return Ok(None);
-        };
-        let (Some(id), Some(json), Some(Value::Int(stolen))) =
-            (parts.first(), parts.get(1), parts.get(2))
-        else {
-            bail!("malformed reply to {}: {parts:?}", library::lease::TAKE);
-        };
-        let id: String = redis::from_redis_value(id.clone())?;
-        let json: String = redis::from_redis_value(json.clone())?;
-        let e: EntryJson =
-            serde_json::from_str(&json).with_context(|| format!("queue entry {id}: {json}"))?;
-        Ok(Some(Taken {
-            entry: Entry {
-                id,
-                path: e.path,
-                size: e.size,
-            },
-            stolen: *stolen == 1,
-        }))
+        parse_taken(&reply)
     }
+}
+
+/// A taken file as `lease_next` returns it: `[id, entry, stolen]`, or nil.
+fn parse_taken(reply: &Value) -> Result<Option<Taken>> {
+    let Value::Array(parts) = reply else {
+        return Ok(None);
+    };
+    let (Some(id), Some(json), Some(Value::Int(stolen))) =
+        (parts.first(), parts.get(1), parts.get(2))
+    else {
+        bail!("malformed lease reply: {parts:?}");
+    };
+    let id: String = redis::from_redis_value(id.clone())?;
+    let json: String = redis::from_redis_value(json.clone())?;
+    let e: EntryJson =
+        serde_json::from_str(&json).with_context(|| format!("queue entry {id}: {json}"))?;
+    Ok(Some(Taken {
+        entry: Entry {
+            id,
+            path: e.path,
+            size: e.size,
+        },
+        stolen: *stolen == 1,
+    }))
 }
 
 /// An entry of `P:entries`.
@@ -149,27 +165,27 @@ impl Backend for Lease {
 
     fn enqueue(&mut self, injections: &[Injection]) -> Result<u64> {
         let mut added = 0;
-        for chunk in injections.chunks(1024) {
+        // One call a chunk: each call is one entry of the Raft log, written
+        // to a majority before it is applied.
+        for chunk in injections.chunks(512) {
             let now = epoch_ms();
-            let replies: Vec<Value> = self.redis.run(|c, k| {
-                let mut pipe = redis::pipe();
+            added += self.redis.run(|c, k| {
+                let mut call = redis::cmd("FCALL");
+                call.arg(library::lease::ENQUEUE)
+                    .arg(4)
+                    .arg(&k.ready)
+                    .arg(&k.entries)
+                    .arg(&k.enqueued)
+                    .arg(&k.meta)
+                    .arg(now);
                 for i in chunk {
-                    pipe.cmd("FCALL")
-                        .arg(library::lease::ENQUEUE)
-                        .arg(4)
-                        .arg(&k.ready)
-                        .arg(&k.entries)
-                        .arg(&k.enqueued)
-                        .arg(&k.meta)
-                        .arg(i.seq)
+                    call.arg(i.seq)
                         .arg(&i.path)
                         .arg(i.size)
-                        .arg(now)
                         .arg(i.late.as_millis() as u64);
                 }
-                pipe.query(c)
+                call.query::<u64>(c)
             })?;
-            added += replies.iter().filter(|v| !matches!(v, Value::Nil)).count() as u64;
         }
         Ok(added)
     }
@@ -215,6 +231,10 @@ impl Backend for Lease {
         wait: Duration,
         claim_timeout: Duration,
     ) -> Result<Option<Taken>> {
+        self.claim_timeout = claim_timeout;
+        if let Some(taken) = self.next.take() {
+            return Ok(Some(taken));
+        }
         let started = Instant::now();
         loop {
             if self.anything_to_take(claim_timeout)? {
@@ -244,10 +264,12 @@ impl Backend for Lease {
             Carry::Failed(e) => ("failed", e.as_bytes()),
         };
         let now = epoch_ms();
-        let reply: Option<i64> = self.redis.run(|c, k| {
+        let ticket = self.ticket();
+        let claim_timeout = self.claim_timeout.as_millis() as u64;
+        let reply: Option<(i64, Value)> = self.redis.run(|c, k| {
             let r = redis::cmd("FCALL")
                 .arg(library::lease::COMMIT)
-                .arg(9)
+                .arg(11)
                 .arg(&k.done)
                 .arg(&k.leases)
                 .arg(&k.holders)
@@ -257,6 +279,8 @@ impl Backend for Lease {
                 .arg(&k.log)
                 .arg(k.stage(&entry.id, consumer))
                 .arg(&k.failed)
+                .arg(&k.ready)
+                .arg(&k.tickets)
                 .arg(&entry.id)
                 .arg(consumer)
                 .arg(&entry.path)
@@ -265,6 +289,8 @@ impl Backend for Lease {
                 .arg(how)
                 .arg(if taken.stolen { "1" } else { "0" })
                 .arg(now)
+                .arg(&ticket)
+                .arg(claim_timeout)
                 .arg(payload)
                 .query(c);
             match r {
@@ -272,7 +298,8 @@ impl Backend for Lease {
                 r => r.map(Some),
             }
         })?;
-        let n = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
+        let (n, next) = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
+        self.next = parse_taken(&next)?;
         Ok(Committed {
             took_effect: n == 1,
         })

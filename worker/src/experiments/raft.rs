@@ -35,7 +35,7 @@ fn params(scale: Scale) -> Params {
         Scale::Small => Params {
             inputs: [(2000, 2 << 10), (8, 8 << 20)],
             replicas: vec![3, 5],
-            kills_ms: vec![2000, 1000, 500],
+            kills_ms: vec![4000, 2000, 1000],
         },
         Scale::Full => Params {
             inputs: [(20_000, 2 << 10), (32, 32 << 20)],
@@ -61,6 +61,7 @@ fn options(
     dir: &Path,
     module: &Path,
     replicas: Option<usize>,
+    fsync: bool,
     faults: Vec<ReplicaFault>,
 ) -> RunOptions {
     let mut opts = job_options(dir, ctx.max_workers());
@@ -68,6 +69,7 @@ fn options(
     opts.raft = replicas.map(|replicas| RaftSetup {
         module: module.to_path_buf(),
         replicas,
+        fsync,
         faults,
     });
     opts
@@ -91,13 +93,23 @@ pub fn cost(ctx: &Ctx) -> Result<Outcome> {
     for (i, &shape) in p.inputs.iter().enumerate() {
         let (legend, dir) = input(ctx, i, shape)?;
         let mut base = None;
-        for replicas in [None]
+        // One Redis, then each number of replicas with fsync, then the
+        // fewest without: what durability against a machine's crash costs.
+        let configs = [(None, false)]
             .into_iter()
-            .chain(p.replicas.iter().map(|&n| Some(n)))
-        {
-            let opts = options(ctx, &dir, &module, replicas, Vec::new());
+            .chain(p.replicas.iter().map(|&n| (Some(n), true)))
+            .chain([(Some(p.replicas[0]), false)]);
+        for (replicas, fsync) in configs {
+            let opts = options(ctx, &dir, &module, replicas, fsync, Vec::new());
             let n = replicas.unwrap_or(1);
-            let t = ctx.measure.job(&format!("{legend}, {n} replicas"), &opts)?;
+            let sync = match (replicas, fsync) {
+                (None, _) => "-",
+                (_, true) => "yes",
+                (_, false) => "no",
+            };
+            let t = ctx
+                .measure
+                .job(&format!("{legend}, {n} replicas, fsync {sync}"), &opts)?;
             // Forming the cluster is paid once, not per file: left out.
             let job = t.median - t.detail.redis_start;
             let ratio = job / *base.get_or_insert(job);
@@ -106,12 +118,24 @@ pub fn cost(ctx: &Ctx) -> Result<Outcome> {
                     .cell(shape.0)
                     .cell(shape.1)
                     .cell(n)
+                    .cell(sync)
                     .timed(&t)
                     .num(t.detail.redis_start, 3)
                     .num(job, 3)
                     .num(ratio, 2),
             );
-            chart.series(&legend).push((n as f64, ratio));
+            let series = if fsync || replicas.is_none() {
+                legend.clone()
+            } else {
+                format!("{legend}, no fsync")
+            };
+            chart.series(&series).push((n as f64, ratio));
+            if replicas.is_none() {
+                // Both lines start from one Redis.
+                chart
+                    .series(&format!("{legend}, no fsync"))
+                    .push((n as f64, ratio));
+            }
         }
         ctx.inputs.discard(&dir);
     }
@@ -123,10 +147,11 @@ pub fn cost(ctx: &Ctx) -> Result<Outcome> {
             "median_s: the whole run; job_s: without starting Redis (RedisRaft: starting \
              the replicas and forming the cluster), what vs_one_redis compares"
                 .into(),
-            "replicas 1 is one plain Redis (Snapshot mode, no snapshots); RedisRaft writes \
-             its log with fsync after every entry (raft.log-fsync yes), and every write (a \
-             take, a commit) waits for a majority to have it: many small files pay that \
-             round trip per file, a few large ones hide it behind counting"
+            "replicas 1 is one plain Redis (Snapshot mode, no snapshots); fsync yes: each \
+             replica fsyncs its Raft log after every entry (raft.log-fsync yes, the \
+             default), no: a killed process loses nothing, a crashed machine may; every \
+             write (a take, a commit) waits for a majority to have it: many small files \
+             pay that round trip per file, a few large ones hide it behind counting"
                 .into(),
         ],
     })
@@ -168,7 +193,7 @@ pub fn kill(ctx: &Ctx) -> Result<Outcome> {
     );
     let base = ctx.measure.job(
         "no kills",
-        &options(ctx, &dir, &module, Some(3), Vec::new()),
+        &options(ctx, &dir, &module, Some(3), true, Vec::new()),
     )?;
     // Kills land a third into the job; the ones restarted come back after
     // another third.
@@ -226,7 +251,7 @@ pub fn kill(ctx: &Ctx) -> Result<Outcome> {
     };
     push("none", 0, &base);
     for s in scenarios {
-        let mut opts = options(ctx, &dir, &module, Some(3), s.faults);
+        let mut opts = options(ctx, &dir, &module, Some(3), true, s.faults);
         opts.redis_faults = RedisFaults {
             kill_every: (s.kill_every_ms > 0).then(|| Duration::from_millis(s.kill_every_ms)),
             down: Duration::from_millis(200),

@@ -17,6 +17,9 @@ pub struct RaftSetup {
     pub module: PathBuf,
     /// 2f+1: odd, from 3.
     pub replicas: usize,
+    /// Each replica fsyncs its Raft log after every entry: what survives a
+    /// machine's crash, not only a process's.
+    pub fsync: bool,
     pub faults: Vec<ReplicaFault>,
 }
 
@@ -64,7 +67,7 @@ impl Deployment {
                 raft.replicas - 1
             );
         }
-        let cluster = RaftCluster::start(&raft.module, raft.replicas)?;
+        let cluster = RaftCluster::start(&raft.module, raft.replicas, raft.fsync)?;
         let chaos = RaftChaos::new(
             raft.faults.clone(),
             faults.kill_every,

@@ -55,7 +55,7 @@ pub struct RaftCluster {
 impl RaftCluster {
     /// Starts `n` replicas and forms the cluster; returns once it has a
     /// leader and every replica has joined.
-    pub fn start(module: &Path, n: usize) -> Result<Self> {
+    pub fn start(module: &Path, n: usize, fsync: bool) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("wordcount-raft-")
             .tempdir()?;
@@ -63,7 +63,7 @@ impl RaftCluster {
             .map(|i| {
                 let d = dir.path().join(format!("replica-{i}"));
                 std::fs::create_dir(&d)?;
-                RedisServer::start_replica(module, &d)
+                RedisServer::start_replica(module, &d, fsync)
             })
             .collect::<Result<Vec<_>>>()?;
         let cluster = RaftCluster {

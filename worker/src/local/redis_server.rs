@@ -15,8 +15,8 @@ pub struct RedisServer {
     pub password: String,
     dir: PathBuf,
     save: Option<Duration>,
-    /// The RedisRaft module, for a replica.
-    module: Option<PathBuf>,
+    /// The RedisRaft module, for a replica, and whether it fsyncs its log.
+    module: Option<(PathBuf, bool)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -41,15 +41,16 @@ impl RedisServer {
     }
 
     /// Starts a RedisRaft replica in `dir` (which must exist), not yet in
-    /// any cluster. Its Raft log is `dir/raftlog.db`, written with fsync.
-    pub fn start_replica(module: &Path, dir: &Path) -> Result<Self> {
+    /// any cluster. Its Raft log is `dir/raftlog.db`, written with fsync
+    /// after every entry if `fsync`.
+    pub fn start_replica(module: &Path, dir: &Path, fsync: bool) -> Result<Self> {
         let mut server = RedisServer {
             child: None,
             port: 0,
             password: String::new(),
             dir: dir.to_path_buf(),
             save: None,
-            module: Some(module.to_path_buf()),
+            module: Some((module.to_path_buf(), fsync)),
             _tmp: None,
         };
         server.spawn_on_free_port()?;
@@ -136,10 +137,11 @@ impl RedisServer {
         match &self.module {
             // What RedisRaft requires: no RDB or AOF of Redis's own (it
             // snapshots itself), one database, no password.
-            Some(module) => config.push_str(&format!(
+            Some((module, fsync)) => config.push_str(&format!(
                 "databases 1\nloadmodule {}\nraft.addr 127.0.0.1:{port}\n\
-                 raft.log-filename raftlog.db\nraft.log-fsync yes\n",
-                module.display()
+                 raft.log-filename raftlog.db\nraft.log-fsync {}\n",
+                module.display(),
+                if *fsync { "yes" } else { "no" }
             )),
             None => config.push_str(&format!("requirepass {}\n", self.password)),
         }
