@@ -79,7 +79,7 @@ pub fn cost(ctx: &Ctx) -> Result<Outcome> {
     let p = params(ctx.scale);
     let module = find_module(None)?;
     let columns = [
-        &["files", "file_bytes", "replicas"][..],
+        &["files", "file_bytes", "replicas", "fsync"][..],
         &TIMED,
         &["redis_start_s", "job_s", "vs_one_redis"],
     ]
