@@ -7,21 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=target/bench
-mkdir -p "$out"
-command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 1; }
-if [[ ! -s $out/kjv.txt ]]; then
-  command -v bible >/dev/null || { echo "needs the bible command: apt-get install bible-kjv" >&2; exit 1; }
-  bible Gen1:1-Rev22:21 >"$out/kjv.txt"
-fi
-cargo build --release -q -p wordcount
-wc=target/release/wordcount
+source bench/kjv.sh
 
-dir=$out/kjv100
-if [[ ! -d $dir ]]; then
-  mkdir -p "$dir"
-  for i in $(seq -w 1 100); do cp "$out/kjv.txt" "$dir/kjv$i.txt"; done
-fi
+dir=$(kjv_copies 100)
 hyperfine -w 1 -r "${RUNS:-10}" --export-csv "$out/checkpoint.csv" \
   "$wc run --input $dir --workers 2" \
   "$wc run --input $dir --workers 2 --snapshot-interval 1s" >&2

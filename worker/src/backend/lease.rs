@@ -257,12 +257,7 @@ impl Backend for Lease {
         carry: Carry,
     ) -> Result<Committed> {
         let entry = &taken.entry;
-        let (how, payload): (&str, &[u8]) = match carry {
-            Carry::Inline(p) => ("inline", p),
-            Carry::Staged => ("staged", b""),
-            Carry::Added => ("added", b""),
-            Carry::Failed(e) => ("failed", e.as_bytes()),
-        };
+        let (how, payload) = carry.wire();
         let now = epoch_ms();
         let ticket = self.ticket();
         let claim_timeout = self.claim_timeout.as_millis() as u64;

@@ -62,6 +62,18 @@ pub enum Carry<'a> {
     Failed(&'a str),
 }
 
+impl Carry<'_> {
+    /// How the commit functions take it: `how` and the payload.
+    pub fn wire(&self) -> (&'static str, &[u8]) {
+        match self {
+            Carry::Inline(p) => ("inline", p),
+            Carry::Staged => ("staged", b""),
+            Carry::Added => ("added", b""),
+            Carry::Failed(e) => ("failed", e.as_bytes()),
+        }
+    }
+}
+
 /// What a commit did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Committed {

@@ -35,7 +35,7 @@ fn params(scale: Scale) -> Params {
         Scale::Small => Params {
             inputs: [(2000, 2 << 10), (8, 8 << 20)],
             replicas: vec![3, 5],
-            kills_ms: vec![4000, 2000, 1000],
+            kills_ms: vec![2000, 1000],
         },
         Scale::Full => Params {
             inputs: [(20_000, 2 << 10), (32, 32 << 20)],

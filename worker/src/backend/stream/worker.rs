@@ -81,12 +81,7 @@ pub fn commit(
     carry: Carry,
 ) -> Result<Committed> {
     let entry = &taken.entry;
-    let (how, payload): (&str, &[u8]) = match carry {
-        Carry::Inline(p) => ("inline", p),
-        Carry::Staged => ("staged", b""),
-        Carry::Added => ("added", b""),
-        Carry::Failed(e) => ("failed", e.as_bytes()),
-    };
+    let (how, payload) = carry.wire();
     let reply: Option<i64> = redis.run(|c, k| {
         let r = redis::cmd("FCALL")
             .arg(library::COMMIT)
