@@ -55,6 +55,14 @@ pub struct Keys {
     /// fields and `injected_ms`, `committed_ms`): the lease queue's
     /// `latency`.
     pub log: String,
+    /// The CRDT (three sites): hash global id -> the file's packed counts,
+    /// grow-only; `counts` holds the counts materialised from it.
+    pub crdt_files: String,
+    /// Hash origin site -> `count:xor`, the digest of that site's ids in
+    /// `crdt_files` (see docs/protocol.md).
+    pub crdt_digest: String,
+    /// Hash of the CRDT's counters: [`crdt_stats`].
+    pub crdt_stats: String,
 }
 
 impl Keys {
@@ -81,6 +89,9 @@ impl Keys {
             tickets: k("tickets"),
             done: k("done"),
             log: k("log"),
+            crdt_files: k("crdt:files"),
+            crdt_digest: k("crdt:digest"),
+            crdt_stats: k("crdt:stats"),
         }
     }
 
@@ -125,6 +136,16 @@ pub mod stats {
     pub const BYTES_DONE: &str = "bytes_done";
     /// Second commits of a file, ignored.
     pub const COMMITS_IGNORED: &str = "commits_ignored";
+}
+
+/// Fields of `P:crdt:stats`, counted by `wc_crdt_apply`.
+pub mod crdt_stats {
+    /// Files in `P:crdt:files`, and the bytes of their packed counts.
+    pub const FILES_KNOWN: &str = "files_known";
+    pub const BYTES_KNOWN: &str = "bytes_known";
+    /// Of those, what read repair brought.
+    pub const FILES_REPAIRED: &str = "files_repaired";
+    pub const BYTES_REPAIRED: &str = "bytes_repaired";
 }
 
 /// Fields of a `P:queue` entry.
@@ -191,5 +212,6 @@ mod tests {
         assert_eq!(k.group(), "job7");
         assert_eq!(k.stage("1-0", "w"), "job7:stage:1-0:w");
         assert_eq!(Keys::default().counts, "wc:counts");
+        assert_eq!(k.crdt_files, "job7:crdt:files");
     }
 }

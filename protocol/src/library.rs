@@ -25,12 +25,25 @@ pub mod lease {
     pub const FIRE: &str = "wc_lease_fire";
 }
 
+/// The CRDT's function (three sites, each with its own Redis). See
+/// wordcount.lua and docs/protocol.md for its keys and arguments.
+pub mod crdt {
+    /// Applies files (global id, packed counts) to one instance: only the
+    /// ids new to it are stored and counted. KEYS: crdt_files, counts,
+    /// crdt_digest, crdt_stats. ARGV: repair (`1`/`0`), then id, packed
+    /// pairs. Returns `[files, bytes]` new to the instance.
+    pub const APPLY: &str = "wc_crdt_apply";
+}
+
 /// Error codes the functions fail with: the first word of the error reply,
 /// which clients match (never the message).
 pub mod error {
     /// `wc_commit` of staged counts whose stage is gone (Redis came back
     /// from a snapshot without it): stage again, then commit.
     pub const STAGE_GONE: &str = "WCSTAGEGONE";
+    /// `wc_crdt_apply` of an id without its origin site (`SITE/...`);
+    /// nothing was written.
+    pub const BAD_ID: &str = "WCBADID";
 }
 
 /// How Redis itself says that a function is not loaded (Redis's message,
@@ -52,13 +65,15 @@ mod tests {
             lease::TAKE,
             lease::COMMIT,
             lease::FIRE,
+            crdt::APPLY,
         ] {
             assert!(
                 SOURCE.contains(&format!("register_function('{f}'")),
                 "{f} not registered"
             );
         }
-        let code = error::STAGE_GONE;
-        assert!(SOURCE.contains(&format!("'{code} ")), "{code} not raised");
+        for code in [error::STAGE_GONE, error::BAD_ID] {
+            assert!(SOURCE.contains(&format!("'{code} ")), "{code} not raised");
+        }
     }
 }

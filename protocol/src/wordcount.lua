@@ -204,6 +204,79 @@ local function lease_fire(keys, args)
   return redis.call('HSETNX', keys[1], args[1], args[2])
 end
 
+-- The CRDT (three sites). Each instance keeps a grow-only map global id
+-- -> packed counts (`word\tcount\n` lines), the counts materialised from
+-- it, and per-origin-site digests (`count:xor` of the first 64 bits of the
+-- ids' SHA-1) so that two instances compare equal sets in one read. A
+-- global id is `SITE/PATH#SEQ`: the origin site comes before the first
+-- '/'. No TIME and nothing random: the same call gives the same result
+-- on every instance.
+
+-- The digest `count:xor` with the ids of `ids` added to it.
+local function crdt_digest(digest, ids)
+  local n, hi, lo = 0, 0, 0
+  if digest then
+    local c, h, l = string.match(digest, '^(%d+):(%x%x%x%x%x%x%x%x)(%x%x%x%x%x%x%x%x)$')
+    n, hi, lo = tonumber(c), tonumber(h, 16), tonumber(l, 16)
+  end
+  for _, id in ipairs(ids) do
+    local sha = redis.sha1hex(id)
+    hi = bit.bxor(hi, tonumber(string.sub(sha, 1, 8), 16))
+    lo = bit.bxor(lo, tonumber(string.sub(sha, 9, 16), 16))
+  end
+  return (n + #ids) .. ':' .. bit.tohex(hi) .. bit.tohex(lo)
+end
+
+-- Applies files to this instance: only the ids new to it are stored and
+-- added to the counts (their words summed first, so that a batch costs
+-- one ZINCRBY per distinct word). KEYS: files, counts, digest, stats.
+-- ARGV: repair ('1' when read repair sends them, else '0'), then id,
+-- packed pairs. Returns {files, bytes} new to this instance ({0, 0}:
+-- nothing changed). An id without its site fails before any write.
+local function crdt_apply(keys, args)
+  if #args % 2 ~= 1 then
+    return redis.error_reply('ERR wc_crdt_apply takes repair, then id, packed pairs')
+  end
+  local new, seen, sites, words = {}, {}, {}, {}
+  for i = 2, #args, 2 do
+    local id = args[i]
+    local site = string.match(id, '^([^/]+)/')
+    if not site then
+      return redis.error_reply('WCBADID global id ' .. id .. ' has no SITE/ prefix')
+    end
+    if not seen[id] and redis.call('HEXISTS', keys[1], id) == 0 then
+      seen[id] = true
+      new[#new + 1] = i
+      sites[site] = sites[site] or {}
+      table.insert(sites[site], id)
+      for w, c in string.gmatch(args[i + 1], '([^\t\n]+)\t(%d+)') do
+        words[w] = (words[w] or 0) + tonumber(c)
+      end
+    end
+  end
+  if #new == 0 then
+    return {0, 0}
+  end
+  local bytes = 0
+  for _, i in ipairs(new) do
+    redis.call('HSET', keys[1], args[i], args[i + 1])
+    bytes = bytes + #args[i + 1]
+  end
+  for site, ids in pairs(sites) do
+    redis.call('HSET', keys[3], site, crdt_digest(redis.call('HGET', keys[3], site), ids))
+  end
+  redis.call('HINCRBY', keys[4], 'files_known', #new)
+  redis.call('HINCRBY', keys[4], 'bytes_known', bytes)
+  if args[1] == '1' then
+    redis.call('HINCRBY', keys[4], 'files_repaired', #new)
+    redis.call('HINCRBY', keys[4], 'bytes_repaired', bytes)
+  end
+  for w, c in pairs(words) do
+    redis.call('ZINCRBY', keys[2], c, w)
+  end
+  return {#new, bytes}
+end
+
 redis.register_function('wc_enqueue', enqueue)
 redis.register_function('wc_commit', commit)
 redis.register_function('wc_fire', fire)
@@ -211,3 +284,4 @@ redis.register_function('wc_lease_enqueue', lease_enqueue)
 redis.register_function('wc_lease_take', lease_take)
 redis.register_function('wc_lease_commit', lease_commit)
 redis.register_function('wc_lease_fire', lease_fire)
+redis.register_function('wc_crdt_apply', crdt_apply)
