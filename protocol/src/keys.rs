@@ -155,6 +155,9 @@ pub mod entry {
     /// When the file was due (ms since the epoch, Redis's clock): the
     /// enqueue time minus how late the source was (backpressure).
     pub const DUE_MS: &str = "due_ms";
+    /// The injection's sequence number, unique per job (a file's global
+    /// id in the CRDT).
+    pub const SEQ: &str = "seq";
 }
 
 /// Fields of a `P:latency` entry (one per committed file; its own id is

@@ -21,7 +21,7 @@ local function enqueue(keys, args)
   redis.call('HINCRBY', keys[3], 'files', 1)
   redis.call('HINCRBY', keys[3], 'bytes', args[3])
   return redis.call('XADD', keys[1], '*', 'path', args[2], 'size', args[3],
-    'due_ms', now_ms() - tonumber(args[4]))
+    'due_ms', now_ms() - tonumber(args[4]), 'seq', args[1])
 end
 
 -- When the queue entry `id` was due: its due_ms, else its enqueue time.

@@ -13,7 +13,7 @@ use wordcount::driver::{self, judge_unreadable, DriverOptions, Unreadable};
 use wordcount::generate::{generate, parse_size, CorpusSpec};
 use wordcount::input;
 use wordcount::local::raft::{self, ReplicaFault};
-use wordcount::local::{self, RaftSetup, RedisFaults, RedisMoment, RunOptions};
+use wordcount::local::{self, CrdtSetup, RaftSetup, RedisFaults, RedisMoment, RunOptions};
 use wordcount::report::Report;
 use wordcount::source::StreamPlan;
 use wordcount::worker::{self, WorkerOptions};
@@ -263,7 +263,7 @@ struct RunArgs {
     #[command(flatten)]
     redis: RedisFaultArgs,
     #[command(flatten)]
-    raft: RaftArgs,
+    mode: ModeArgs,
     /// Serve a live view of the job in a browser, at ADDR (default: a free
     /// port on 127.0.0.1); its address is printed when the run starts.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
@@ -294,13 +294,18 @@ struct RedisFaultArgs {
     redis_fault: Option<RedisMoment>,
 }
 
-/// RedisRaft instead of one Redis.
+/// How Redis is run: one, RedisRaft's replicas, or sites with a CRDT.
 #[derive(Args)]
-struct RaftArgs {
-    /// How Redis is run: snapshot (one redis-server) or raft (RedisRaft's
-    /// replicas, with the module).
+struct ModeArgs {
+    /// How Redis is run: snapshot (one redis-server), raft (RedisRaft's
+    /// replicas, with the module) or crdt (a Redis per site, the counts a
+    /// CRDT).
     #[arg(long = "redis", value_enum, default_value_t)]
     mode: RedisMode,
+    /// Sites of the CRDT mode, each with its own Redis, driver and
+    /// --workers workers, and its share of the input.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    sites: usize,
     /// RedisRaft replicas: 2f+1, odd, from 3.
     #[arg(long, value_name = "N", default_value_t = 3)]
     replicas: usize,
@@ -318,8 +323,12 @@ struct RaftArgs {
     replica_faults: Vec<ReplicaFault>,
 }
 
-impl RaftArgs {
-    fn setup(&self) -> Result<Option<RaftSetup>> {
+impl ModeArgs {
+    fn crdt(&self) -> Option<CrdtSetup> {
+        (self.mode == RedisMode::Crdt).then_some(CrdtSetup { sites: self.sites })
+    }
+
+    fn raft(&self) -> Result<Option<RaftSetup>> {
         if self.mode != RedisMode::RedisRaft {
             if !self.replica_faults.is_empty() {
                 bail!("--replica-fault needs --redis raft");
@@ -444,32 +453,49 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 timeline: a.timeline,
                 autoscale,
                 redis_faults: a.redis.faults(),
-                raft: a.raft.setup()?,
+                raft: a.mode.raft()?,
+                crdt: a.mode.crdt(),
                 ui: a.ui,
             };
             let outcome = local::run(&opts, stop.clone())?;
             outcome.report.print(a.out.json)?;
             if let Some(job) = &outcome.report.job {
                 if !a.out.json {
-                    let p = outcome.report.phases.clone().unwrap_or_default();
-                    let phases: Vec<String> = p
-                        .named()
-                        .iter()
-                        .map(|(name, s)| format!("{name} {s:.3}"))
-                        .collect();
+                    let phases = outcome.report.phases.as_ref().map_or(String::new(), |p| {
+                        let named: Vec<String> = p
+                            .named()
+                            .iter()
+                            .map(|(name, s)| format!("{name} {s:.3}"))
+                            .collect();
+                        format!(" ({})", named.join(", "))
+                    });
                     eprintln!(
-                        "{} files, {} words in {:.3} s ({}); \
+                        "{} files, {} words in {:.3} s{}; \
                          {} workers killed, {} restarted, {} duplicate commits ignored",
                         job.files,
                         outcome.report.words,
                         outcome.report.seconds,
-                        phases.join(", "),
+                        phases,
                         job.workers_killed,
                         job.worker_restarts,
                         job.commits_ignored
                     );
                     if let Some(s) = &outcome.report.stream {
                         eprintln!("{}", s.line());
+                    }
+                    if let Some(instances) = &outcome.report.instances {
+                        let each = |f: fn(&wordcount::report::InstanceReport) -> u64| {
+                            let v: Vec<String> =
+                                instances.iter().map(|i| f(i).to_string()).collect();
+                            v.join(" / ")
+                        };
+                        eprintln!(
+                            "crdt: {} instances, files known {}, repaired {}, converged {} ms after the sites were done",
+                            instances.len(),
+                            each(|i| i.files_known),
+                            each(|i| i.files_repaired),
+                            instances.first().map_or(0, |i| i.converged_ms)
+                        );
                     }
                     if job.replicas > 0 {
                         eprintln!(

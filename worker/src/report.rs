@@ -21,6 +21,21 @@ pub struct Report {
     /// A stream's latency and rates (`--stream`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub stream: Option<StreamReport>,
+    /// The CRDT mode's instances, one per site (`--redis crdt`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub instances: Option<Vec<InstanceReport>>,
+}
+
+/// One CRDT instance at the end of a job.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct InstanceReport {
+    /// Files it holds (every file of the job, once converged).
+    pub files_known: u64,
+    /// Of those, files it learnt by read repair.
+    pub files_repaired: u64,
+    /// From the end of the last cut (here: of the sites' jobs) until every
+    /// instance held the same files.
+    pub converged_ms: u64,
 }
 
 /// What a stream did: files a second, latencies from Redis in milliseconds.
@@ -164,6 +179,7 @@ impl Report {
             phases: None,
             job: None,
             stream: None,
+            instances: None,
         }
     }
 

@@ -110,6 +110,7 @@ fn parse_taken(reply: &Value) -> Result<Option<Taken>> {
             id,
             path: e.path,
             size: e.size,
+            seq: 0,
         },
         stolen: *stolen == 1,
     }))

@@ -6,12 +6,14 @@
 //! state both keep alike is in `state`, as the trait's default methods.
 //! docs/protocol.md describes the seam and every key and function.
 
+pub mod crdt;
 pub mod lease;
 mod redis;
 mod state;
 pub mod stream;
 
 pub use self::redis::Redis;
+pub use crdt::Crdt;
 pub use lease::Lease;
 pub use stream::Stream;
 
@@ -28,6 +30,8 @@ pub struct Entry {
     /// Relative to the input directory.
     pub path: String,
     pub size: u64,
+    /// The injection's sequence number (0 where the queue keeps none).
+    pub seq: u64,
 }
 
 /// One injection of a file into the queue: a batch injects each file once,
@@ -310,5 +314,6 @@ pub fn open(
     match mode {
         RedisMode::Snapshot => Ok(Box::new(Stream::open(url, prefix, patience)?)),
         RedisMode::RedisRaft => Ok(Box::new(Lease::open(url, prefix, patience)?)),
+        RedisMode::Crdt => Ok(Box::new(Crdt::open(url, prefix, patience)?)),
     }
 }

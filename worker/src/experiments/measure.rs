@@ -264,6 +264,7 @@ pub fn job_options(dir: &Path, workers: usize) -> RunOptions {
         autoscale: None,
         redis_faults: Default::default(),
         raft: None,
+        crdt: None,
         ui: None,
     }
 }

@@ -7,8 +7,10 @@ pub mod raft;
 mod redis_chaos;
 mod redis_server;
 mod runner;
+mod sites;
 
 pub use deployment::RaftSetup;
+pub use sites::CrdtSetup;
 pub use redis_chaos::{RedisFaults, RedisMoment};
 pub use redis_server::RedisServer;
 pub use runner::{run, RunOptions, RunOutcome};

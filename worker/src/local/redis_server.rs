@@ -24,13 +24,19 @@ impl RedisServer {
     /// Starts Redis in a new temporary directory. With `save`, Redis writes
     /// an RDB snapshot every `save` while anything changed (BGSAVE).
     pub fn start(save: Option<Duration>) -> Result<Self> {
+        Self::start_with_password(save, &random_password())
+    }
+
+    /// Like [`RedisServer::start`], with this password: instances that the
+    /// same clients reach all share one (`REDIS_PASSWORD`).
+    pub fn start_with_password(save: Option<Duration>, password: &str) -> Result<Self> {
         let tmp = tempfile::Builder::new()
             .prefix("wordcount-redis-")
             .tempdir()?;
         let mut server = RedisServer {
             child: None,
             port: 0,
-            password: random_password(),
+            password: password.to_string(),
             dir: tmp.path().to_path_buf(),
             save,
             module: None,
@@ -198,7 +204,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn random_password() -> String {
+pub fn random_password() -> String {
     use rand::RngExt;
     let mut rng = rand::rng();
     (0..32)

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub redis_faults: RedisFaults,
     /// RedisRaft's replicas instead of one Redis.
     pub raft: Option<RaftSetup>,
+    /// Sites with a Redis each and a CRDT of the counts instead.
+    pub crdt: Option<super::CrdtSetup>,
     /// Serve a live view of the job here (`--ui`).
     pub ui: Option<SocketAddr>,
 }
@@ -83,6 +85,9 @@ fn wait_for_workers(redis: &Deployment, pool: &mut Pool, n: usize, before: usize
 }
 
 pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+    if let Some(setup) = &opts.crdt {
+        return super::sites::run(opts, setup, stop);
+    }
     let started = Instant::now();
     if !opts.input.is_dir() {
         bail!("input {} is not a directory", opts.input.display());
@@ -278,7 +283,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
 }
 
 /// The worker processes, one slot per index.
-struct Pool {
+pub(super) struct Pool {
     exe: PathBuf,
     url: String,
     mode: RedisMode,
@@ -286,12 +291,12 @@ struct Pool {
     input: PathBuf,
     faults: Vec<String>,
     slots: Vec<Option<Child>>,
-    restarts: u64,
-    kills: u64,
+    pub(super) restarts: u64,
+    pub(super) kills: u64,
     errors: u64,
     /// Kills, replacements and scalings (and Redis's faults), for a
     /// stream's timeline and the live view.
-    events: EventLog,
+    pub(super) events: EventLog,
     /// Worker indexes in use: `0..active`; a slot above is stopping.
     active: usize,
     peak: usize,
@@ -300,12 +305,28 @@ struct Pool {
 
 impl Pool {
     fn new(opts: &RunOptions, redis: &Deployment, events: EventLog) -> Result<Self> {
+        Pool::start(
+            opts,
+            (redis.public_url(), redis.mode(), redis.password()),
+            &opts.input,
+            events,
+        )
+    }
+
+    /// `opts.workers` workers of the job at (URL, mode, password) reading
+    /// `input`.
+    pub(super) fn start(
+        opts: &RunOptions,
+        (url, mode, password): (String, RedisMode, &str),
+        input: &Path,
+        events: EventLog,
+    ) -> Result<Self> {
         let mut pool = Pool {
             exe: std::env::current_exe().context("cannot find the wordcount executable")?,
-            url: redis.public_url(),
-            mode: redis.mode(),
-            password: redis.password().to_string(),
-            input: opts.input.clone(),
+            url,
+            mode,
+            password: password.to_string(),
+            input: input.to_path_buf(),
             faults: opts.faults.iter().map(|f| f.to_string()).collect(),
             slots: Vec::new(),
             restarts: 0,
@@ -349,7 +370,7 @@ impl Pool {
     }
 
     /// Replaces workers that died; forgets those that finished.
-    fn supervise(&mut self) -> Result<()> {
+    pub(super) fn supervise(&mut self) -> Result<()> {
         for i in 0..self.slots.len() {
             let Some(child) = self.slots[i].as_mut() else {
                 continue;
@@ -403,7 +424,7 @@ impl Pool {
     }
 
     /// SIGKILLs a random live worker (`--kill-every`).
-    fn kill_one(&mut self) {
+    pub(super) fn kill_one(&mut self) {
         let live: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].is_some())
             .collect();
@@ -424,7 +445,7 @@ impl Pool {
     }
 
     /// Waits for the workers to see that the job is done, then kills any left.
-    fn wait_all(&mut self, patience: Duration) {
+    pub(super) fn wait_all(&mut self, patience: Duration) {
         let deadline = Instant::now() + patience;
         for slot in &mut self.slots {
             let Some(child) = slot.as_mut() else { continue };
@@ -435,7 +456,7 @@ impl Pool {
         self.kill_all();
     }
 
-    fn kill_all(&mut self) {
+    pub(super) fn kill_all(&mut self) {
         for mut child in self.slots.iter_mut().filter_map(Option::take) {
             let _ = child.kill();
             let _ = child.wait();

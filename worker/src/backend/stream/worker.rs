@@ -165,6 +165,7 @@ fn parse_entry(v: &Value) -> Result<Entry> {
         id,
         path,
         size: size.parse().unwrap_or(0),
+        seq: field(fields, entry::SEQ).map_or(0, |s| s.parse().unwrap_or(0)),
     })
 }
 
