@@ -13,6 +13,7 @@ use wordcount::driver::{self, judge_unreadable, DriverOptions, Unreadable};
 use wordcount::generate::{generate, parse_size, CorpusSpec};
 use wordcount::input;
 use wordcount::local::raft::{self, ReplicaFault};
+use wordcount::local::sites::{self, Partition};
 use wordcount::local::{self, CrdtSetup, RaftSetup, RedisFaults, RedisMoment, RunOptions};
 use wordcount::report::Report;
 use wordcount::source::StreamPlan;
@@ -306,6 +307,13 @@ struct ModeArgs {
     /// --workers workers, and its share of the input.
     #[arg(long, value_name = "N", default_value_t = 3)]
     sites: usize,
+    /// Cut sites' workers from instances: sites=I[,J],redis=K[,L],at=DUR,for=DUR
+    /// (--redis crdt; needs root: each site runs in a network namespace).
+    #[arg(long = "partition", value_name = "SPEC")]
+    partitions: Vec<Partition>,
+    /// Cut a random site from a random instance this often, so long: DUR,for=DUR.
+    #[arg(long, value_name = "DUR,for=DUR", value_parser = sites::parse_every)]
+    partition_every: Option<(Duration, Duration)>,
     /// RedisRaft replicas: 2f+1, odd, from 3.
     #[arg(long, value_name = "N", default_value_t = 3)]
     replicas: usize,
@@ -324,8 +332,18 @@ struct ModeArgs {
 }
 
 impl ModeArgs {
-    fn crdt(&self) -> Option<CrdtSetup> {
-        (self.mode == RedisMode::Crdt).then_some(CrdtSetup { sites: self.sites })
+    fn crdt(&self) -> Result<Option<CrdtSetup>> {
+        if self.mode != RedisMode::Crdt {
+            if !self.partitions.is_empty() || self.partition_every.is_some() {
+                bail!("--partition and --partition-every need --redis crdt");
+            }
+            return Ok(None);
+        }
+        Ok(Some(CrdtSetup {
+            sites: self.sites,
+            partitions: self.partitions.clone(),
+            partition_every: self.partition_every,
+        }))
     }
 
     fn raft(&self) -> Result<Option<RaftSetup>> {
@@ -454,7 +472,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 autoscale,
                 redis_faults: a.redis.faults(),
                 raft: a.mode.raft()?,
-                crdt: a.mode.crdt(),
+                crdt: a.mode.crdt()?,
                 ui: a.ui,
             };
             let outcome = local::run(&opts, stop.clone())?;

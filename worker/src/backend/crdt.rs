@@ -70,7 +70,10 @@ impl Instance {
         let conn = self.conn.as_mut().expect("just connected");
         match repair::apply_cmd(keys, &[(id, packed)], false).query(conn) {
             // A restarted instance without the library: load it, once.
-            Err(e) if e.to_string().contains(wordcount_protocol::library::NOT_LOADED) => {
+            Err(e)
+                if e.to_string()
+                    .contains(wordcount_protocol::library::NOT_LOADED) =>
+            {
                 redis::cmd("FUNCTION")
                     .arg("LOAD")
                     .arg("REPLACE")

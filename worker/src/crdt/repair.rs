@@ -148,7 +148,7 @@ pub fn converge(instances: &mut [Redis]) -> Result<RepairStats> {
 }
 
 /// Two distinct elements of `v`, both mutable.
-fn pair<T>(v: &mut [T], i: usize, j: usize) -> (&mut T, &mut T) {
+pub(crate) fn pair<T>(v: &mut [T], i: usize, j: usize) -> (&mut T, &mut T) {
     assert_ne!(i, j);
     if i < j {
         let (a, b) = v.split_at_mut(j);

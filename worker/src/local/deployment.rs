@@ -26,7 +26,7 @@ pub struct RaftSetup {
 pub enum Deployment {
     One {
         server: RedisServer,
-        chaos: RedisChaos,
+        chaos: Box<RedisChaos>,
     },
     Raft {
         cluster: RaftCluster,
@@ -43,7 +43,7 @@ impl Deployment {
         let Some(raft) = raft else {
             return Ok(Deployment::One {
                 server: RedisServer::start(None)?,
-                chaos: RedisChaos::new(faults.clone(), events.clone()),
+                chaos: Box::new(RedisChaos::new(faults.clone(), events.clone())),
             });
         };
         if raft.replicas < 3 || raft.replicas % 2 == 0 {

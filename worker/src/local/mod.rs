@@ -3,17 +3,18 @@
 //! that hit them.
 
 mod deployment;
+mod netns;
 pub mod raft;
 mod redis_chaos;
 mod redis_server;
 mod runner;
-mod sites;
+pub mod sites;
 
 pub use deployment::RaftSetup;
-pub use sites::CrdtSetup;
 pub use redis_chaos::{RedisFaults, RedisMoment};
 pub use redis_server::RedisServer;
 pub use runner::{run, RunOptions, RunOutcome};
+pub use sites::CrdtSetup;
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;

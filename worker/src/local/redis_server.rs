@@ -17,6 +17,10 @@ pub struct RedisServer {
     save: Option<Duration>,
     /// The RedisRaft module, for a replica, and whether it fsyncs its log.
     module: Option<(PathBuf, bool)>,
+    /// Where it listens: loopback, or a site's address in its network
+    /// namespace (`ip netns exec`).
+    host: std::net::Ipv4Addr,
+    netns: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -30,6 +34,16 @@ impl RedisServer {
     /// Like [`RedisServer::start`], with this password: instances that the
     /// same clients reach all share one (`REDIS_PASSWORD`).
     pub fn start_with_password(save: Option<Duration>, password: &str) -> Result<Self> {
+        Self::start_in(save, password, None)
+    }
+
+    /// Like [`RedisServer::start_with_password`], in a network namespace
+    /// (its name and address), if any.
+    pub fn start_in(
+        save: Option<Duration>,
+        password: &str,
+        netns: Option<(&str, std::net::Ipv4Addr)>,
+    ) -> Result<Self> {
         let tmp = tempfile::Builder::new()
             .prefix("wordcount-redis-")
             .tempdir()?;
@@ -40,6 +54,8 @@ impl RedisServer {
             dir: tmp.path().to_path_buf(),
             save,
             module: None,
+            host: netns.map_or(std::net::Ipv4Addr::LOCALHOST, |(_, a)| a),
+            netns: netns.map(|(n, _)| n.to_string()),
             _tmp: Some(tmp),
         };
         server.spawn_on_free_port()?;
@@ -57,6 +73,8 @@ impl RedisServer {
             dir: dir.to_path_buf(),
             save: None,
             module: Some((module.to_path_buf(), fsync)),
+            host: std::net::Ipv4Addr::LOCALHOST,
+            netns: None,
             _tmp: None,
         };
         server.spawn_on_free_port()?;
@@ -65,7 +83,7 @@ impl RedisServer {
 
     /// The URL without the password; clients take it from `REDIS_PASSWORD`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}:{}", self.host, self.port)
     }
 
     /// The URL with the password, for in-process clients.
@@ -73,7 +91,7 @@ impl RedisServer {
         if self.password.is_empty() {
             return self.url();
         }
-        format!("redis://:{}@127.0.0.1:{}", self.password, self.port)
+        format!("redis://:{}@{}:{}", self.password, self.host, self.port)
     }
 
     pub fn is_running(&self) -> bool {
@@ -135,10 +153,11 @@ impl RedisServer {
         // The configuration goes in on stdin so that the password is on no
         // command line.
         let mut config = format!(
-            "port {port}\nbind 127.0.0.1\ndir {dir}\ndbfilename dump.rdb\n\
+            "port {port}\nbind {host}\ndir {dir}\ndbfilename dump.rdb\n\
              {save}\nappendonly no\ndaemonize no\nlogfile {dir}/redis.log\n\
              proto-max-bulk-len 1gb\nclient-query-buffer-limit 1gb\n",
             dir = self.dir.display(),
+            host = self.host,
         );
         match &self.module {
             // What RedisRaft requires: no RDB or AOF of Redis's own (it
@@ -151,7 +170,14 @@ impl RedisServer {
             )),
             None => config.push_str(&format!("requirepass {}\n", self.password)),
         }
-        let mut cmd = Command::new(exe);
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
         cmd.arg("-")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -285,6 +285,8 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
 /// The worker processes, one slot per index.
 pub(super) struct Pool {
     exe: PathBuf,
+    /// The network namespace the workers run in (a CRDT site's), if any.
+    netns: Option<String>,
     url: String,
     mode: RedisMode,
     password: String,
@@ -309,6 +311,7 @@ impl Pool {
             opts,
             (redis.public_url(), redis.mode(), redis.password()),
             &opts.input,
+            None,
             events,
         )
     }
@@ -319,10 +322,12 @@ impl Pool {
         opts: &RunOptions,
         (url, mode, password): (String, RedisMode, &str),
         input: &Path,
+        netns: Option<String>,
         events: EventLog,
     ) -> Result<Self> {
         let mut pool = Pool {
             exe: std::env::current_exe().context("cannot find the wordcount executable")?,
+            netns,
             url,
             mode,
             password: password.to_string(),
@@ -344,7 +349,14 @@ impl Pool {
     }
 
     fn spawn(&self, index: usize) -> Result<Child> {
-        let mut cmd = Command::new(&self.exe);
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
         cmd.arg("worker")
             .arg("--redis")
             .arg(&self.url)
