@@ -4,7 +4,7 @@
 //! the figures just measured. An experiment that fails does not lose the
 //! others: the report says which failed and why, and the command fails.
 
-use super::labs::{Lab, Needs, Outcomes, LABS};
+use super::labs::{Lab, Outcomes, LABS};
 use super::machine::{self, CpuClock};
 use super::{Experiment, Runner, Settings};
 use anyhow::{bail, Context, Result};
@@ -56,7 +56,7 @@ pub fn report(args: ReportArgs, stop: Arc<AtomicBool>) -> Result<()> {
         if outcomes.contains_key(exp.name()) || failed.contains_key(exp.name()) {
             continue;
         }
-        if exp.needs_redisraft() && Needs::RedisRaft.missing().is_some() {
+        if exp.unavailable().is_some() {
             continue;
         }
         match runner.run(*exp) {
@@ -193,10 +193,10 @@ fn experiment_section(
     let name = exp.name();
     let _ = write!(md, "\n### Measured: `{name}`\n\n");
     let Some(o) = outcomes.get(name) else {
-        match (failed.get(name), Needs::RedisRaft.missing()) {
+        match (failed.get(name), exp.unavailable()) {
             (Some(why), _) => writeln!(md, "**Failed**: {why}"),
-            (None, Some(why)) if exp.needs_redisraft() => writeln!(md, "**Skipped**: {why}."),
-            (None, _) => writeln!(md, "**Failed**: not run"),
+            (None, Some(why)) => writeln!(md, "**Skipped**: {why}."),
+            (None, None) => writeln!(md, "**Failed**: not run"),
         }
         .expect("writing to a String");
         return;

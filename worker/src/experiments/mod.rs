@@ -7,6 +7,7 @@ mod checkpoint;
 mod claim_timeout;
 mod commit;
 mod corpus;
+mod crdt;
 mod efficiency;
 mod filesize;
 mod lab_report;
@@ -65,12 +66,16 @@ pub enum Experiment {
     RaftCost,
     /// RedisRaft replicas killed: one, the leader, two of three, one every N (needs the module).
     RaftKill,
+    /// The CRDT mode's three sites against one Redis (and RedisRaft, when its module is here).
+    CrdtCost,
+    /// Read repair: convergence time against the files an instance missed (needs root).
+    ReadRepair,
     /// Every experiment, one after the other.
     All,
 }
 
 impl Experiment {
-    const EACH: [Experiment; 13] = [
+    const EACH: [Experiment; 15] = [
         Experiment::Efficiency,
         Experiment::Commit,
         Experiment::Filesize,
@@ -84,11 +89,24 @@ impl Experiment {
         Experiment::RedisKill,
         Experiment::RaftCost,
         Experiment::RaftKill,
+        Experiment::CrdtCost,
+        Experiment::ReadRepair,
     ];
 
-    /// Runs RedisRaft, whose module no package carries.
-    pub fn needs_redisraft(self) -> bool {
-        matches!(self, Experiment::RaftCost | Experiment::RaftKill)
+    /// Why it cannot run here, if it cannot: RedisRaft's module (no
+    /// package carries it) is missing, or partitions need root.
+    pub fn unavailable(self) -> Option<String> {
+        match self {
+            Experiment::RaftCost | Experiment::RaftKill => crate::local::raft::find_module(None)
+                .err()
+                .map(|e| format!("{e:#}")),
+            // SAFETY: geteuid has no preconditions.
+            Experiment::ReadRepair if unsafe { libc::geteuid() } != 0 => Some(
+                "it cuts an instance off with network namespaces and iptables, which needs root"
+                    .into(),
+            ),
+            _ => None,
+        }
     }
 
     /// The name on the command line, also the stem of the files written.
@@ -107,6 +125,8 @@ impl Experiment {
             Experiment::RedisKill => "redis-kill",
             Experiment::RaftCost => "raft-cost",
             Experiment::RaftKill => "raft-kill",
+            Experiment::CrdtCost => "crdt-cost",
+            Experiment::ReadRepair => "read-repair",
             Experiment::All => "all",
         }
     }
@@ -193,11 +213,9 @@ pub fn run_with_stop(args: ExperimentArgs, stop: Arc<AtomicBool>) -> Result<()> 
         one => vec![one],
     };
     for exp in which {
-        if args.name == Experiment::All && exp.needs_redisraft() {
-            if let Err(e) = crate::local::raft::find_module(None) {
-                eprintln!("[{}] skipped: {e:#}", exp.name());
-                continue;
-            }
+        if let Some(why) = exp.unavailable().filter(|_| args.name == Experiment::All) {
+            eprintln!("[{}] skipped: {why}", exp.name());
+            continue;
         }
         runner.run(exp)?;
     }
@@ -276,6 +294,8 @@ fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<Outcome> {
         Experiment::RedisKill => checkpoint::kill(ctx),
         Experiment::RaftCost => raft::cost(ctx),
         Experiment::RaftKill => raft::kill(ctx),
+        Experiment::CrdtCost => crdt::cost(ctx),
+        Experiment::ReadRepair => crdt::read_repair(ctx),
         Experiment::All => unreachable!("expanded by the caller"),
     }
     .with_context(|| format!("experiment {} failed", exp.name()))?;
