@@ -56,8 +56,11 @@ pub struct Keys {
     /// `latency`.
     pub log: String,
     /// The CRDT (three sites): hash global id -> the file's packed counts,
-    /// grow-only; `counts` holds the counts materialised from it.
+    /// grow-only.
     pub crdt_files: String,
+    /// Hash word -> count, materialised from `crdt_files` as files are
+    /// applied.
+    pub crdt_counts: String,
     /// Hash origin site -> `count:xor`, the digest of that site's ids in
     /// `crdt_files` (see docs/protocol.md).
     pub crdt_digest: String,
@@ -90,6 +93,7 @@ impl Keys {
             done: k("done"),
             log: k("log"),
             crdt_files: k("crdt:files"),
+            crdt_counts: k("crdt:counts"),
             crdt_digest: k("crdt:digest"),
             crdt_stats: k("crdt:stats"),
         }

@@ -29,8 +29,8 @@ pub mod lease {
 /// wordcount.lua and docs/protocol.md for its keys and arguments.
 pub mod crdt {
     /// Applies files (global id, packed counts) to one instance: only the
-    /// ids new to it are stored and counted. KEYS: crdt_files, counts,
-    /// crdt_digest, crdt_stats. ARGV: repair (`1`/`0`), then id, packed
+    /// ids new to it are stored and counted. KEYS: crdt_files,
+    /// crdt_counts, crdt_digest, crdt_stats. ARGV: repair (`1`/`0`), then id, packed
     /// pairs. Returns `[files, bytes]` new to the instance.
     pub const APPLY: &str = "wc_crdt_apply";
 }

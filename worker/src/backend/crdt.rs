@@ -17,7 +17,6 @@ use crate::crdt::{global_id, repair};
 use anyhow::{bail, Context, Result};
 use redis::{Connection, RedisResult};
 use std::time::{Duration, Instant};
-use wordcount_protocol::Keys;
 
 /// How long a worker waits for an instance before it counts it as cut off,
 /// and how long it then leaves it alone: a cut instance (packets dropped)
@@ -42,11 +41,11 @@ struct Instance {
 }
 
 impl Instance {
-    fn apply(&mut self, keys: &Keys, id: &str, packed: &[u8]) -> Option<()> {
+    fn apply(&mut self, call: &redis::Cmd) -> Option<()> {
         if self.cut_until.is_some_and(|t| Instant::now() < t) {
             return None;
         }
-        match self.try_apply(keys, id, packed) {
+        match self.try_apply(call) {
             Ok(_) => {
                 self.cut_until = None;
                 Some(())
@@ -60,7 +59,7 @@ impl Instance {
         }
     }
 
-    fn try_apply(&mut self, keys: &Keys, id: &str, packed: &[u8]) -> RedisResult<(u64, u64)> {
+    fn try_apply(&mut self, call: &redis::Cmd) -> RedisResult<(u64, u64)> {
         if self.conn.is_none() {
             let c = self.client.get_connection_with_timeout(REACH)?;
             c.set_read_timeout(Some(REACH * 4))?;
@@ -68,7 +67,7 @@ impl Instance {
             self.conn = Some(c);
         }
         let conn = self.conn.as_mut().expect("just connected");
-        match repair::apply_cmd(keys, &[(id, packed)], false).query(conn) {
+        match call.query(conn) {
             // A restarted instance without the library: load it, once.
             Err(e)
                 if e.to_string()
@@ -79,7 +78,7 @@ impl Instance {
                     .arg("REPLACE")
                     .arg(wordcount_protocol::library::SOURCE)
                     .exec(conn)?;
-                repair::apply_cmd(keys, &[(id, packed)], false).query(conn)
+                call.query(conn)
             }
             r => r,
         }
@@ -117,13 +116,13 @@ impl Crdt {
     /// Applies a file to every instance it can reach, until one took it.
     fn apply_everywhere(&mut self, entry: &Entry, packed: &[u8]) -> Result<usize> {
         let id = global_id(&self.name, &entry.path, entry.seq);
-        let keys = self.site.redis().keys.clone();
+        let call = repair::apply_cmd(&self.site.redis().keys, &[(&id, packed)], false)?;
         let started = Instant::now();
         loop {
             let took = self
                 .instances
                 .iter_mut()
-                .filter_map(|i| i.apply(&keys, &id, packed))
+                .filter_map(|i| i.apply(&call))
                 .count();
             if took > 0 {
                 return Ok(took);
@@ -160,8 +159,8 @@ impl Backend for Crdt {
     fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
         self.site.commits_since(cursor, max)
     }
-    /// `P:counts` is the CRDT's, materialised by `wc_crdt_apply` from every
-    /// site's files: a site's driver keeps its own merge to itself.
+    /// `P:counts` gets the CRDT's counts once the instances have converged
+    /// (the runner writes them): a site's driver keeps its share to itself.
     fn write_counts(&mut self, _: &[(&[u8], u64)]) -> Result<()> {
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! repairs ends in the same state.
 //!
 //! [`Replica`] is the pure model; in Redis the same state lives under the
-//! `P:crdt:*` keys and `P:counts`, changed only by `wc_crdt_apply`
+//! `P:crdt:*` keys, changed only by `wc_crdt_apply`
 //! (protocol/src/wordcount.lua), and [`repair`] copies between instances.
 
 pub mod repair;

@@ -31,28 +31,42 @@ impl RepairStats {
 /// About how many bytes of packed counts one apply call carries: large
 /// enough that summing words across files saves Redis most of its sorted
 /// set updates, small enough that a call holds Redis for milliseconds.
-const BATCH_BYTES: usize = 2 << 20;
+const BATCH_BYTES: usize = 32 << 20;
 const MAX_BATCH_FILES: usize = 4096;
 
-/// The `wc_crdt_apply` call for `files` (global id, packed counts).
-pub fn apply_cmd(keys: &Keys, files: &[(&str, &[u8])], repair: bool) -> redis::Cmd {
+/// The `wc_crdt_apply` call for `files` (global id, packed counts). With
+/// more than one file it carries their counts summed too, parsed here
+/// rather than in Redis's one thread, and one sorted set update a distinct
+/// word rather than one a word of each file: what makes repair fast.
+pub fn apply_cmd(keys: &Keys, files: &[(&str, &[u8])], repair: bool) -> Result<redis::Cmd> {
     let mut cmd = redis::cmd("FCALL");
     cmd.arg(library::crdt::APPLY)
         .arg(4)
         .arg(&keys.crdt_files)
-        .arg(&keys.counts)
+        .arg(&keys.crdt_counts)
         .arg(&keys.crdt_digest)
         .arg(&keys.crdt_stats)
-        .arg(u8::from(repair));
+        .arg(u8::from(repair))
+        .arg(files.len());
     for (id, packed) in files {
         cmd.arg(*id).arg(*packed);
     }
-    cmd
+    if files.len() > 1 {
+        let mut sum = Counts::new();
+        for (_, packed) in files {
+            sum.add_packed(packed)?;
+        }
+        for (word, n) in sum.iter() {
+            cmd.arg(word).arg(n);
+        }
+    }
+    Ok(cmd)
 }
 
 /// Applies `files` to one instance; returns the files and bytes new to it.
 pub fn apply(redis: &mut Redis, files: &[(&str, &[u8])], repair: bool) -> Result<(u64, u64)> {
-    redis.run(|c, k| apply_cmd(k, files, repair).query(c))
+    let cmd = apply_cmd(&redis.keys, files, repair)?;
+    redis.run(|c, _| cmd.query(c))
 }
 
 /// Origin site -> digest (`count:xor`) of one instance.
@@ -60,16 +74,10 @@ pub fn digests(redis: &mut Redis) -> Result<BTreeMap<String, String>> {
     redis.run(|c, k| redis::cmd("HGETALL").arg(&k.crdt_digest).query(c))
 }
 
-/// The counts materialised on one instance (`P:counts`).
+/// The counts materialised on one instance (`P:crdt:counts`).
 pub fn counts(redis: &mut Redis) -> Result<Counts> {
-    let words: Vec<(Vec<u8>, u64)> = redis.run(|c, k| {
-        redis::cmd("ZRANGE")
-            .arg(&k.counts)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query(c)
-    })?;
+    let words: Vec<(Vec<u8>, u64)> =
+        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.crdt_counts).query(c))?;
     let mut counts = Counts::new();
     for (w, n) in &words {
         counts.add(w, *n);
@@ -80,7 +88,7 @@ pub fn counts(redis: &mut Redis) -> Result<Counts> {
 /// Copies to `to` every file `from` has and `to` lacks. Equal digests cost
 /// one read on each side; otherwise both id sets are read (HKEYS) and the
 /// files missing of the sites whose digests differ are fetched (HMGET) and
-/// applied in batches.
+/// applied in batches, the next fetched and summed while Redis applies one.
 pub fn repair(from: &mut Redis, to: &mut Redis) -> Result<RepairStats> {
     let started = Instant::now();
     let mut stats = RepairStats::default();
@@ -89,32 +97,74 @@ pub fn repair(from: &mut Redis, to: &mut Redis) -> Result<RepairStats> {
         .filter(|(site, d)| want.get(*site) != Some(d))
         .map(|(site, _)| site.as_str())
         .collect();
-    if !stale.is_empty() {
+    let missing = if stale.is_empty() {
+        Vec::new()
+    } else {
         let known: HashSet<String> =
             to.run(|c, k| redis::cmd("HKEYS").arg(&k.crdt_files).query(c))?;
         let ids: Vec<String> = from.run(|c, k| redis::cmd("HKEYS").arg(&k.crdt_files).query(c))?;
-        let missing: Vec<String> = (ids.into_iter())
+        (ids.into_iter())
             .filter(|id| site_of(id).is_some_and(|s| stale.contains(s)) && !known.contains(id))
-            .collect();
-        let (mut rest, mut per_batch) = (&missing[..], 16);
-        while !rest.is_empty() {
-            let (batch, tail) = rest.split_at(per_batch.min(rest.len()));
-            rest = tail;
-            let packed: Vec<Option<Vec<u8>>> =
-                from.run(|c, k| redis::cmd("HMGET").arg(&k.crdt_files).arg(batch).query(c))?;
-            // None: `from` lost it since (restarted from an older snapshot).
-            let files: Vec<(&str, &[u8])> = (batch.iter().zip(&packed))
-                .filter_map(|(id, p)| Some((id.as_str(), p.as_deref()?)))
-                .collect();
-            let sent: usize = files.iter().map(|(_, p)| p.len()).sum();
-            let (new, bytes) = apply(to, &files, true)?;
-            stats.files += new;
-            stats.bytes += bytes;
-            per_batch = (BATCH_BYTES * batch.len() / sent.max(1)).clamp(1, MAX_BATCH_FILES);
-        }
+            .collect::<Vec<String>>()
+    };
+    if !missing.is_empty() {
+        // Their sizes (HSTRLEN, one round trip), to batch by bytes.
+        let sizes: Vec<usize> = from.run(|c, k| {
+            let mut pipe = redis::pipe();
+            for id in &missing {
+                pipe.cmd("HSTRLEN").arg(&k.crdt_files).arg(id);
+            }
+            pipe.query(c)
+        })?;
+        let batches = batches(&missing, &sizes);
+        let keys = to.keys.clone();
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || {
+                for batch in batches {
+                    let fetched = fetch(from, &keys, batch);
+                    let failed = fetched.is_err();
+                    // An error, or the receiver gone (it failed): stop.
+                    if tx.send(fetched).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            for fetched in rx {
+                let cmd = fetched?;
+                let (new, bytes): (u64, u64) = to.run(|c, _| cmd.query(c))?;
+                stats.files += new;
+                stats.bytes += bytes;
+            }
+            Ok(())
+        })?;
     }
     stats.elapsed = started.elapsed();
     Ok(stats)
+}
+
+/// `ids` cut in runs of about [`BATCH_BYTES`] (by `sizes`) each.
+fn batches<'a>(ids: &'a [String], sizes: &[usize]) -> Vec<&'a [String]> {
+    let (mut out, mut start, mut bytes) = (Vec::new(), 0, 0);
+    for (i, size) in sizes.iter().enumerate() {
+        bytes += size;
+        if bytes >= BATCH_BYTES || i + 1 - start == MAX_BATCH_FILES || i + 1 == ids.len() {
+            out.push(&ids[start..=i]);
+            (start, bytes) = (i + 1, 0);
+        }
+    }
+    out
+}
+
+/// The apply call, for `to`'s keys, of the files `ids` as `from` has them.
+fn fetch(from: &mut Redis, keys: &Keys, ids: &[String]) -> Result<redis::Cmd> {
+    let packed: Vec<Option<Vec<u8>>> =
+        from.run(|c, k| redis::cmd("HMGET").arg(&k.crdt_files).arg(ids).query(c))?;
+    // None: `from` lost it since (restarted from an older snapshot).
+    let files: Vec<(&str, &[u8])> = (ids.iter().zip(&packed))
+        .filter_map(|(id, p)| Some((id.as_str(), p.as_deref()?)))
+        .collect();
+    apply_cmd(keys, &files, true)
 }
 
 /// Repairs every ordered pair of `instances` until all their digests agree;

@@ -427,7 +427,18 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
             .map(|d| format!("against a serial count: {d}"));
     }
 
+    // The job's result, as in every mode: the counts in `P:counts`.
     let counts = &all_counts[0];
+    let words: Vec<(&[u8], u64)> = counts.iter().collect();
+    for s in &sites {
+        crate::backend::open(
+            RedisMode::Snapshot,
+            &s.server.url_with_password(),
+            DEFAULT_PREFIX,
+            Duration::from_secs(10),
+        )?
+        .write_counts(&words)?;
+    }
     let mut report = Report::from_counts(counts, opts.top, started.elapsed().as_secs_f64());
     let mut job = JobFacts::default();
     for o in &outcomes {
