@@ -24,11 +24,15 @@ impl Network {
                  with iptables (a job without --partition runs without root)"
             );
         }
-        let pid = std::process::id();
+        // Unique to the process and the run (an experiment runs many),
+        // and short: interface names have at most 15 bytes.
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100;
+        let pid = std::process::id() % 10_000;
         let net = Network {
-            tag: format!("wc{}", pid % 100_000),
+            tag: format!("wc{pid}r{run}"),
             sites,
-            subnet: (pid % 200) as u8 + 20,
+            subnet: ((pid + run) % 200) as u8 + 20,
         };
         let bridge = net.bridge();
         ip(&["link", "add", &bridge, "type", "bridge"])?;
@@ -102,6 +106,8 @@ impl Drop for Network {
     fn drop(&mut self) {
         for i in 0..self.sites {
             let _ = ip(&["netns", "del", &self.ns(i)]);
+            // Gone with the namespace, but not always at once.
+            let _ = ip(&["link", "del", &format!("{}h{i}", self.tag)]);
         }
         let _ = ip(&["link", "del", &self.bridge()]);
     }
