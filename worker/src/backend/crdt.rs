@@ -125,6 +125,10 @@ impl Crdt {
                 .filter_map(|i| i.apply(&call))
                 .count();
             if took > 0 {
+                tracing::debug!(
+                    "{id} applied to {took} instances in {:?}",
+                    started.elapsed()
+                );
                 return Ok(took);
             }
             if started.elapsed() > Duration::from_secs(5) {
