@@ -76,8 +76,14 @@ pub fn digests(redis: &mut Redis) -> Result<BTreeMap<String, String>> {
 
 /// The counts materialised on one instance (`P:crdt:counts`).
 pub fn counts(redis: &mut Redis) -> Result<Counts> {
-    let words: Vec<(Vec<u8>, u64)> =
-        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.crdt_counts).query(c))?;
+    let words: Vec<(Vec<u8>, u64)> = redis.run(|c, k| {
+        redis::cmd("ZRANGE")
+            .arg(&k.crdt_counts)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query(c)
+    })?;
     let mut counts = Counts::new();
     for (w, n) in &words {
         counts.add(w, *n);
