@@ -30,7 +30,8 @@ impl RepairStats {
 
 /// About how many bytes of packed counts one apply call carries: large
 /// enough that summing words across files saves Redis most of its sorted
-/// set updates, small enough that a call holds Redis for milliseconds.
+/// set updates (files share most words), small enough that a call holds
+/// Redis for under a second (0.5 to 0.8 s on a loaded 2-core machine).
 const BATCH_BYTES: usize = 32 << 20;
 const MAX_BATCH_FILES: usize = 4096;
 
