@@ -58,8 +58,8 @@ pub struct Keys {
     /// The CRDT (three sites): hash global id -> the file's packed counts,
     /// grow-only.
     pub crdt_files: String,
-    /// Hash word -> count, materialised from `crdt_files` as files are
-    /// applied.
+    /// Sorted set word -> count, materialised from `crdt_files` as files
+    /// are applied (`counts` stays the driver's result).
     pub crdt_counts: String,
     /// Hash origin site -> `count:xor`, the digest of that site's ids in
     /// `crdt_files` (see docs/protocol.md).

@@ -206,11 +206,12 @@ end
 
 -- The CRDT (three sites). Each instance keeps a grow-only map global id
 -- -> packed counts (`word\tcount\n` lines), the counts materialised from
--- it (a hash word -> count), and per-origin-site digests (`count:xor` of the first 64 bits of the
--- ids' SHA-1) so that two instances compare equal sets in one read. A
--- global id is `SITE/PATH#SEQ`: the origin site comes before the first
--- '/'. No TIME and nothing random: the same call gives the same result
--- on every instance.
+-- it (a sorted set word -> count), and per-origin-site digests
+-- (`count:xor` of the first 64 bits of the ids' SHA-1) so that two
+-- instances compare equal sets in one read. A global id is
+-- `SITE/PATH#SEQ`: the origin site comes before the first '/'. No TIME
+-- and nothing random: the same call gives the same result on every
+-- instance.
 
 -- The digest `count:xor` with the ids of `ids` added to it.
 local function crdt_digest(digest, ids)
@@ -227,32 +228,32 @@ local function crdt_digest(digest, ids)
   return (n + #ids) .. ':' .. bit.tohex(hi) .. bit.tohex(lo)
 end
 
--- Adds counts[i] to words[i] in the hash `key`. One HINCRBY call a word
--- costs about 3.6 us here; reading the counts and setting them in chunks
--- (HMGET, HSET) a fraction of that, and a hash field a fraction of a
--- sorted set's update. Chunks stay under unpack's limit of about 8000.
+-- Adds counts[i] to words[i] in the sorted set `key`. One ZINCRBY call a
+-- word costs about 3.6 us here; reading the scores and setting them in
+-- chunks (ZMSCORE, ZADD) a fraction of that. Chunks stay under unpack's
+-- limit of about 8000 values.
 local function crdt_add(key, words, counts)
   for s = 1, #words, 3000 do
     local chunk = {unpack(words, s, math.min(s + 2999, #words))}
-    local scores = redis.call('HMGET', key, unpack(chunk))
+    local scores = redis.call('ZMSCORE', key, unpack(chunk))
     local args = {}
     for j, w in ipairs(chunk) do
-      args[2 * j] = (tonumber(scores[j]) or 0) + counts[s + j - 1]
-      args[2 * j - 1] = w
+      args[2 * j - 1] = (tonumber(scores[j]) or 0) + counts[s + j - 1]
+      args[2 * j] = w
     end
-    redis.call('HSET', key, unpack(args))
+    redis.call('ZADD', key, unpack(args))
   end
 end
 
 -- Applies files to this instance: only the ids new to it are stored and
--- added to the counts. KEYS: files, counts (the hash), digest, stats. ARGV: repair
--- ('1' when read repair sends them, else '0'), n, then n id, packed pairs,
--- then optionally word, count pairs: the sum of the n files' counts, which
--- the caller vouches for. When every id is new the sum is added as it is
--- (parsed by the client: one update a distinct word of the batch);
--- otherwise, or without it, the new files' counts are parsed and summed
--- here. Returns {files, bytes} new to this instance ({0, 0}:
--- nothing changed). A malformed call fails before any write.
+-- added to the counts. KEYS: files, counts (a sorted set), digest, stats.
+-- ARGV: repair ('1' when read repair sends them, else '0'), n, then n id,
+-- packed pairs, then optionally word, count pairs: the sum of the n
+-- files' counts, which the caller vouches for. When every id is new the
+-- sum is added as it is (parsed by the client: one update a distinct word
+-- of the batch); otherwise, or without it, the new files' counts are
+-- parsed and summed here. Returns {files, bytes} new to this instance
+-- ({0, 0}: nothing changed). A malformed call fails before any write.
 local function crdt_apply(keys, args)
   local n = tonumber(args[2])
   if not n or #args < 2 + 2 * n or (#args - 2 * n) % 2 ~= 0 then

@@ -1,10 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: a panic is the report
 //! Read repair between two local redis-servers: the issue's target is at
 //! least 50 MB/s of packed counts. `from` holds every file of a Zipf
-//! corpus; each iteration empties `to` (untimed) and repairs it from `from`.
+//! corpus (50,000 words); each iteration empties `to` (untimed) and
+//! repairs it from `from`. Then three more repairs print the CPU time each
+//! process spent, since a shared machine's wall clock says little.
 //!
 //! `cargo bench -p wordcount --bench crdt_repair`; `CRDT_BENCH_FILES` and
-//! `CRDT_BENCH_BYTES` (per file) change the corpus (defaults 100, 1MB).
+//! `CRDT_BENCH_BYTES` (per file) change the corpus (defaults 300, 1MB:
+//! about 78 MB of packed counts, three batches).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
@@ -22,7 +25,7 @@ fn env(name: &str, default: &str) -> String {
 fn packed_corpus() -> Vec<(String, Vec<u8>)> {
     let dir = tempfile::tempdir().unwrap();
     let spec = CorpusSpec {
-        files: env("CRDT_BENCH_FILES", "100").parse().unwrap(),
+        files: env("CRDT_BENCH_FILES", "300").parse().unwrap(),
         bytes_per_file: parse_size(&env("CRDT_BENCH_BYTES", "1MB")).unwrap(),
         ..Default::default()
     };
@@ -81,6 +84,54 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The machine may be shared: what each side spent in CPU time, which
+    // bounds the throughput of an otherwise idle machine.
+    let (mut wall, mut cpu_to, mut cpu_from, mut cpu_client) = (0.0, 0.0, 0.0, 0.0);
+    for _ in 0..3 {
+        to.run(|c, _| redis::cmd("FLUSHALL").exec(c)).unwrap();
+        let before = (redis_cpu(&mut to), redis_cpu(&mut from), client_cpu());
+        let stats = repair::repair(&mut from, &mut to).unwrap();
+        wall += stats.elapsed.as_secs_f64();
+        cpu_to += redis_cpu(&mut to) - before.0;
+        cpu_from += redis_cpu(&mut from) - before.1;
+        cpu_client += client_cpu() - before.2;
+    }
+    let mb = 3.0 * bytes as f64 / 1e6;
+    eprintln!(
+        "3 repairs of {:.1} MB: {:.0} MB/s; CPU seconds: to's Redis {cpu_to:.2} ({:.0} MB/s), \
+         from's Redis {cpu_from:.2}, this process {cpu_client:.2}; load average {}",
+        mb / 3.0,
+        mb / wall,
+        mb / cpu_to,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+}
+
+/// CPU seconds Redis's main thread has used.
+fn redis_cpu(r: &mut Redis) -> f64 {
+    let info: String = r
+        .run(|c, _| redis::cmd("INFO").arg("cpu").query(c))
+        .unwrap();
+    (info.lines())
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| *k == "used_cpu_user_main_thread" || *k == "used_cpu_sys_main_thread")
+        .map(|(_, v)| v.trim().parse::<f64>().unwrap())
+        .sum()
+}
+
+/// CPU seconds this process has used (every thread).
+fn client_cpu() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 criterion_group! {

@@ -53,9 +53,14 @@ fn files(rng: &mut StdRng, n: usize) -> Vec<(String, Vec<u8>)> {
 fn state(r: &mut Redis) -> Vec<BTreeMap<Vec<u8>, Vec<u8>>> {
     r.run(|c, k| {
         let mut pipe = redis::pipe();
-        for key in [&k.crdt_files, &k.crdt_counts, &k.crdt_digest, &k.crdt_stats] {
+        for key in [&k.crdt_files, &k.crdt_digest, &k.crdt_stats] {
             pipe.cmd("HGETALL").arg(key);
         }
+        pipe.cmd("ZRANGE")
+            .arg(&k.crdt_counts)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES");
         pipe.query(c)
     })
     .unwrap()
