@@ -425,8 +425,11 @@ fn the_crd_tells_where_a_redisraft_image_has_the_module() {
     let s = schema();
     let image = &s["properties"]["spec"]["properties"]["redis"]["properties"]["image"];
     let text = image["description"].as_str().unwrap();
-    assert!(
-        text.contains(wordcount_operator::resources::redis_raft::REDISRAFT_MODULE),
-        "{text}"
-    );
+    let module = wordcount_operator::resources::redis_raft::REDISRAFT_MODULE;
+    assert!(text.contains(module), "{text}");
+    // And so do the docs and the chart, where users read it.
+    for doc in ["README.md", "charts/wordcount-operator/values.yaml"] {
+        let text = std::fs::read_to_string(repo_file(doc)).unwrap();
+        assert!(text.contains(module), "{doc} names {module}");
+    }
 }
