@@ -170,6 +170,8 @@ pub struct RaftInfo {
     pub role: String,
     pub leader_id: String,
     pub term: i64,
+    /// A node that joined votes once it has caught up with the log.
+    pub voting: bool,
     pub nodes: Vec<RaftNode>,
 }
 
@@ -185,6 +187,7 @@ impl RaftInfo {
                 "raft_role" => out.role = value.into(),
                 "raft_leader_id" => out.leader_id = value.into(),
                 "raft_current_term" => out.term = value.parse().unwrap_or(0),
+                "raft_is_voting" => out.voting = value == "yes",
                 k if k.starts_with("raft_node")
                     && k["raft_node".len()..].chars().all(|c| c.is_ascii_digit())
                     && !k["raft_node".len()..].is_empty() =>
@@ -584,6 +587,7 @@ mod tests {
             ("up", "follower")
         );
         assert_eq!(info.term, 7);
+        assert!(info.voting);
         assert_eq!(info.nodes.len(), 2);
         let leader = info.leader().unwrap().unwrap();
         assert_eq!(

@@ -79,7 +79,15 @@ impl Local {
 
     fn start(&self, i: usize, replica: &mut Replica) {
         let pod = redis_raft::pod_of(&self.hosts[i]).to_string();
-        let cmd = self.container.command.clone().unwrap();
+        // As the kubelet runs it: `$(VAR)` expanded, `$$` made `$`.
+        let cmd: Vec<String> = self
+            .container
+            .command
+            .clone()
+            .unwrap()
+            .iter()
+            .map(|a| kubernetes_expand(a, &[("POD_NAME", &pod)]))
+            .collect();
         let mut c = Command::new(&cmd[0]);
         c.args(&cmd[1..]);
         for e in self.container.env.clone().unwrap() {
@@ -106,12 +114,52 @@ impl Local {
     }
 }
 
+/// Kubernetes' expansion of a container's command: `$$` is `$`, `$(VAR)`
+/// is VAR's value when VAR is defined, anything else stays as it is.
+fn kubernetes_expand(s: &str, env: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let var = rest
+            .strip_prefix("$(")
+            .and_then(|r| r.split_once(')'))
+            .and_then(|(name, after)| {
+                let value = env.iter().find(|(n, _)| *n == name)?.1;
+                Some((value, after))
+            });
+        match var {
+            Some((value, after)) => {
+                out.push_str(value);
+                rest = after;
+            }
+            None => {
+                out.push('$');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn info(addr: &str, port: u16) -> Option<RaftInfo> {
     let out = Command::new("redis-cli")
         .args(["-h", addr, "-p", &port.to_string(), "INFO", "raft"])
         .output()
         .ok()?;
     Some(RaftInfo::parse(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// What the StatefulSet's readiness probe asks: a member, up and voting.
+fn ready(addr: &str, port: u16) -> bool {
+    info(addr, port).is_some_and(|i| i.state == "up" && i.voting)
 }
 
 async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
@@ -186,9 +234,7 @@ async fn replicas_form_a_cluster_survive_restarts_and_the_reader_follows_the_lea
     // The cluster forms: three members, pod 0 the first leader.
     let first = eventually("a leader", || async {
         let p = read(&reader, &ep).await?;
-        let up = replicas
-            .iter()
-            .all(|r| info(&r.addr, port).is_some_and(|i| i.state == "up"));
+        let up = replicas.iter().all(|r| ready(&r.addr, port));
         (up).then_some(p.raft?)
     })
     .await;
@@ -232,7 +278,7 @@ async fn replicas_form_a_cluster_survive_restarts_and_the_reader_follows_the_lea
     let before = ids(&second.0.leader);
     local.start(0, &mut replicas[0]);
     eventually("pod 0 back with its log", || async {
-        info("127.0.0.1", port).filter(|i| i.state == "up" && i.nodes.len() == 2)
+        info("127.0.0.1", port).filter(|i| i.state == "up" && i.voting && i.nodes.len() == 2)
     })
     .await;
     assert_eq!(ids(&second.0.leader), before, "the same nodes");
@@ -245,7 +291,7 @@ async fn replicas_form_a_cluster_survive_restarts_and_the_reader_follows_the_lea
     let leader = second.0.leader.clone();
     eventually("the wiped follower back under a new id", || async {
         let now = ids(&leader);
-        let rejoined = info(&local.addrs[follower], port).is_some_and(|i| i.state == "up");
+        let rejoined = ready(&local.addrs[follower], port);
         (rejoined && now.len() == 2 && now != before).then_some(())
     })
     .await;

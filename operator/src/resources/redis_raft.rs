@@ -124,14 +124,26 @@ fn script_env(job: &WordCountJob) -> Vec<EnvVar> {
     ]
 }
 
-/// Ready once the replica is a member of the cluster and up.
+/// A command as Kubernetes must be given it to run it as written: it
+/// expands `$(VAR)` in a container's command and turns `$$` into `$`, so
+/// every `$` is doubled (the script's `$(...)` and `$$` are the shell's).
+fn escape_dollars(s: &str) -> String {
+    s.replace('$', "$$")
+}
+
+/// Ready once the replica is a member of the cluster, up, and voting (a
+/// node that joins votes only once it has caught up with the log).
 fn readiness() -> Probe {
     Probe {
         exec: Some(ExecAction {
             command: Some(vec![
                 "sh".into(),
                 "-c".into(),
-                format!("redis-cli -p {REDIS_PORT} INFO raft | grep -q '^raft_state:up'"),
+                format!(
+                    "i=$(redis-cli -p {REDIS_PORT} INFO raft) && \
+                     echo \"$i\" | grep -q '^raft_state:up' && \
+                     echo \"$i\" | grep -q '^raft_is_voting:yes'"
+                ),
             ]),
         }),
         period_seconds: Some(2),
@@ -152,7 +164,7 @@ pub fn stateful_set(job: &WordCountJob, finished: bool) -> StatefulSet {
         command: Some(vec![
             "sh".into(),
             "-c".into(),
-            SCRIPT.into(),
+            escape_dollars(SCRIPT),
             "redis-raft".into(),
         ]),
         env: Some(script_env(job)),
@@ -302,7 +314,9 @@ mod tests {
         let c = &pod.containers[0];
         assert_eq!(c.image.as_deref(), Some("reg/redisraft:1"));
         assert_eq!(c.command.as_ref().unwrap()[..2], ["sh", "-c"]);
-        assert_eq!(c.command.as_ref().unwrap()[2], SCRIPT);
+        // The script as written once Kubernetes has expanded the command.
+        assert_eq!(c.command.as_ref().unwrap()[2].replace("$$", "$"), SCRIPT);
+        assert!(!c.command.as_ref().unwrap()[2].contains("$(POD_NAME)"));
         assert_eq!(c.volume_mounts.as_ref().unwrap()[0].name, VOLUME);
         assert_eq!(c.volume_mounts.as_ref().unwrap()[0].mount_path, DATA_DIR);
         let env: BTreeMap<String, String> = c

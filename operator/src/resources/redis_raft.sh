@@ -51,8 +51,9 @@ remove() {
   echo "$me: removed node $2, which had this replica's address before it lost its log: $out"
 }
 
-# Whether redis-server (this shell, once exec'd) still runs.
-alive() { kill -0 $$ 2>/dev/null; }
+# Whether redis-server (this shell, once exec'd) still runs. Not `kill -0`:
+# in a pod it is PID 1, which takes no signal it has no handler for.
+alive() { [ -d "/proc/$$" ]; }
 
 form() {
   until [ "$(at "$self" PING)" = PONG ]; do
