@@ -36,6 +36,36 @@ pub struct Keys {
     /// Hash of a stream's figures, rewritten by the driver about once a
     /// second while it runs: [`stream`].
     pub stream: String,
+    /// The lease queue (RedisRaft mode), in place of `queue`: the list of
+    /// entry ids no worker has taken yet.
+    pub ready: String,
+    /// Hash entry id -> the entry as JSON ([`entry`] fields and
+    /// `injected_ms`).
+    pub entries: String,
+    /// Sorted set entry id -> when its holder took it (the caller's clock):
+    /// the files being counted.
+    pub leases: String,
+    /// Hash entry id -> the consumer holding it.
+    pub holders: String,
+    /// Hash consumer -> `TICKET ID STOLEN` of its last take.
+    pub tickets: String,
+    /// Set of the entry ids committed.
+    pub done: String,
+    /// List of one JSON commit record per committed file ([`latency`]
+    /// fields and `injected_ms`, `committed_ms`): the lease queue's
+    /// `latency`.
+    pub log: String,
+    /// The CRDT (three sites): hash global id -> the file's packed counts,
+    /// grow-only.
+    pub crdt_files: String,
+    /// Hash word -> count, materialised from `crdt_files` as files are
+    /// applied.
+    pub crdt_counts: String,
+    /// Hash origin site -> `count:xor`, the digest of that site's ids in
+    /// `crdt_files` (see docs/protocol.md).
+    pub crdt_digest: String,
+    /// Hash of the CRDT's counters: [`crdt_stats`].
+    pub crdt_stats: String,
 }
 
 impl Keys {
@@ -55,6 +85,17 @@ impl Keys {
             faults: k("faults"),
             summary: k("summary"),
             stream: k("stream"),
+            ready: k("ready"),
+            entries: k("entries"),
+            leases: k("leases"),
+            holders: k("holders"),
+            tickets: k("tickets"),
+            done: k("done"),
+            log: k("log"),
+            crdt_files: k("crdt:files"),
+            crdt_counts: k("crdt:counts"),
+            crdt_digest: k("crdt:digest"),
+            crdt_stats: k("crdt:stats"),
         }
     }
 
@@ -87,6 +128,8 @@ pub mod meta {
     pub const CLAIM_TIMEOUT_MS: &str = "claim_timeout_ms";
     /// When the driver first created the job (ms since the epoch).
     pub const STARTED_MS: &str = "started_ms";
+    /// The lease queue's last entry id.
+    pub const NEXT_ID: &str = "next_id";
 }
 
 /// Fields of `P:stats`, counted by the functions.
@@ -99,6 +142,16 @@ pub mod stats {
     pub const COMMITS_IGNORED: &str = "commits_ignored";
 }
 
+/// Fields of `P:crdt:stats`, counted by `wc_crdt_apply`.
+pub mod crdt_stats {
+    /// Files in `P:crdt:files`, and the bytes of their packed counts.
+    pub const FILES_KNOWN: &str = "files_known";
+    pub const BYTES_KNOWN: &str = "bytes_known";
+    /// Of those, what read repair brought.
+    pub const FILES_REPAIRED: &str = "files_repaired";
+    pub const BYTES_REPAIRED: &str = "bytes_repaired";
+}
+
 /// Fields of a `P:queue` entry.
 pub mod entry {
     pub const PATH: &str = "path";
@@ -106,6 +159,9 @@ pub mod entry {
     /// When the file was due (ms since the epoch, Redis's clock): the
     /// enqueue time minus how late the source was (backpressure).
     pub const DUE_MS: &str = "due_ms";
+    /// The injection's sequence number, unique per job (a file's global
+    /// id in the CRDT).
+    pub const SEQ: &str = "seq";
 }
 
 /// Fields of a `P:latency` entry (one per committed file; its own id is
@@ -163,5 +219,6 @@ mod tests {
         assert_eq!(k.group(), "job7");
         assert_eq!(k.stage("1-0", "w"), "job7:stage:1-0:w");
         assert_eq!(Keys::default().counts, "wc:counts");
+        assert_eq!(k.crdt_files, "job7:crdt:files");
     }
 }

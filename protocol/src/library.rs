@@ -15,12 +15,35 @@ pub const COMMIT: &str = "wc_commit";
 /// Marks a crash fault as fired, once per job.
 pub const FIRE: &str = "wc_fire";
 
+/// The lease queue's functions (RedisRaft: no streams, and the caller's
+/// clock, passed in, since a function may not read the time). See
+/// wordcount.lua for their keys and arguments.
+pub mod lease {
+    pub const ENQUEUE: &str = "wc_lease_enqueue";
+    pub const TAKE: &str = "wc_lease_take";
+    pub const COMMIT: &str = "wc_lease_commit";
+    pub const FIRE: &str = "wc_lease_fire";
+}
+
+/// The CRDT's function (three sites, each with its own Redis). See
+/// wordcount.lua and docs/protocol.md for its keys and arguments.
+pub mod crdt {
+    /// Applies files (global id, packed counts) to one instance: only the
+    /// ids new to it are stored and counted. KEYS: crdt_files,
+    /// crdt_counts, crdt_digest, crdt_stats. ARGV: repair (`1`/`0`), then id, packed
+    /// pairs. Returns `[files, bytes]` new to the instance.
+    pub const APPLY: &str = "wc_crdt_apply";
+}
+
 /// Error codes the functions fail with: the first word of the error reply,
 /// which clients match (never the message).
 pub mod error {
     /// `wc_commit` of staged counts whose stage is gone (Redis came back
     /// from a snapshot without it): stage again, then commit.
     pub const STAGE_GONE: &str = "WCSTAGEGONE";
+    /// `wc_crdt_apply` of an id without its origin site (`SITE/...`);
+    /// nothing was written.
+    pub const BAD_ID: &str = "WCBADID";
 }
 
 /// How Redis itself says that a function is not loaded (Redis's message,
@@ -34,13 +57,23 @@ mod tests {
     #[test]
     fn the_source_registers_every_name_and_code() {
         assert!(SOURCE.starts_with(&format!("#!lua name={NAME}\n")));
-        for f in [ENQUEUE, COMMIT, FIRE] {
+        for f in [
+            ENQUEUE,
+            COMMIT,
+            FIRE,
+            lease::ENQUEUE,
+            lease::TAKE,
+            lease::COMMIT,
+            lease::FIRE,
+            crdt::APPLY,
+        ] {
             assert!(
                 SOURCE.contains(&format!("register_function('{f}'")),
                 "{f} not registered"
             );
         }
-        let code = error::STAGE_GONE;
-        assert!(SOURCE.contains(&format!("'{code} ")), "{code} not raised");
+        for code in [error::STAGE_GONE, error::BAD_ID] {
+            assert!(SOURCE.contains(&format!("'{code} ")), "{code} not raised");
+        }
     }
 }

@@ -114,8 +114,12 @@ pub enum RedisMode {
     /// 2f+1 Redis replicas with the RedisRaft module; a queue of leases.
     #[cfg_attr(feature = "clap", value(name = "raft"))]
     RedisRaft,
+    /// Three sites, each with its own Redis and queue; the counts a CRDT
+    /// that every instance keeps. Local only so far: not in the CRD.
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    Crdt,
 }
-wire_names!(RedisMode, "Redis mode", { Snapshot => "snapshot", RedisRaft => "raft" });
+wire_names!(RedisMode, "Redis mode", { Snapshot => "snapshot", RedisRaft => "raft", Crdt => "crdt" });
 
 /// What a stream's source does when the workers fall behind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

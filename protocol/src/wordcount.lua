@@ -21,7 +21,7 @@ local function enqueue(keys, args)
   redis.call('HINCRBY', keys[3], 'files', 1)
   redis.call('HINCRBY', keys[3], 'bytes', args[3])
   return redis.call('XADD', keys[1], '*', 'path', args[2], 'size', args[3],
-    'due_ms', now_ms() - tonumber(args[4]))
+    'due_ms', now_ms() - tonumber(args[4]), 'seq', args[1])
 end
 
 -- When the queue entry `id` was due: its due_ms, else its enqueue time.
@@ -79,6 +79,246 @@ local function fire(keys, args)
   return redis.call('HSETNX', keys[1], args[1], now_ms())
 end
 
+-- The lease queue (RedisRaft). RedisRaft refuses streams, and inside a
+-- function anything with random results (TIME), so this queue is plain
+-- lists, hashes and sorted sets, and the caller passes its clock. A
+-- function that fails half way keeps the writes it made, on every replica:
+-- each one checks first and writes last.
+
+-- Enqueues injections, each once: one call for many, since every call is
+-- an entry of the Raft log. KEYS: ready, entries, enqueued, meta.
+-- ARGV: now_ms, then for each: seq, path, size, late_ms (how long after it
+-- was due the source injects it). Entry ids count up in meta's next_id.
+-- Returns how many were new.
+local function lease_enqueue(keys, args)
+  local now, added = tonumber(args[1]), 0
+  for i = 2, #args, 4 do
+    local seq, path, size = args[i], args[i + 1], args[i + 2]
+    if redis.call('SISMEMBER', keys[3], seq) == 0 then
+      local id = tostring(redis.call('HINCRBY', keys[4], 'next_id', 1))
+      redis.call('HSET', keys[2], id, cjson.encode({path = path, size = tonumber(size),
+        due_ms = now - tonumber(args[i + 3]), injected_ms = now}))
+      redis.call('RPUSH', keys[1], id)
+      redis.call('SADD', keys[3], seq)
+      redis.call('HINCRBY', keys[4], 'files', 1)
+      redis.call('HINCRBY', keys[4], 'bytes', size)
+      added = added + 1
+    end
+  end
+  return added
+end
+
+-- Leases a file to a consumer: the next one nobody took, else one whose
+-- lease is older than the claim timeout (stolen). The ticket makes a retry
+-- after a lost reply return what the first call leased. Returns
+-- {id, entry (JSON), stolen (0|1)}, or false when there is none.
+-- k: ready, leases, holders, tickets, entries.
+local function lease_next(k, consumer, ticket, now, claim_timeout)
+  local last = redis.call('HGET', k.tickets, consumer)
+  if last then
+    local t, id, stolen = string.match(last, '^(%S+) (%S+) (%d)$')
+    if t == ticket and redis.call('HGET', k.holders, id) == consumer then
+      return {id, redis.call('HGET', k.entries, id), tonumber(stolen)}
+    end
+  end
+  local id, stolen = redis.call('LPOP', k.ready), 0
+  if not id then
+    id = redis.call('ZRANGE', k.leases, '-inf', now - claim_timeout, 'BYSCORE', 'LIMIT', 0, 1)[1]
+    stolen = 1
+  end
+  if not id then
+    return false
+  end
+  redis.call('ZADD', k.leases, now, id)
+  redis.call('HSET', k.holders, id, consumer)
+  redis.call('HSET', k.tickets, consumer, ticket .. ' ' .. id .. ' ' .. stolen)
+  return {id, redis.call('HGET', k.entries, id), stolen}
+end
+
+-- Takes a file (see lease_next). KEYS: ready, leases, holders, tickets,
+-- entries. ARGV: consumer, ticket, now_ms, claim_timeout_ms.
+local function lease_take(keys, args)
+  local k = {ready = keys[1], leases = keys[2], holders = keys[3], tickets = keys[4],
+    entries = keys[5]}
+  return lease_next(k, args[1], args[2], tonumber(args[3]), tonumber(args[4]))
+end
+
+-- Commits a file once, then takes the committing worker's next file in the
+-- same call: one entry of the Raft log a file, not two. The commit, only
+-- if the id is not in the done set, records the file's counts and a commit
+-- record, and ends its lease.
+-- KEYS: done, leases, holders, entries, results, stats, log, stage, failed,
+-- ready, tickets.
+-- ARGV: id, worker, path, bytes, words, how ('inline'|'staged'|'added'|'failed'),
+-- stolen, now_ms, ticket, claim_timeout_ms, [packed or error].
+-- Returns {1 if this call committed the file (0 if it had been committed
+-- before), the next file as lease_next returns it}.
+local function lease_commit(keys, args)
+  local id, how, now = args[1], args[6], tonumber(args[8])
+  local k = {ready = keys[10], leases = keys[2], holders = keys[3], tickets = keys[11],
+    entries = keys[4]}
+  local take_next = function()
+    return lease_next(k, args[2], args[9], now, tonumber(args[10]))
+  end
+  if redis.call('SISMEMBER', keys[1], id) == 1 then
+    redis.call('DEL', keys[8])
+    redis.call('HINCRBY', keys[6], 'commits_ignored', 1)
+    return {0, take_next()}
+  end
+  local staged
+  if how == 'staged' then
+    staged = redis.call('GET', keys[8])
+    if not staged then
+      return redis.error_reply('WCSTAGEGONE staged counts of ' .. id .. ' are gone')
+    end
+  end
+  local entry = cjson.decode(redis.call('HGET', keys[4], id) or '{}')
+  local taken = tonumber(redis.call('ZSCORE', keys[2], id)) or now
+  local due = entry.due_ms or now
+  redis.call('SADD', keys[1], id)
+  redis.call('ZREM', keys[2], id)
+  redis.call('HDEL', keys[3], id)
+  if how == 'failed' then
+    redis.call('HSET', keys[9], args[3], args[11])
+    redis.call('HINCRBY', keys[6], 'files_failed', 1)
+    return {1, take_next()}
+  end
+  if staged then
+    redis.call('HSET', keys[5], id, staged)
+    redis.call('DEL', keys[8])
+  elseif how == 'inline' then
+    redis.call('HSET', keys[5], id, args[11])
+  end
+  redis.call('HINCRBY', keys[6], 'files_done', 1)
+  redis.call('HINCRBY', keys[6], 'words', args[5])
+  redis.call('HINCRBY', keys[6], 'bytes_done', args[4])
+  redis.call('RPUSH', keys[7], cjson.encode({id = id, path = args[3], worker = args[2],
+    latency_ms = now - due, due_ms = due, bytes = tonumber(args[4]), stolen = args[7],
+    taken_ms = taken, injected_ms = entry.injected_ms or due, committed_ms = now}))
+  return {1, take_next()}
+end
+
+-- Marks a fault as fired, once per job, at the caller's time.
+-- KEYS: faults. ARGV: spec, now_ms.
+local function lease_fire(keys, args)
+  return redis.call('HSETNX', keys[1], args[1], args[2])
+end
+
+-- The CRDT (three sites). Each instance keeps a grow-only map global id
+-- -> packed counts (`word\tcount\n` lines), the counts materialised from
+-- it (a hash word -> count), and per-origin-site digests (`count:xor` of the first 64 bits of the
+-- ids' SHA-1) so that two instances compare equal sets in one read. A
+-- global id is `SITE/PATH#SEQ`: the origin site comes before the first
+-- '/'. No TIME and nothing random: the same call gives the same result
+-- on every instance.
+
+-- The digest `count:xor` with the ids of `ids` added to it.
+local function crdt_digest(digest, ids)
+  local n, hi, lo = 0, 0, 0
+  if digest then
+    local c, h, l = string.match(digest, '^(%d+):(%x%x%x%x%x%x%x%x)(%x%x%x%x%x%x%x%x)$')
+    n, hi, lo = tonumber(c), tonumber(h, 16), tonumber(l, 16)
+  end
+  for _, id in ipairs(ids) do
+    local sha = redis.sha1hex(id)
+    hi = bit.bxor(hi, tonumber(string.sub(sha, 1, 8), 16))
+    lo = bit.bxor(lo, tonumber(string.sub(sha, 9, 16), 16))
+  end
+  return (n + #ids) .. ':' .. bit.tohex(hi) .. bit.tohex(lo)
+end
+
+-- Adds counts[i] to words[i] in the hash `key`. One HINCRBY call a word
+-- costs about 3.6 us here; reading the counts and setting them in chunks
+-- (HMGET, HSET) a fraction of that, and a hash field a fraction of a
+-- sorted set's update. Chunks stay under unpack's limit of about 8000.
+local function crdt_add(key, words, counts)
+  for s = 1, #words, 3000 do
+    local chunk = {unpack(words, s, math.min(s + 2999, #words))}
+    local scores = redis.call('HMGET', key, unpack(chunk))
+    local args = {}
+    for j, w in ipairs(chunk) do
+      args[2 * j] = (tonumber(scores[j]) or 0) + counts[s + j - 1]
+      args[2 * j - 1] = w
+    end
+    redis.call('HSET', key, unpack(args))
+  end
+end
+
+-- Applies files to this instance: only the ids new to it are stored and
+-- added to the counts. KEYS: files, counts (the hash), digest, stats. ARGV: repair
+-- ('1' when read repair sends them, else '0'), n, then n id, packed pairs,
+-- then optionally word, count pairs: the sum of the n files' counts, which
+-- the caller vouches for. When every id is new the sum is added as it is
+-- (parsed by the client: one update a distinct word of the batch);
+-- otherwise, or without it, the new files' counts are parsed and summed
+-- here. Returns {files, bytes} new to this instance ({0, 0}:
+-- nothing changed). A malformed call fails before any write.
+local function crdt_apply(keys, args)
+  local n = tonumber(args[2])
+  if not n or #args < 2 + 2 * n or (#args - 2 * n) % 2 ~= 0 then
+    return redis.error_reply('ERR wc_crdt_apply takes repair, n, n id, packed pairs, word, count pairs')
+  end
+  local new, seen, sites = {}, {}, {}
+  for i = 3, 2 + 2 * n, 2 do
+    local id = args[i]
+    local site = string.match(id, '^([^/]+)/')
+    if not site then
+      return redis.error_reply('WCBADID global id ' .. id .. ' has no SITE/ prefix')
+    end
+    if not seen[id] and redis.call('HEXISTS', keys[1], id) == 0 then
+      seen[id] = true
+      new[#new + 1] = i
+      sites[site] = sites[site] or {}
+      table.insert(sites[site], id)
+    end
+  end
+  if #new == 0 then
+    return {0, 0}
+  end
+  local words, counts = {}, {}
+  if #new < n or #args == 2 + 2 * n then
+    local sum = {}
+    for _, i in ipairs(new) do
+      for w, c in string.gmatch(args[i + 1], '([^\t\n]+)\t(%d+)') do
+        if not sum[w] then
+          sum[w] = 0
+          words[#words + 1] = w
+        end
+        sum[w] = sum[w] + tonumber(c)
+      end
+    end
+    for j, w in ipairs(words) do
+      counts[j] = sum[w]
+    end
+  else
+    for j = 3 + 2 * n, #args, 2 do
+      words[#words + 1] = args[j]
+      counts[#counts + 1] = tonumber(args[j + 1])
+    end
+  end
+  local bytes = 0
+  for _, i in ipairs(new) do
+    redis.call('HSET', keys[1], args[i], args[i + 1])
+    bytes = bytes + #args[i + 1]
+  end
+  for site, ids in pairs(sites) do
+    redis.call('HSET', keys[3], site, crdt_digest(redis.call('HGET', keys[3], site), ids))
+  end
+  redis.call('HINCRBY', keys[4], 'files_known', #new)
+  redis.call('HINCRBY', keys[4], 'bytes_known', bytes)
+  if args[1] == '1' then
+    redis.call('HINCRBY', keys[4], 'files_repaired', #new)
+    redis.call('HINCRBY', keys[4], 'bytes_repaired', bytes)
+  end
+  crdt_add(keys[2], words, counts)
+  return {#new, bytes}
+end
+
 redis.register_function('wc_enqueue', enqueue)
 redis.register_function('wc_commit', commit)
 redis.register_function('wc_fire', fire)
+redis.register_function('wc_lease_enqueue', lease_enqueue)
+redis.register_function('wc_lease_take', lease_take)
+redis.register_function('wc_lease_commit', lease_commit)
+redis.register_function('wc_lease_fire', lease_fire)
+redis.register_function('wc_crdt_apply', crdt_apply)

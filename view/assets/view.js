@@ -18,7 +18,7 @@ const isThrottle = (e) => e.what.startsWith("throttle");
 function eventColor(e) {
   if (isThrottle(e)) return color.stolen;
   if (isCrash(e) || ["worker-replaced", "fault-fired", "partition"].includes(e.what)) return color.fault;
-  if (e.what.startsWith("redis") || e.what === "snapshot") return color.redis;
+  if (e.what.startsWith("redis") || e.what.startsWith("replica") || e.what === "snapshot") return color.redis;
   return color.scale;
 }
 
@@ -52,7 +52,7 @@ function figures() {
   $("crashes").textContent = state.events.filter(isCrash).length;
   $("ignored").textContent = j.commits_ignored;
   const count = (what) => state.events.filter((e) => e.what === what).length;
-  $("redis").textContent = `${count("snapshot")} / ${count("redis-restarted")}`;
+  $("redis").textContent = `${count("snapshot")} / ${count("redis-restarted") + count("replica-restarted")}`;
   const s = j.stream;
   document.querySelector(".figures").classList.toggle("streaming", s.rate !== undefined);
   if (s.rate !== undefined) {
@@ -103,7 +103,9 @@ function shortName(e) {
     return point ? `crash${who} ${point[1]}` : `fault${who}`;
   }
   // A restart follows its kill closely: one label for the two lines.
-  if (e.what === "redis-restarted") return "";
+  if (e.what === "redis-restarted" || e.what === "replica-restarted") return "";
+  const r = /^replica (\d+)/.exec(e.detail);
+  if (r) return `${e.what.replace("replica-", "")} r${r[1]}`;
   return e.what.replace("worker-", "") + who;
 }
 

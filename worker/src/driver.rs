@@ -144,6 +144,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
             ..JobFacts::default()
         }),
         stream: stream.map(|s| s.report),
+        instances: None,
     };
     let summary = serde_json::to_string(&report)?;
     backend.write_summary(&summary)?;

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod count;
 pub mod counts;
+pub mod crdt;
 pub mod driver;
 #[cfg(feature = "experiments")]
 pub mod experiments;

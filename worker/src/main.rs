@@ -12,7 +12,9 @@ use wordcount::count::{count_files, shard_main, Parallelism};
 use wordcount::driver::{self, judge_unreadable, DriverOptions, Unreadable};
 use wordcount::generate::{generate, parse_size, CorpusSpec};
 use wordcount::input;
-use wordcount::local::{self, RedisFaults, RedisMoment, RunOptions};
+use wordcount::local::raft::{self, ReplicaFault};
+use wordcount::local::sites::{self, Partition};
+use wordcount::local::{self, CrdtSetup, RaftSetup, RedisFaults, RedisMoment, RunOptions};
 use wordcount::report::Report;
 use wordcount::source::StreamPlan;
 use wordcount::worker::{self, WorkerOptions};
@@ -49,7 +51,7 @@ enum Cmd {
         processes: Option<usize>,
     },
     /// Run a whole distributed job here: redis-server, a driver, N workers.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Enqueue the input files and wait for the workers (what the driver pod runs).
     Driver {
         #[command(flatten)]
@@ -261,6 +263,8 @@ struct RunArgs {
     cooldown: Duration,
     #[command(flatten)]
     redis: RedisFaultArgs,
+    #[command(flatten)]
+    mode: ModeArgs,
     /// Serve a live view of the job in a browser, at ADDR (default: a free
     /// port on 127.0.0.1); its address is printed when the run starts.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
@@ -289,6 +293,73 @@ struct RedisFaultArgs {
     /// not written yet).
     #[arg(long, value_name = "at=MOMENT", value_parser = parse_moment)]
     redis_fault: Option<RedisMoment>,
+}
+
+/// How Redis is run: one, RedisRaft's replicas, or sites with a CRDT.
+#[derive(Args)]
+struct ModeArgs {
+    /// How Redis is run: snapshot (one redis-server), raft (RedisRaft's
+    /// replicas, with the module) or crdt (a Redis per site, the counts a
+    /// CRDT).
+    #[arg(long = "redis", value_enum, default_value_t)]
+    mode: RedisMode,
+    /// Sites of the CRDT mode, each with its own Redis, driver and
+    /// --workers workers, and its share of the input.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    sites: usize,
+    /// Cut sites' workers from instances: sites=I[,J],redis=K[,L],at=DUR,for=DUR
+    /// (--redis crdt; needs root: each site runs in a network namespace).
+    #[arg(long = "partition", value_name = "SPEC")]
+    partitions: Vec<Partition>,
+    /// Cut a random site from a random instance this often, so long: DUR,for=DUR.
+    #[arg(long, value_name = "DUR,for=DUR", value_parser = sites::parse_every)]
+    partition_every: Option<(Duration, Duration)>,
+    /// RedisRaft replicas: 2f+1, odd, from 3.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    replicas: usize,
+    /// Whether each replica fsyncs its Raft log after every entry (no: a
+    /// killed process loses nothing, a crashed machine may).
+    #[arg(long, value_name = "yes|no", default_value = "yes", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    raft_fsync: bool,
+    /// The RedisRaft module (redisraft.so) [default: $WORDCOUNT_REDISRAFT,
+    /// else ~/.cache/wordcount/redisraft.so].
+    #[arg(long, value_name = "PATH")]
+    redisraft_module: Option<PathBuf>,
+    /// Kill a replica once: replica=I|leader,kill-at=DUR[,down=DUR]
+    /// (without down it stays down until the job ends).
+    #[arg(long = "replica-fault", value_name = "SPEC")]
+    replica_faults: Vec<ReplicaFault>,
+}
+
+impl ModeArgs {
+    fn crdt(&self) -> Result<Option<CrdtSetup>> {
+        if self.mode != RedisMode::Crdt {
+            if !self.partitions.is_empty() || self.partition_every.is_some() {
+                bail!("--partition and --partition-every need --redis crdt");
+            }
+            return Ok(None);
+        }
+        Ok(Some(CrdtSetup {
+            sites: self.sites,
+            partitions: self.partitions.clone(),
+            partition_every: self.partition_every,
+        }))
+    }
+
+    fn raft(&self) -> Result<Option<RaftSetup>> {
+        if self.mode != RedisMode::RedisRaft {
+            if !self.replica_faults.is_empty() {
+                bail!("--replica-fault needs --redis raft");
+            }
+            return Ok(None);
+        }
+        Ok(Some(RaftSetup {
+            module: raft::find_module(self.redisraft_module.as_deref())?,
+            replicas: self.replicas,
+            fsync: self.raft_fsync,
+            faults: self.replica_faults.clone(),
+        }))
+    }
 }
 
 impl RedisFaultArgs {
@@ -400,25 +471,29 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 timeline: a.timeline,
                 autoscale,
                 redis_faults: a.redis.faults(),
+                raft: a.mode.raft()?,
+                crdt: a.mode.crdt()?,
                 ui: a.ui,
             };
             let outcome = local::run(&opts, stop.clone())?;
             outcome.report.print(a.out.json)?;
             if let Some(job) = &outcome.report.job {
                 if !a.out.json {
-                    let p = outcome.report.phases.clone().unwrap_or_default();
-                    let phases: Vec<String> = p
-                        .named()
-                        .iter()
-                        .map(|(name, s)| format!("{name} {s:.3}"))
-                        .collect();
+                    let phases = outcome.report.phases.as_ref().map_or(String::new(), |p| {
+                        let named: Vec<String> = p
+                            .named()
+                            .iter()
+                            .map(|(name, s)| format!("{name} {s:.3}"))
+                            .collect();
+                        format!(" ({})", named.join(", "))
+                    });
                     eprintln!(
-                        "{} files, {} words in {:.3} s ({}); \
+                        "{} files, {} words in {:.3} s{}; \
                          {} workers killed, {} restarted, {} duplicate commits ignored",
                         job.files,
                         outcome.report.words,
                         outcome.report.seconds,
-                        phases.join(", "),
+                        phases,
                         job.workers_killed,
                         job.worker_restarts,
                         job.commits_ignored
@@ -426,7 +501,30 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                     if let Some(s) = &outcome.report.stream {
                         eprintln!("{}", s.line());
                     }
-                    if job.redis_restarts > 0 || job.snapshots > 0 {
+                    if let Some(instances) = &outcome.report.instances {
+                        let each = |f: fn(&wordcount::report::InstanceReport) -> u64| {
+                            let v: Vec<String> =
+                                instances.iter().map(|i| f(i).to_string()).collect();
+                            v.join(" / ")
+                        };
+                        eprintln!(
+                            "crdt: {} instances, files known {}, repaired {}, converged {} ms after the sites were done",
+                            instances.len(),
+                            each(|i| i.files_known),
+                            each(|i| i.files_repaired),
+                            instances.first().map_or(0, |i| i.converged_ms)
+                        );
+                    }
+                    if job.replicas > 0 {
+                        eprintln!(
+                            "redisraft: {} replicas, {} killed, {} restarted, {} leader elections, {} commits lost",
+                            job.replicas,
+                            job.replica_kills,
+                            job.redis_restarts,
+                            job.leader_elections,
+                            job.files_redone
+                        );
+                    } else if job.redis_restarts > 0 || job.snapshots > 0 {
                         eprintln!(
                             "redis: {} snapshots (fork {:.1} ms in all, at most {:.1} MiB \
                              copied on write), {} restarts, {} files redone",

@@ -21,6 +21,21 @@ pub struct Report {
     /// A stream's latency and rates (`--stream`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub stream: Option<StreamReport>,
+    /// The CRDT mode's instances, one per site (`--redis crdt`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub instances: Option<Vec<InstanceReport>>,
+}
+
+/// One CRDT instance at the end of a job.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct InstanceReport {
+    /// Files it holds (every file of the job, once converged).
+    pub files_known: u64,
+    /// Of those, files it learnt by read repair.
+    pub files_repaired: u64,
+    /// From the end of the last cut (here: of the sites' jobs) until every
+    /// instance held the same files.
+    pub converged_ms: u64,
 }
 
 /// What a stream did: files a second, latencies from Redis in milliseconds.
@@ -124,10 +139,12 @@ pub struct JobFacts {
     /// Times `--autoscale` changed the number of workers.
     #[serde(default)]
     pub scalings: u64,
-    /// Times Redis was killed and started again from its last snapshot.
+    /// Times Redis was killed and started again from its last snapshot
+    /// (RedisRaft: a replica, from its log).
     #[serde(default)]
     pub redis_restarts: u64,
-    /// Commits a restart rolled back, which the job made again.
+    /// Commits a restart rolled back, which the job made again (RedisRaft:
+    /// commits that went missing, which must be none).
     #[serde(default)]
     pub files_redone: u64,
     /// Checkpoints (`BGSAVE`) taken by `--snapshot-interval`.
@@ -141,6 +158,15 @@ pub struct JobFacts {
     pub snapshot_fork_us: u64,
     #[serde(default)]
     pub snapshot_cow_bytes: u64,
+    /// RedisRaft's replicas (0 for one Redis).
+    #[serde(default)]
+    pub replicas: u64,
+    /// Replicas killed by `--replica-fault` and `--redis-kill-every`.
+    #[serde(default)]
+    pub replica_kills: u64,
+    /// Raft terms begun during the job: leader elections.
+    #[serde(default)]
+    pub leader_elections: u64,
 }
 
 impl Report {
@@ -153,6 +179,7 @@ impl Report {
             phases: None,
             job: None,
             stream: None,
+            instances: None,
         }
     }
 

@@ -139,6 +139,62 @@ fn checkpoint_cost_counts_snapshots_and_what_their_fork_cost() {
     assert_png(&out.path().join("checkpoint-cost.png"));
 }
 
+/// RedisRaft's experiments at tiny scale (skipped without the module):
+/// one Redis against 3 replicas, and every kill scenario with nothing
+/// lost.
+#[test]
+fn raft_experiments_compare_with_one_redis_and_lose_nothing_to_kills() {
+    let Some(_) = common::redisraft() else { return };
+    let out = tempfile::tempdir().unwrap();
+    experiment("raft-cost", out.path());
+    let (header, rows) = read_csv(&out.path().join("raft-cost.csv"));
+    // Two inputs, each on one Redis and on 3 replicas with and without
+    // fsync.
+    let configs: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            let cell = |name| r[column(&header, name)].clone();
+            (cell("replicas"), cell("fsync"))
+        })
+        .collect();
+    let one_input = [("1", "-"), ("3", "yes"), ("3", "no")].map(|(n, f)| (n.into(), f.into()));
+    assert_eq!(configs, [one_input.clone(), one_input].concat());
+    for row in &rows {
+        let ratio = num(row, &header, "vs_one_redis");
+        match num(row, &header, "replicas") {
+            1.0 => assert_eq!(ratio, 1.0, "{row:?}"),
+            _ => assert!(ratio > 0.0, "{row:?}"),
+        }
+    }
+    assert_png(&out.path().join("raft-cost.png"));
+
+    experiment("raft-kill", out.path());
+    let (header, rows) = read_csv(&out.path().join("raft-kill.csv"));
+    let scenarios: Vec<&str> = rows
+        .iter()
+        .map(|r| r[column(&header, "scenario")].as_str())
+        .collect();
+    assert_eq!(
+        scenarios,
+        [
+            "none",
+            "one replica",
+            "the leader",
+            "two of three, one back",
+            "a random replica"
+        ]
+    );
+    for row in &rows {
+        assert_eq!(num(row, &header, "files_redone"), 0.0, "{row:?}");
+        let kills = num(row, &header, "replica_kills");
+        assert!(
+            (row[0] == "none") == (kills == 0.0),
+            "kills don't match the scenario: {row:?}"
+        );
+    }
+    assert_png(&out.path().join("raft-kill.png"));
+}
+
 /// A CSV cell as a number.
 fn num(row: &[String], header: &[String], name: &str) -> f64 {
     let cell = &row[column(header, name)];

@@ -259,6 +259,52 @@ async fn the_live_view_of_an_overloaded_stream_shows_its_throttling() {
     client.close().await.unwrap();
 }
 
+/// A RedisRaft stream whose leader is killed and comes back: the page
+/// shows the kill and the restart on its timeline, and the job verified.
+#[tokio::test(flavor = "current_thread")]
+async fn the_live_view_of_redisraft_shows_the_leader_killed_and_back() {
+    need_redis();
+    if redisraft().is_none() {
+        return;
+    }
+    let Some((_driver, client)) = browser().await else {
+        return;
+    };
+    let dir = corpus(20, 5_000);
+    let (_run, url) = start_run(&[
+        "--input",
+        dir.path().to_str().unwrap(),
+        "--redis",
+        "raft",
+        "--stream",
+        "--rate",
+        "100",
+        "--duration",
+        "4s",
+        "--tick",
+        "100ms",
+        "--workers",
+        "2",
+        "--replica-fault",
+        "replica=leader,kill-at=1500ms,down=1s",
+        "--verify",
+    ]);
+    client.goto(&url).await.unwrap();
+    wait_for(&client, "#events li[data-what='replica-killed']", |t| {
+        t.contains("replica")
+    })
+    .await;
+    wait_for(&client, "#events li[data-what='replica-restarted']", |t| {
+        t.contains("Raft log")
+    })
+    .await;
+    wait_for(&client, "#phase", |t| t == "done").await;
+    wait_for(&client, "#verified", |t| t.contains("verified")).await;
+    wait_for(&client, "#redis", |t| t == "0 / 1").await;
+    screenshot(&client, "live-view-raft.png").await;
+    client.close().await.unwrap();
+}
+
 /// The operator's live view of a job with a crash, a straggler and worker
 /// pods killed, on a real cluster: `operator/tests/cluster.sh view` runs
 /// it with the operator's Service port-forwarded. From the index of jobs

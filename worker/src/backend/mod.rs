@@ -1,14 +1,20 @@
 //! The seam between the job's loops and the way Redis is run: the worker
 //! loop (take a file, count it, commit it) and the driver loop (enqueue,
 //! wait, fold, summarise) talk only to [`Backend`]. Each Redis mode is one
-//! implementation; today's is [`Stream`] (one Redis, a stream and a
-//! consumer group, Redis Functions). docs/protocol.md describes the seam
-//! and every key and function.
+//! implementation: [`Stream`] (one Redis, a stream and a consumer group,
+//! Redis Functions) and [`Lease`] (RedisRaft: a queue of leases). The
+//! state both keep alike is in `state`, as the trait's default methods.
+//! docs/protocol.md describes the seam and every key and function.
 
+pub mod crdt;
+pub mod lease;
 mod redis;
+mod state;
 pub mod stream;
 
 pub use self::redis::Redis;
+pub use crdt::Crdt;
+pub use lease::Lease;
 pub use stream::Stream;
 
 use crate::counts::{Counts, WordCount};
@@ -24,6 +30,8 @@ pub struct Entry {
     /// Relative to the input directory.
     pub path: String,
     pub size: u64,
+    /// The injection's sequence number (0 where the queue keeps none).
+    pub seq: u64,
 }
 
 /// One injection of a file into the queue: a batch injects each file once,
@@ -56,6 +64,18 @@ pub enum Carry<'a> {
     Added,
     /// The file could not be counted; the message says why.
     Failed(&'a str),
+}
+
+impl Carry<'_> {
+    /// How the commit functions take it: `how` and the payload.
+    pub fn wire(&self) -> (&'static str, &[u8]) {
+        match self {
+            Carry::Inline(p) => ("inline", p),
+            Carry::Staged => ("staged", b""),
+            Carry::Added => ("added", b""),
+            Carry::Failed(e) => ("failed", e.as_bytes()),
+        }
+    }
 }
 
 /// What a commit did.
@@ -166,6 +186,9 @@ impl Progress {
 /// A coordination backend: every step is idempotent, so a retry after a
 /// lost reply or a Redis restart changes nothing the first try did not.
 pub trait Backend {
+    /// The connection the job's state is kept on (see `state`).
+    fn redis(&mut self) -> &mut Redis;
+
     // The driver's side.
 
     /// Records the settings and makes the queue ready.
@@ -174,13 +197,19 @@ pub trait Backend {
     fn enqueue(&mut self, injections: &[Injection]) -> Result<u64>;
     /// Marks the end of enqueueing: once every file enqueued is committed,
     /// the job is done.
-    fn end_enqueue(&mut self) -> Result<()>;
+    fn end_enqueue(&mut self) -> Result<()> {
+        state::end_enqueue(self.redis())
+    }
     /// How many entries wait for a worker and how many are being counted.
     fn depth(&mut self) -> Result<Depth>;
     /// Publishes a stream's figures (`P:stream`: field, value).
-    fn write_stream(&mut self, fields: &[(&str, String)]) -> Result<()>;
+    fn write_stream(&mut self, fields: &[(&str, String)]) -> Result<()> {
+        state::write_stream(self.redis(), fields)
+    }
     /// A stream's figures as last published (none for a batch).
-    fn read_stream(&mut self) -> Result<std::collections::HashMap<String, String>>;
+    fn read_stream(&mut self) -> Result<std::collections::HashMap<String, String>> {
+        state::read_stream(self.redis())
+    }
     /// Up to `max` results committed after `cursor`, which it advances,
     /// waiting up to `wait` for one when none is there yet.
     /// [`Results::Lost`] when results read before may have been rolled
@@ -197,32 +226,52 @@ pub trait Backend {
     /// commits as whoever watches the job sees them.
     fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results>;
     /// Sets the count of each word in the job's result.
-    fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()>;
+    fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()> {
+        state::write_counts(self.redis(), words)
+    }
     /// Empties the job's result.
-    fn clear_counts(&mut self) -> Result<()>;
+    fn clear_counts(&mut self) -> Result<()> {
+        state::clear_counts(self.redis())
+    }
     /// Writes the most frequent words so far, for whoever watches the job.
-    fn write_top(&mut self, top: &[WordCount]) -> Result<()>;
+    fn write_top(&mut self, top: &[WordCount]) -> Result<()> {
+        state::write_top(self.redis(), top)
+    }
     /// The most frequent words so far (at most `n`), as last written.
-    fn top(&mut self, n: usize) -> Result<Vec<WordCount>>;
+    fn top(&mut self, n: usize) -> Result<Vec<WordCount>> {
+        state::top(self.redis(), n)
+    }
     /// Files that could not be counted: path -> why, sorted by path.
-    fn failures(&mut self) -> Result<Vec<(String, String)>>;
-    fn write_summary(&mut self, json: &str) -> Result<()>;
+    fn failures(&mut self) -> Result<Vec<(String, String)>> {
+        state::failures(self.redis())
+    }
+    fn write_summary(&mut self, json: &str) -> Result<()> {
+        state::write_summary(self.redis(), json)
+    }
     /// The job is done: wake the workers that wait for a file, so that
     /// they see it at once rather than when their wait runs out.
     fn wake_workers(&mut self) -> Result<()>;
     /// The job's result as written (or, for per-word commits, as added).
-    fn counts(&mut self) -> Result<Counts>;
+    fn counts(&mut self) -> Result<Counts> {
+        state::counts(self.redis())
+    }
     /// Faults that fired so far: spec -> when (ms since the epoch).
-    fn faults_fired(&mut self) -> Result<Vec<(String, u64)>>;
+    fn faults_fired(&mut self) -> Result<Vec<(String, u64)>> {
+        state::faults_fired(self.redis())
+    }
 
     // Both sides.
 
-    fn progress(&mut self) -> Result<Progress>;
+    fn progress(&mut self) -> Result<Progress> {
+        state::progress(self.redis())
+    }
     /// Changes whenever the backend connects again: Redis may have come
     /// back from a snapshot, without what was written since it was taken.
     fn session(&self) -> u64;
     /// The settings, once the driver has written them.
-    fn settings(&mut self) -> Result<Option<JobSettings>>;
+    fn settings(&mut self) -> Result<Option<JobSettings>> {
+        state::settings(self.redis())
+    }
 
     // The worker's side.
 
@@ -235,9 +284,13 @@ pub trait Backend {
         claim_timeout: Duration,
     ) -> Result<Option<Taken>>;
     /// Appends a chunk of packed counts to `consumer`'s stage for `entry`.
-    fn stage(&mut self, entry: &Entry, consumer: &str, chunk: &[u8], first: bool) -> Result<()>;
+    fn stage(&mut self, entry: &Entry, consumer: &str, chunk: &[u8], first: bool) -> Result<()> {
+        state::stage(self.redis(), entry, consumer, chunk, first)
+    }
     /// Adds one occurrence of each word to the counts (`--commit per-word`).
-    fn add_words(&mut self, words: &[&[u8]]) -> Result<()>;
+    fn add_words(&mut self, words: &[&[u8]]) -> Result<()> {
+        state::add_words(self.redis(), words)
+    }
     /// Commits a file exactly once: a second commit changes nothing. Fails
     /// with [`StageGone`] when staged counts were lost.
     fn commit(
@@ -260,6 +313,7 @@ pub fn open(
 ) -> Result<Box<dyn Backend + Send>> {
     match mode {
         RedisMode::Snapshot => Ok(Box::new(Stream::open(url, prefix, patience)?)),
-        RedisMode::RedisRaft => anyhow::bail!("the RedisRaft backend is not built yet"),
+        RedisMode::RedisRaft => Ok(Box::new(Lease::open(url, prefix, patience)?)),
+        RedisMode::Crdt => Ok(Box::new(Crdt::open(url, prefix, patience)?)),
     }
 }

@@ -33,27 +33,50 @@ pub fn redact(url: &str) -> String {
 
 /// A Redis connection for one job that reconnects, reloads the function
 /// library and retries while Redis is down, restarting or loading its
-/// snapshot; it gives up after `patience` without an answer.
+/// snapshot; it gives up after `patience` without an answer. Given several
+/// replicas (RedisRaft), it follows `-MOVED` to the leader and, when the
+/// one it talks to is gone, tries the next.
 pub struct Redis {
-    client: redis::Client,
+    /// The replicas known: those given, then any a `-MOVED` named.
+    clients: Vec<redis::Client>,
+    /// The one connected to, or to connect to next.
+    current: usize,
     conn: Option<Connection>,
     pub keys: Keys,
     patience: Duration,
+    /// Replies slower than this count as lost (RedisRaft: a write with no
+    /// majority hangs); none for one Redis, where a large write is slow.
+    timeout: Option<Duration>,
     /// Connections made so far: a new one may be to a Redis that restarted.
     connects: u64,
 }
 
 impl Redis {
+    /// `url` names one Redis, or RedisRaft's replicas separated by commas.
     pub fn open(url: &str, prefix: &str, patience: Duration) -> Result<Self> {
-        let client = redis::Client::open(connection_info(url)?)
-            .with_context(|| format!("bad Redis URL {:?}", redact(url)))?;
+        let clients = url
+            .split(',')
+            .map(|u| {
+                redis::Client::open(connection_info(u.trim())?)
+                    .with_context(|| format!("bad Redis URL {:?}", redact(u)))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Redis {
-            client,
+            clients,
+            current: 0,
             conn: None,
             keys: Keys::new(prefix),
             patience,
+            timeout: None,
             connects: 0,
         })
+    }
+
+    /// Counts a reply slower than RedisRaft's election time as lost, and
+    /// tries again (elsewhere).
+    pub fn with_reply_timeout(mut self) -> Self {
+        self.timeout = Some(REPLICA_TIMEOUT);
+        self
     }
 
     /// How many connections this client has made. When it changes, Redis
@@ -64,7 +87,8 @@ impl Redis {
 
     /// Runs `f` until it succeeds or fails for a reason other than Redis
     /// being unreachable. `f` must be safe to repeat: every step of the
-    /// protocol is idempotent.
+    /// protocol is idempotent (and a reply that timed out may have been
+    /// applied).
     pub fn run<T>(
         &mut self,
         mut f: impl FnMut(&mut Connection, &Keys) -> RedisResult<T>,
@@ -73,9 +97,11 @@ impl Redis {
         let mut backoff = Duration::from_millis(20);
         let mut last_warning = None::<Instant>;
         loop {
-            let err = match connect(&self.client, &mut self.conn, &mut self.connects) {
+            let client = &self.clients[self.current];
+            let err = match connect(client, &mut self.conn, &mut self.connects, self.timeout) {
                 Ok(conn) => match f(conn, &self.keys) {
                     Ok(v) => return Ok(v),
+                    Err(e) if e.redirect_node().is_some() => Failure::Moved(e),
                     // Redis restarted without our library (an empty or
                     // older dataset): reconnecting loads it again.
                     Err(e) if is_not_loaded(&e) => Failure::NotLoaded(e),
@@ -90,9 +116,23 @@ impl Redis {
                 Err(failure) => failure,
             };
             self.conn = None;
+            if let Failure::Moved(e) = &err {
+                if let Some(i) = self.follow(e) {
+                    // Straight to the leader, unless it was named before:
+                    // followers name a dead leader until they elect another.
+                    if i != self.current {
+                        self.current = i;
+                        continue;
+                    }
+                }
+            } else if matches!(err, Failure::Unreachable(_)) {
+                self.current = (self.current + 1) % self.clients.len();
+            }
             if started.elapsed() > self.patience {
                 match err {
-                    Failure::Unreachable(e) => bail!("Redis unreachable for {:?}: {e}", self.patience),
+                    Failure::Unreachable(e) | Failure::Moved(e) => {
+                        bail!("Redis unreachable for {:?}: {e}", self.patience)
+                    }
                     Failure::NotLoaded(e) => bail!(
                         "the function library {:?} is missing from Redis and did not stay loaded for {:?}: {e}",
                         library::NAME,
@@ -109,11 +149,39 @@ impl Redis {
             backoff = (backoff * 2).min(Duration::from_millis(500));
         }
     }
+
+    /// The index of the replica a `-MOVED` names, added if new.
+    fn follow(&mut self, e: &RedisError) -> Option<usize> {
+        // `-MOVED SLOT HOST:PORT` (RedisRaft's slot is always 0).
+        let (addr, _slot) = e.redirect_node()?;
+        let (host, port) = addr.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        let same = |c: &redis::Client| {
+            matches!(c.get_connection_info().addr(),
+                redis::ConnectionAddr::Tcp(h, p) if h == host && *p == port)
+        };
+        if let Some(i) = self.clients.iter().position(same) {
+            return Some(i);
+        }
+        let info = self.clients[0]
+            .get_connection_info()
+            .clone()
+            .set_addr(redis::ConnectionAddr::Tcp(host.to_string(), port));
+        self.clients.push(redis::Client::open(info).ok()?);
+        Some(self.clients.len() - 1)
+    }
 }
+
+/// How long a client waits for a RedisRaft replica's reply: writes with
+/// no majority hang (over a minute, measured), and an election takes
+/// about 1.5 s.
+const REPLICA_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why a step did not go through this time.
 enum Failure {
     Unreachable(RedisError),
+    /// A RedisRaft follower: `-MOVED` to the leader.
+    Moved(RedisError),
     NotLoaded(RedisError),
     LoadRefused(RedisError),
 }
@@ -121,7 +189,7 @@ enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Unreachable(e) => write!(f, "{e}"),
+            Failure::Unreachable(e) | Failure::Moved(e) => write!(f, "{e}"),
             Failure::NotLoaded(e) => write!(f, "function library not loaded: {e}"),
             Failure::LoadRefused(e) => write!(f, "loading the function library failed: {e}"),
         }
@@ -133,18 +201,23 @@ fn connect<'a>(
     client: &redis::Client,
     conn: &'a mut Option<Connection>,
     connects: &mut u64,
+    timeout: Option<Duration>,
 ) -> Result<&'a mut Connection, Failure> {
     if conn.is_none() {
         let mut c = client
             .get_connection_with_timeout(Duration::from_secs(5))
             .map_err(Failure::Unreachable)?;
+        c.set_read_timeout(timeout).map_err(Failure::Unreachable)?;
+        c.set_write_timeout(timeout).map_err(Failure::Unreachable)?;
         redis::cmd("FUNCTION")
             .arg("LOAD")
             .arg("REPLACE")
             .arg(library::SOURCE)
             .exec(&mut c)
             .map_err(|e| {
-                if is_transient(&e) {
+                if e.redirect_node().is_some() {
+                    Failure::Moved(e)
+                } else if is_transient(&e) {
                     Failure::Unreachable(e)
                 } else {
                     Failure::LoadRefused(e)

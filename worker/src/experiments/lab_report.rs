@@ -56,6 +56,9 @@ pub fn report(args: ReportArgs, stop: Arc<AtomicBool>) -> Result<()> {
         if outcomes.contains_key(exp.name()) || failed.contains_key(exp.name()) {
             continue;
         }
+        if exp.unavailable().is_some() {
+            continue;
+        }
         match runner.run(*exp) {
             Ok(o) => {
                 outcomes.insert(exp.name(), o);
@@ -190,8 +193,12 @@ fn experiment_section(
     let name = exp.name();
     let _ = write!(md, "\n### Measured: `{name}`\n\n");
     let Some(o) = outcomes.get(name) else {
-        let why = failed.get(name).map_or("not run", String::as_str);
-        let _ = writeln!(md, "**Failed**: {why}");
+        match (failed.get(name), exp.unavailable()) {
+            (Some(why), _) => writeln!(md, "**Failed**: {why}"),
+            (None, Some(why)) => writeln!(md, "**Skipped**: {why}."),
+            (None, None) => writeln!(md, "**Failed**: not run"),
+        }
+        .expect("writing to a String");
         return;
     };
     let _ = write!(

@@ -32,8 +32,10 @@ pub enum Needs {
     Nothing,
     /// The RedisRaft coordination mode.
     RedisRaft,
-    /// The three-site CRDT mode.
-    Crdt,
+    /// Partitions of the CRDT mode: root (network namespaces, iptables).
+    Root,
+    /// An experiment not built yet: cut and heal cycles over time.
+    PartitionsExperiment,
 }
 
 impl Needs {
@@ -41,14 +43,18 @@ impl Needs {
     pub fn missing(self) -> Option<&'static str> {
         match self {
             Needs::Nothing => None,
-            Needs::RedisRaft => Some(
-                "the RedisRaft coordination mode is not built into this version of \
-                 wordcount (`wordcount run` has no `--redis raft`), so there is nothing \
-                 to measure",
+            Needs::RedisRaft => crate::local::raft::find_module(None).is_err().then_some(
+                "the RedisRaft module is not on this machine (no package carries it: build \
+                 redisraft.so and give its path in WORDCOUNT_REDISRAFT, see the README)",
             ),
-            Needs::Crdt => Some(
-                "the three-site CRDT mode is not built into this version of wordcount, \
-                 so there is nothing to measure",
+            // SAFETY: geteuid has no preconditions.
+            Needs::Root => (unsafe { libc::geteuid() } != 0).then_some(
+                "partitions cut sites off with network namespaces and iptables, which \
+                 needs root",
+            ),
+            Needs::PartitionsExperiment => Some(
+                "the experiment of repeated cuts and heals (files known per instance over \
+                 time) is not built yet",
             ),
         }
     }
@@ -168,7 +174,12 @@ pub const LABS: [Lab; 6] = [
                 crash loses, and the commits made since the last one are redone; \
                 RedisRaft replicates every write to a majority of 2f+1 replicas so \
                 that nothing is lost, at the price of a round trip per write.",
-        experiments: &[Experiment::CheckpointCost, Experiment::RedisKill],
+        experiments: &[
+            Experiment::CheckpointCost,
+            Experiment::RedisKill,
+            Experiment::RaftCost,
+            Experiment::RaftKill,
+        ],
         questions: &[
             measured(
                 "What do periodic snapshots cost when nothing fails?",
@@ -178,14 +189,16 @@ pub const LABS: [Lab; 6] = [
                 "What does a Redis crash cost when Redis comes back from its last snapshot?",
                 redis_kill_cost,
             ),
-            needing(
-                Needs::RedisRaft,
-                "What does RedisRaft with 3 replicas cost against a single Redis?",
-            ),
-            needing(
-                Needs::RedisRaft,
-                "What do replica and leader kills cost, and is anything redone?",
-            ),
+            Question {
+                ask: "What does RedisRaft with 3 replicas cost against a single Redis?",
+                answer: raft_cost,
+                needs: Needs::RedisRaft,
+            },
+            Question {
+                ask: "What do replica and leader kills cost, and is anything redone?",
+                answer: raft_kill_cost,
+                needs: Needs::RedisRaft,
+            },
         ],
     },
     Lab {
@@ -193,16 +206,21 @@ pub const LABS: [Lab; 6] = [
         title: "Partitions and CRDT merge",
         about: "Three sites, three Redis, and counts kept as a CRDT that merges after \
                 a partition heals.",
-        experiments: &[],
+        experiments: &[Experiment::CrdtCost, Experiment::ReadRepair],
         questions: &[
+            measured(
+                "What do three sites with a CRDT cost against one Redis?",
+                crdt_cost,
+            ),
             needing(
-                Needs::Crdt,
+                Needs::PartitionsExperiment,
                 "How do the sites' counts diverge during a partition and converge after it?",
             ),
-            needing(
-                Needs::Crdt,
-                "What does read repair cost while a site is cut off?",
-            ),
+            Question {
+                ask: "What does read repair cost while a site is cut off?",
+                answer: read_repair_cost,
+                needs: Needs::Root,
+            },
         ],
     },
 ];
@@ -629,7 +647,111 @@ fn backpressure_effect(all: &Outcomes) -> Result<String> {
     ))
 }
 
+// ---- lab 5 -------------------------------------------------------------------
+
+fn crdt_cost(all: &Outcomes) -> Result<String> {
+    let o = outcome(all, Experiment::CrdtCost)?;
+    let mut parts = Vec::new();
+    for input in inputs_of(o)? {
+        let mut each = Vec::new();
+        for r in rows(o, &[("files", &input.0), ("file_bytes", &input.1)])? {
+            if r.text("mode")? != "one Redis" {
+                each.push(format!(
+                    "{} {:.2}×",
+                    r.text("mode")?,
+                    r.num("vs_one_redis")?
+                ));
+            }
+        }
+        parts.push(format!("on {}: {}", input_name(&input)?, each.join(", ")));
+    }
+    Ok(format!(
+        "Against one Redis, the completion time is {}. Each file is applied to all three \
+         instances, each adding its words to its own sorted set.",
+        parts.join("; ")
+    ))
+}
+
+fn read_repair_cost(all: &Outcomes) -> Result<String> {
+    let o = outcome(all, Experiment::ReadRepair)?;
+    let mut each = Vec::new();
+    for r in o.table.records() {
+        each.push(format!(
+            "{} files in {} ms ({} MiB/s)",
+            r.text("files_repaired")?,
+            r.text("converged_ms")?,
+            r.text("mib_per_s")?
+        ));
+    }
+    Ok(format!(
+        "An instance cut off from two of three sites for the whole job learnt, after the \
+         heal, {}.",
+        each.join("; ")
+    ))
+}
+
 // ---- lab 4 -------------------------------------------------------------------
+
+fn raft_cost(all: &Outcomes) -> Result<String> {
+    let o = outcome(all, Experiment::RaftCost)?;
+    let mut parts = Vec::new();
+    for input in inputs_of(o)? {
+        let mut each = Vec::new();
+        let mut one = None;
+        for r in rows(o, &[("files", &input.0), ("file_bytes", &input.1)])? {
+            match r.text("replicas")? {
+                "1" => one = Some(r.text("job_s")?.to_string()),
+                n => each.push(format!(
+                    "{:.2}× with {n} replicas ({} s, and {} s to form the cluster)",
+                    r.num("vs_one_redis")?,
+                    r.text("job_s")?,
+                    r.text("redis_start_s")?
+                )),
+            }
+        }
+        parts.push(format!(
+            "on {} (one Redis: {} s): {}",
+            input_name(&input)?,
+            one.context("no row for one Redis")?,
+            each.join(", ")
+        ));
+    }
+    Ok(format!(
+        "Against one Redis, the job's time is {}. Every take and commit waits for a \
+         majority to write it to its log (with fsync): many small files pay that round \
+         trip per file, a few large ones hide it behind counting.",
+        parts.join("; ")
+    ))
+}
+
+fn raft_kill_cost(all: &Outcomes) -> Result<String> {
+    let o = outcome(all, Experiment::RaftKill)?;
+    let mut base = None;
+    let mut each = Vec::new();
+    let mut redone = 0.0;
+    for r in o.table.records() {
+        redone += r.num("files_redone")?;
+        let what = match (r.text("scenario")?, r.text("kill_every_ms")?) {
+            ("none", _) => {
+                base = Some(r.text("median_s")?.to_string());
+                continue;
+            }
+            (s, "0") => format!("killing {s}"),
+            (s, ms) => format!("killing {s} every {ms} ms"),
+        };
+        each.push(format!(
+            "{what}: {:.2}× ({})",
+            r.num("slowdown")?,
+            count_of(r.text("leader_elections")?, "leader election")
+        ));
+    }
+    Ok(format!(
+        "Against {} s without kills: {}. Files redone over all of them: {redone:.0}; \
+         every count stays exact.",
+        base.context("no row without kills")?,
+        each.join("; ")
+    ))
+}
 
 /// The inputs of an experiment, as (files, file_bytes) cells, in row order.
 fn inputs_of(o: &Outcome) -> Result<Vec<(String, String)>> {

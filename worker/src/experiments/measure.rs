@@ -56,6 +56,8 @@ pub struct JobSample {
     pub words: u64,
     /// What its faults did.
     pub job: JobFacts,
+    /// Of its time, starting Redis (RedisRaft: forming the cluster).
+    pub redis_start: f64,
 }
 
 /// One method timed at one point, with its parallel efficiency
@@ -172,13 +174,12 @@ impl Measure {
                 bail!("the job's counts differ from a serial count: {diff}");
             }
             let report = outcome.report;
-            let shutdown = report
-                .phases
-                .as_ref()
-                .map_or(0.0, |p| p.workers_exit + p.redis_stop + p.verify);
+            let phases = report.phases.clone().unwrap_or_default();
+            let shutdown = phases.workers_exit + phases.redis_stop + phases.verify;
             let sample = JobSample {
                 words: report.words,
                 job: report.job.unwrap_or_default(),
+                redis_start: phases.redis_start,
             };
             Ok((report.seconds - shutdown, sample))
         })
@@ -262,6 +263,8 @@ pub fn job_options(dir: &Path, workers: usize) -> RunOptions {
         timeline: None,
         autoscale: None,
         redis_faults: Default::default(),
+        raft: None,
+        crdt: None,
         ui: None,
     }
 }

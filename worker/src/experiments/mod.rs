@@ -7,6 +7,7 @@ mod checkpoint;
 mod claim_timeout;
 mod commit;
 mod corpus;
+mod crdt;
 mod efficiency;
 mod filesize;
 mod lab_report;
@@ -14,6 +15,7 @@ mod labs;
 mod machine;
 mod measure;
 mod plot;
+mod raft;
 mod skew;
 mod straggler;
 mod stream;
@@ -60,12 +62,20 @@ pub enum Experiment {
     CheckpointCost,
     /// Redis killed and restarted from its snapshot: time and files redone against the kill interval.
     RedisKill,
+    /// RedisRaft with 3 and 5 replicas against one Redis (needs the module).
+    RaftCost,
+    /// RedisRaft replicas killed: one, the leader, two of three, one every N (needs the module).
+    RaftKill,
+    /// The CRDT mode's three sites against one Redis (and RedisRaft, when its module is here).
+    CrdtCost,
+    /// Read repair: convergence time against the files an instance missed (needs root).
+    ReadRepair,
     /// Every experiment, one after the other.
     All,
 }
 
 impl Experiment {
-    const EACH: [Experiment; 11] = [
+    const EACH: [Experiment; 15] = [
         Experiment::Efficiency,
         Experiment::Commit,
         Experiment::Filesize,
@@ -77,7 +87,27 @@ impl Experiment {
         Experiment::Backpressure,
         Experiment::CheckpointCost,
         Experiment::RedisKill,
+        Experiment::RaftCost,
+        Experiment::RaftKill,
+        Experiment::CrdtCost,
+        Experiment::ReadRepair,
     ];
+
+    /// Why it cannot run here, if it cannot: RedisRaft's module (no
+    /// package carries it) is missing, or partitions need root.
+    pub fn unavailable(self) -> Option<String> {
+        match self {
+            Experiment::RaftCost | Experiment::RaftKill => crate::local::raft::find_module(None)
+                .err()
+                .map(|e| format!("{e:#}")),
+            // SAFETY: geteuid has no preconditions.
+            Experiment::ReadRepair if unsafe { libc::geteuid() } != 0 => Some(
+                "it cuts an instance off with network namespaces and iptables, which needs root"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
 
     /// The name on the command line, also the stem of the files written.
     pub fn name(self) -> &'static str {
@@ -93,6 +123,10 @@ impl Experiment {
             Experiment::Backpressure => "backpressure",
             Experiment::CheckpointCost => "checkpoint-cost",
             Experiment::RedisKill => "redis-kill",
+            Experiment::RaftCost => "raft-cost",
+            Experiment::RaftKill => "raft-kill",
+            Experiment::CrdtCost => "crdt-cost",
+            Experiment::ReadRepair => "read-repair",
             Experiment::All => "all",
         }
     }
@@ -179,6 +213,10 @@ pub fn run_with_stop(args: ExperimentArgs, stop: Arc<AtomicBool>) -> Result<()> 
         one => vec![one],
     };
     for exp in which {
+        if let Some(why) = exp.unavailable().filter(|_| args.name == Experiment::All) {
+            eprintln!("[{}] skipped: {why}", exp.name());
+            continue;
+        }
         runner.run(exp)?;
     }
     Ok(())
@@ -254,6 +292,10 @@ fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<Outcome> {
         Experiment::Backpressure => backpressure::run(ctx),
         Experiment::CheckpointCost => checkpoint::cost(ctx),
         Experiment::RedisKill => checkpoint::kill(ctx),
+        Experiment::RaftCost => raft::cost(ctx),
+        Experiment::RaftKill => raft::kill(ctx),
+        Experiment::CrdtCost => crdt::cost(ctx),
+        Experiment::ReadRepair => crdt::read_repair(ctx),
         Experiment::All => unreachable!("expanded by the caller"),
     }
     .with_context(|| format!("experiment {} failed", exp.name()))?;

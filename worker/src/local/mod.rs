@@ -1,13 +1,20 @@
-//! Running a whole job on this machine: a real `redis-server`, the driver
-//! and worker processes, and the faults that hit them.
+//! Running a whole job on this machine: a real `redis-server` (or
+//! RedisRaft's replicas), the driver and worker processes, and the faults
+//! that hit them.
 
+mod deployment;
+mod netns;
+pub mod raft;
 mod redis_chaos;
 mod redis_server;
 mod runner;
+pub mod sites;
 
+pub use deployment::RaftSetup;
 pub use redis_chaos::{RedisFaults, RedisMoment};
 pub use redis_server::RedisServer;
 pub use runner::{run, RunOptions, RunOutcome};
+pub use sites::CrdtSetup;
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! A real `redis-server` process on loopback, with a password, a free port
-//! and its own data directory; it dies with us.
+//! and its own data directory; or a RedisRaft replica (the module loaded,
+//! no password: RedisRaft has no authentication). It dies with us.
 
 use super::die_with_parent;
 use anyhow::{bail, Context, Result};
@@ -14,6 +15,12 @@ pub struct RedisServer {
     pub password: String,
     dir: PathBuf,
     save: Option<Duration>,
+    /// The RedisRaft module, for a replica, and whether it fsyncs its log.
+    module: Option<(PathBuf, bool)>,
+    /// Where it listens: loopback, or a site's address in its network
+    /// namespace (`ip netns exec`).
+    host: std::net::Ipv4Addr,
+    netns: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -21,16 +28,54 @@ impl RedisServer {
     /// Starts Redis in a new temporary directory. With `save`, Redis writes
     /// an RDB snapshot every `save` while anything changed (BGSAVE).
     pub fn start(save: Option<Duration>) -> Result<Self> {
+        Self::start_with_password(save, &random_password())
+    }
+
+    /// Like [`RedisServer::start`], with this password: instances that the
+    /// same clients reach all share one (`REDIS_PASSWORD`).
+    pub fn start_with_password(save: Option<Duration>, password: &str) -> Result<Self> {
+        Self::start_in(save, password, None)
+    }
+
+    /// Like [`RedisServer::start_with_password`], in a network namespace
+    /// (its name and address), if any.
+    pub fn start_in(
+        save: Option<Duration>,
+        password: &str,
+        netns: Option<(&str, std::net::Ipv4Addr)>,
+    ) -> Result<Self> {
         let tmp = tempfile::Builder::new()
             .prefix("wordcount-redis-")
             .tempdir()?;
         let mut server = RedisServer {
             child: None,
             port: 0,
-            password: random_password(),
+            password: password.to_string(),
             dir: tmp.path().to_path_buf(),
             save,
+            module: None,
+            host: netns.map_or(std::net::Ipv4Addr::LOCALHOST, |(_, a)| a),
+            netns: netns.map(|(n, _)| n.to_string()),
             _tmp: Some(tmp),
+        };
+        server.spawn_on_free_port()?;
+        Ok(server)
+    }
+
+    /// Starts a RedisRaft replica in `dir` (which must exist), not yet in
+    /// any cluster. Its Raft log is `dir/raftlog.db`, written with fsync
+    /// after every entry if `fsync`.
+    pub fn start_replica(module: &Path, dir: &Path, fsync: bool) -> Result<Self> {
+        let mut server = RedisServer {
+            child: None,
+            port: 0,
+            password: String::new(),
+            dir: dir.to_path_buf(),
+            save: None,
+            module: Some((module.to_path_buf(), fsync)),
+            host: std::net::Ipv4Addr::LOCALHOST,
+            netns: None,
+            _tmp: None,
         };
         server.spawn_on_free_port()?;
         Ok(server)
@@ -38,12 +83,19 @@ impl RedisServer {
 
     /// The URL without the password; clients take it from `REDIS_PASSWORD`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}:{}", self.host, self.port)
     }
 
     /// The URL with the password, for in-process clients.
     pub fn url_with_password(&self) -> String {
-        format!("redis://:{}@127.0.0.1:{}", self.password, self.port)
+        if self.password.is_empty() {
+            return self.url();
+        }
+        format!("redis://:{}@{}:{}", self.password, self.host, self.port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn dir(&self) -> &Path {
@@ -100,14 +152,32 @@ impl RedisServer {
         };
         // The configuration goes in on stdin so that the password is on no
         // command line.
-        let config = format!(
-            "port {port}\nbind 127.0.0.1\nrequirepass {pw}\ndir {dir}\ndbfilename dump.rdb\n\
+        let mut config = format!(
+            "port {port}\nbind {host}\ndir {dir}\ndbfilename dump.rdb\n\
              {save}\nappendonly no\ndaemonize no\nlogfile {dir}/redis.log\n\
              proto-max-bulk-len 1gb\nclient-query-buffer-limit 1gb\n",
-            pw = self.password,
             dir = self.dir.display(),
+            host = self.host,
         );
-        let mut cmd = Command::new(exe);
+        match &self.module {
+            // What RedisRaft requires: no RDB or AOF of Redis's own (it
+            // snapshots itself), one database, no password.
+            Some((module, fsync)) => config.push_str(&format!(
+                "databases 1\nloadmodule {}\nraft.addr 127.0.0.1:{port}\n\
+                 raft.log-filename raftlog.db\nraft.log-fsync {}\n",
+                module.display(),
+                if *fsync { "yes" } else { "no" }
+            )),
+            None => config.push_str(&format!("requirepass {}\n", self.password)),
+        }
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
         cmd.arg("-")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -160,7 +230,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn random_password() -> String {
+pub fn random_password() -> String {
     use rand::RngExt;
     let mut rng = rand::rng();
     (0..32)

@@ -2,8 +2,8 @@
 //! worker processes, supervised like a cluster would: a worker that dies
 //! is replaced, and `--kill-every` kills one now and then.
 
-use super::redis_chaos::RedisChaos;
-use super::{die_with_parent, RedisFaults, RedisServer};
+use super::deployment::{Deployment, RaftSetup};
+use super::{die_with_parent, RedisFaults};
 use crate::backend::{self, JobSettings};
 use crate::count::{count_files, Parallelism};
 use crate::driver::{self, DriverOptions};
@@ -37,8 +37,12 @@ pub struct RunOptions {
     pub timeline: Option<PathBuf>,
     /// Scale the workers on the queue's lag, starting from `workers`.
     pub autoscale: Option<Autoscale>,
-    /// Checkpoints and kills of Redis.
+    /// Checkpoints and kills of Redis (of replicas, with `raft`).
     pub redis_faults: RedisFaults,
+    /// RedisRaft's replicas instead of one Redis.
+    pub raft: Option<RaftSetup>,
+    /// Sites with a Redis each and a CRDT of the counts instead.
+    pub crdt: Option<super::CrdtSetup>,
     /// Serve a live view of the job here (`--ui`).
     pub ui: Option<SocketAddr>,
 }
@@ -60,20 +64,18 @@ const MAX_WORKER_ERRORS: u64 = 3;
 /// How long the job waits for its workers to connect before it starts.
 const WORKERS_CONNECT: Duration = Duration::from_secs(5);
 
-/// Waits until `n` workers are connected to Redis, at most
-/// `WORKERS_CONNECT`, then the job starts either way. A job started before
-/// its workers can take a file times their start-up, and a fault of a
-/// worker that is still starting may never fire: the others take every
-/// file first.
-fn wait_for_workers(server: &RedisServer, pool: &mut Pool, n: usize) -> Result<()> {
-    let mut con = redis::Client::open(server.url_with_password())?
-        .get_connection()
-        .context("cannot connect to the Redis this run started")?;
+/// Waits until `n` workers are connected to Redis (`before` clients were
+/// connected without them), at most `WORKERS_CONNECT`, then the job starts
+/// either way. A job started before its workers can take a file times
+/// their start-up, and a fault of a worker that is still starting may
+/// never fire: the others take every file first.
+fn wait_for_workers(redis: &Deployment, pool: &mut Pool, n: usize, before: usize) -> Result<()> {
     let deadline = Instant::now() + WORKERS_CONNECT;
     while Instant::now() < deadline {
-        let info: redis::InfoDict = redis::cmd("INFO").arg("clients").query(&mut con)?;
-        // This connection is one of them.
-        if info.get::<usize>("connected_clients").unwrap_or(0) > n {
+        let now = redis
+            .clients()
+            .context("cannot connect to the Redis this run started")?;
+        if now >= before + n {
             return Ok(());
         }
         pool.supervise()?;
@@ -83,6 +85,9 @@ fn wait_for_workers(server: &RedisServer, pool: &mut Pool, n: usize) -> Result<(
 }
 
 pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+    if let Some(setup) = &opts.crdt {
+        return super::sites::run(opts, setup, stop);
+    }
     let started = Instant::now();
     if !opts.input.is_dir() {
         bail!("input {} is not a directory", opts.input.display());
@@ -110,15 +115,18 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         phase = Instant::now();
         d
     };
-    let mut server = RedisServer::start(None)?;
+    let events = EventLog::default();
+    let mut redis = Deployment::start(opts.raft.as_ref(), &opts.redis_faults, &events)?;
     let redis_start = lap();
-    let mut pool = Pool::new(opts, &server)?;
+    let before = redis.clients()?;
+    let mut pool = Pool::new(opts, &redis, events)?;
     let mut view = opts
         .ui
         .map(|addr| {
             View::start(
                 addr,
-                &server.url_with_password(),
+                redis.mode(),
+                &redis.url(),
                 DEFAULT_PREFIX,
                 pool.events.clone(),
             )
@@ -127,12 +135,12 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     if let Some(v) = &view {
         eprintln!("live view: {}", v.url());
     }
-    wait_for_workers(&server, &mut pool, opts.workers)?;
+    wait_for_workers(&redis, &mut pool, opts.workers, before)?;
     let workers_start = lap();
 
     let dopts = DriverOptions {
-        redis: server.url_with_password(),
-        mode: RedisMode::Snapshot,
+        redis: redis.url(),
+        mode: redis.mode(),
         prefix: DEFAULT_PREFIX.into(),
         input: opts.input.clone(),
         settings: opts.settings.clone(),
@@ -145,9 +153,8 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
     let mut scaler = opts
         .autoscale
-        .map(|rule| Scaler::new(rule, &server))
+        .map(|rule| Scaler::new(rule, &redis))
         .transpose()?;
-    let mut chaos = RedisChaos::new(opts.redis_faults.clone(), pool.events.clone());
     while !driver.is_finished() {
         if stop.load(Ordering::Relaxed) {
             pool.kill_all();
@@ -163,32 +170,34 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         if let Some(s) = scaler.as_mut() {
             s.watch(&mut pool)?;
         }
-        if opts.redis_faults.any() {
-            chaos.step(&mut server)?;
+        if opts.redis_faults.any() || opts.raft.is_some() {
+            redis.step()?;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     let outcome = driver.join().expect("driver thread panicked")?;
-    chaos.finish(&mut server)?;
+    redis.finish()?;
     lap();
     pool.wait_all(Duration::from_secs(10));
     let workers_exit = lap();
 
     // Read the stats again once the workers are gone: a straggler's late,
     // ignored commit shows only now.
-    let mut redis = backend::open(
-        RedisMode::Snapshot,
-        &server.url_with_password(),
+    let mut backend = backend::open(
+        redis.mode(),
+        &redis.url(),
         DEFAULT_PREFIX,
         Duration::from_secs(5),
     )?;
-    let last = redis.progress()?;
-    let fired = redis.faults_fired()?;
-    let got = opts.verify.then(|| redis.counts()).transpose()?;
+    let last = backend.progress()?;
+    let fired = backend.faults_fired()?;
+    let got = opts.verify.then(|| backend.counts()).transpose()?;
     if let Some(v) = view.as_mut() {
         v.stop_reading();
     }
-    drop(server);
+    let mut facts = crate::report::JobFacts::default();
+    redis.record(&mut facts);
+    drop(redis);
     let redis_stop = lap();
 
     let mut mismatch = None;
@@ -252,11 +261,14 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         job.worker_restarts = pool.restarts;
         job.workers_killed = pool.kills;
         job.peak_workers = pool.peak as u64;
-        job.redis_restarts = chaos.restarts;
-        job.files_redone = chaos.files_redone;
-        job.snapshots = chaos.snapshots;
-        job.snapshot_fork_us = chaos.fork_us;
-        job.snapshot_cow_bytes = chaos.cow_bytes;
+        job.redis_restarts = facts.redis_restarts;
+        job.files_redone = facts.files_redone;
+        job.snapshots = facts.snapshots;
+        job.snapshot_fork_us = facts.snapshot_fork_us;
+        job.snapshot_cow_bytes = facts.snapshot_cow_bytes;
+        job.replicas = facts.replicas;
+        job.replica_kills = facts.replica_kills;
+        job.leader_elections = facts.leader_elections;
         job.scalings = pool.scalings;
         job.commits_ignored = last.commits_ignored;
         job.faults_fired = fired.len() as u64;
@@ -271,19 +283,22 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
 }
 
 /// The worker processes, one slot per index.
-struct Pool {
+pub(super) struct Pool {
     exe: PathBuf,
+    /// The network namespace the workers run in (a CRDT site's), if any.
+    netns: Option<String>,
     url: String,
+    mode: RedisMode,
     password: String,
     input: PathBuf,
     faults: Vec<String>,
     slots: Vec<Option<Child>>,
-    restarts: u64,
-    kills: u64,
+    pub(super) restarts: u64,
+    pub(super) kills: u64,
     errors: u64,
     /// Kills, replacements and scalings (and Redis's faults), for a
     /// stream's timeline and the live view.
-    events: EventLog,
+    pub(super) events: EventLog,
     /// Worker indexes in use: `0..active`; a slot above is stopping.
     active: usize,
     peak: usize,
@@ -291,18 +306,38 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(opts: &RunOptions, server: &RedisServer) -> Result<Self> {
+    fn new(opts: &RunOptions, redis: &Deployment, events: EventLog) -> Result<Self> {
+        Pool::start(
+            opts,
+            (redis.public_url(), redis.mode(), redis.password()),
+            &opts.input,
+            None,
+            events,
+        )
+    }
+
+    /// `opts.workers` workers of the job at (URL, mode, password) reading
+    /// `input`.
+    pub(super) fn start(
+        opts: &RunOptions,
+        (url, mode, password): (String, RedisMode, &str),
+        input: &Path,
+        netns: Option<String>,
+        events: EventLog,
+    ) -> Result<Self> {
         let mut pool = Pool {
             exe: std::env::current_exe().context("cannot find the wordcount executable")?,
-            url: server.url(),
-            password: server.password.clone(),
-            input: opts.input.clone(),
+            netns,
+            url,
+            mode,
+            password: password.to_string(),
+            input: input.to_path_buf(),
             faults: opts.faults.iter().map(|f| f.to_string()).collect(),
             slots: Vec::new(),
             restarts: 0,
             kills: 0,
             errors: 0,
-            events: EventLog::default(),
+            events,
             active: 0,
             peak: 0,
             scalings: 0,
@@ -314,10 +349,19 @@ impl Pool {
     }
 
     fn spawn(&self, index: usize) -> Result<Child> {
-        let mut cmd = Command::new(&self.exe);
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
         cmd.arg("worker")
             .arg("--redis")
             .arg(&self.url)
+            .arg("--redis-mode")
+            .arg(self.mode.as_str())
             .arg("--input")
             .arg(&self.input)
             .arg("--index")
@@ -338,7 +382,7 @@ impl Pool {
     }
 
     /// Replaces workers that died; forgets those that finished.
-    fn supervise(&mut self) -> Result<()> {
+    pub(super) fn supervise(&mut self) -> Result<()> {
         for i in 0..self.slots.len() {
             let Some(child) = self.slots[i].as_mut() else {
                 continue;
@@ -392,7 +436,7 @@ impl Pool {
     }
 
     /// SIGKILLs a random live worker (`--kill-every`).
-    fn kill_one(&mut self) {
+    pub(super) fn kill_one(&mut self) {
         let live: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].is_some())
             .collect();
@@ -413,7 +457,7 @@ impl Pool {
     }
 
     /// Waits for the workers to see that the job is done, then kills any left.
-    fn wait_all(&mut self, patience: Duration) {
+    pub(super) fn wait_all(&mut self, patience: Duration) {
         let deadline = Instant::now() + patience;
         for slot in &mut self.slots {
             let Some(child) = slot.as_mut() else { continue };
@@ -424,7 +468,7 @@ impl Pool {
         self.kill_all();
     }
 
-    fn kill_all(&mut self) {
+    pub(super) fn kill_all(&mut self) {
         for mut child in self.slots.iter_mut().filter_map(Option::take) {
             let _ = child.kill();
             let _ = child.wait();
@@ -449,12 +493,12 @@ struct Scaler {
 }
 
 impl Scaler {
-    fn new(rule: Autoscale, server: &RedisServer) -> Result<Self> {
+    fn new(rule: Autoscale, redis: &Deployment) -> Result<Self> {
         Ok(Scaler {
             rule,
             redis: backend::open(
-                RedisMode::Snapshot,
-                &server.url_with_password(),
+                redis.mode(),
+                &redis.url(),
                 DEFAULT_PREFIX,
                 Duration::from_secs(30),
             )?,

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use wordcount_protocol::RedisMode;
 use wordcount_view::{lock, Model, Shared, TICK};
 
 /// The live view of one run, up until it is dropped.
@@ -26,13 +27,19 @@ pub struct View {
 impl View {
     /// Serves the view of the job in the Redis at `redis` on `addr` (port 0:
     /// any free port), with the runner's `events`.
-    pub fn start(addr: SocketAddr, redis: &str, prefix: &str, events: EventLog) -> Result<View> {
+    pub fn start(
+        addr: SocketAddr,
+        mode: RedisMode,
+        redis: &str,
+        prefix: &str,
+        events: EventLog,
+    ) -> Result<View> {
         let model = Arc::new(Mutex::new(Model::default()));
         lock(&model).job.started_ms = epoch_ms();
         let server = server::Server::start(addr, model.clone())
             .with_context(|| format!("cannot serve the live view on {addr}"))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let mut reader = reader::Reader::new(redis, prefix, events);
+        let mut reader = reader::Reader::new(mode, redis, prefix, events);
         let (m, s) = (model.clone(), stop.clone());
         let reader = std::thread::spawn(move || {
             loop {

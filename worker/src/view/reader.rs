@@ -11,6 +11,7 @@ use wordcount_view::{phase, Job, Look, Sample, Seen, TOP};
 const BATCH: usize = 10_000;
 
 pub struct Reader {
+    mode: RedisMode,
     url: String,
     prefix: String,
     backend: Option<Box<dyn Backend + Send>>,
@@ -21,8 +22,9 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(url: &str, prefix: &str, log: EventLog) -> Self {
+    pub fn new(mode: RedisMode, url: &str, prefix: &str, log: EventLog) -> Self {
         Reader {
+            mode,
             url: url.into(),
             prefix: prefix.into(),
             backend: None,
@@ -49,7 +51,7 @@ impl Reader {
         let b = match &mut self.backend {
             Some(b) => b,
             None => self.backend.insert(backend::open(
-                RedisMode::Snapshot,
+                self.mode,
                 &self.url,
                 &self.prefix,
                 // Short: a look that fails is tried again at the next one.

@@ -183,3 +183,19 @@ pub fn spawn_slow_workers(
         })
         .collect()
 }
+
+/// The RedisRaft module, or `None` after saying in one line why the test
+/// is skipped (no package carries RedisRaft; see the README).
+pub fn redisraft() -> Option<PathBuf> {
+    match wordcount::local::raft::find_module(None) {
+        Ok(path) => Some(path),
+        Err(_) => {
+            eprintln!(
+                "skipped: no RedisRaft module at ${} or {}",
+                wordcount::local::raft::MODULE_ENV,
+                wordcount::local::raft::default_module().display()
+            );
+            None
+        }
+    }
+}

@@ -1,20 +1,14 @@
-//! The driver's side: job settings, enqueueing, progress, folding results
-//! into the counts, and the final ranking.
+//! The driver's side: the consumer group, enqueueing, the queue's depth,
+//! reading committed results, waking the workers.
 
 use super::worker::{as_array, as_string, field};
-use crate::backend::{Depth, Done, Injection, JobSettings, Progress, Redis, ResultCursor, Results};
-use crate::counts::{Counts, WordCount};
-use anyhow::{Context, Result};
+use crate::backend::{state, Depth, Done, Injection, JobSettings, Redis, ResultCursor, Results};
+use anyhow::Result;
 use redis::Value;
 use std::collections::HashMap;
 use std::time::Duration;
-use wordcount_protocol::keys::{meta, stats};
 use wordcount_protocol::library;
 use wordcount_protocol::CommitRecord;
-
-/// Pairs per command when writing or reading the counts.
-const BATCH: usize = 10_000;
-
 /// Creates the queue's consumer group, then records the settings: a
 /// snapshot that has the settings has the group too.
 pub fn create_job(redis: &mut Redis, s: &JobSettings) -> Result<()> {
@@ -27,47 +21,11 @@ pub fn create_job(redis: &mut Redis, s: &JobSettings) -> Result<()> {
             .arg("MKSTREAM")
             .exec(c)
         {
-            Err(e) if e.code() == Some("BUSYGROUP") => {}
-            r => r?,
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            r => r,
         }
-        redis::pipe()
-            .hset_multiple(
-                &k.meta,
-                &[
-                    (meta::TOKENIZER, s.tokenizer.as_str().to_string()),
-                    (meta::COMMIT, s.commit.as_str().to_string()),
-                    (
-                        meta::CLAIM_TIMEOUT_MS,
-                        s.claim_timeout.as_millis().to_string(),
-                    ),
-                ],
-            )
-            .ignore()
-            .cmd("HSETNX")
-            .arg(&k.meta)
-            .arg(meta::STARTED_MS)
-            .arg(crate::timeline::epoch_ms())
-            .ignore()
-            .exec(c)
-    })
-}
-
-/// The job's settings, once the driver has written them.
-pub fn settings(redis: &mut Redis) -> Result<Option<JobSettings>> {
-    let fields: HashMap<String, String> =
-        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.meta).query(c))?;
-    let (Some(t), Some(m), Some(ms)) = (
-        fields.get(meta::TOKENIZER),
-        fields.get(meta::COMMIT),
-        fields.get(meta::CLAIM_TIMEOUT_MS),
-    ) else {
-        return Ok(None);
-    };
-    Ok(Some(JobSettings {
-        tokenizer: t.parse()?,
-        commit: m.parse()?,
-        claim_timeout: Duration::from_millis(ms.parse().context("bad claim_timeout_ms")?),
-    }))
+    })?;
+    state::write_settings(redis, s)
 }
 
 /// Enqueues each injection not enqueued yet (`wc_enqueue` skips those it
@@ -97,16 +55,6 @@ pub fn enqueue(redis: &mut Redis, injections: &[Injection]) -> Result<u64> {
     Ok(added)
 }
 
-pub fn end_enqueue(redis: &mut Redis) -> Result<()> {
-    redis.run(|c, k| {
-        redis::cmd("HSET")
-            .arg(&k.meta)
-            .arg(meta::ENQUEUE_DONE)
-            .arg(1)
-            .exec(c)
-    })
-}
-
 /// The group's lag and pending count (`XINFO GROUPS`).
 pub fn depth(redis: &mut Redis) -> Result<Depth> {
     redis.run(|c, k| {
@@ -128,51 +76,6 @@ pub fn depth(redis: &mut Redis) -> Result<Depth> {
             pending: num("pending"),
         })
     })
-}
-
-/// Replaces the fields of `P:stream`.
-pub fn write_stream(redis: &mut Redis, fields: &[(&str, String)]) -> Result<()> {
-    redis.run(|c, k| redis::cmd("HSET").arg(&k.stream).arg(fields).exec(c))
-}
-
-pub fn read_stream(redis: &mut Redis) -> Result<HashMap<String, String>> {
-    redis.run(|c, k| redis::cmd("HGETALL").arg(&k.stream).query(c))
-}
-
-pub fn progress(redis: &mut Redis) -> Result<Progress> {
-    type Reply = (HashMap<String, String>, HashMap<String, u64>, bool);
-    let (fields, counters, finished): Reply = redis.run(|c, k| {
-        redis::pipe()
-            .cmd("HGETALL")
-            .arg(&k.meta)
-            .cmd("HGETALL")
-            .arg(&k.stats)
-            .cmd("EXISTS")
-            .arg(&k.summary)
-            .query(c)
-    })?;
-    let num = |key: &str| fields.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stat = |key: &str| counters.get(key).copied().unwrap_or(0);
-    Ok(Progress {
-        files: num(meta::FILES),
-        bytes: num(meta::BYTES),
-        created: fields.contains_key(meta::TOKENIZER),
-        enqueue_done: fields.get(meta::ENQUEUE_DONE).is_some_and(|v| v == "1"),
-        files_done: stat(stats::FILES_DONE),
-        files_failed: stat(stats::FILES_FAILED),
-        words: stat(stats::WORDS),
-        bytes_done: stat(stats::BYTES_DONE),
-        commits_ignored: stat(stats::COMMITS_IGNORED),
-        finished,
-    })
-}
-
-/// Files that could not be counted: path -> error.
-pub fn failures(redis: &mut Redis) -> Result<Vec<(String, String)>> {
-    let mut v: Vec<(String, String)> =
-        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.failed).query(c))?;
-    v.sort();
-    Ok(v)
 }
 
 /// Committed results after `cursor`: the `P:latency` entries after its
@@ -249,88 +152,6 @@ fn parse_done(e: &Value) -> Option<Done> {
     })
 }
 
-/// Sets the count of each word in the sorted set `P:counts`.
-pub fn write_counts(redis: &mut Redis, words: &[(&[u8], u64)]) -> Result<()> {
-    // In the set's own order, each insert lands next to the one before: the
-    // skiplist's search path stays in cache (twice as fast as random order
-    // on large vocabularies).
-    let mut words = words.to_vec();
-    words.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
-    redis.run(|c, k| {
-        // One pipeline: Redis inserts while the rest is on its way.
-        let mut pipe = redis::pipe();
-        for chunk in words.chunks(BATCH) {
-            let zadd = pipe.cmd("ZADD").arg(&k.counts);
-            for (w, n) in chunk {
-                zadd.arg(*n).arg(*w);
-            }
-            zadd.ignore();
-        }
-        pipe.exec(c)
-    })
-}
-
-pub fn clear_counts(redis: &mut Redis) -> Result<()> {
-    redis.run(|c, k| redis::cmd("DEL").arg(&k.counts).exec(c))
-}
-
-/// The first `n` words of `P:top`, most frequent first.
-pub fn top(redis: &mut Redis, n: usize) -> Result<Vec<WordCount>> {
-    let words: Vec<(Vec<u8>, u64)> = redis.run(|c, k| {
-        redis::cmd("ZRANGE")
-            .arg(&k.top)
-            .arg(0)
-            .arg(n.saturating_sub(1))
-            .arg("REV")
-            .arg("WITHSCORES")
-            .query(c)
-    })?;
-    Ok(words
-        .into_iter()
-        .map(|(word, count)| WordCount { word, count })
-        .collect())
-}
-
-/// Replaces `P:top` with `top`.
-pub fn write_top(redis: &mut Redis, top: &[WordCount]) -> Result<()> {
-    redis.run(|c, k| {
-        let mut tx = redis::pipe();
-        tx.atomic().cmd("DEL").arg(&k.top).ignore();
-        if !top.is_empty() {
-            let mut zadd = redis::cmd("ZADD");
-            zadd.arg(&k.top);
-            for w in top {
-                zadd.arg(w.count).arg(&w.word);
-            }
-            tx.add_command(zadd).ignore();
-        }
-        tx.exec(c)
-    })
-}
-
-/// The counts in `P:counts`.
-pub fn counts(redis: &mut Redis) -> Result<Counts> {
-    let mut counts = Counts::new();
-    let mut start = 0;
-    loop {
-        let page: Vec<(Vec<u8>, f64)> = redis.run(|c, k| {
-            redis::cmd("ZRANGE")
-                .arg(&k.counts)
-                .arg(start)
-                .arg(start + BATCH - 1)
-                .arg("WITHSCORES")
-                .query(c)
-        })?;
-        for (w, n) in &page {
-            counts.add(w, *n as u64);
-        }
-        if page.len() < BATCH {
-            return Ok(counts);
-        }
-        start += BATCH;
-    }
-}
-
 /// Unblocks every client blocked in `XREADGROUP`: workers waiting for a
 /// file, which then find the job done.
 pub fn wake_workers(redis: &mut Redis) -> Result<()> {
@@ -359,13 +180,4 @@ pub fn wake_workers(redis: &mut Redis) -> Result<()> {
         }
         pipe.exec(c)
     })
-}
-
-/// Faults that fired so far: spec -> when (ms since the epoch).
-pub fn faults_fired(redis: &mut Redis) -> Result<Vec<(String, u64)>> {
-    redis.run(|c, k| redis::cmd("HGETALL").arg(&k.faults).query(c))
-}
-
-pub fn write_summary(redis: &mut Redis, json: &str) -> Result<()> {
-    redis.run(|c, k| redis::cmd("SET").arg(&k.summary).arg(json).exec(c))
 }

@@ -6,10 +6,8 @@ mod driver;
 mod worker;
 
 use super::{
-    Backend, Carry, Committed, Depth, Entry, Injection, JobSettings, Progress, Redis, ResultCursor,
-    Results, Taken,
+    Backend, Carry, Committed, Depth, Injection, JobSettings, Redis, ResultCursor, Results, Taken,
 };
-use crate::counts::{Counts, WordCount};
 use anyhow::Result;
 use std::time::Duration;
 
@@ -31,20 +29,17 @@ impl Stream {
 }
 
 impl Backend for Stream {
+    fn redis(&mut self) -> &mut Redis {
+        &mut self.redis
+    }
     fn create_job(&mut self, settings: &JobSettings) -> Result<()> {
         driver::create_job(&mut self.redis, settings)
     }
     fn enqueue(&mut self, injections: &[Injection]) -> Result<u64> {
         driver::enqueue(&mut self.redis, injections)
     }
-    fn end_enqueue(&mut self) -> Result<()> {
-        driver::end_enqueue(&mut self.redis)
-    }
     fn depth(&mut self) -> Result<Depth> {
         driver::depth(&mut self.redis)
-    }
-    fn write_stream(&mut self, fields: &[(&str, String)]) -> Result<()> {
-        driver::write_stream(&mut self.redis, fields)
     }
     fn results_since(
         &mut self,
@@ -54,47 +49,14 @@ impl Backend for Stream {
     ) -> Result<Results> {
         driver::results_since(&mut self.redis, cursor, max, wait, true)
     }
-    fn read_stream(&mut self) -> Result<std::collections::HashMap<String, String>> {
-        driver::read_stream(&mut self.redis)
-    }
     fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
         driver::results_since(&mut self.redis, cursor, max, Duration::ZERO, false)
-    }
-    fn top(&mut self, n: usize) -> Result<Vec<WordCount>> {
-        driver::top(&mut self.redis, n)
-    }
-    fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()> {
-        driver::write_counts(&mut self.redis, words)
-    }
-    fn clear_counts(&mut self) -> Result<()> {
-        driver::clear_counts(&mut self.redis)
-    }
-    fn write_top(&mut self, top: &[WordCount]) -> Result<()> {
-        driver::write_top(&mut self.redis, top)
-    }
-    fn failures(&mut self) -> Result<Vec<(String, String)>> {
-        driver::failures(&mut self.redis)
-    }
-    fn write_summary(&mut self, json: &str) -> Result<()> {
-        driver::write_summary(&mut self.redis, json)
     }
     fn wake_workers(&mut self) -> Result<()> {
         driver::wake_workers(&mut self.redis)
     }
-    fn counts(&mut self) -> Result<Counts> {
-        driver::counts(&mut self.redis)
-    }
-    fn faults_fired(&mut self) -> Result<Vec<(String, u64)>> {
-        driver::faults_fired(&mut self.redis)
-    }
-    fn progress(&mut self) -> Result<Progress> {
-        driver::progress(&mut self.redis)
-    }
     fn session(&self) -> u64 {
         self.redis.connects()
-    }
-    fn settings(&mut self) -> Result<Option<JobSettings>> {
-        driver::settings(&mut self.redis)
     }
     fn take(
         &mut self,
@@ -130,12 +92,6 @@ impl Backend for Stream {
             entry,
             stolen: true,
         }))
-    }
-    fn stage(&mut self, entry: &Entry, consumer: &str, chunk: &[u8], first: bool) -> Result<()> {
-        worker::stage(&mut self.redis, entry, consumer, chunk, first)
-    }
-    fn add_words(&mut self, words: &[&[u8]]) -> Result<()> {
-        worker::add_words(&mut self.redis, words)
     }
     fn commit(
         &mut self,

@@ -71,38 +71,6 @@ pub fn claim(redis: &mut Redis, consumer: &str, min_idle: Duration) -> Result<Op
     entry.map(|e| parse_entry(&e)).transpose()
 }
 
-/// Appends one chunk of packed counts to this worker's stage for `entry`.
-pub fn stage(
-    redis: &mut Redis,
-    entry: &Entry,
-    consumer: &str,
-    chunk: &[u8],
-    first: bool,
-) -> Result<()> {
-    redis.run(|c, k| {
-        let key = k.stage(&entry.id, consumer);
-        let mut pipe = redis::pipe();
-        if first {
-            pipe.cmd("DEL").arg(&key).ignore();
-        }
-        // A stage left by a crash must not outlive the job by much.
-        pipe.cmd("APPEND").arg(&key).arg(chunk).ignore();
-        pipe.cmd("PEXPIRE").arg(&key).arg(3_600_000).ignore();
-        pipe.exec(c)
-    })
-}
-
-/// Adds one occurrence of each word, pipelined: the naive commit.
-pub fn add_words(redis: &mut Redis, words: &[&[u8]]) -> Result<()> {
-    redis.run(|c, k| {
-        let mut pipe = redis::pipe();
-        for w in words {
-            pipe.cmd("ZINCRBY").arg(&k.counts).arg(1).arg(*w).ignore();
-        }
-        pipe.exec(c)
-    })
-}
-
 /// Commits a file: acknowledges it and, only if this was the first
 /// acknowledgement, records its counts.
 pub fn commit(
@@ -113,12 +81,7 @@ pub fn commit(
     carry: Carry,
 ) -> Result<Committed> {
     let entry = &taken.entry;
-    let (how, payload): (&str, &[u8]) = match carry {
-        Carry::Inline(p) => ("inline", p),
-        Carry::Staged => ("staged", b""),
-        Carry::Added => ("added", b""),
-        Carry::Failed(e) => ("failed", e.as_bytes()),
-    };
+    let (how, payload) = carry.wire();
     let reply: Option<i64> = redis.run(|c, k| {
         let r = redis::cmd("FCALL")
             .arg(library::COMMIT)
@@ -202,6 +165,7 @@ fn parse_entry(v: &Value) -> Result<Entry> {
         id,
         path,
         size: size.parse().unwrap_or(0),
+        seq: field(fields, entry::SEQ).map_or(0, |s| s.parse().unwrap_or(0)),
     })
 }
 

@@ -1,0 +1,219 @@
+//! The backend of the CRDT mode: three sites, each with its own Redis. A
+//! site's queue is a stream in its own Redis, as in Snapshot mode ([`Stream`]
+//! does everything but the commit); a commit applies the file's counts to
+//! every instance it can reach (`wc_crdt_apply`, idempotent: the CRDT of
+//! `crate::crdt`) and counts as done once one took it; then it is committed
+//! at the site, which ends its lease there. The instances a worker cannot
+//! reach learn the file later, by read repair.
+//!
+//! `url` lists the instances, the site's own first. A site is named by its
+//! own instance's address, which prefixes its files' global ids.
+
+use super::{
+    Backend, Carry, Committed, Depth, Entry, Injection, JobSettings, Redis, ResultCursor, Results,
+    Stream, Taken,
+};
+use crate::crdt::{global_id, repair};
+use anyhow::{bail, Context, Result};
+use redis::{Connection, RedisResult};
+use std::time::{Duration, Instant};
+
+/// How long a worker waits for an instance before it counts it as cut off,
+/// and how long it then leaves it alone: a cut instance (packets dropped)
+/// never answers, and each commit must not wait for it.
+const REACH: Duration = Duration::from_millis(500);
+const LEAVE_ALONE: Duration = Duration::from_secs(1);
+
+pub struct Crdt {
+    site: Stream,
+    name: String,
+    instances: Vec<Instance>,
+    /// A large vocabulary being staged: its chunks, kept to apply.
+    staged: Vec<u8>,
+}
+
+/// One instance as a worker writes to it: one try at a time, never
+/// waiting long.
+struct Instance {
+    client: redis::Client,
+    conn: Option<Connection>,
+    cut_until: Option<Instant>,
+}
+
+impl Instance {
+    fn apply(&mut self, call: &redis::Cmd) -> Option<()> {
+        if self.cut_until.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        match self.try_apply(call) {
+            Ok(_) => {
+                self.cut_until = None;
+                Some(())
+            }
+            Err(e) => {
+                tracing::debug!("instance unreachable: {e}");
+                self.conn = None;
+                self.cut_until = Some(Instant::now() + LEAVE_ALONE);
+                None
+            }
+        }
+    }
+
+    fn try_apply(&mut self, call: &redis::Cmd) -> RedisResult<(u64, u64)> {
+        if self.conn.is_none() {
+            let c = self.client.get_connection_with_timeout(REACH)?;
+            c.set_read_timeout(Some(REACH * 4))?;
+            c.set_write_timeout(Some(REACH * 4))?;
+            self.conn = Some(c);
+        }
+        let conn = self.conn.as_mut().expect("just connected");
+        match call.query(conn) {
+            // A restarted instance without the library: load it, once.
+            Err(e)
+                if e.to_string()
+                    .contains(wordcount_protocol::library::NOT_LOADED) =>
+            {
+                redis::cmd("FUNCTION")
+                    .arg("LOAD")
+                    .arg("REPLACE")
+                    .arg(wordcount_protocol::library::SOURCE)
+                    .exec(conn)?;
+                call.query(conn)
+            }
+            r => r,
+        }
+    }
+}
+
+impl Crdt {
+    pub fn open(url: &str, prefix: &str, patience: Duration) -> Result<Self> {
+        let urls: Vec<&str> = url.split(',').map(str::trim).collect();
+        let own = urls[0];
+        let info = super::redis::connection_info(own)?;
+        let name = match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+            other => bail!("a CRDT site's Redis must be host:port, not {other:?}"),
+        };
+        let instances = urls
+            .iter()
+            .map(|u| {
+                Ok(Instance {
+                    client: redis::Client::open(super::redis::connection_info(u)?)
+                        .with_context(|| format!("bad Redis URL {:?}", super::redis::redact(u)))?,
+                    conn: None,
+                    cut_until: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Crdt {
+            site: Stream::open(own, prefix, patience)?,
+            name,
+            instances,
+            staged: Vec::new(),
+        })
+    }
+
+    /// Applies a file to every instance it can reach, until one took it.
+    fn apply_everywhere(&mut self, entry: &Entry, packed: &[u8]) -> Result<usize> {
+        let id = global_id(&self.name, &entry.path, entry.seq);
+        let call = repair::apply_cmd(&self.site.redis().keys, &[(&id, packed)], false)?;
+        let started = Instant::now();
+        loop {
+            let took = self
+                .instances
+                .iter_mut()
+                .filter_map(|i| i.apply(&call))
+                .count();
+            if took > 0 {
+                tracing::debug!(
+                    "{id} applied to {took} instances in {:?}",
+                    started.elapsed()
+                );
+                return Ok(took);
+            }
+            if started.elapsed() > Duration::from_secs(5) {
+                tracing::warn!("no instance reachable for {id}; waiting");
+            }
+            std::thread::sleep(LEAVE_ALONE);
+        }
+    }
+}
+
+impl Backend for Crdt {
+    fn redis(&mut self) -> &mut Redis {
+        self.site.redis()
+    }
+    fn create_job(&mut self, settings: &JobSettings) -> Result<()> {
+        self.site.create_job(settings)
+    }
+    fn enqueue(&mut self, injections: &[Injection]) -> Result<u64> {
+        self.site.enqueue(injections)
+    }
+    fn depth(&mut self) -> Result<Depth> {
+        self.site.depth()
+    }
+    fn results_since(
+        &mut self,
+        cursor: &mut ResultCursor,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Results> {
+        self.site.results_since(cursor, max, wait)
+    }
+    fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
+        self.site.commits_since(cursor, max)
+    }
+    /// `P:counts` gets the CRDT's counts once the instances have converged
+    /// (the runner writes them): a site's driver keeps its share to itself.
+    fn write_counts(&mut self, _: &[(&[u8], u64)]) -> Result<()> {
+        Ok(())
+    }
+    fn clear_counts(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn wake_workers(&mut self) -> Result<()> {
+        self.site.wake_workers()
+    }
+    fn session(&self) -> u64 {
+        self.site.session()
+    }
+    fn take(
+        &mut self,
+        consumer: &str,
+        wait: Duration,
+        claim_timeout: Duration,
+    ) -> Result<Option<Taken>> {
+        self.site.take(consumer, wait, claim_timeout)
+    }
+    fn stage(&mut self, entry: &Entry, consumer: &str, chunk: &[u8], first: bool) -> Result<()> {
+        if first {
+            self.staged.clear();
+        }
+        self.staged.extend_from_slice(chunk);
+        self.site.stage(entry, consumer, chunk, first)
+    }
+    fn add_words(&mut self, _: &[&[u8]]) -> Result<()> {
+        bail!("per-word commits are not a CRDT: a word added twice counts twice")
+    }
+    fn commit(
+        &mut self,
+        taken: &Taken,
+        consumer: &str,
+        words: u64,
+        carry: Carry,
+    ) -> Result<Committed> {
+        let staged = std::mem::take(&mut self.staged);
+        let packed: Option<&[u8]> = match &carry {
+            Carry::Inline(p) => Some(p),
+            Carry::Staged => Some(&staged),
+            Carry::Added | Carry::Failed(_) => None,
+        };
+        if let Some(packed) = packed {
+            self.apply_everywhere(&taken.entry, packed)?;
+        }
+        self.site.commit(taken, consumer, words, carry)
+    }
+    fn fire(&mut self, fault: &str) -> Result<bool> {
+        self.site.fire(fault)
+    }
+}
