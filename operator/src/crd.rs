@@ -786,8 +786,9 @@ impl WordCountJobSpec {
         }
         if self.redis.image.is_none() {
             self.redis.image = match self.redis.mode {
-                RedisMode::Snapshot => redis_image,
                 RedisMode::RedisRaft => redisraft_image,
+                // Crdt is not in the schema: a job never has it.
+                RedisMode::Snapshot | RedisMode::Crdt => redis_image,
             }
             .map(str::to_string);
         }
