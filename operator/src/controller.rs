@@ -210,9 +210,10 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
             .and_then(|c| c.password.clone())
             .unwrap_or_default(),
     );
-    let progress = match runnable {
-        true => Some(ctx.progress.read(&endpoint).await),
-        false => None,
+    let progress = if runnable {
+        Some(ctx.progress.read(&endpoint).await)
+    } else {
+        None
     };
     if progress.as_ref().is_some_and(Result::is_err) {
         ctx.metrics.redis_unreachable.inc();
