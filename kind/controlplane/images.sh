@@ -4,6 +4,8 @@
 #
 #   wordcount:dev           Debian (debootstrap) + redis-server + our `wordcount`
 #   wordcount-operator:dev  the same base + `wordcount-operator`
+#   wordcount-redisraft:dev wordcount:dev + the RedisRaft module, only when
+#                           the module is on this machine (see below)
 #   registry.k8s.io/pause   the sandbox image, built from Kubernetes' pause.c
 #
 #   images.sh CONTAINERD_SOCKET pause              # what every pod needs
@@ -14,8 +16,14 @@
 # base is cached as an OCI layout keyed by suite and package list, so only
 # the first run calls debootstrap (about a minute).
 #
+# RedisRaft is in no package registry: its module is built by hand
+# (README: RedisRaft on Kubernetes) and found at WORDCOUNT_REDISRAFT
+# (default $WORDCOUNT_CACHE/redisraft.so); it goes into the image where the
+# operator looks for it (REDISRAFT_MODULE in operator/src/resources/redis_raft.rs).
+#
 # Env: WORDCOUNT_CACHE (default ~/.cache/wordcount), WORDCOUNT_TAG (dev),
-#      WORDCOUNT_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+#      WORDCOUNT_DEBIAN_MIRROR (default http://deb.debian.org/debian),
+#      WORDCOUNT_REDISRAFT.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -80,6 +88,21 @@ app_image() {
   import "$layout" "docker.io/library/$name"
 }
 
+# The wordcount image plus the RedisRaft module at the operator's path.
+redisraft_image() {
+  local module=$1 layout=$WORK/wordcount-redisraft path
+  path=$(sed -n 's/^pub const REDISRAFT_MODULE: &str = "\(.*\)";$/\1/p' \
+    "$HERE/../../operator/src/resources/redis_raft.rs")
+  [[ -n $path ]] || die "REDISRAFT_MODULE not found in operator/src/resources/redis_raft.rs"
+  cp -a "$BASE" "$layout"
+  umoci insert --image "$layout:base" "$TARGET/wordcount" /usr/local/bin/wordcount
+  umoci insert --image "$layout:base" --tag "$TAG" "$module" "$path"
+  umoci config --image "$layout:$TAG" --config.cmd wordcount --config.cmd --help \
+    --config.user 65532:65532
+  umoci rm --image "$layout:base"
+  import "$layout" docker.io/library/wordcount-redisraft
+}
+
 pause_image() {
   local src layout=$WORK/pause tag=${PAUSE_REF##*:}
   src=$(go mod download -json "k8s.io/kubernetes@${WORDCOUNT_K8S_VERSION:-v1.34.10}" |
@@ -107,6 +130,12 @@ case $WHAT in
     app_image wordcount wordcount --config.cmd wordcount --config.cmd --help \
       --config.user 65532:65532
     app_image wordcount-operator wordcount-operator \
-      --config.entrypoint /usr/local/bin/wordcount-operator --config.user 65532:65532 ;;
+      --config.entrypoint /usr/local/bin/wordcount-operator --config.user 65532:65532
+    module=${WORDCOUNT_REDISRAFT:-$CACHE/redisraft.so}
+    if [[ -f $module ]]; then
+      redisraft_image "$module"
+    else
+      log "no RedisRaft module at $module: wordcount-redisraft:$TAG not built"
+    fi ;;
   *) die "$USAGE" ;;
 esac

@@ -24,7 +24,7 @@ use crate::{
 use futures::{stream::BoxStream, StreamExt};
 use k8s_openapi::{
     api::{
-        apps::v1::Deployment,
+        apps::v1::{Deployment, StatefulSet},
         batch::v1::Job,
         core::v1::{Event as CoreEvent, Pod, Secret},
     },
@@ -75,6 +75,9 @@ pub struct Context {
     /// Images for jobs whose spec names none.
     pub job_image: String,
     pub redis_image: Option<String>,
+    /// The image with the RedisRaft module, for RedisRaft jobs whose spec
+    /// names none.
+    pub redisraft_image: Option<String>,
     /// The operator's own pods, which every job's Redis admits.
     pub operator_pods: OperatorPods,
     /// The live view of every job, when it is served.
@@ -91,6 +94,7 @@ impl Context {
             metrics,
             job_image: crate::crd::DEFAULT_IMAGE.into(),
             redis_image: None,
+            redisraft_image: None,
             operator_pods: OperatorPods::default(),
             views: None,
         }
@@ -99,6 +103,11 @@ impl Context {
     pub fn with_images(mut self, job_image: String, redis_image: Option<String>) -> Self {
         self.job_image = job_image;
         self.redis_image = redis_image;
+        self
+    }
+
+    pub fn with_redisraft_image(mut self, image: Option<String>) -> Self {
+        self.redisraft_image = image;
         self
     }
 
@@ -170,9 +179,11 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     if job.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    job.spec = job
-        .spec
-        .with_default_images(&ctx.job_image, ctx.redis_image.as_deref());
+    job.spec = job.spec.with_default_images(
+        &ctx.job_image,
+        ctx.redis_image.as_deref(),
+        ctx.redisraft_image.as_deref(),
+    );
     let previous = job.status.clone().unwrap_or_default();
     // A finished job's status is final; it only lets go of its pods.
     if previous.phase.is_some_and(Phase::is_terminal) {
@@ -180,37 +191,45 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
         return finish::finished(ctx, &job, &previous).await;
     }
 
-    // 1. The children, in the order they are needed.
-    let password = redis_password(ctx, &ns, &job).await?;
-    apply(ctx, &ns, &resources::redis::secret(&job, &password)).await?;
-    apply(ctx, &ns, &resources::redis::data_claim(&job)).await?;
-    let redis_deployment = apply(ctx, &ns, &resources::redis::deployment(&job, false)).await?;
-    apply(ctx, &ns, &resources::redis::service(&job)).await?;
-    if let Some(claim) = resources::input::claim(&job) {
-        apply(ctx, &ns, &claim).await?;
-    }
-    let driver = apply(ctx, &ns, &resources::driver::job(&job, false)).await?;
-    let workers = apply(ctx, &ns, &resources::workers::job(&job, false)).await?;
+    // 1. The children, in the order they are needed; none for a job that
+    // cannot run as its spec says (its status says why).
+    let runnable = job.spec.unrunnable().is_none();
+    let children = if runnable {
+        Some(apply_children(ctx, &ns, &job).await?)
+    } else {
+        None
+    };
 
     // 2. One observation: the Jobs, the pods and Redis.
     let pods = list_pods(ctx, &ns, &job).await?;
-    let endpoint = Endpoint {
-        // The Service's name in the cluster DNS: the operator runs in
-        // another namespace than the job.
-        host: format!("{}.{ns}.svc", Names::of(&job).redis),
-        port: REDIS_PORT as u16,
-        password,
-        prefix: DEFAULT_PREFIX.into(),
+    let endpoint = endpoint(
+        &job,
+        &ns,
+        children
+            .as_ref()
+            .and_then(|c| c.password.clone())
+            .unwrap_or_default(),
+    );
+    let progress = if runnable {
+        Some(ctx.progress.read(&endpoint).await)
+    } else {
+        None
     };
-    let progress = ctx.progress.read(&endpoint).await;
-    if progress.is_err() {
+    if progress.as_ref().is_some_and(Result::is_err) {
         ctx.metrics.redis_unreachable.inc();
     }
+    let raft_leader = progress
+        .as_ref()
+        .and_then(|p| p.as_ref().ok())
+        .and_then(|p| p.raft.as_ref())
+        .map(|r| resources::redis_raft::pod_of(&r.leader).to_string());
+    let children = children.unwrap_or_default();
     let observed = Observed {
-        redis_deployment: Some(redis_deployment),
-        driver: Some(driver),
-        workers: Some(workers),
-        progress: Some(progress),
+        redis_deployment: children.redis_deployment,
+        redis_stateful_set: children.redis_stateful_set,
+        driver: children.driver,
+        workers: children.workers,
+        progress,
         input_error: input_error(ctx, &ns, &pods).await?,
         driver_error: pods::driver_error(&pods),
         driver_exit_code: pods::driver_exit_code(&pods),
@@ -237,6 +256,7 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     let scene = chaos::Scene {
         pods: &pods,
         redis: &endpoint,
+        raft_leader: raft_leader.as_deref(),
         now,
     };
     let next_fault = chaos::inject(ctx, &job, &scene, &mut status).await?;
@@ -257,6 +277,57 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
         return finish::finished(ctx, &job, &status).await;
     }
     Ok(Action::requeue(requeue_after(&job, &status, next_fault)))
+}
+
+/// The children as applied (with their status), for the observation.
+#[derive(Default)]
+struct Children {
+    /// One Redis' password; RedisRaft has none.
+    password: Option<String>,
+    redis_deployment: Option<Deployment>,
+    redis_stateful_set: Option<StatefulSet>,
+    driver: Option<Job>,
+    workers: Option<Job>,
+}
+
+/// Applies every child, in the order they are needed: Redis (one, with its
+/// password and volume, or RedisRaft's replicas), the input, the driver and
+/// the workers.
+async fn apply_children(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<Children, Error> {
+    let mut children = Children::default();
+    if job.spec.raft_replicas().is_some() {
+        use resources::redis_raft;
+        apply(ctx, ns, &redis_raft::service(job)).await?;
+        children.redis_stateful_set =
+            Some(apply(ctx, ns, &redis_raft::stateful_set(job, false)).await?);
+    } else {
+        let password = redis_password(ctx, ns, job).await?;
+        apply(ctx, ns, &resources::redis::secret(job, &password)).await?;
+        apply(ctx, ns, &resources::redis::data_claim(job)).await?;
+        children.redis_deployment =
+            Some(apply(ctx, ns, &resources::redis::deployment(job, false)).await?);
+        apply(ctx, ns, &resources::redis::service(job)).await?;
+        children.password = Some(password);
+    }
+    if let Some(claim) = resources::input::claim(job) {
+        apply(ctx, ns, &claim).await?;
+    }
+    children.driver = Some(apply(ctx, ns, &resources::driver::job(job, false)).await?);
+    children.workers = Some(apply(ctx, ns, &resources::workers::job(job, false)).await?);
+    Ok(children)
+}
+
+/// Where the operator reads the job's Redis: its Service, or RedisRaft's
+/// replicas, by their names in the cluster DNS (the operator runs in
+/// another namespace than the job).
+fn endpoint(job: &WordCountJob, ns: &str, password: String) -> Endpoint {
+    Endpoint {
+        host: format!("{}.{ns}.svc", Names::of(job).redis),
+        port: REDIS_PORT as u16,
+        password,
+        prefix: DEFAULT_PREFIX.into(),
+        replicas: resources::redis_raft::replica_hosts(job),
+    }
 }
 
 async fn write_status(
@@ -379,13 +450,15 @@ pub async fn run(client: Client, namespaces: Vec<String>, ctx: Arc<Context>) {
     let streams: Vec<BoxStream<'static, _>> = scopes
         .into_iter()
         .map(|ns| {
-            let (jobs, batch, deployments) = match &ns {
+            let (jobs, batch, deployments, sets) = match &ns {
                 Some(ns) => (
                     Api::<WordCountJob>::namespaced(client.clone(), ns),
                     Api::<Job>::namespaced(client.clone(), ns),
                     Api::<Deployment>::namespaced(client.clone(), ns),
+                    Api::<StatefulSet>::namespaced(client.clone(), ns),
                 ),
                 None => (
+                    Api::all(client.clone()),
                     Api::all(client.clone()),
                     Api::all(client.clone()),
                     Api::all(client.clone()),
@@ -398,6 +471,7 @@ pub async fn run(client: Client, namespaces: Vec<String>, ctx: Arc<Context>) {
             controller
                 .owns(batch, children.clone())
                 .owns(deployments, children.clone())
+                .owns(sets, children.clone())
                 .with_config(controller::Config::default().debounce(Duration::from_millis(500)))
                 .shutdown_on_signal()
                 .run(reconcile, error_policy, ctx.clone())

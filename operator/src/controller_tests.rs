@@ -59,11 +59,17 @@ struct Harness {
 
 impl Harness {
     fn new(job: &WordCountJob) -> Self {
+        Self::with_redisraft_image(job, None)
+    }
+
+    /// With the operator's `--redisraft-image`.
+    fn with_redisraft_image(job: &WordCountJob, image: Option<&str>) -> Self {
         let (api, client) = FakeApiServer::start();
         let redis = Arc::new(FakeRedis::default());
         let ctx = Arc::new(
             Context::new(client, redis.clone(), Arc::new(Metrics::default()))
-                .with_connections(redis.clone()),
+                .with_connections(redis.clone())
+                .with_redisraft_image(image.map(str::to_string)),
         );
         api.put(
             &format!("{JOBS}/{}", job.name_any()),
@@ -830,4 +836,219 @@ async fn an_autoscaled_stream_scales_its_workers_job_with_the_lag() {
     assert!(scaling(&h).is_empty());
     let status = h.stored_job("demo").status.unwrap();
     assert!(status.autoscale.unwrap().no_lag_since.is_some());
+}
+
+const STATEFUL_SET: &str = "/apis/apps/v1/namespaces/ns1/statefulsets/demo-redis";
+
+fn raft_job(replicas: i32, kills: Option<PodKills>) -> WordCountJob {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.redis.mode = wordcount_protocol::RedisMode::RedisRaft;
+    job.spec.redis.replicas = Some(replicas);
+    job.spec.faults = kills.map(|k| crate::crd::Faults {
+        pod_kills: Some(k),
+        ..Default::default()
+    });
+    job
+}
+
+fn kinds_and_names(h: &Harness) -> Vec<(String, String)> {
+    h.applies()
+        .iter()
+        .map(|r| {
+            (
+                r.body["kind"].as_str().unwrap().to_string(),
+                r.body["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_redisraft_job_gets_a_stateful_set_behind_a_headless_service_and_no_password() {
+    let job = raft_job(5, None);
+    let h = Harness::with_redisraft_image(&job, Some("reg/redisraft:1"));
+    h.api
+        .set_status(STATEFUL_SET, json!({"replicas": 5, "readyReplicas": 2}));
+    h.reconcile(&job).await;
+
+    let expected = [
+        ("Service", "demo-redis"),
+        ("StatefulSet", "demo-redis"),
+        ("PersistentVolumeClaim", "demo-input"),
+        ("Job", "demo-driver"),
+        ("Job", "demo-workers"),
+        ("NetworkPolicy", "demo-redis-ingress"),
+    ];
+    assert_eq!(
+        kinds_and_names(&h),
+        expected.map(|(k, n)| (k.to_string(), n.to_string())),
+        "no Secret, no Deployment, no single data claim"
+    );
+    let set = h.api.get(STATEFUL_SET).unwrap();
+    assert_eq!(set["spec"]["replicas"], 5);
+    assert_eq!(set["spec"]["serviceName"], "demo-redis");
+    assert_eq!(
+        set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+        "data"
+    );
+    assert_eq!(
+        set["spec"]["template"]["spec"]["containers"][0]["image"], "reg/redisraft:1",
+        "the operator's --redisraft-image"
+    );
+    assert_eq!(set["metadata"]["ownerReferences"][0]["uid"], "uid-demo");
+    let service = h
+        .applies()
+        .into_iter()
+        .find(|r| r.body["kind"] == "Service")
+        .unwrap()
+        .body;
+    assert_eq!(service["spec"]["clusterIP"], "None");
+    assert_eq!(service["spec"]["publishNotReadyAddresses"], true);
+
+    // The driver and the workers: every replica, mode raft, no password.
+    for path in [DRIVER, WORKERS] {
+        let c = h.api.get(path).unwrap()["spec"]["template"]["spec"]["containers"][0].clone();
+        let args: Vec<String> = serde_json::from_value(c["args"].clone()).unwrap();
+        let urls = &args[args.iter().position(|a| a == "--redis").unwrap() + 1];
+        assert_eq!(urls.split(',').count(), 5, "{urls}");
+        assert!(
+            urls.starts_with("redis://demo-redis-0.demo-redis.ns1.svc:6379,"),
+            "{urls}"
+        );
+        assert!(
+            args.windows(2).any(|w| w == ["--redis-mode", "raft"]),
+            "{args:?}"
+        );
+        assert_eq!(c["env"], Value::Null, "no REDIS_PASSWORD");
+    }
+
+    // The operator looked for the leader among the replicas, with no password.
+    let ep = h.redis.endpoints.lock().unwrap()[0].clone();
+    assert_eq!(ep.replicas.len(), 5);
+    assert_eq!(ep.replicas[4], "demo-redis-4.demo-redis.ns1.svc");
+    assert_eq!(ep.password, "");
+
+    // Two of five ready: no majority yet, and the status says so.
+    let status = h.stored_job("demo").status.unwrap();
+    let redis = status.redis.clone().unwrap();
+    assert_eq!((redis.replicas, redis.ready_replicas), (5, 2));
+    assert_eq!((redis.leader, redis.term), (None, None));
+    assert_eq!(status.phase, Some(Phase::Pending));
+    assert!(
+        status
+            .message
+            .unwrap()
+            .contains("a majority of the RedisRaft replicas"),
+        "waiting for a quorum"
+    );
+}
+
+#[tokio::test]
+async fn a_redisraft_job_shows_its_leader_and_term_and_kills_the_leader() {
+    let job = raft_job(
+        3,
+        Some(PodKills {
+            target: PodKillTarget::RedisLeader,
+            every: "5s".parse().unwrap(),
+            after: "0s".parse().unwrap(),
+            max_kills: 1,
+        }),
+    );
+    let h = Harness::with_redisraft_image(&job, Some("reg/redisraft:1"));
+    h.api
+        .set_status(STATEFUL_SET, json!({"replicas": 3, "readyReplicas": 3}));
+    let mut p = started(60_000, 2);
+    p.raft = Some(crate::progress::RaftFigures {
+        leader: "demo-redis-1.demo-redis.ns1.svc".into(),
+        term: 4,
+    });
+    *h.redis.progress.lock().unwrap() = Some(p);
+    h.api.set_list(
+        PODS,
+        vec![
+            pod("demo-redis-0", "redis", "Running"),
+            pod("demo-redis-1", "redis", "Running"),
+            pod("demo-redis-2", "redis", "Running"),
+            pod("demo-workers-0-aaaaa", "worker", "Running"),
+        ],
+    );
+    h.reconcile(&job).await;
+    // The leader's pod, and no other, is deleted.
+    assert_eq!(h.deletes(), [format!("{PODS}/demo-redis-1")]);
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Running));
+    let redis = status.redis.unwrap();
+    assert_eq!(
+        (
+            redis.replicas,
+            redis.ready_replicas,
+            redis.leader.as_deref(),
+            redis.term
+        ),
+        (3, 3, Some("demo-redis-1"), Some(4))
+    );
+    assert_eq!(status.faults[0].target, "demo-redis-1");
+
+    // Redis unread for a while: the last leader and term stay (Ready=False
+    // says they are old), and no leader is guessed for a kill.
+    *h.redis.progress.lock().unwrap() = None;
+    h.reconcile(&job).await;
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(condition(&status, status::READY).0, "False");
+    assert_eq!(status.redis.unwrap().term, Some(4));
+}
+
+#[tokio::test]
+async fn a_redisraft_job_without_an_image_with_the_module_fails_at_once() {
+    let job = raft_job(3, None);
+    let h = Harness::new(&job);
+    h.reconcile(&job).await;
+    // Nothing is made that could only crash.
+    assert!(
+        !kinds_and_names(&h)
+            .iter()
+            .any(|(k, _)| k == "StatefulSet" || k == "Job" || k == "Service"),
+        "{:?}",
+        kinds_and_names(&h)
+    );
+    assert!(
+        h.redis.endpoints.lock().unwrap().is_empty(),
+        "no Redis read"
+    );
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Failed));
+    assert_eq!(
+        condition(&status, status::FAILED),
+        ("True", "RedisRaftImageMissing")
+    );
+    assert!(status.message.unwrap().contains("--redisraft-image"));
+}
+
+#[tokio::test]
+async fn a_finished_redisraft_job_scales_its_replicas_to_zero_and_keeps_their_volumes() {
+    let job = raft_job(3, None);
+    let h = Harness::with_redisraft_image(&job, Some("reg/redisraft:1"));
+    let mut p = started(30_000, 8);
+    p.summary = Some(Summary {
+        words: 10,
+        distinct: 2,
+        top: vec![],
+        seconds: 3.0,
+    });
+    *h.redis.progress.lock().unwrap() = Some(p);
+    h.api.set_status(
+        DRIVER,
+        json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}),
+    );
+    h.reconcile(&job).await;
+    assert_eq!(
+        h.stored_job("demo").status.unwrap().phase,
+        Some(Phase::Succeeded)
+    );
+    assert_eq!(h.api.get(STATEFUL_SET).unwrap()["spec"]["replicas"], 0);
+    assert!(
+        h.api.get(DEPLOYMENT).is_none(),
+        "no Deployment in RedisRaft mode"
+    );
+    assert!(h.deletes().is_empty());
 }

@@ -55,6 +55,9 @@ pub const KIND: &str = "WordCountJob";
 #[x_kube(validation = Rule::new("!has(self.faults) || !has(self.faults.stragglers) || self.faults.stragglers.all(s, s.worker < self.workers)")
     .message("faults.stragglers[].worker must be less than workers")
     .field_path(".faults.stragglers"))]
+#[x_kube(validation = Rule::new("!has(self.faults) || !has(self.faults.podKills) || self.faults.podKills.target != 'redis-leader' || (has(self.redis) && has(self.redis.mode) && self.redis.mode == 'RedisRaft')")
+    .message("faults.podKills.target redis-leader needs redis.mode RedisRaft (one Redis has no leader)")
+    .field_path(".faults.podKills.target"))]
 #[x_kube(validation = Rule::new("!has(self.stream) || !has(self.stream.duration) || !has(self.stream.tick) || duration(self.stream.tick) <= duration(self.stream.duration)")
     .message("stream.tick must not be longer than stream.duration")
     .field_path(".stream.tick"))]
@@ -199,17 +202,32 @@ pub struct SyntheticInput {
     pub seed: Option<i64>,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+/// The job's Redis: one server with RDB snapshots (`Snapshot`), or 2f+1
+/// replicas of Redis with the RedisRaft module (`RedisRaft`), a StatefulSet.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.replicas) || self.replicas % 2 == 1")
+    .message("redis.replicas must be odd (2f+1 replicas survive f failures)")
+    .field_path(".replicas"))]
+#[x_kube(validation = Rule::new("!has(self.replicas) || (has(self.mode) && self.mode == 'RedisRaft')")
+    .message("redis.replicas is for mode RedisRaft (Snapshot runs one Redis)")
+    .field_path(".replicas"))]
 pub struct RedisSpec {
     #[serde(default)]
     pub mode: RedisMode,
     /// RDB snapshot period (`save <seconds> 1`): how much work a Redis
-    /// restart can lose.
+    /// restart can lose. Snapshot mode only: RedisRaft keeps no RDB file.
     #[serde(default = "default_snapshot_interval")]
     pub snapshot_interval: Duration,
+    /// RedisRaft replicas (odd, 3 to 7; 3 when left out): the cluster
+    /// survives the loss of a minority of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_RAFT_REPLICAS, max = MAX_RAFT_REPLICAS))]
+    pub replicas: Option<i32>,
     /// Image with `redis-server`; the operator's default (`--redis-image`),
-    /// else the job's `image`, when left out.
+    /// else the job's `image`, when left out. For RedisRaft, an image that
+    /// also has the module at `/usr/lib/redis/modules/redisraft.so`; the
+    /// operator's `--redisraft-image` when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
@@ -220,10 +238,16 @@ impl Default for RedisSpec {
         Self {
             mode: RedisMode::default(),
             snapshot_interval: default_snapshot_interval(),
+            replicas: None,
             image: None,
         }
     }
 }
+
+/// Bounds and default of `redis.replicas` (RedisRaft).
+pub const MIN_RAFT_REPLICAS: i32 = 3;
+pub const MAX_RAFT_REPLICAS: i32 = 7;
+pub const DEFAULT_RAFT_REPLICAS: i32 = 3;
 
 fn default_snapshot_interval() -> Duration {
     Duration::from_secs(10)
@@ -417,8 +441,12 @@ fn default_max_kills() -> i32 {
 pub enum PodKillTarget {
     /// A random running worker pod.
     Worker,
-    /// The Redis pod (it restarts from its last RDB snapshot).
+    /// The Redis pod (it restarts from its last RDB snapshot); with
+    /// RedisRaft, a random running replica.
     Redis,
+    /// RedisRaft only: the replica that is the Raft leader.
+    #[serde(rename = "redis-leader")]
+    RedisLeader,
 }
 
 impl PodKillTarget {
@@ -426,6 +454,7 @@ impl PodKillTarget {
         match self {
             PodKillTarget::Worker => "worker",
             PodKillTarget::Redis => "redis",
+            PodKillTarget::RedisLeader => "redis-leader",
         }
     }
 }
@@ -568,6 +597,9 @@ pub struct WordCountJobStatus {
     /// Where a stream's source stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamStatus>,
+    /// RedisRaft: its replicas, the leader and the Raft term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisStatus>,
     /// The autoscaler's decisions (`spec.stream.autoscale`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleStatus>,
@@ -582,6 +614,23 @@ pub struct WordCountJobStatus {
 pub struct Latency {
     pub p50: i64,
     pub p99: i64,
+}
+
+/// A RedisRaft cluster as last seen: the StatefulSet's replicas, and what
+/// the replicas say (`INFO raft`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisStatus {
+    /// Replicas asked for.
+    pub replicas: i32,
+    /// Replicas in the cluster and up (their readiness probe).
+    pub ready_replicas: i32,
+    /// The leader's pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The current Raft term: one more for each election.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<i64>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -711,19 +760,49 @@ impl WordCountJobSpec {
         self.image.as_deref().unwrap_or(DEFAULT_IMAGE)
     }
 
+    /// The image of Redis' pods. For RedisRaft, once the operator's
+    /// defaults are in (`with_default_images`), see `redisraft_image`.
     pub fn redis_image(&self) -> &str {
         self.redis.image.as_deref().unwrap_or(self.image())
     }
 
-    /// Fills in the images the spec leaves out with the operator's defaults.
-    pub fn with_default_images(mut self, job_image: &str, redis_image: Option<&str>) -> Self {
+    /// RedisRaft's replicas; `None` for one Redis.
+    pub fn raft_replicas(&self) -> Option<i32> {
+        (self.redis.mode == RedisMode::RedisRaft)
+            .then(|| self.redis.replicas.unwrap_or(DEFAULT_RAFT_REPLICAS))
+    }
+
+    /// Fills in the images the spec leaves out with the operator's
+    /// defaults: Redis' from `--redis-image`, or for RedisRaft from
+    /// `--redisraft-image` only (the job image has no module).
+    pub fn with_default_images(
+        mut self,
+        job_image: &str,
+        redis_image: Option<&str>,
+        redisraft_image: Option<&str>,
+    ) -> Self {
         if self.image.is_none() {
             self.image = Some(job_image.to_string());
         }
         if self.redis.image.is_none() {
-            self.redis.image = redis_image.map(str::to_string);
+            self.redis.image = match self.redis.mode {
+                RedisMode::RedisRaft => redisraft_image,
+                // Crdt is not in the schema: a job never has it.
+                RedisMode::Snapshot | RedisMode::Crdt => redis_image,
+            }
+            .map(str::to_string);
         }
         self
+    }
+
+    /// Why the job cannot run as its spec says, whatever the cluster does:
+    /// RedisRaft with no image known to have the module.
+    pub fn unrunnable(&self) -> Option<String> {
+        (self.redis.mode == RedisMode::RedisRaft && self.redis.image.is_none()).then(|| {
+            "redis.mode RedisRaft needs an image with the RedisRaft module: set \
+             spec.redis.image, or the operator's --redisraft-image"
+                .to_string()
+        })
     }
 }
 
@@ -771,20 +850,38 @@ mod tests {
             (DEFAULT_IMAGE, DEFAULT_IMAGE)
         );
 
-        let op = bare.clone().with_default_images("reg/wordcount:1", None);
+        let op = bare
+            .clone()
+            .with_default_images("reg/wordcount:1", None, None);
         assert_eq!(
             (op.image(), op.redis_image()),
             ("reg/wordcount:1", "reg/wordcount:1")
         );
-        let op = bare.with_default_images("reg/wordcount:1", Some("reg/redis:7"));
+        let op = bare
+            .clone()
+            .with_default_images("reg/wordcount:1", Some("reg/redis:7"), None);
         assert_eq!(op.redis_image(), "reg/redis:7");
 
         let own = spec(
             serde_json::json!({"input": {"hostPath": {"path": "/d"}}, "image": "mine:2",
             "redis": {"image": "myredis:7"}}),
         )
-        .with_default_images("reg/wordcount:1", Some("reg/redis:7"));
+        .with_default_images("reg/wordcount:1", Some("reg/redis:7"), Some("reg/raft:1"));
         assert_eq!((own.image(), own.redis_image()), ("mine:2", "myredis:7"));
+
+        // RedisRaft takes the operator's RedisRaft image, never its plain
+        // Redis or job image: those have no module.
+        let mut raft = bare;
+        raft.redis.mode = RedisMode::RedisRaft;
+        assert_eq!(raft.raft_replicas(), Some(DEFAULT_RAFT_REPLICAS));
+        let none = raft
+            .clone()
+            .with_default_images("reg/wordcount:1", Some("reg/redis:7"), None);
+        assert_eq!(none.redis.image, None);
+        assert!(none.unrunnable().unwrap().contains("--redisraft-image"));
+        let op =
+            raft.with_default_images("reg/wordcount:1", Some("reg/redis:7"), Some("reg/raft:1"));
+        assert_eq!((op.redis_image(), op.unrunnable()), ("reg/raft:1", None));
     }
 
     #[test]

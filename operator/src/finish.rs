@@ -9,7 +9,10 @@ use crate::{
     resources::{self, network_policy},
     status,
 };
-use k8s_openapi::{api::batch::v1::Job, jiff::Timestamp};
+use k8s_openapi::{
+    api::{apps::v1::StatefulSet, batch::v1::Job},
+    jiff::Timestamp,
+};
 use kube::{
     api::{DeleteParams, PropagationPolicy},
     runtime::controller::Action,
@@ -59,7 +62,17 @@ pub fn ttl_left(ttl: Option<i32>, finished: Option<Timestamp>, now: Timestamp) -
 
 /// Stops whatever of the job still runs or waits; idempotent.
 async fn let_go(ctx: &Context, job: &WordCountJob, ns: &str) -> Result<(), Error> {
-    apply(ctx, ns, &resources::redis::deployment(job, true)).await?;
+    // Redis to zero: one, or RedisRaft's replicas; none was made for a job
+    // that could not run.
+    if job.spec.raft_replicas().is_some() {
+        let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
+        let stopped = resources::redis_raft::stateful_set(job, true);
+        if sets.get_opt(&stopped.name_any()).await?.is_some() {
+            apply(ctx, ns, &stopped).await?;
+        }
+    } else {
+        apply(ctx, ns, &resources::redis::deployment(job, true)).await?;
+    }
     let batch: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     for stopped in [
         resources::driver::job(job, true),

@@ -36,6 +36,12 @@ struct Args {
     #[arg(long, env = "WORDCOUNT_REDIS_IMAGE")]
     redis_image: Option<String>,
 
+    /// The Redis image of RedisRaft jobs whose spec names none: one with
+    /// the RedisRaft module where README says. Such a job fails at once,
+    /// saying so, when neither names one.
+    #[arg(long, env = "WORDCOUNT_REDISRAFT_IMAGE")]
+    redisraft_image: Option<String>,
+
     /// The operator's namespace (the chart passes its pod's): every job's
     /// Redis admits the operator's pods from there.
     #[arg(long, env = "OPERATOR_NAMESPACE")]
@@ -102,6 +108,7 @@ async fn main() -> ExitCode {
     let mut ctx =
         controller::Context::new(client.clone(), Arc::new(RedisReader::default()), metrics)
             .with_images(args.job_image, args.redis_image.filter(|i| !i.is_empty()))
+            .with_redisraft_image(args.redisraft_image.filter(|i| !i.is_empty()))
             .with_operator_pods(OperatorPods {
                 namespace: args.operator_namespace.filter(|n| !n.is_empty()),
                 labels: args.operator_pod_labels.into_iter().collect(),

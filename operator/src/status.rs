@@ -11,14 +11,17 @@
 
 use crate::{
     crd::{
-        FaultKind, InjectedFault, Latency, Phase, StreamStatus, WordCountJob, WordCountJobStatus,
-        WorkerCounts,
+        FaultKind, InjectedFault, Latency, Phase, RedisStatus, StreamStatus, WordCountJob,
+        WordCountJobStatus, WorkerCounts,
     },
     duration,
     progress::{Progress, ReadError, StreamFigures},
 };
 use k8s_openapi::{
-    api::{apps::v1::Deployment, batch::v1::Job},
+    api::{
+        apps::v1::{Deployment, StatefulSet},
+        batch::v1::Job,
+    },
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
     jiff::{SignedDuration, Timestamp},
 };
@@ -33,6 +36,8 @@ pub const FAILED: &str = "Failed";
 #[derive(Debug, Default)]
 pub struct Observed {
     pub redis_deployment: Option<Deployment>,
+    /// RedisRaft's replicas.
+    pub redis_stateful_set: Option<StatefulSet>,
     pub driver: Option<Job>,
     pub workers: Option<Job>,
     /// Redis' keys, or why they could not be read.
@@ -71,11 +76,57 @@ fn job_counts(job: Option<&Job>) -> WorkerCounts {
     }
 }
 
-fn redis_available(d: Option<&Deployment>) -> bool {
-    d.and_then(|d| d.status.as_ref())
+/// One Redis available, or a majority of RedisRaft's replicas ready.
+fn redis_available(obs: &Observed) -> bool {
+    let one = obs
+        .redis_deployment
+        .as_ref()
+        .and_then(|d| d.status.as_ref())
         .and_then(|s| s.available_replicas)
         .unwrap_or(0)
-        > 0
+        > 0;
+    let quorum = obs.redis_stateful_set.as_ref().is_some_and(|set| {
+        let replicas = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        ready_replicas(set) * 2 > replicas && replicas > 0
+    });
+    one || quorum
+}
+
+fn ready_replicas(set: &StatefulSet) -> i32 {
+    set.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+}
+
+/// RedisRaft's replicas as the StatefulSet counts them, and the leader and
+/// term as the replicas said them when the keys were read (the last ones
+/// read while they cannot be).
+fn redis_status(
+    job: &WordCountJob,
+    obs: &Observed,
+    progress: Option<&Progress>,
+    previous: &WordCountJobStatus,
+) -> Option<RedisStatus> {
+    let replicas = job.spec.raft_replicas()?;
+    let before = previous.redis.as_ref();
+    let (leader, term) = match progress.and_then(|p| p.raft.as_ref()) {
+        Some(r) => (
+            Some(crate::resources::redis_raft::pod_of(&r.leader).to_string()),
+            Some(r.term),
+        ),
+        None if progress.is_some() => (None, None),
+        None => (
+            before.and_then(|b| b.leader.clone()),
+            before.and_then(|b| b.term),
+        ),
+    };
+    Some(RedisStatus {
+        replicas,
+        ready_replicas: obs.redis_stateful_set.as_ref().map_or(0, ready_replicas),
+        leader,
+        term,
+    })
 }
 
 fn ms_to_time(ms: i64) -> Option<Time> {
@@ -165,6 +216,8 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     status.faults.extend(obs.injected.iter().cloned());
     count_faults(&mut status);
 
+    status.redis = redis_status(job, obs, progress, &previous);
+
     let workers = job_counts(obs.workers.as_ref());
     let driver = job_counts(obs.driver.as_ref());
     status.workers = obs.workers.as_ref().map(|_| workers);
@@ -201,7 +254,9 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
         }
         message
     };
-    let (phase, reason, message) = if let Some(e) = &obs.input_error {
+    let (phase, reason, message) = if let Some(e) = job.spec.unrunnable() {
+        (Phase::Failed, "RedisRaftImageMissing", e)
+    } else if let Some(e) = &obs.input_error {
         (
             Phase::Failed,
             "InputUnavailable",
@@ -262,8 +317,12 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
         }
         (Phase::Running, "Running", message)
     } else {
-        let waiting = if !redis_available(obs.redis_deployment.as_ref()) {
-            "Redis to become available"
+        let waiting = if !redis_available(obs) {
+            if job.spec.raft_replicas().is_some() {
+                "a majority of the RedisRaft replicas to be ready"
+            } else {
+                "Redis to become available"
+            }
         } else if input_generating(obs.driver.as_ref(), job) {
             "the input to be generated and the driver to start"
         } else {

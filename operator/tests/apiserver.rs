@@ -12,7 +12,7 @@
 
 use k8s_openapi::{
     api::{
-        apps::v1::Deployment,
+        apps::v1::{Deployment, StatefulSet},
         batch::v1::Job,
         core::v1::{Event, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount},
         rbac::v1::{ClusterRole, ClusterRoleBinding},
@@ -37,6 +37,8 @@ use wordcount_operator::crd::{self, Phase, WordCountJob};
 
 const IGNORE: &str = "needs a real API server: run operator/tests/controlplane.sh";
 const MANAGER: &str = "wordcount-tests";
+/// The operator's `--redisraft-image` here (no pod runs: never pulled).
+const RAFT_IMAGE: &str = "wordcount-redisraft:test";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -256,6 +258,14 @@ async fn crd_installs_and_refuses_bad_specs() {
             "spec.stream.duration",
             json!({"input": input, "stream": {"rate": 1, "duration": "1.5s"}}),
         ),
+        (
+            "spec.redis.replicas",
+            json!({"input": input, "redis": {"mode": "RedisRaft", "replicas": 9}}),
+        ),
+        (
+            "spec.redis.replicas",
+            json!({"input": input, "redis": {"mode": "RedisRaft", "replicas": 1}}),
+        ),
     ] {
         let msg = refusal(&api, job_json("bad", spec)).await;
         let msg = msg.unwrap_or_else(|| panic!("a bad {field} is refused"));
@@ -328,6 +338,38 @@ async fn crd_installs_and_refuses_bad_specs() {
             "{stream}: {msg}"
         );
     }
+    // RedisRaft's replicas: odd, for RedisRaft only; its leader, likewise.
+    for (spec, message) in [
+        (
+            json!({"input": input, "redis": {"mode": "RedisRaft", "replicas": 4}}),
+            "redis.replicas must be odd",
+        ),
+        (
+            json!({"input": input, "redis": {"replicas": 3}}),
+            "redis.replicas is for mode RedisRaft",
+        ),
+        (
+            json!({"input": input, "faults": {"podKills": {"target": "redis-leader", "every": "5s"}}}),
+            "redis-leader needs redis.mode RedisRaft",
+        ),
+    ] {
+        let msg = refusal(&api, job_json("raft", spec.clone()))
+            .await
+            .unwrap_or_else(|| panic!("{spec} is refused"));
+        assert!(
+            msg.contains("spec.") && msg.contains(message),
+            "{spec}: {msg}"
+        );
+    }
+    let raft = json!({"input": input, "redis": {"mode": "RedisRaft", "replicas": 5},
+                      "faults": {"podKills": {"target": "redis-leader", "every": "5s"}}});
+    assert_eq!(refusal(&api, job_json("raft5", raft)).await, None);
+    let stored = Api::<WordCountJob>::namespaced(client.clone(), ns)
+        .get("raft5")
+        .await
+        .unwrap();
+    assert_eq!(stored.spec.raft_replicas(), Some(5));
+
     let msg = refusal(&api, job_json("9lives", json!({"input": input})))
         .await
         .expect("a name that makes bad child names is refused");
@@ -587,6 +629,8 @@ fn start_operator(kubeconfig: &Path, watch: &str) -> Operator {
             &format!("127.0.0.1:{port}"),
             "--view-listen",
             &format!("127.0.0.1:{view_port}"),
+            "--redisraft-image",
+            RAFT_IMAGE,
         ])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,kube=warn")
@@ -842,6 +886,96 @@ async fn operator_turns_a_job_into_owned_children_and_a_status() {
     assert_eq!(row[..2], ["demo", "Pending"], "{table}");
     assert!(row.contains(&"3") && row.contains(&"Snapshot"), "{table}");
 
+    // A RedisRaft job: a StatefulSet with the operator's RedisRaft image,
+    // a headless Service, a volume per replica (made by the StatefulSet
+    // controller), no password; the Mode column reads RedisRaft.
+    let raft: WordCountJob = serde_json::from_value(job_json(
+        "raft",
+        json!({"input": {"synthetic": {"files": 4, "bytesPerFile": 1024}},
+               "workers": 2, "redis": {"mode": "RedisRaft", "replicas": 3}}),
+    ))
+    .unwrap();
+    let raft = jobs.create(&PostParams::default(), &raft).await.unwrap();
+    let set: StatefulSet = eventually("the RedisRaft StatefulSet", 60, || async {
+        get::<StatefulSet>(&client, ns, "raft-redis").await
+    })
+    .await;
+    owned_by(&set, &raft);
+    let sspec = set.spec.clone().unwrap();
+    assert_eq!(sspec.replicas, Some(3));
+    assert_eq!(sspec.service_name.as_deref(), Some("raft-redis"));
+    let rpod = sspec.template.spec.clone().unwrap();
+    assert_eq!(rpod.containers[0].image.as_deref(), Some(RAFT_IMAGE));
+    let service: Service = get(&client, ns, "raft-redis")
+        .await
+        .expect("headless service");
+    owned_by(&service, &raft);
+    let sv = service.spec.unwrap();
+    assert_eq!(sv.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(sv.publish_not_ready_addresses, Some(true));
+    let claims = eventually("a claim per replica", 60, || async {
+        let list = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+            .list(
+                &ListParams::default()
+                    .labels("app.kubernetes.io/component=redis,wordcount.dev/job=raft"),
+            )
+            .await
+            .unwrap();
+        let mut names: Vec<String> = list.items.iter().map(|c| c.name_any()).collect();
+        names.sort();
+        (names.len() == 3).then_some(names)
+    })
+    .await;
+    assert_eq!(
+        claims,
+        [
+            "data-raft-redis-0",
+            "data-raft-redis-1",
+            "data-raft-redis-2"
+        ]
+    );
+    eventually("3 replica pods", 60, || async {
+        let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns)
+            .list(
+                &ListParams::default()
+                    .labels("app.kubernetes.io/component=redis,wordcount.dev/job=raft"),
+            )
+            .await
+            .unwrap();
+        (pods.items.len() == 3).then_some(())
+    })
+    .await;
+    assert!(
+        get::<Secret>(&client, ns, "raft-redis-auth")
+            .await
+            .is_none(),
+        "RedisRaft has no password"
+    );
+    let rworkers: Job = get(&client, ns, "raft-workers").await.unwrap();
+    let rargs = rworkers.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    let urls = &rargs[rargs.iter().position(|a| a == "--redis").unwrap() + 1];
+    assert_eq!(
+        urls,
+        &format!(
+            "redis://raft-redis-0.raft-redis.{ns}.svc:6379,\
+             redis://raft-redis-1.raft-redis.{ns}.svc:6379,\
+             redis://raft-redis-2.raft-redis.{ns}.svc:6379"
+        )
+    );
+    let rstatus = eventually("the RedisRaft job's status", 60, || async {
+        jobs.get("raft").await.unwrap().status?.redis
+    })
+    .await;
+    assert_eq!((rstatus.replicas, rstatus.ready_replicas), (3, 0));
+    let table = run(&mut kubectl(&["get", "wcj", "raft", "--namespace", ns]));
+    assert!(
+        table.lines().nth(1).unwrap().contains("RedisRaft"),
+        "{table}"
+    );
+
     // Deleting the job garbage-collects everything it made.
     // The live view: the index lists the job with a link to its page,
     // which is served there (with no Redis to read, it only waits).
@@ -868,6 +1002,7 @@ async fn operator_turns_a_job_into_owned_children_and_a_status() {
     );
 
     jobs.delete("demo", &DeleteParams::default()).await.unwrap();
+    jobs.delete("raft", &DeleteParams::default()).await.unwrap();
     // A deleted job's view goes with it.
     eventually("the deleted job's view to go", 30, || async {
         let page = http_get(operator.view_port, "/ns/wc-test-jobs/demo/").await?;
@@ -889,6 +1024,13 @@ async fn operator_turns_a_job_into_owned_children_and_a_status() {
             get::<Service>(&client, ns, "demo-redis").await.is_some(),
             get::<Job>(&client, ns, "demo-driver").await.is_some(),
             get::<Job>(&client, ns, "demo-workers").await.is_some(),
+            get::<StatefulSet>(&client, ns, "raft-redis")
+                .await
+                .is_some(),
+            get::<Service>(&client, ns, "raft-redis").await.is_some(),
+            get::<PersistentVolumeClaim>(&client, ns, "data-raft-redis-0")
+                .await
+                .is_some(),
         ];
         (!left.contains(&true)).then_some(())
     })

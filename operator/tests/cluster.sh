@@ -44,7 +44,11 @@ if [[ -n $KIND_CLUSTER ]]; then
 else
   INPUTS=$WORK/inputs NODE_INPUTS=$WORK/inputs
 fi
-SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale view)
+SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale view raft)
+# RedisRaft's module, built by hand (README: RedisRaft on Kubernetes);
+# images.sh puts it into wordcount-redisraft:dev when it is here.
+REDISRAFT_MODULE=${WORDCOUNT_REDISRAFT:-${WORDCOUNT_CACHE:-$HOME/.cache/wordcount}/redisraft.so}
+REDISRAFT_IMAGE=wordcount-redisraft:dev
 
 log() { echo "cluster.sh: $*" >&2; }
 fail() {
@@ -558,6 +562,63 @@ view() {
   delete_job view
 }
 
+# A RedisRaft job (3 replicas) while a replica pod is deleted every 4 s:
+# the cluster forms, the status shows the replicas, the leader and the
+# term, files done never go back (nothing committed is lost, so nothing
+# is redone), and the job completes with exact counts.
+raft() {
+  if [[ -n $KIND_CLUSTER ]]; then
+    log "raft: skipped on stock kind (give the chart jobImages.redisraft: an image with the module, README)"
+    return
+  fi
+  if [[ ! -f $REDISRAFT_MODULE ]]; then
+    log "raft: skipped: no RedisRaft module at $REDISRAFT_MODULE, so no $REDISRAFT_IMAGE (README: RedisRaft on Kubernetes)"
+    return
+  fi
+  apply <<'EOF'
+apiVersion: wordcount.dev/v1alpha1
+kind: WordCountJob
+metadata: {name: raft}
+spec:
+  input: {synthetic: {files: 40, bytesPerFile: 131072, seed: 17}}
+  workers: 3
+  claimTimeout: 5s
+  redis: {mode: RedisRaft, replicas: 3}
+  faults:
+    stragglers: [{worker: 0, slowFactor: 300}, {worker: 1, slowFactor: 300}, {worker: 2, slowFactor: 300}]
+    podKills: {target: redis, after: 4s, every: 4s, maxKills: 5}
+EOF
+  local deadline=$((SECONDS + 300)) phase done_now most=0 leader term seen_leader=
+  while :; do
+    phase=$(status raft phase)
+    done_now=$(status raft filesDone)
+    if [[ $done_now =~ ^[0-9]+$ ]]; then
+      ((done_now >= most)) || fail "raft: files done went back from $most to $done_now: a commit was lost"
+      most=$done_now
+    fi
+    leader=$(status raft redis.leader)
+    [[ -n $leader ]] && seen_leader=$leader
+    [[ $phase == Succeeded || $phase == Failed ]] && break
+    ((SECONDS < deadline)) || fail "raft: no end after 300s (phase '${phase:-none}')"
+    sleep 0.5
+  done
+  [[ $phase == Succeeded ]] || fail "raft: $phase: $(status raft message)"
+  log "raft: $phase: $(status raft message)"
+  [[ -n $seen_leader ]] || fail "raft: the status never named a leader"
+  term=$(status raft redis.term)
+  [[ $term =~ ^[0-9]+$ ]] && ((term >= 1)) || fail "raft: no Raft term in the status: '$term'"
+  [[ $(status raft filesDone) == 40 && $(status raft filesTotal) == 40 ]] ||
+    fail "raft: $(status raft filesDone) of $(status raft filesTotal) files done, expected 40 of 40"
+  local kills
+  kills=$(status raft 'faults[?(@.kind=="PodKill")].target' | wc -w)
+  ((kills == 5)) || fail "raft: $kills replica pods deleted, expected 5"
+  [[ $(kubectl get statefulset raft-redis -n "$NS" -o jsonpath='{.spec.replicas}') == 0 ]] ||
+    fail "raft: the replicas are not scaled to zero"
+  log "raft: $kills replicas deleted, last leader $seen_leader, term $term, files done never went back"
+  check_counts raft
+  delete_job raft
+}
+
 # A missing input path fails with a message naming it, and leaves no pod
 # waiting for its mount; an empty input and a binary file both end, with a
 # message; a file the pods cannot read fails the job naming it, with the
@@ -622,8 +683,10 @@ main() {
   cargo build --release -p wordcount -p wordcount-operator
   trap cleanup EXIT
   setup
+  local images=()
+  [[ -z $KIND_CLUSTER && -f $REDISRAFT_MODULE ]] && images=(--set "jobImages.redisraft=$REDISRAFT_IMAGE")
   helm install wordcount-operator charts/wordcount-operator --namespace "$OPERATOR_NS" \
-    --create-namespace --wait --timeout 3m >/dev/null
+    --create-namespace --wait --timeout 3m "${images[@]}" >/dev/null
   kubectl create namespace "$NS" >/dev/null
   kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted >/dev/null
   kubectl create namespace "$HOST_NS" >/dev/null

@@ -84,10 +84,15 @@ fn schema_bounds_enums_and_patterns() {
     assert_eq!(spec["commit"]["enum"], json!(["per-file", "per-word"]));
     assert_eq!(
         spec["redis"]["properties"]["mode"]["enum"],
-        json!(["Snapshot"])
+        json!(["Snapshot", "RedisRaft"])
+    );
+    let replicas = &spec["redis"]["properties"]["replicas"];
+    assert_eq!(
+        (&replicas["minimum"], &replicas["maximum"]),
+        (&json!(3.0), &json!(7.0))
     );
     let target = &spec["faults"]["properties"]["podKills"]["properties"]["target"];
-    assert_eq!(target["enum"], json!(["worker", "redis"]));
+    assert_eq!(target["enum"], json!(["worker", "redis", "redis-leader"]));
     for duration in [
         &spec["claimTimeout"],
         &spec["redis"]["properties"]["snapshotInterval"],
@@ -356,4 +361,75 @@ fn autoscale_bounds_agree_with_each_other_and_the_workers() {
         &s["properties"]["spec"]["properties"]["stream"]["properties"]["autoscale"]["properties"];
     assert_eq!(props["targetLag"]["minimum"], 1.0);
     assert_eq!(props["maxWorkers"]["maximum"], 1000.0);
+}
+
+#[test]
+fn redis_raft_takes_an_odd_number_of_replicas_and_alone_has_a_leader_to_kill() {
+    let with = |redis: Value, faults: Value| {
+        job(json!({"input": synthetic(), "redis": redis, "faults": faults}))
+    };
+    for (redis, faults) in [
+        (json!({"mode": "RedisRaft"}), json!({})),
+        (json!({"mode": "RedisRaft", "replicas": 3}), json!({})),
+        (json!({"mode": "RedisRaft", "replicas": 7}), json!({})),
+        (
+            json!({"mode": "RedisRaft", "replicas": 5}),
+            json!({"podKills": {"target": "redis-leader", "every": "5s"}}),
+        ),
+        (
+            json!({"mode": "RedisRaft"}),
+            json!({"podKills": {"target": "redis", "every": "5s", "maxKills": 4}}),
+        ),
+    ] {
+        let ok = with(redis.clone(), faults.clone());
+        assert_eq!(
+            cel_errors(&ok, None),
+            Vec::<String>::new(),
+            "{redis} {faults}"
+        );
+        let typed: crd::WordCountJob = serde_json::from_value(ok).unwrap();
+        assert!(typed.spec.raft_replicas().is_some_and(|r| r % 2 == 1));
+    }
+    for (redis, faults, message) in [
+        (
+            json!({"mode": "RedisRaft", "replicas": 4}),
+            json!({}),
+            "redis.replicas must be odd",
+        ),
+        (
+            json!({"mode": "Snapshot", "replicas": 3}),
+            json!({}),
+            "redis.replicas is for mode RedisRaft",
+        ),
+        (
+            json!({"replicas": 3}),
+            json!({}),
+            "redis.replicas is for mode RedisRaft",
+        ),
+        (
+            json!({"mode": "Snapshot"}),
+            json!({"podKills": {"target": "redis-leader", "every": "5s"}}),
+            "redis-leader needs redis.mode RedisRaft",
+        ),
+    ] {
+        let errors = cel_errors(&with(redis.clone(), faults.clone()), None);
+        assert!(
+            errors.iter().any(|e| e.contains(message)),
+            "{redis} {faults}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn the_crd_tells_where_a_redisraft_image_has_the_module() {
+    let s = schema();
+    let image = &s["properties"]["spec"]["properties"]["redis"]["properties"]["image"];
+    let text = image["description"].as_str().unwrap();
+    let module = wordcount_operator::resources::redis_raft::REDISRAFT_MODULE;
+    assert!(text.contains(module), "{text}");
+    // And so do the docs and the chart, where users read it.
+    for doc in ["README.md", "charts/wordcount-operator/values.yaml"] {
+        let text = std::fs::read_to_string(repo_file(doc)).unwrap();
+        assert!(text.contains(module), "{doc} names {module}");
+    }
 }

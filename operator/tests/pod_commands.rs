@@ -97,6 +97,7 @@ impl Local {
             port: self.port,
             password: self.password.clone(),
             prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
+            ..Endpoint::default()
         }
     }
 

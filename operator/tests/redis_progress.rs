@@ -67,6 +67,7 @@ async fn reads_protocol_keys_from_a_real_redis() {
         port,
         password: "s3cret".into(),
         prefix: "job7".into(),
+        ..Endpoint::default()
     };
 
     // Nothing written yet: the driver has not started.

@@ -3,7 +3,8 @@
 //! the faults already recorded in its status, so an operator restart neither
 //! repeats nor forgets one) and its side effects:
 //!
-//! - `pod_kill`: delete a worker or the Redis pod on a schedule;
+//! - `pod_kill`: delete a worker, the Redis pod (a RedisRaft replica) or
+//!   the RedisRaft leader on a schedule;
 //! - `partition`: cut the workers off from Redis for a while.
 //!
 //! Crash and straggler faults are the workers' own (`--fault`).
@@ -26,6 +27,8 @@ use std::time::Duration;
 pub struct Scene<'a> {
     pub pods: &'a [Pod],
     pub redis: &'a Endpoint,
+    /// RedisRaft: the leader's pod, as the replicas said it now.
+    pub raft_leader: Option<&'a str>,
     pub now: Timestamp,
 }
 

@@ -1,5 +1,6 @@
-//! Pod kills: delete a random running worker pod, or the Redis pod, every
-//! `every` from `after` past the job's start, at most `maxKills` times.
+//! Pod kills: delete a random running worker pod, the Redis pod (with
+//! RedisRaft, a random running replica) or the RedisRaft leader's pod,
+//! every `every` from `after` past the job's start, at most `maxKills` times.
 
 use super::{count, record, Scene};
 use crate::{
@@ -29,7 +30,7 @@ pub async fn run(
     let done = count(status, FaultKind::PodKill);
     match next(kills, start, done, scene.now) {
         Next::Kill => {
-            kill(ctx, job, scene.pods, kills, done, status).await?;
+            kill(ctx, job, scene, kills, done, status).await?;
             // Again soon: the next kill may be due already, or this one
             // found no pod to kill.
             Ok(Some(Duration::from_secs(1)))
@@ -43,13 +44,13 @@ pub async fn run(
 async fn kill(
     ctx: &Context,
     job: &WordCountJob,
-    pods: &[Pod],
+    scene: &Scene<'_>,
     kills: &PodKills,
     done: usize,
     status: &mut WordCountJobStatus,
 ) -> Result<(), Error> {
     let target = kills.target.as_str();
-    let Some(victim) = pick(&candidates(pods, kills.target)) else {
+    let Some(victim) = pick(&candidates(scene.pods, kills.target, scene.raft_leader)) else {
         info!(target, "pod kill due, but no running pod to kill");
         return Ok(());
     };
@@ -114,13 +115,16 @@ pub fn next(kills: &PodKills, start: Timestamp, done: usize, now: Timestamp) -> 
 }
 
 /// Pods that may be killed: running, not already being deleted, of the
-/// target component. Killing a pod that is already going proves nothing.
-fn candidates(pods: &[Pod], target: PodKillTarget) -> Vec<&Pod> {
+/// target component; for the RedisRaft leader, the leader's pod (`leader`,
+/// none while no leader is known). Killing a pod that is already going
+/// proves nothing.
+fn candidates<'a>(pods: &'a [Pod], target: PodKillTarget, leader: Option<&str>) -> Vec<&'a Pod> {
     let component = match target {
         PodKillTarget::Worker => Component::Worker,
-        PodKillTarget::Redis => Component::Redis,
+        PodKillTarget::Redis | PodKillTarget::RedisLeader => Component::Redis,
     };
     of_component(pods, component)
+        .filter(|p| target != PodKillTarget::RedisLeader || Some(p.name_any().as_str()) == leader)
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         .collect()
@@ -210,17 +214,52 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            names(candidates(&pods, PodKillTarget::Worker)),
+            names(candidates(&pods, PodKillTarget::Worker, None)),
             ["w0", "w3"]
         );
-        assert_eq!(names(candidates(&pods, PodKillTarget::Redis)), ["r"]);
+        assert_eq!(names(candidates(&pods, PodKillTarget::Redis, None)), ["r"]);
 
-        let workers = candidates(&pods, PodKillTarget::Worker);
+        let workers = candidates(&pods, PodKillTarget::Worker, None);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..200 {
             seen.insert(pick(&workers).unwrap().metadata.name.clone().unwrap());
         }
         assert_eq!(seen.len(), 2, "both candidates get picked");
         assert!(pick(&[]).is_none());
+    }
+
+    #[test]
+    fn redis_leader_is_the_leaders_pod_and_redis_any_replica() {
+        let pods = vec![
+            pod("demo-redis-0", Component::Redis, "Running", false),
+            pod("demo-redis-1", Component::Redis, "Running", false),
+            pod("demo-redis-2", Component::Redis, "Pending", false),
+            pod("w0", Component::Worker, "Running", false),
+        ];
+        let names = |c: Vec<&Pod>| {
+            c.iter()
+                .map(|p| p.metadata.name.clone().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(candidates(
+                &pods,
+                PodKillTarget::Redis,
+                Some("demo-redis-1")
+            )),
+            ["demo-redis-0", "demo-redis-1"]
+        );
+        assert_eq!(
+            names(candidates(
+                &pods,
+                PodKillTarget::RedisLeader,
+                Some("demo-redis-1")
+            )),
+            ["demo-redis-1"]
+        );
+        // No leader known (an election, or Redis unread): nobody.
+        assert!(candidates(&pods, PodKillTarget::RedisLeader, None).is_empty());
+        // A leader whose pod is not running yet: nobody either.
+        assert!(candidates(&pods, PodKillTarget::RedisLeader, Some("demo-redis-2")).is_empty());
     }
 }

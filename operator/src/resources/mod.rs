@@ -7,6 +7,7 @@ pub mod driver;
 pub mod input;
 pub mod network_policy;
 pub mod redis;
+pub mod redis_raft;
 pub mod workers;
 
 use crate::crd::WordCountJob;
@@ -112,8 +113,17 @@ pub fn meta(job: &WordCountJob, name: &str, component: Component) -> ObjectMeta 
 }
 
 /// `redis://host:port` for pods in the job's namespace. The password is not
-/// in the URL: `wordcount` reads it from `REDIS_PASSWORD`.
+/// in the URL: `wordcount` reads it from `REDIS_PASSWORD`. For RedisRaft,
+/// every replica's URL by its stable name, comma-separated: a client
+/// connects to any and follows `-MOVED` to the leader.
 pub fn redis_url(job: &WordCountJob) -> String {
+    if job.spec.raft_replicas().is_some() {
+        return redis_raft::replica_hosts(job)
+            .iter()
+            .map(|h| format!("redis://{h}:{REDIS_PORT}"))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     format!("redis://{}:{REDIS_PORT}", Names::of(job).redis)
 }
 
@@ -196,7 +206,13 @@ pub fn wordcount_container(
         image_pull_policy: Some(wcj.spec.image_pull_policy.as_str().into()),
         command: Some(vec!["wordcount".into()]),
         args: Some(args),
-        env: Some(vec![password_env(wcj)]),
+        // RedisRaft has no password (its replicas could not log in to
+        // each other); its NetworkPolicy is what keeps others out.
+        env: wcj
+            .spec
+            .raft_replicas()
+            .is_none()
+            .then(|| vec![password_env(wcj)]),
         volume_mounts: Some(vec![input::mount(wcj)]),
         resources: Some(resources),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
