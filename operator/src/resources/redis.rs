@@ -60,22 +60,28 @@ pub fn new_password() -> String {
 
 /// The volume Redis writes its RDB snapshots to.
 pub fn data_claim(job: &WordCountJob) -> PersistentVolumeClaim {
-    let storage = &job.spec.storage;
     PersistentVolumeClaim {
         metadata: meta(job, &Names::of(job).redis_data, Component::Redis),
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: storage.class_name.clone(),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".into(),
-                    storage.redis_size.clone(),
-                )])),
-                ..VolumeResourceRequirements::default()
-            }),
-            ..PersistentVolumeClaimSpec::default()
-        }),
+        spec: Some(data_claim_spec(job)),
         ..PersistentVolumeClaim::default()
+    }
+}
+
+/// What a volume of Redis's data asks for (RDB snapshots, or RedisRaft's
+/// log, one a replica): `storage.redisSize` of `storage.className`.
+pub fn data_claim_spec(job: &WordCountJob) -> PersistentVolumeClaimSpec {
+    let storage = &job.spec.storage;
+    PersistentVolumeClaimSpec {
+        access_modes: Some(vec!["ReadWriteOnce".into()]),
+        storage_class_name: storage.class_name.clone(),
+        resources: Some(VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "storage".into(),
+                storage.redis_size.clone(),
+            )])),
+            ..VolumeResourceRequirements::default()
+        }),
+        ..PersistentVolumeClaimSpec::default()
     }
 }
 

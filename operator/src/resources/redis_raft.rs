@@ -21,8 +21,8 @@ use k8s_openapi::{
         apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
         core::v1::{
             Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector,
-            PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe,
-            Service, ServicePort, ServiceSpec, VolumeMount, VolumeResourceRequirements,
+            PersistentVolumeClaim, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
+            ServiceSpec, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -31,7 +31,6 @@ use k8s_openapi::{
     },
 };
 use kube::ResourceExt;
-use std::collections::BTreeMap;
 
 /// Where an image for RedisRaft has the module (`spec.redis.image`, the
 /// operator's `--redisraft-image`). The one place this path is spelled;
@@ -188,25 +187,13 @@ pub fn stateful_set(job: &WordCountJob, finished: bool) -> StatefulSet {
         security_context: Some(container_security()),
         ..Container::default()
     };
-    let storage = &job.spec.storage;
     let claim = PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(VOLUME.into()),
             labels: Some(labels(job, Component::Redis)),
             ..ObjectMeta::default()
         },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: storage.class_name.clone(),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".into(),
-                    storage.redis_size.clone(),
-                )])),
-                ..VolumeResourceRequirements::default()
-            }),
-            ..PersistentVolumeClaimSpec::default()
-        }),
+        spec: Some(super::redis::data_claim_spec(job)),
         ..PersistentVolumeClaim::default()
     };
     StatefulSet {
@@ -252,6 +239,7 @@ pub fn stateful_set(job: &WordCountJob, finished: bool) -> StatefulSet {
 mod tests {
     use super::*;
     use crate::resources::{fixtures, redis_url, wordcount_container};
+    use std::collections::BTreeMap;
     use wordcount_protocol::RedisMode;
 
     fn raft(replicas: Option<i32>) -> WordCountJob {

@@ -289,10 +289,7 @@ impl Backend for Lease {
                 .arg(claim_timeout)
                 .arg(payload)
                 .query(c);
-            match r {
-                Err(e) if e.code() == Some(library::error::STAGE_GONE) => Ok(None),
-                r => r.map(Some),
-            }
+            StageGone::as_none(r)
         })?;
         let (n, next) = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
         self.next = parse_taken(&next)?;

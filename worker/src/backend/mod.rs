@@ -91,6 +91,17 @@ pub struct Committed {
 #[error("the staged counts of {0} are gone")]
 pub struct StageGone(pub String);
 
+impl StageGone {
+    /// A commit's reply, its `WCSTAGEGONE` error read as `None`: not a
+    /// failure to retry, the caller stages again.
+    pub fn as_none<T>(r: ::redis::RedisResult<T>) -> ::redis::RedisResult<Option<T>> {
+        match r {
+            Err(e) if e.code() == Some(wordcount_protocol::library::error::STAGE_GONE) => Ok(None),
+            r => r.map(Some),
+        }
+    }
+}
+
 /// How far a reader has read the committed results.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResultCursor {

@@ -102,10 +102,7 @@ pub fn commit(
             .arg(if taken.stolen { "1" } else { "0" })
             .arg(payload)
             .query(c);
-        match r {
-            Err(e) if e.code() == Some(library::error::STAGE_GONE) => Ok(None),
-            r => r.map(Some),
-        }
+        StageGone::as_none(r)
     })?;
     let acked = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
     Ok(Committed {
