@@ -5,7 +5,9 @@
 #   gcide  Debian's dict-gcide (about 40 MB, over 600,000 distinct words with
 #          the whitespace tokenizer) split into 1 MiB files.
 # Writes target/bench/vocabulary-NAME.csv and prints the ratios of mean wall
-# time. RUNS (default 5) sets the runs per command.
+# time. RUNS (default 5) sets the runs per command; BASELINE=PATH adds the
+# same run by another wordcount binary (an older build), for a ratio
+# measured in the same go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,11 +27,13 @@ fi
 
 bench() { # NAME TOKENIZER
   local name=$1 tok=$2 dir=$out/$1
-  hyperfine -w 1 -r "${RUNS:-5}" --export-csv "$out/vocabulary-$name.csv" \
-    "$wc count $dir --tokenizer $tok" "$wc run --input $dir --workers 2 --tokenizer $tok" >&2
-  awk -F, -v n="$name" 'NR == 2 { c = $2 } NR == 3 { r = $2 } END {
-    printf "%-6s count (serial) %.3f s, run --workers 2 %.3f s, run/count = %.2f\n", n, c, r, r / c }' \
-    "$out/vocabulary-$name.csv"
+  local cmds=("$wc count $dir --tokenizer $tok" "$wc run --input $dir --workers 2 --tokenizer $tok")
+  [[ -z ${BASELINE:-} ]] || cmds+=("$BASELINE run --input $dir --workers 2 --tokenizer $tok")
+  hyperfine -w 1 -r "${RUNS:-5}" --export-csv "$out/vocabulary-$name.csv" "${cmds[@]}" >&2
+  awk -F, -v n="$name" 'NR == 2 { c = $2 } NR == 3 { r = $2 } NR == 4 { b = $2 } END {
+    printf "%-6s count (serial) %.3f s, run --workers 2 %.3f s, run/count = %.2f", n, c, r, r / c
+    if (b) printf "; baseline run %.3f s, baseline/count = %.2f", b, b / c
+    printf "\n" }' "$out/vocabulary-$name.csv"
 }
 bench gen64 alnum
 bench gcide whitespace

@@ -5,7 +5,7 @@
 use crate::backend::{self, Backend, Depth, Done, Injection, JobSettings, Progress};
 use crate::input;
 use crate::latency::Percentiles;
-use crate::merge::{write_whole, Merge};
+use crate::merge::Merge;
 use crate::report::{JobFacts, Report, StreamReport};
 use crate::source::{Source, SourceEvent, StreamPlan};
 use crate::timeline::epoch_ms;
@@ -155,7 +155,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         session = backend.session();
         tracing::warn!("Redis restarted while the result was written; writing it again");
         if per_file {
-            write_whole(backend.as_mut(), &counts)?;
+            backend.replace_counts(&counts)?;
         }
         backend.write_top(&report.top)?;
         backend.write_summary(&summary)?;

@@ -75,7 +75,7 @@ impl Merge {
     /// lost meanwhile. True when the result in the backend is whole; false
     /// when there was more to do (the caller looks again).
     pub fn finish(&mut self, backend: &mut dyn Backend) -> Result<bool> {
-        write_whole(backend, &self.counts)?;
+        backend.replace_counts(&self.counts)?;
         let files = self.files();
         let restarted = self.read(backend, Duration::ZERO)?;
         Ok(!restarted && self.files() == files)
@@ -131,14 +131,4 @@ impl Merge {
             }
         }
     }
-}
-
-/// Replaces the job's result with `counts`.
-pub fn write_whole(backend: &mut dyn Backend, counts: &Counts) -> Result<()> {
-    backend.clear_counts()?;
-    let words: Vec<(&[u8], u64)> = counts.iter().collect();
-    if !words.is_empty() {
-        backend.write_counts(&words)?;
-    }
-    Ok(())
 }

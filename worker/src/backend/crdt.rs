@@ -13,6 +13,7 @@ use super::{
     Backend, Carry, Committed, Depth, Entry, Injection, JobSettings, Redis, ResultCursor, Results,
     Stream, Taken,
 };
+use crate::counts::Counts;
 use crate::crdt::{global_id, repair};
 use anyhow::{bail, Context, Result};
 use redis::{Connection, RedisResult};
@@ -165,10 +166,7 @@ impl Backend for Crdt {
     }
     /// `P:counts` gets the CRDT's counts once the instances have converged
     /// (the runner writes them): a site's driver keeps its share to itself.
-    fn write_counts(&mut self, _: &[(&[u8], u64)]) -> Result<()> {
-        Ok(())
-    }
-    fn clear_counts(&mut self) -> Result<()> {
+    fn replace_counts(&mut self, _: &Counts) -> Result<()> {
         Ok(())
     }
     fn wake_workers(&mut self) -> Result<()> {

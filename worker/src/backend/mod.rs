@@ -7,6 +7,7 @@
 //! docs/protocol.md describes the seam and every key and function.
 
 pub mod crdt;
+mod dump;
 pub mod lease;
 mod redis;
 mod state;
@@ -236,13 +237,9 @@ pub trait Backend {
     /// Like `results_since`, without the counts and without waiting: the
     /// commits as whoever watches the job sees them.
     fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results>;
-    /// Sets the count of each word in the job's result.
-    fn write_counts(&mut self, words: &[(&[u8], u64)]) -> Result<()> {
-        state::write_counts(self.redis(), words)
-    }
-    /// Empties the job's result.
-    fn clear_counts(&mut self) -> Result<()> {
-        state::clear_counts(self.redis())
+    /// Replaces the job's result with `counts`, at once.
+    fn replace_counts(&mut self, counts: &Counts) -> Result<()> {
+        state::replace_counts(self.redis(), counts)
     }
     /// Writes the most frequent words so far, for whoever watches the job.
     fn write_top(&mut self, top: &[WordCount]) -> Result<()> {

@@ -2,7 +2,7 @@
 //! and sorted sets: settings, progress, failures, the result, the top
 //! words, fired faults, the summary, and staged counts.
 
-use crate::backend::{Entry, JobSettings, Progress, Redis};
+use crate::backend::{dump, Entry, JobSettings, Progress, Redis};
 use crate::counts::{Counts, WordCount};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -110,29 +110,23 @@ pub fn failures(redis: &mut Redis) -> Result<Vec<(String, String)>> {
     Ok(v)
 }
 
-/// Sets the count of each word in the sorted set `P:counts`.
-pub fn write_counts(redis: &mut Redis, words: &[(&[u8], u64)]) -> Result<()> {
-    // In the set's own order, each insert lands next to the one before: the
-    // skiplist's search path stays in cache (twice as fast as random order
-    // on large vocabularies).
-    let mut words = words.to_vec();
-    words.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+/// Replaces the sorted set `P:counts`, the job's result, with `counts`,
+/// at once: whoever reads it sees the old set or the new one.
+pub fn replace_counts(redis: &mut Redis, counts: &Counts) -> Result<()> {
+    if counts.distinct() == 0 {
+        return redis.run(|c, k| redis::cmd("DEL").arg(&k.counts).exec(c));
+    }
+    let mut words: Vec<(&[u8], u64)> = counts.iter().collect();
+    sort_as_redis(&mut words);
+    let payload = dump::sorted_set(&words);
     redis.run(|c, k| {
-        // One pipeline: Redis inserts while the rest is on its way.
-        let mut pipe = redis::pipe();
-        for chunk in words.chunks(BATCH) {
-            let zadd = pipe.cmd("ZADD").arg(&k.counts);
-            for (w, n) in chunk {
-                zadd.arg(*n).arg(*w);
-            }
-            zadd.ignore();
-        }
-        pipe.exec(c)
+        redis::cmd("RESTORE")
+            .arg(&k.counts)
+            .arg(0)
+            .arg(&payload)
+            .arg("REPLACE")
+            .exec(c)
     })
-}
-
-pub fn clear_counts(redis: &mut Redis) -> Result<()> {
-    redis.run(|c, k| redis::cmd("DEL").arg(&k.counts).exec(c))
 }
 
 /// The first `n` words of `P:top`, most frequent first.
@@ -231,4 +225,21 @@ pub fn add_words(redis: &mut Redis, words: &[&[u8]]) -> Result<()> {
         }
         pipe.exec(c)
     })
+}
+
+/// Sorts `(member, score)` as Redis orders a sorted set: by score, then
+/// member. Each member's first 8 bytes, as a number beside the score,
+/// settle most comparisons without following the pointer to the member.
+fn sort_as_redis(words: &mut [(&[u8], u64)]) {
+    let prefix = |w: &[u8]| {
+        let mut b = [0u8; 8];
+        let n = w.len().min(8);
+        b[..n].copy_from_slice(&w[..n]);
+        u64::from_be_bytes(b)
+    };
+    let mut keyed: Vec<(u64, u64, &[u8])> = words.iter().map(|&(w, n)| (n, prefix(w), w)).collect();
+    keyed.sort_unstable();
+    for (slot, (n, _, w)) in words.iter_mut().zip(keyed) {
+        *slot = (w, n);
+    }
 }

@@ -429,7 +429,6 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
 
     // The job's result, as in every mode: the counts in `P:counts`.
     let counts = &all_counts[0];
-    let words: Vec<(&[u8], u64)> = counts.iter().collect();
     for s in &sites {
         crate::backend::open(
             RedisMode::Snapshot,
@@ -437,7 +436,7 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
             DEFAULT_PREFIX,
             Duration::from_secs(10),
         )?
-        .write_counts(&words)?;
+        .replace_counts(counts)?;
     }
     let mut report = Report::from_counts(counts, opts.top, started.elapsed().as_secs_f64());
     let mut job = JobFacts::default();
