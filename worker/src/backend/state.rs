@@ -5,6 +5,7 @@
 use crate::backend::{dump, Entry, JobSettings, Progress, Redis};
 use crate::counts::{Counts, WordCount};
 use anyhow::{Context, Result};
+use rayon::slice::ParallelSliceMut;
 use std::collections::HashMap;
 use std::time::Duration;
 use wordcount_protocol::keys::{meta, stats};
@@ -229,7 +230,8 @@ pub fn add_words(redis: &mut Redis, words: &[&[u8]]) -> Result<()> {
 
 /// Sorts `(member, score)` as Redis orders a sorted set: by score, then
 /// member. Each member's first 8 bytes, as a number beside the score,
-/// settle most comparisons without following the pointer to the member.
+/// settle most comparisons without following the pointer to the member;
+/// the workers are idle by now, so every core sorts.
 fn sort_as_redis(words: &mut [(&[u8], u64)]) {
     let prefix = |w: &[u8]| {
         let mut b = [0u8; 8];
@@ -238,7 +240,7 @@ fn sort_as_redis(words: &mut [(&[u8], u64)]) {
         u64::from_be_bytes(b)
     };
     let mut keyed: Vec<(u64, u64, &[u8])> = words.iter().map(|&(w, n)| (n, prefix(w), w)).collect();
-    keyed.sort_unstable();
+    keyed.par_sort_unstable();
     for (slot, (n, _, w)) in words.iter_mut().zip(keyed) {
         *slot = (w, n);
     }
