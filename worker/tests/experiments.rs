@@ -372,3 +372,33 @@ fn an_unwritable_out_fails_at_once_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn partitions_shows_a_cut_instance_fall_behind_and_catch_up() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: partitions cuts instances off with iptables, which needs root");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let stdout = experiment("partitions", out.path());
+    let (header, rows) = read_csv(&out.path().join("partitions.csv"));
+    assert!(!rows.is_empty(), "no cycle began: {stdout}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(num(row, &header, "cycle"), i as f64, "{row:?}");
+        // Cycle i isolates instance i mod 3.
+        assert_eq!(num(row, &header, "instance"), (i % 3) as f64, "{row:?}");
+        let (cut, healed) = (num(row, &header, "cut_s"), num(row, &header, "healed_s"));
+        assert!(healed > cut, "{row:?}");
+        // The job's last sample has every instance even.
+        assert!(
+            num(row, &header, "even_at_s") >= num(row, &header, "most_behind_at_s"),
+            "{row:?}"
+        );
+    }
+    assert!(
+        stdout.contains("all three held the same counts as a serial count"),
+        "{stdout}"
+    );
+    assert_png(&out.path().join("partitions.png"));
+}

@@ -1,6 +1,8 @@
 //! The CRDT mode: what three sites cost against one Redis (`crdt-cost`),
-//! and how long read repair takes to bring back an instance that missed
-//! files (`read-repair`, which cuts one off: root only).
+//! how long read repair takes to bring back an instance that missed files
+//! (`read-repair`), and instances that fall behind and catch up through
+//! cut-and-heal cycles (`partitions`). The last two cut instances off:
+//! root only.
 
 use super::corpus::human;
 use super::measure::job_options;
@@ -9,7 +11,7 @@ use super::table::{Row, Table, TIMED};
 use super::{Ctx, Outcome, Scale};
 use crate::generate::CorpusSpec;
 use crate::local::raft::find_module;
-use crate::local::sites::Partition;
+use crate::local::sites::{Partition, SitesTimeline};
 use crate::local::{CrdtSetup, RaftSetup};
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
@@ -19,6 +21,9 @@ struct Params {
     inputs: Vec<(usize, u64)>,
     /// Files of 16 KiB in `read-repair`'s jobs.
     missed: Vec<usize>,
+    /// `partitions`: files of 16 KiB, and each cut's length and the time
+    /// before it.
+    cycles: (usize, Duration, Duration),
 }
 
 fn params(scale: Scale) -> Params {
@@ -26,14 +31,17 @@ fn params(scale: Scale) -> Params {
         Scale::Tiny => Params {
             inputs: vec![(30, 16 << 10)],
             missed: vec![30],
+            cycles: (150, Duration::from_millis(300), Duration::from_millis(200)),
         },
         Scale::Small => Params {
             inputs: vec![(300, 16 << 10), (12, 1 << 20)],
             missed: vec![100, 300, 900],
+            cycles: (300, Duration::from_secs(1), Duration::from_secs(1)),
         },
         Scale::Full => Params {
             inputs: vec![(3000, 16 << 10), (48, 4 << 20)],
             missed: vec![300, 1000, 3000, 10_000],
+            cycles: (2000, Duration::from_secs(2), Duration::from_secs(1)),
         },
     }
 }
@@ -113,13 +121,19 @@ pub fn cost(ctx: &Ctx) -> Result<Outcome> {
     })
 }
 
-pub fn read_repair(ctx: &Ctx) -> Result<Outcome> {
+/// Cuts need network namespaces and iptables.
+fn need_root(experiment: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!(
-            "read-repair cuts an instance off with network namespaces and iptables: run it as root"
+            "{experiment} cuts instances off with network namespaces and iptables: run it as root"
         );
     }
+    Ok(())
+}
+
+pub fn read_repair(ctx: &Ctx) -> Result<Outcome> {
+    need_root("read-repair")?;
     let p = params(ctx.scale);
     let columns = [
         "files",
@@ -193,4 +207,162 @@ pub fn read_repair(ctx: &Ctx) -> Result<Outcome> {
                 .into(),
         ],
     })
+}
+
+/// Cut-and-heal cycles planned for a `partitions` job.
+const MAX_CYCLES: usize = 30;
+
+pub fn partitions(ctx: &Ctx) -> Result<Outcome> {
+    need_root("partitions")?;
+    let (files, cut, gap) = params(ctx.scale).cycles;
+    let spec = CorpusSpec {
+        files,
+        bytes_per_file: 16 << 10,
+        ..CorpusSpec::default()
+    };
+    let dir = ctx.inputs.generate("partitions", &spec)?;
+    let mut opts = job_options(&dir, 1);
+    opts.verify = true;
+    // Cycle i isolates instance i mod 3 from the other sites' workers (its
+    // own site still reaches it, and it reaches no other instance). More
+    // cycles than a job lasts: those that began are reported.
+    let planned: Vec<Partition> = (0..MAX_CYCLES)
+        .map(|i| Partition {
+            sites: (0..3).filter(|&s| s != i % 3).collect(),
+            redis: vec![i % 3],
+            at: gap + (cut + gap) * i as u32,
+            lasts: cut,
+        })
+        .collect();
+    opts.crdt = Some(CrdtSetup {
+        sites: 3,
+        partitions: planned.clone(),
+        partition_every: None,
+    });
+    let outcome = ctx.measure.run(&opts)?;
+    if let Some(diff) = outcome.mismatch {
+        bail!("the instances' counts differ: {diff}");
+    }
+    let seen = outcome.sites.context("no timeline of the instances")?;
+    ctx.inputs.discard(&dir);
+
+    let columns = [
+        "cycle",
+        "instance",
+        "cut_s",
+        "healed_s",
+        "most_behind",
+        "most_behind_at_s",
+        "even_at_s",
+    ];
+    let mut table = Table::new(&columns);
+    let spans: Vec<(u64, u64)> = (planned.iter().enumerate())
+        .map_while(|(i, p)| cut_of(&seen, p.redis[0]).nth(i / 3))
+        .collect();
+    if spans.is_empty() {
+        bail!("the job ended before the first cut, {gap:?} after its start");
+    }
+    let mut chart = Chart::new(
+        format!(
+            "{} cycles: one instance cut from the other sites for {cut:?}",
+            spans.len()
+        ),
+        "time (s)",
+        "files known",
+    );
+    for (t, known) in &seen.samples {
+        for (k, n) in known.iter().enumerate() {
+            chart
+                .series(&format!("instance {k}"))
+                .push((*t as f64 / 1e3, *n as f64));
+        }
+    }
+    let end = seen.samples.last().map_or(0, |(t, _)| *t + 1);
+    for (i, &(from, to)) in spans.iter().enumerate() {
+        let k = planned[i].redis[0];
+        chart.shade(
+            from as f64 / 1e3,
+            to as f64 / 1e3,
+            format!("instance {k} cut"),
+        );
+        let until = spans.get(i + 1).map_or(end, |next| next.0);
+        // One worker a site.
+        let (most, at, even) = lag(&seen, k, (from, until), 3);
+        let secs = |ms: u64| format!("{:.2}", ms as f64 / 1e3);
+        table.push(
+            Row::new()
+                .cell(i)
+                .cell(k)
+                .cell(secs(from))
+                .cell(secs(to))
+                .cell(most)
+                .cell(secs(at))
+                .cell(even.map_or("never".to_string(), secs)),
+        );
+    }
+    let total = seen.samples.last().map_or(0, |(_, k)| k[0]);
+    Ok(Outcome {
+        title: "Partitions: files known per instance through cut-and-heal cycles".into(),
+        table,
+        charts: vec![chart],
+        notes: vec![format!(
+            "3 sites of one worker, {files} files of 16 KiB; in each cycle one instance is cut \
+             from the other two sites' workers (its own site still writes to it, and no read \
+             repair reaches it) and then healed; most_behind is the most files it lacked \
+             against the best other instance from its cut to the next cycle's, and even_at_s \
+             when it lacked no more than the 3 files in flight again (read repair at each heal, then every second; files \
+             known sampled every 100 ms); at the end every instance knew {total} files and all three \
+             held the same counts as a serial count"
+        )],
+    })
+}
+
+/// The cuts of instance `k`, one per cycle: the sites' spans that began
+/// together, as (from, to) in ms.
+fn cut_of(seen: &SitesTimeline, k: usize) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let mut spans: Vec<(u64, u64)> = (seen.cuts.iter())
+        .filter(|c| c.instance == k)
+        .map(|c| (c.from_ms, c.to_ms))
+        .collect();
+    spans.sort_unstable();
+    spans.dedup_by(|b, a| {
+        b.0 <= a.1 && {
+            a.1 = a.1.max(b.1);
+            true
+        }
+    });
+    spans.into_iter()
+}
+
+/// The most files instance `k` lacked against the best other instance
+/// between `from` and `until` (ms), when, and when it was even again after
+/// that: lacking no more than `in_flight` files (each worker's file goes to
+/// the instances one after the other).
+fn lag(
+    seen: &SitesTimeline,
+    k: usize,
+    (from, until): (u64, u64),
+    in_flight: u64,
+) -> (u64, u64, Option<u64>) {
+    let behind = |known: &[u64]| {
+        let others = (known.iter().enumerate())
+            .filter(|&(i, _)| i != k)
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0);
+        others.saturating_sub(known[k])
+    };
+    let window = (seen.samples.iter()).filter(|(t, _)| (from..until).contains(t));
+    let (most, at) = window.fold((0, from), |(most, at), (t, known)| {
+        let b = behind(known);
+        if b > most {
+            (b, *t)
+        } else {
+            (most, at)
+        }
+    });
+    let even = (seen.samples.iter())
+        .find(|(t, known)| *t >= at && behind(known) <= in_flight)
+        .map(|(t, _)| *t);
+    (most, at, even)
 }

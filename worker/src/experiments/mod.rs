@@ -70,12 +70,14 @@ pub enum Experiment {
     CrdtCost,
     /// Read repair: convergence time against the files an instance missed (needs root).
     ReadRepair,
+    /// Cut-and-heal cycles: files known per instance over time, the cuts shaded (needs root).
+    Partitions,
     /// Every experiment, one after the other.
     All,
 }
 
 impl Experiment {
-    const EACH: [Experiment; 15] = [
+    const EACH: [Experiment; 16] = [
         Experiment::Efficiency,
         Experiment::Commit,
         Experiment::Filesize,
@@ -91,6 +93,7 @@ impl Experiment {
         Experiment::RaftKill,
         Experiment::CrdtCost,
         Experiment::ReadRepair,
+        Experiment::Partitions,
     ];
 
     /// Why it cannot run here, if it cannot: RedisRaft's module (no
@@ -101,10 +104,12 @@ impl Experiment {
                 .err()
                 .map(|e| format!("{e:#}")),
             // SAFETY: geteuid has no preconditions.
-            Experiment::ReadRepair if unsafe { libc::geteuid() } != 0 => Some(
-                "it cuts an instance off with network namespaces and iptables, which needs root"
-                    .into(),
-            ),
+            Experiment::ReadRepair | Experiment::Partitions if unsafe { libc::geteuid() } != 0 => {
+                Some(
+                    "it cuts instances off with network namespaces and iptables, which needs root"
+                        .into(),
+                )
+            }
             _ => None,
         }
     }
@@ -127,6 +132,7 @@ impl Experiment {
             Experiment::RaftKill => "raft-kill",
             Experiment::CrdtCost => "crdt-cost",
             Experiment::ReadRepair => "read-repair",
+            Experiment::Partitions => "partitions",
             Experiment::All => "all",
         }
     }
@@ -296,6 +302,7 @@ fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<Outcome> {
         Experiment::RaftKill => raft::kill(ctx),
         Experiment::CrdtCost => crdt::cost(ctx),
         Experiment::ReadRepair => crdt::read_repair(ctx),
+        Experiment::Partitions => crdt::partitions(ctx),
         Experiment::All => unreachable!("expanded by the caller"),
     }
     .with_context(|| format!("experiment {} failed", exp.name()))?;

@@ -28,6 +28,14 @@ pub struct Marker {
     pub label: String,
 }
 
+/// A shaded span of x across a panel, labelled at its top (a fault that
+/// lasts: a partition).
+pub struct Band {
+    pub from: f64,
+    pub to: f64,
+    pub label: String,
+}
+
 /// One panel.
 pub struct Chart {
     pub title: String,
@@ -42,6 +50,7 @@ pub struct Chart {
     pub y_at_least: f64,
     pub series: Vec<Series>,
     pub markers: Vec<Marker>,
+    pub bands: Vec<Band>,
 }
 
 impl Chart {
@@ -60,6 +69,7 @@ impl Chart {
             y_at_least: 0.0,
             series: Vec::new(),
             markers: Vec::new(),
+            bands: Vec::new(),
         }
     }
 
@@ -77,6 +87,15 @@ impl Chart {
     pub fn mark(&mut self, x: f64, label: impl Into<String>) {
         self.markers.push(Marker {
             x,
+            label: label.into(),
+        });
+    }
+
+    /// A shaded band from `from` to `to`.
+    pub fn shade(&mut self, from: f64, to: f64, label: impl Into<String>) {
+        self.bands.push(Band {
+            from,
+            to,
             label: label.into(),
         });
     }
@@ -232,6 +251,22 @@ where
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
+    // Bands under everything; overlapping ones show darker.
+    let (y_lo, y_hi) = (ctx.y_range().start, ctx.y_range().end);
+    let font = TextStyle::from(("sans-serif", 13));
+    for (i, b) in chart.bands.iter().enumerate() {
+        ctx.draw_series([Rectangle::new(
+            [(b.from, y_lo), (b.to, y_hi)],
+            MARKER.mix(0.12).filled(),
+        )])
+        .map_err(|e| anyhow!("{e}"))?;
+        let dy = 2 + 15 * (i as i32 % 4);
+        let font = font.pos(Pos::new(HPos::Left, VPos::Top));
+        ctx.draw_series([
+            EmptyElement::at((b.from, y_hi)) + Text::new(b.label.clone(), (3, dy), font)
+        ])
+        .map_err(|e| anyhow!("{e}"))?;
+    }
     // Clouds of dots first, so that the lines stay visible over them.
     let mut order: Vec<&Series> = chart.series.iter().collect();
     order.sort_by_key(|s| !s.dots);
@@ -251,9 +286,7 @@ where
         ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))
             .map_err(|e| anyhow!("{e}"))?;
     }
-    let (y_lo, y_hi) = (ctx.y_range().start, ctx.y_range().end);
     let (x_lo, x_hi) = (ctx.x_range().start, ctx.x_range().end);
-    let font = TextStyle::from(("sans-serif", 13));
     for (i, m) in chart.markers.iter().enumerate() {
         // Labels of markers near the right edge go to their left.
         let (anchor, dx) = match (m.x - x_lo) / (x_hi - x_lo) > 0.75 {

@@ -3,6 +3,7 @@
 //! is replaced, and `--kill-every` kills one now and then.
 
 use super::deployment::{Deployment, RaftSetup};
+use super::sites::SitesTimeline;
 use super::{die_with_parent, RedisFaults};
 use crate::backend::{self, JobSettings};
 use crate::count::{count_files, Parallelism};
@@ -54,6 +55,8 @@ pub struct RunOutcome {
     pub failures: Vec<(String, String)>,
     /// A stream's timeline (empty for a batch).
     pub timeline: Vec<timeline::Row>,
+    /// The CRDT mode's instances and cuts over time.
+    pub sites: Option<SitesTimeline>,
     /// The live view, showing the finished job until dropped.
     pub view: Option<View>,
 }
@@ -278,6 +281,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         mismatch,
         failures: outcome.failures,
         timeline: rows,
+        sites: None,
         view,
     })
 }

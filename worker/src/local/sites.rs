@@ -85,6 +85,27 @@ impl std::str::FromStr for Partition {
     }
 }
 
+/// What a CRDT run saw over time: each instance's files known, and the
+/// cuts, in milliseconds from the start of the job.
+#[derive(Clone, Debug, Default)]
+pub struct SitesTimeline {
+    /// (ms, files known by each instance), every [`SAMPLE_EVERY`].
+    pub samples: Vec<(u64, Vec<u64>)>,
+    pub cuts: Vec<CutSpan>,
+}
+
+/// Site `site` cut from instance `instance` from `from_ms` to `to_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CutSpan {
+    pub site: usize,
+    pub instance: usize,
+    pub from_ms: u64,
+    pub to_ms: u64,
+}
+
+/// How often the runner reads each instance's files known.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
 /// `--partition-every DUR,for=DUR`.
 pub fn parse_every(s: &str) -> Result<(Duration, Duration), String> {
     let bad = || format!("{s:?} is not DUR,for=DUR (e.g. 3s,for=1s)");
@@ -106,6 +127,8 @@ struct Cuts {
     last_heal: Option<Instant>,
     next_repair: Instant,
     events: EventLog,
+    /// Every cut so far; one not healed yet ends at `u64::MAX`.
+    spans: Vec<CutSpan>,
 }
 
 impl Cuts {
@@ -162,9 +185,19 @@ impl Cuts {
         let what = if cut { "partition" } else { "heal" };
         self.events.note(what, format!("site {s} and instance {k}"));
         tracing::info!("{what}: site {s} and instance {k}");
+        let ms = self.started.elapsed().as_millis() as u64;
         if cut {
             end_connections(&sites[k].server, net.addr(s))?;
+            self.spans.push(CutSpan {
+                site: s,
+                instance: k,
+                from_ms: ms,
+                to_ms: u64::MAX,
+            });
         } else {
+            for span in (self.spans.iter_mut()).filter(|c| (c.site, c.instance) == (s, k)) {
+                span.to_ms = span.to_ms.min(ms);
+            }
             self.active.retain(|(pair, _)| *pair != (s, k));
             self.last_heal = Some(Instant::now());
             // A heal: repair now, not at the next tick.
@@ -332,6 +365,15 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         last_heal: None,
         next_repair: now + ANTI_ENTROPY,
         events: events.clone(),
+        spans: Vec::new(),
+    };
+    // Its own connections and thread: a cut or a repair that holds up the
+    // main loop does not hold up the samples.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let urls: Vec<String> = sites.iter().map(|s| s.server.url_with_password()).collect();
+        let sampling = sampling.clone();
+        std::thread::spawn(move || sample(&urls, now, &sampling))
     };
     let drivers: Vec<_> = sites
         .iter()
@@ -388,6 +430,8 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
     let heal = cuts.last_heal.unwrap_or_else(Instant::now);
     repair::converge(&mut instances).context("read repair")?;
     let converged_ms = heal.elapsed().as_millis() as u64;
+    sampling.store(false, Ordering::Relaxed);
+    let samples = sampler.join().expect("sampler thread panicked")?;
     let mut reports = Vec::new();
     let mut all_counts = Vec::new();
     for r in &mut instances {
@@ -459,8 +503,41 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         mismatch,
         failures,
         timeline: Vec::new(),
+        sites: Some(SitesTimeline {
+            samples,
+            cuts: cuts.spans,
+        }),
         view: None,
     })
+}
+
+/// Each instance's files known every [`SAMPLE_EVERY`] from `start` while
+/// `sampling`, and once more at the end; read from the host, which no cut
+/// touches.
+fn sample(urls: &[String], start: Instant, sampling: &AtomicBool) -> Result<Vec<(u64, Vec<u64>)>> {
+    let mut instances = (urls.iter())
+        .map(|u| Redis::open(u, DEFAULT_PREFIX, Duration::from_secs(30)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut samples = Vec::new();
+    loop {
+        let last = !sampling.load(Ordering::Relaxed);
+        let known = (instances.iter_mut())
+            .map(|r| {
+                r.run(|c, k| {
+                    redis::cmd("HGET")
+                        .arg(&k.crdt_stats)
+                        .arg(keys::crdt_stats::FILES_KNOWN)
+                        .query::<Option<u64>>(c)
+                })
+                .map(Option::unwrap_or_default)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        samples.push((start.elapsed().as_millis() as u64, known));
+        if last {
+            return Ok(samples);
+        }
+        std::thread::sleep(SAMPLE_EVERY);
+    }
 }
 
 /// Divides the files under `input` among `n` sites, round robin in path
