@@ -70,6 +70,61 @@ fn partitions_heal_by_read_repair_into_identical_exact_counts() {
     );
 }
 
+/// Instances killed in turn and restarted from their last snapshot: what
+/// the snapshot lacked comes back by read repair from the others (and the
+/// site's queue redoes its own rolled-back commits); with cuts too, as root.
+#[test]
+fn instances_restarted_from_old_snapshots_catch_up_identical_and_exact() {
+    need_redis();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let dir = corpus(120, 5_000);
+    let mut args = vec![
+        "--redis",
+        "crdt",
+        "--sites",
+        "3",
+        "--workers",
+        "1",
+        "--snapshot-interval",
+        "300ms",
+        "--redis-kill-every",
+        "400ms",
+    ];
+    if root {
+        args.extend(["--partition-every", "700ms,for=400ms"]);
+    }
+    let r = run_verified(dir.path(), &args);
+    let job = r.job.as_ref().unwrap();
+    assert!(job.redis_restarts > 0, "no instance was killed: {job:?}");
+    let instances = instances(&r);
+    for i in instances {
+        assert_eq!(i.files_known, job.files, "{i:?}");
+    }
+    assert!(
+        instances.iter().any(|i| i.files_repaired > 0),
+        "nothing came back by read repair: {instances:?}"
+    );
+}
+
+#[test]
+fn a_redis_moment_fault_is_refused_in_crdt_mode() {
+    let out = wordcount(&[
+        "run",
+        "--input",
+        "examples/corpus",
+        "--redis",
+        "crdt",
+        "--sites",
+        "3",
+        "--redis-fault",
+        "at=enqueue",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--redis-kill-every"), "{err}");
+}
+
 #[test]
 fn a_partition_without_crdt_mode_is_refused() {
     let out = wordcount(&[

@@ -80,6 +80,20 @@ impl RedisChaos {
         }
     }
 
+    /// The first kill `after` from now, not `kill_every`: instances that
+    /// take turns.
+    pub fn first_kill_after(mut self, after: Duration) -> Self {
+        if self.next_kill.is_some() {
+            self.next_kill = Some(Instant::now() + after);
+        }
+        self
+    }
+
+    /// Down since a kill.
+    pub fn is_down(&self) -> bool {
+        self.down.is_some()
+    }
+
     /// Does what is due now.
     pub fn step(&mut self, server: &mut RedisServer) -> Result<()> {
         let now = Instant::now();

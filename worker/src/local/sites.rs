@@ -5,6 +5,7 @@
 //! instances converge, and the job's result is what they all hold.
 
 use super::netns::Network;
+use super::redis_chaos::RedisChaos;
 use super::redis_server::random_password;
 use super::runner::{Pool, RunOptions, RunOutcome};
 use super::RedisServer;
@@ -172,7 +173,8 @@ impl Cuts {
         }
         if now >= self.next_repair {
             self.next_repair = now + ANTI_ENTROPY;
-            self.repair(instances)?;
+            let up: Vec<bool> = sites.iter().map(|s| !s.chaos.is_down()).collect();
+            self.repair(instances, &up).context("read repair")?;
         }
         Ok(())
     }
@@ -187,7 +189,10 @@ impl Cuts {
         tracing::info!("{what}: site {s} and instance {k}");
         let ms = self.started.elapsed().as_millis() as u64;
         if cut {
-            end_connections(&sites[k].server, net.addr(s))?;
+            if !sites[k].chaos.is_down() {
+                end_connections(&sites[k].server, net.addr(s))
+                    .with_context(|| format!("ending site {s}'s connections to instance {k}"))?;
+            }
             self.spans.push(CutSpan {
                 site: s,
                 instance: k,
@@ -215,11 +220,11 @@ impl Cuts {
             .any(|((s, x), _)| (*s, *x) == (i, k) || (*s, *x) == (k, i))
     }
 
-    /// Anti-entropy: each instance learns what a linked one has.
-    fn repair(&mut self, instances: &mut [Redis]) -> Result<()> {
+    /// Anti-entropy: each instance up learns what a linked one up has.
+    fn repair(&mut self, instances: &mut [Redis], up: &[bool]) -> Result<()> {
         let n = instances.len();
-        for i in 0..n {
-            for k in (0..n).filter(|&k| k != i && self.linked(i, k)) {
+        for i in (0..n).filter(|&i| up[i]) {
+            for k in (0..n).filter(|&k| k != i && up[k] && self.linked(i, k)) {
                 let (from, to) = repair::pair(instances, k, i);
                 repair::repair(from, to)?;
             }
@@ -245,8 +250,15 @@ fn end_connections(server: &RedisServer, addr: std::net::Ipv4Addr) -> Result<()>
     let mut con = redis::Client::open(server.url_with_password())?
         .get_connection_with_timeout(Duration::from_secs(2))?;
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con)?;
-    let from = format!("addr={addr}:");
-    for line in list.lines().filter(|l| l.contains(&from)) {
+    // The peer's field, `addr=`, not the server's own `laddr=`.
+    let from = format!("{addr}:");
+    let peer = |l: &&str| {
+        l.split(' ').any(|f| {
+            f.strip_prefix("addr=")
+                .is_some_and(|a| a.starts_with(&from))
+        })
+    };
+    for line in list.lines().filter(peer) {
         if let Some(id) = line.split(' ').find_map(|f| f.strip_prefix("id=")) {
             redis::cmd("CLIENT")
                 .arg("KILL")
@@ -258,9 +270,11 @@ fn end_connections(server: &RedisServer, addr: std::net::Ipv4Addr) -> Result<()>
     Ok(())
 }
 
-/// One site: its Redis, its share of the input, its workers.
+/// One site: its Redis and what is done to it, its share of the input,
+/// its workers.
 struct Site {
     server: RedisServer,
+    chaos: RedisChaos,
     input: PathBuf,
     pool: Option<Pool>,
 }
@@ -273,12 +287,11 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
             setup.sites
         );
     }
-    if opts.stream.is_some()
-        || opts.autoscale.is_some()
-        || opts.redis_faults.any()
-        || opts.ui.is_some()
-    {
-        bail!("--redis crdt runs a batch without Redis faults so far (no --stream, --autoscale, --snapshot-interval, --redis-kill-every or --ui)");
+    if opts.stream.is_some() || opts.autoscale.is_some() || opts.ui.is_some() {
+        bail!("--redis crdt runs a batch so far (no --stream, --autoscale or --ui)");
+    }
+    if opts.redis_faults.at.is_some() {
+        bail!("--redis-fault names a moment of one Redis's job; with --redis crdt, kill instances with --redis-kill-every");
     }
     if opts.settings.commit == Commit::PerWord {
         bail!("--commit per-word is not a CRDT (a word added twice counts twice); use per-file");
@@ -299,18 +312,25 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         .prefix("wordcount-sites-")
         .tempdir()?;
     let password = random_password();
+    let events = EventLog::default();
     let shares = divide(&opts.input, setup.sites, tmp.path())?;
     let mut sites = shares
         .into_iter()
         .enumerate()
         .map(|(i, input)| {
             let ns = net.as_ref().map(|net| (net.ns(i), net.addr(i)));
+            // Each instance snapshots on its own schedule; with kills, they
+            // take turns: one every --redis-kill-every.
+            let mut faults = opts.redis_faults.clone();
+            faults.kill_every = faults.kill_every.map(|every| every * n as u32);
+            let first = opts.redis_faults.kill_every.unwrap_or_default() * (i as u32 + 1);
             Ok(Site {
                 server: RedisServer::start_in(
                     None,
                     &password,
                     ns.as_ref().map(|(name, a)| (name.as_str(), *a)),
                 )?,
+                chaos: RedisChaos::new(faults, events.clone()).first_kill_after(first),
                 input,
                 pool: None,
             })
@@ -331,7 +351,6 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
             .collect::<Vec<_>>()
             .join(",")
     };
-    let events = EventLog::default();
     let plans: Vec<(String, String)> = (0..sites.len())
         .map(|i| (urls(i, false), urls(i, true)))
         .collect();
@@ -414,6 +433,9 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
                 next_kill = Some(at + every);
             }
         }
+        for (i, site) in sites.iter_mut().enumerate() {
+            (site.chaos.step(&mut site.server)).with_context(|| format!("instance {i}"))?;
+        }
         cuts.step(&sites, &mut instances)?;
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -425,6 +447,9 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         pool.wait_all(Duration::from_secs(10));
     }
 
+    for site in &mut sites {
+        site.chaos.finish(&mut site.server)?;
+    }
     // Every file is on one instance at least: read repair does the rest.
     cuts.heal_all(&sites)?;
     let heal = cuts.last_heal.unwrap_or_else(Instant::now);
@@ -492,9 +517,14 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
             job.files_failed += j.files_failed;
         }
     }
-    for pool in sites.iter().flat_map(|s| &s.pool) {
-        job.worker_restarts += pool.restarts;
-        job.workers_killed += pool.kills;
+    for site in &sites {
+        if let Some(pool) = &site.pool {
+            job.worker_restarts += pool.restarts;
+            job.workers_killed += pool.kills;
+        }
+        job.redis_restarts += site.chaos.restarts;
+        job.files_redone += site.chaos.files_redone;
+        job.snapshots += site.chaos.snapshots;
     }
     report.job = Some(job);
     report.instances = Some(reports);
