@@ -10,7 +10,7 @@
 # Needs cargo and go; installs the rest with apt-get when missing (as root):
 # redis-server, etcd, openssl, chromium and chromedriver, and for level 4
 # containerd, runc, CNI plugins, iptables, conntrack, debootstrap, umoci, jq,
-# gcc.
+# gcc; docker.io to build kind/Dockerfile.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -29,6 +29,8 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v jq >/dev/null || missing+=(jq)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+# kind/Dockerfile is built with Debian's Docker (kind/docker/build.sh).
+{ command -v dockerd >/dev/null && [[ -x /usr/bin/docker ]]; } || missing+=(docker.io)
 # The live view's test drives a real headless browser.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
@@ -45,6 +47,9 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # tests start their own redis-server. A stray Debian service must not be in
 # the way of either.
 service redis-server stop >/dev/null 2>&1 || true
+# Nor a Docker service: its bridge and NAT rules would stand in the level-4
+# cluster's way (kind/docker/dockerd.sh runs a private one).
+service docker stop >/dev/null 2>&1 || true
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
@@ -54,6 +59,9 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 
 step "unit and local integration tests"
 cargo test --workspace --release
+
+step "images: kind/Dockerfile built with Docker, and run"
+kind/docker/build.sh
 
 step "control plane: operator, CRD and chart against a real kube-apiserver"
 operator/tests/controlplane.sh

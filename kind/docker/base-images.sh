@@ -4,11 +4,11 @@
 #
 #   docker build --network host \
 #     --build-arg DEBIAN_IMAGE=wordcount-local/debian:bookworm-slim \
-#     --build-arg RUST_IMAGE=wordcount-local/rust:1-bookworm ...
+#     --build-arg RUST_IMAGE=wordcount-local/rust:VERSION-bookworm ...
 #
 #   wordcount-local/debian:bookworm-slim  debootstrap --variant=minbase from
 #                                          Debian's mirror, `docker import`ed
-#   wordcount-local/rust:1-bookworm       that + gcc + this host's Rust
+#   wordcount-local/rust:VERSION-bookworm that + gcc + this host's Rust
 #                                          toolchain (rustc --print sysroot)
 #                                          + the host's own CAs (the test
 #                                          machine reaches crates.io through
@@ -21,7 +21,8 @@ set -euo pipefail
 SUITE=bookworm
 MIRROR=${WORDCOUNT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_IMAGE=wordcount-local/debian:$SUITE-slim
-RUST_IMAGE=wordcount-local/rust:1-$SUITE
+# One image per host toolchain: a new rustc makes a new image.
+RUST_IMAGE=wordcount-local/rust:$(rustc --version | cut -d' ' -f2)-$SUITE
 WORK=$(mktemp -d /tmp/wordcount-base.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 log() { echo "base-images.sh: $*" >&2; }

@@ -13,10 +13,12 @@
 #   eval "$(kind/docker/dockerd.sh start)"   # exports DOCKER_HOST
 #   kind/docker/base-images.sh                # the FROM images, once
 #   DOCKER_BUILDKIT=1 /usr/bin/docker build --network host \
-#     --build-arg RUST_IMAGE=wordcount-local/rust:1-bookworm \
+#     --build-arg RUST_IMAGE=wordcount-local/rust:VERSION-bookworm \
 #     --build-arg DEBIAN_IMAGE=wordcount-local/debian:bookworm-slim \
 #     -f kind/Dockerfile --target wordcount -t wordcount:dev .
 #   kind/docker/dockerd.sh stop               # the daemon and its containerd
+#
+# kind/docker/build.sh does all of it, and checks the images.
 #
 # /usr/bin/docker is Debian's 20.10 client, which has BuildKit built in (the
 # Dockerfile's RUN --mount needs it); a newer client without the buildx

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the project's two images with Docker from kind/Dockerfile, the
+# file users build, on this test machine (a private dockerd, local FROM
+# images: see dockerd.sh and base-images.sh), and checks that they run:
+# `wordcount count` in the image gives the host binary's counts, Redis and
+# the operator start.
+#
+#   kind/docker/build.sh [TAG]        # wordcount:TAG, wordcount-operator:TAG (dev)
+#
+# The daemon is stopped at the end; its data (images, cargo's caches) stay
+# under ~/.cache/wordcount/docker, so a second build takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TAG=${1:-dev}
+HERE=kind/docker
+# Debian's client: it has BuildKit built in, which RUN --mount needs.
+docker() { DOCKER_BUILDKIT=1 /usr/bin/docker "$@"; }
+log() { echo "build.sh: $*" >&2; }
+
+command -v dockerd >/dev/null && [[ -x /usr/bin/docker ]] ||
+  { log "needs Debian's Docker: apt-get install docker.io"; exit 1; }
+eval "$("$HERE/dockerd.sh" start)"
+trap '"$HERE/dockerd.sh" stop' EXIT
+"$HERE/base-images.sh"
+
+for target in wordcount operator; do
+  name=wordcount-$target
+  [[ $target == wordcount ]] && name=wordcount
+  log "docker build --target $target -t $name:$TAG"
+  start=$SECONDS
+  docker build --network host -q -f kind/Dockerfile --target "$target" -t "$name:$TAG" \
+    --build-arg RUST_IMAGE="wordcount-local/rust:$(rustc --version | cut -d' ' -f2)-bookworm" \
+    --build-arg DEBIAN_IMAGE=wordcount-local/debian:bookworm-slim . >/dev/null
+  log "$name:$TAG built in $((SECONDS - start)) s"
+done
+
+run() { docker run --rm --network none "$@"; }
+want=$(target/release/wordcount count examples/corpus --top 5)
+got=$(run -v "$PWD/examples/corpus:/corpus:ro" "wordcount:$TAG" wordcount count /corpus --top 5)
+[[ $got == "$want" ]] || { log "the image counts differently:"; diff <(echo "$want") <(echo "$got") >&2; exit 1; }
+run "wordcount:$TAG" redis-server --version | grep -q 'v=7' || { log "no redis-server 7 in wordcount:$TAG"; exit 1; }
+run "wordcount-operator:$TAG" --version | grep -q '^wordcount-operator ' ||
+  { log "wordcount-operator:$TAG does not start"; exit 1; }
+log "both images build and run ($(docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep ":$TAG " | tr '\n' ' '))"
