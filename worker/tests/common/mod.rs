@@ -89,6 +89,15 @@ pub fn ok(out: &Output) -> &Output {
     out
 }
 
+/// Runs wordcount with `args`, which it must refuse (exit code 1), and
+/// returns what it said.
+pub fn refused(args: &[&str]) -> String {
+    let out = wordcount(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
 /// `wordcount run --json --verify` with `extra` flags: the report, after
 /// checking that it succeeded and verified.
 pub fn run_verified(input: &Path, extra: &[&str]) -> Report {
