@@ -402,3 +402,19 @@ fn partitions_shows_a_cut_instance_fall_behind_and_catch_up() {
     );
     assert_png(&out.path().join("partitions.png"));
 }
+
+#[test]
+fn checkpoint_recovery_restarts_instances_and_stays_exact() {
+    let out = tempfile::tempdir().unwrap();
+    let stdout = experiment("checkpoint-recovery", out.path());
+    let (header, rows) = read_csv(&out.path().join("checkpoint-recovery.csv"));
+    assert!(!rows.is_empty(), "{stdout}");
+    assert!(
+        rows.iter().any(|r| num(r, &header, "restarts") > 0.0),
+        "no instance was restarted: {rows:?}"
+    );
+    // Every job was checked against a serial count, or the experiment
+    // failed.
+    assert!(stdout.contains("against a serial count"), "{stdout}");
+    assert_png(&out.path().join("checkpoint-recovery.png"));
+}

@@ -97,7 +97,7 @@ fn small_report_of_labs_0_and_1_answers_every_question_with_figures() {
 }
 
 /// Labs 4 and 5 with the RedisRaft module hidden: what needs it is
-/// skipped with the reason, the rest answered; read repair's question is
+/// skipped with the reason, the rest answered; the questions of cuts are
 /// answered as root (partitions), skipped otherwise.
 #[test]
 fn labs_answer_what_they_can_and_skip_the_rest_with_the_reason() {
@@ -135,8 +135,8 @@ fn labs_answer_what_they_can_and_skip_the_rest_with_the_reason() {
             "{q}: {a}"
         );
     }
-    // Lab 5: the CRDT's cost measured; the cut-and-heal experiment is not
-    // built; read repair needs root.
+    // Lab 5: the CRDT's cost and its restarts measured; cut-and-heal and
+    // read repair need root.
     let (q, a) = answer("5.1 ");
     assert!(
         a.starts_with("Answer: ") && a.contains("CRDT, 3 sites"),
@@ -159,11 +159,16 @@ fn labs_answer_what_they_can_and_skip_the_rest_with_the_reason() {
     } else {
         assert!(a.starts_with("Skipped: ") && a.contains("root"), "{q}: {a}");
     }
+    let (q, a) = answer("5.4 ");
+    assert!(
+        a.starts_with("Answer: ") && a.contains("came back from the peers"),
+        "{q}: {a}"
+    );
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(md.contains("**Skipped**: the RedisRaft module"), "{md}");
-    // checkpoint-cost, redis-kill, crdt-cost, and partitions and
-    // read-repair as root.
-    assert_images_inlined(&page, 3 + 2 * usize::from(root));
+    // checkpoint-cost, redis-kill, crdt-cost, checkpoint-recovery, and
+    // partitions and read-repair as root.
+    assert_images_inlined(&page, 4 + 2 * usize::from(root));
 }
 
 #[test]

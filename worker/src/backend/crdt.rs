@@ -114,26 +114,28 @@ impl Crdt {
         })
     }
 
-    /// Applies a file to every instance it can reach, until one took it.
+    /// Applies a file to every instance it can reach, and at least to its
+    /// own site's: the commit that follows goes there too, so a restart
+    /// from a snapshot loses both or neither, and the queue redoes what it
+    /// lost. Done on remote instances only, a file could vanish with their
+    /// restarts after its commit.
     fn apply_everywhere(&mut self, entry: &Entry, packed: &[u8]) -> Result<usize> {
         let id = global_id(&self.name, &entry.path, entry.seq);
         let call = repair::apply_cmd(&self.site.redis().keys, &[(&id, packed)], false)?;
         let started = Instant::now();
+        let mut took = vec![false; self.instances.len()];
         loop {
-            let took = self
-                .instances
-                .iter_mut()
-                .filter_map(|i| i.apply(&call))
-                .count();
-            if took > 0 {
-                tracing::debug!(
-                    "{id} applied to {took} instances in {:?}",
-                    started.elapsed()
-                );
-                return Ok(took);
+            for (i, t) in self.instances.iter_mut().zip(&mut took) {
+                *t = *t || i.apply(&call).is_some();
+            }
+            // The site's own instance is the first.
+            if took[0] {
+                let n = took.iter().filter(|&&t| t).count();
+                tracing::debug!("{id} applied to {n} instances in {:?}", started.elapsed());
+                return Ok(n);
             }
             if started.elapsed() > Duration::from_secs(5) {
-                tracing::warn!("no instance reachable for {id}; waiting");
+                tracing::warn!("its own site's instance unreachable for {id}; waiting");
             }
             std::thread::sleep(LEAVE_ALONE);
         }

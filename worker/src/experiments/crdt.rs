@@ -1,8 +1,9 @@
 //! The CRDT mode: what three sites cost against one Redis (`crdt-cost`),
 //! how long read repair takes to bring back an instance that missed files
 //! (`read-repair`), and instances that fall behind and catch up through
-//! cut-and-heal cycles (`partitions`). The last two cut instances off:
-//! root only.
+//! cut-and-heal cycles (`partitions`), and instances restarted from old
+//! snapshots (`checkpoint-recovery`). `partitions` and `read-repair` cut
+//! instances off: root only.
 
 use super::corpus::human;
 use super::measure::job_options;
@@ -12,7 +13,7 @@ use super::{Ctx, Outcome, Scale};
 use crate::generate::CorpusSpec;
 use crate::local::raft::find_module;
 use crate::local::sites::{Partition, SitesTimeline};
-use crate::local::{CrdtSetup, RaftSetup};
+use crate::local::{CrdtSetup, RaftSetup, RedisFaults};
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ struct Params {
     /// `partitions`: files of 16 KiB, and each cut's length and the time
     /// before it.
     cycles: (usize, Duration, Duration),
+    /// `checkpoint-recovery`: files of 16 KiB, and the kill intervals.
+    kills: (usize, Vec<Duration>),
 }
 
 fn params(scale: Scale) -> Params {
@@ -32,16 +35,24 @@ fn params(scale: Scale) -> Params {
             inputs: vec![(30, 16 << 10)],
             missed: vec![30],
             cycles: (150, Duration::from_millis(300), Duration::from_millis(200)),
+            kills: (90, vec![Duration::from_millis(400)]),
         },
         Scale::Small => Params {
             inputs: vec![(300, 16 << 10), (12, 1 << 20)],
             missed: vec![100, 300, 900],
             cycles: (300, Duration::from_secs(1), Duration::from_secs(1)),
+            kills: (300, [2000, 1000, 500].map(Duration::from_millis).to_vec()),
         },
         Scale::Full => Params {
             inputs: vec![(3000, 16 << 10), (48, 4 << 20)],
             missed: vec![300, 1000, 3000, 10_000],
             cycles: (2000, Duration::from_secs(2), Duration::from_secs(1)),
+            kills: (
+                2000,
+                [4000, 2000, 1000, 500, 250]
+                    .map(Duration::from_millis)
+                    .to_vec(),
+            ),
         },
     }
 }
@@ -206,6 +217,86 @@ pub fn read_repair(ctx: &Ctx) -> Result<Outcome> {
              instances were checked against each other and a serial count"
                 .into(),
         ],
+    })
+}
+
+/// Snapshots of `checkpoint-recovery`'s instances.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(500);
+
+/// The CRDT's instances killed in turn and restarted from old snapshots:
+/// what each restart lost comes back from the peers (read repair) or is
+/// counted again by the workers (the site's queue rolled back).
+pub fn checkpoint_recovery(ctx: &Ctx) -> Result<Outcome> {
+    let (files, kills) = params(ctx.scale).kills;
+    let spec = CorpusSpec {
+        files,
+        bytes_per_file: 16 << 10,
+        ..CorpusSpec::default()
+    };
+    let dir = ctx.inputs.generate("checkpoint-recovery", &spec)?;
+    let columns = [
+        "kill_every_ms",
+        "restarts",
+        "files_recomputed",
+        "files_repaired",
+        "job_s",
+    ];
+    let mut table = Table::new(&columns);
+    let mut chart = Chart::new(
+        format!("{files} files of 16 KiB, 3 sites, snapshots every {SNAPSHOT_EVERY:?}"),
+        "instance restarts",
+        "files",
+    );
+    for every in kills {
+        let mut opts = job_options(&dir, 1);
+        opts.verify = true;
+        opts.crdt = Some(CrdtSetup {
+            sites: 3,
+            ..CrdtSetup::default()
+        });
+        opts.redis_faults = RedisFaults {
+            snapshot_interval: Some(SNAPSHOT_EVERY),
+            kill_every: Some(every),
+            ..RedisFaults::default()
+        };
+        let outcome = ctx.measure.run(&opts)?;
+        if let Some(diff) = outcome.mismatch {
+            bail!("a kill every {every:?}: {diff}");
+        }
+        let job = outcome.report.job.context("no job facts")?;
+        let repaired: u64 = (outcome.report.instances.iter().flatten())
+            .map(|i| i.files_repaired)
+            .sum();
+        table.push(
+            Row::new()
+                .cell(every.as_millis())
+                .cell(job.redis_restarts)
+                .cell(job.files_redone)
+                .cell(repaired)
+                .num(outcome.report.seconds, 2),
+        );
+        let x = job.redis_restarts as f64;
+        chart
+            .series("recomputed by workers")
+            .push((x, job.files_redone as f64));
+        chart
+            .series("repaired from peers")
+            .push((x, repaired as f64));
+    }
+    ctx.inputs.discard(&dir);
+    Ok(Outcome {
+        title: "Checkpoint recovery: what a restart lost, repaired or recomputed".into(),
+        table,
+        charts: vec![chart],
+        notes: vec![format!(
+            "3 sites of one worker; the instances killed in turn, one every \
+             kill_every_ms, each restarted at once from its last snapshot (taken every \
+             {SNAPSHOT_EVERY:?}); files_repaired: files a restarted instance learnt back \
+             from the others by read repair; files_recomputed: commits of a site's own \
+             queue that a restart rolled back, counted again by a worker (with one Redis \
+             every lost commit is recomputed: experiment redis-kill); every job's counts \
+             were checked on all three instances against a serial count"
+        )],
     })
 }
 

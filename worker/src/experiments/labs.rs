@@ -195,6 +195,7 @@ pub const LABS: [Lab; 6] = [
             Experiment::CrdtCost,
             Experiment::Partitions,
             Experiment::ReadRepair,
+            Experiment::CheckpointRecovery,
         ],
         questions: &[
             measured(
@@ -211,6 +212,10 @@ pub const LABS: [Lab; 6] = [
                 answer: read_repair_cost,
                 needs: Needs::Root,
             },
+            measured(
+                "Can the rollback of a restart from a snapshot now be avoided?",
+                checkpoint_recovery,
+            ),
         ],
     },
 ];
@@ -678,6 +683,27 @@ fn partitions_answer(all: &Outcomes) -> Result<String> {
          catches up by read repair at the heal and at the next anti-entropy tick; at the \
          end all three instances held the same, exact counts.",
         each.len(),
+        each.join("; ")
+    ))
+}
+
+fn checkpoint_recovery(all: &Outcomes) -> Result<String> {
+    let o = outcome(all, Experiment::CheckpointRecovery)?;
+    let mut each = Vec::new();
+    for r in o.table.records() {
+        each.push(format!(
+            "with a kill every {} ms ({} restarts), {} files came back from the peers and {} \
+             were counted again",
+            r.text("kill_every_ms")?,
+            r.text("restarts")?,
+            r.text("files_repaired")?,
+            r.text("files_recomputed")?
+        ));
+    }
+    Ok(format!(
+        "Mostly: {}. What a restarted instance lost of the CRDT comes back by read repair; \
+         what it lost of its own site's queue (commits rolled back) is still counted again, \
+         as with one Redis.",
         each.join("; ")
     ))
 }

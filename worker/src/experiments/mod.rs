@@ -72,12 +72,14 @@ pub enum Experiment {
     ReadRepair,
     /// Cut-and-heal cycles: files known per instance over time, the cuts shaded (needs root).
     Partitions,
+    /// Redis restarted from old snapshots: files recomputed by workers against repaired from peers.
+    CheckpointRecovery,
     /// Every experiment, one after the other.
     All,
 }
 
 impl Experiment {
-    const EACH: [Experiment; 16] = [
+    const EACH: [Experiment; 17] = [
         Experiment::Efficiency,
         Experiment::Commit,
         Experiment::Filesize,
@@ -94,6 +96,7 @@ impl Experiment {
         Experiment::CrdtCost,
         Experiment::ReadRepair,
         Experiment::Partitions,
+        Experiment::CheckpointRecovery,
     ];
 
     /// Why it cannot run here, if it cannot: RedisRaft's module (no
@@ -133,6 +136,7 @@ impl Experiment {
             Experiment::CrdtCost => "crdt-cost",
             Experiment::ReadRepair => "read-repair",
             Experiment::Partitions => "partitions",
+            Experiment::CheckpointRecovery => "checkpoint-recovery",
             Experiment::All => "all",
         }
     }
@@ -303,6 +307,7 @@ fn run_one(exp: Experiment, ctx: &Ctx, out: &Path) -> Result<Outcome> {
         Experiment::CrdtCost => crdt::cost(ctx),
         Experiment::ReadRepair => crdt::read_repair(ctx),
         Experiment::Partitions => crdt::partitions(ctx),
+        Experiment::CheckpointRecovery => crdt::checkpoint_recovery(ctx),
         Experiment::All => unreachable!("expanded by the caller"),
     }
     .with_context(|| format!("experiment {} failed", exp.name()))?;
