@@ -6,7 +6,8 @@
 #        kube-controller-manager, with real helm (built from the Go module
 #        proxy on first use and cached; see kind/controlplane/README.md);
 #   4.   WordCountJobs on a single-node cluster where pods really run
-#        (containerd, kubelet, kube-proxy, CoreDNS; our images built here).
+#        (containerd, kubelet, kube-proxy, CoreDNS; our images built here
+#        from kind/Dockerfile with Docker).
 # Needs cargo and go; installs the rest with apt-get when missing (as root):
 # redis-server, etcd, openssl, chromium and chromedriver, and for level 4
 # containerd, runc, CNI plugins, iptables, conntrack, debootstrap, umoci, jq,
@@ -59,9 +60,6 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 
 step "unit and local integration tests"
 cargo test --workspace --release
-
-step "images: kind/Dockerfile built with Docker, and run"
-kind/docker/build.sh
 
 step "control plane: operator, CRD and chart against a real kube-apiserver"
 operator/tests/controlplane.sh

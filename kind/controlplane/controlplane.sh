@@ -12,9 +12,9 @@
 #   controlplane.sh up [--node]
 #                          start (or reuse) it; prints `export KUBECONFIG=...`
 #                          and `export PATH=...` on stdout: eval "$(controlplane.sh up)"
-#   controlplane.sh load [TARGET_DIR]
-#                          build our images from the release binaries and
-#                          import them into the node (like `kind load`)
+#   controlplane.sh load ARCHIVE
+#                          import our images, saved by kind/docker/build.sh,
+#                          into the node (like `kind load`)
 #   controlplane.sh env    print those exports again (fails if it is not up)
 #   controlplane.sh status exit 0 if it is up and ready
 #   controlplane.sh down   stop what `up` started and remove the state dir
@@ -348,7 +348,7 @@ start_node() {
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
   start containerd containerd --config "$n/containerd.toml"
   wait_for "containerd" containerd ctr --address "$SOCK" version
-  "$HERE/images.sh" "$SOCK" pause || fail_with_log containerd "could not build the pause image"
+  "$HERE/images.sh" "$SOCK" || fail_with_log containerd "could not build the pause image"
   start kubelet "$BIN/kubelet" --config "$n/kubelet.yaml" --kubeconfig "$n/kubelet.kubeconfig" \
     --root-dir "$n/kubelet" --cert-dir "$n/kubelet/pki" \
     --hostname-override "$NODE_NAME" --node-ip "$ADDRESS"
@@ -450,10 +450,13 @@ up() {
   print_env
 }
 
-# Our images into the node's containerd, as `kind load` does for kind.
+# Our images (an archive of `docker save`) into the node's containerd, as
+# `kind load` does for kind.
 load() {
   if ! has_node || ! alive containerd; then die "no node up (run: $0 up --node)"; fi
-  "$HERE/images.sh" "$SOCK" apps "$@"
+  local archive=${1:?usage: $0 load ARCHIVE (kind/docker/build.sh prints it)}
+  ctr --address "$SOCK" --namespace k8s.io images import "$archive" >/dev/null
+  log "loaded $(tar -xOf "$archive" manifest.json | jq -r '[.[].RepoTags[]] | join(", ")')"
 }
 
 # One up or down at a time (parallel test jobs); the lock lives beside $STATE.
@@ -479,7 +482,7 @@ main() {
     env) bin_dir; ready || die "not up (run: $0 up)"; print_env ;;
     status) bin_dir; ready ;;
     restart-controllers) bin_dir; lock; restart_controllers ;;
-    *) die "usage: $0 up [--node]|load [TARGET_DIR]|down|env|status|restart-controllers" ;;
+    *) die "usage: $0 up [--node]|load ARCHIVE|down|env|status|restart-controllers" ;;
   esac
 }
 

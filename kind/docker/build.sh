@@ -7,6 +7,14 @@
 #
 #   kind/docker/build.sh [TAG]        # wordcount:TAG, wordcount-operator:TAG (dev)
 #
+# With the RedisRaft module on this machine (WORDCOUNT_REDISRAFT, default
+# ~/.cache/wordcount/redisraft.so; README: RedisRaft on Kubernetes), also
+# wordcount-redisraft:TAG: wordcount:TAG plus the module where the operator
+# looks for it. The images are saved into target/images/wordcount-TAG.tar,
+# whose path is the last line printed, for
+#
+#   kind/controlplane/controlplane.sh load "$(kind/docker/build.sh)"
+#
 # The daemon is stopped at the end; its data (images, cargo's caches) stay
 # under ~/.cache/wordcount/docker, so a second build takes seconds.
 set -euo pipefail
@@ -41,4 +49,22 @@ got=$(run -v "$PWD/examples/corpus:/corpus:ro" "wordcount:$TAG" wordcount count 
 run "wordcount:$TAG" redis-server --version | grep -q 'v=7' || { log "no redis-server 7 in wordcount:$TAG"; exit 1; }
 run "wordcount-operator:$TAG" --version | grep -q '^wordcount-operator ' ||
   { log "wordcount-operator:$TAG does not start"; exit 1; }
-log "both images build and run ($(docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep ":$TAG " | tr '\n' ' '))"
+images=("wordcount:$TAG" "wordcount-operator:$TAG")
+module=${WORDCOUNT_REDISRAFT:-${WORDCOUNT_CACHE:-$HOME/.cache/wordcount}/redisraft.so}
+if [[ -f $module ]]; then
+  path=$(sed -n 's/^pub const REDISRAFT_MODULE: &str = "\(.*\)";$/\1/p' operator/src/resources/redis_raft.rs)
+  [[ -n $path ]] || { log "REDISRAFT_MODULE not found in operator/src/resources/redis_raft.rs"; exit 1; }
+  ctx=$(mktemp -d)
+  cp "$module" "$ctx/redisraft.so"
+  printf 'FROM wordcount:%s\nCOPY --chmod=0755 redisraft.so %s\n' "$TAG" "$path" |
+    docker build --network host -q -t "wordcount-redisraft:$TAG" -f - "$ctx" >/dev/null
+  rm -rf "$ctx"
+  images+=("wordcount-redisraft:$TAG")
+else
+  log "no RedisRaft module at $module: wordcount-redisraft:$TAG not built"
+fi
+mkdir -p target/images
+archive=$PWD/target/images/wordcount-$TAG.tar
+docker save -o "$archive" "${images[@]}"
+log "images build and run ($(docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep ":$TAG " | tr '\n' ' '))"
+echo "$archive"

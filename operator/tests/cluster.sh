@@ -2,8 +2,9 @@
 # Level-4 tests: WordCountJobs on a cluster where pods really run.
 #
 # Brings up the single-node cluster of kind/controlplane (`up --node`: real
-# containerd, kubelet, kube-proxy, CoreDNS), builds our images from the
-# release binaries and loads them, `helm install`s the chart, then runs each
+# containerd, kubelet, kube-proxy, CoreDNS), builds our images from
+# kind/Dockerfile with Docker (kind/docker/build.sh) and loads them,
+# `helm install`s the chart, then runs each
 # scenario as a user would: `kubectl apply` a WordCountJob, wait for its
 # phase, and compare its counts with a serial `wordcount count` of the same
 # input. Takes everything down again and checks nothing is left running.
@@ -50,7 +51,7 @@ SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream au
 # operator/tests/cluster.sh raft.
 DEFAULT_SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale view)
 # RedisRaft's module, built by hand (README: RedisRaft on Kubernetes);
-# images.sh puts it into wordcount-redisraft:dev when it is here.
+# kind/docker/build.sh puts it into wordcount-redisraft:dev when it is here.
 REDISRAFT_MODULE=${WORDCOUNT_REDISRAFT:-${WORDCOUNT_CACHE:-$HOME/.cache/wordcount}/redisraft.so}
 REDISRAFT_IMAGE=wordcount-redisraft:dev
 
@@ -108,8 +109,12 @@ setup() {
     docker build -f kind/Dockerfile --target operator -t wordcount-operator:dev .
     kind load docker-image --name "$KIND_CLUSTER" wordcount:dev wordcount-operator:dev
   else
+    # kind/Dockerfile built with Docker, as a user builds it (before the
+    # node is up: the two never run side by side).
+    local archive
+    archive=$(kind/docker/build.sh)
     eval "$("$CP" up --node)"
-    "$CP" load "$(kind/binaries.sh)"
+    "$CP" load "$archive"
   fi
 }
 
