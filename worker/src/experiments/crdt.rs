@@ -291,8 +291,9 @@ pub fn checkpoint_recovery(ctx: &Ctx) -> Result<Outcome> {
         notes: vec![format!(
             "3 sites of one worker; the instances killed in turn, one every \
              kill_every_ms, each restarted at once from its last snapshot (taken every \
-             {SNAPSHOT_EVERY:?}); files_repaired: files a restarted instance learnt back \
-             from the others by read repair; files_recomputed: commits of a site's own \
+             {SNAPSHOT_EVERY:?}); files_repaired: files the instances learnt from each \
+             other by read repair (what a restart's snapshot lacked, and what was \
+             written elsewhere while an instance was down); files_recomputed: commits of a site's own \
              queue that a restart rolled back, counted again by a worker (with one Redis \
              every lost commit is recomputed: experiment redis-kill); every job's counts \
              were checked on all three instances against a serial count"
