@@ -21,14 +21,11 @@ use k8s_openapi::{
         apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
         core::v1::{
             Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector,
-            PersistentVolumeClaim, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
-            ServiceSpec, VolumeMount,
+            PersistentVolumeClaim, PodSpec, PodTemplateSpec, Probe, Service, ServiceSpec,
+            VolumeMount,
         },
     },
-    apimachinery::pkg::{
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
 use kube::ResourceExt;
 
@@ -66,22 +63,11 @@ pub fn pod_of(host: &str) -> &str {
 /// before the replica is ready: a replica must be found to join the cluster
 /// that makes it ready.
 pub fn service(job: &WordCountJob) -> Service {
-    Service {
-        metadata: meta(job, &Names::of(job).redis, Component::Redis),
-        spec: Some(ServiceSpec {
-            cluster_ip: Some("None".into()),
-            publish_not_ready_addresses: Some(true),
-            selector: Some(selector(job, Component::Redis)),
-            ports: Some(vec![ServicePort {
-                name: Some("redis".into()),
-                port: REDIS_PORT,
-                target_port: Some(IntOrString::String("redis".into())),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    }
+    let mut service = super::redis::service(job);
+    let spec = service.spec.get_or_insert_with(ServiceSpec::default);
+    spec.cluster_ip = Some("None".into());
+    spec.publish_not_ready_addresses = Some(true);
+    service
 }
 
 fn env(name: &str, value: String) -> EnvVar {
