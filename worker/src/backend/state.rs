@@ -117,9 +117,7 @@ pub fn replace_counts(redis: &mut Redis, counts: &Counts) -> Result<()> {
     if counts.distinct() == 0 {
         return redis.run(|c, k| redis::cmd("DEL").arg(&k.counts).exec(c));
     }
-    let mut words: Vec<(&[u8], u64)> = counts.iter().collect();
-    sort_as_redis(&mut words);
-    let payload = dump::sorted_set(&words);
+    let payload = dump::sorted_set(&sorted_as_redis(counts));
     redis.run(|c, k| {
         redis::cmd("RESTORE")
             .arg(&k.counts)
@@ -228,20 +226,18 @@ pub fn add_words(redis: &mut Redis, words: &[&[u8]]) -> Result<()> {
     })
 }
 
-/// Sorts `(member, score)` as Redis orders a sorted set: by score, then
+/// `(member, score)` sorted as Redis orders a sorted set: by score, then
 /// member. Each member's first 8 bytes, as a number beside the score,
 /// settle most comparisons without following the pointer to the member;
 /// the workers are idle by now, so every core sorts.
-fn sort_as_redis(words: &mut [(&[u8], u64)]) {
+fn sorted_as_redis(counts: &Counts) -> Vec<(&[u8], u64)> {
     let prefix = |w: &[u8]| {
         let mut b = [0u8; 8];
         let n = w.len().min(8);
         b[..n].copy_from_slice(&w[..n]);
         u64::from_be_bytes(b)
     };
-    let mut keyed: Vec<(u64, u64, &[u8])> = words.iter().map(|&(w, n)| (n, prefix(w), w)).collect();
+    let mut keyed: Vec<(u64, u64, &[u8])> = counts.iter().map(|(w, n)| (n, prefix(w), w)).collect();
     keyed.par_sort_unstable();
-    for (slot, (n, _, w)) in words.iter_mut().zip(keyed) {
-        *slot = (w, n);
-    }
+    keyed.into_iter().map(|(n, _, w)| (w, n)).collect()
 }
