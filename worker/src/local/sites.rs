@@ -90,10 +90,12 @@ impl std::str::FromStr for Partition {
 /// cuts, in milliseconds from the start of the job.
 #[derive(Clone, Debug, Default)]
 pub struct SitesTimeline {
-    /// (ms, files known by each instance), every [`SAMPLE_EVERY`].
-    pub samples: Vec<(u64, Vec<u64>)>,
+    pub samples: Samples,
     pub cuts: Vec<CutSpan>,
 }
+
+/// (ms, files known by each instance), every [`SAMPLE_EVERY`].
+pub type Samples = Vec<(u64, Vec<u64>)>;
 
 /// Site `site` cut from instance `instance` from `from_ms` to `to_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -386,14 +388,10 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         events: events.clone(),
         spans: Vec::new(),
     };
-    // Its own connections and thread: a cut or a repair that holds up the
-    // main loop does not hold up the samples.
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let urls: Vec<String> = sites.iter().map(|s| s.server.url_with_password()).collect();
-        let sampling = sampling.clone();
-        std::thread::spawn(move || sample(&urls, now, &sampling))
-    };
+    let sampler = Sampler::start(
+        sites.iter().map(|s| s.server.url_with_password()).collect(),
+        now,
+    );
     let drivers: Vec<_> = sites
         .iter()
         .zip(&plans)
@@ -455,8 +453,7 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
     let heal = cuts.last_heal.unwrap_or_else(Instant::now);
     repair::converge(&mut instances).context("read repair")?;
     let converged_ms = heal.elapsed().as_millis() as u64;
-    sampling.store(false, Ordering::Relaxed);
-    let samples = sampler.join().expect("sampler thread panicked")?;
+    let samples = sampler.finish()?;
     let mut reports = Vec::new();
     let mut all_counts = Vec::new();
     for r in &mut instances {
@@ -541,10 +538,42 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
     })
 }
 
-/// Each instance's files known every [`SAMPLE_EVERY`] from `start` while
-/// `sampling`, and once more at the end; read from the host, which no cut
-/// touches.
-fn sample(urls: &[String], start: Instant, sampling: &AtomicBool) -> Result<Vec<(u64, Vec<u64>)>> {
+/// Each instance's files known every [`SAMPLE_EVERY`], on a thread and
+/// connections of its own (a cut or a repair that holds up the runner's
+/// loop does not hold up the samples), read from the host, which no cut
+/// touches. Dropped without `finish` (the run failed), it stops.
+struct Sampler {
+    sampling: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<Samples>>>,
+}
+
+impl Sampler {
+    fn start(urls: Vec<String>, start: Instant) -> Self {
+        let sampling = Arc::new(AtomicBool::new(true));
+        let on = sampling.clone();
+        let thread = std::thread::spawn(move || sample(&urls, start, &on));
+        Sampler {
+            sampling,
+            thread: Some(thread),
+        }
+    }
+
+    /// Every sample, the last one taken now.
+    fn finish(mut self) -> Result<Samples> {
+        self.sampling.store(false, Ordering::Relaxed);
+        let thread = self.thread.take().expect("finished once");
+        thread.join().expect("sampler thread panicked")
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.sampling.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Samples from `start` while `sampling`, and once more at the end.
+fn sample(urls: &[String], start: Instant, sampling: &AtomicBool) -> Result<Samples> {
     let mut instances = (urls.iter())
         .map(|u| Redis::open(u, DEFAULT_PREFIX, Duration::from_secs(30)))
         .collect::<Result<Vec<_>>>()?;
