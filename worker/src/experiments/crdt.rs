@@ -293,10 +293,10 @@ pub fn checkpoint_recovery(ctx: &Ctx) -> Result<Outcome> {
              kill_every_ms, each restarted at once from its last snapshot (taken every \
              {SNAPSHOT_EVERY:?}); files_repaired: files the instances learnt from each \
              other by read repair (what a restart's snapshot lacked, and what was \
-             written elsewhere while an instance was down); files_recomputed: commits of a site's own \
-             queue that a restart rolled back, counted again by a worker (with one Redis \
-             every lost commit is recomputed: experiment redis-kill); every job's counts \
-             were checked on all three instances against a serial count"
+             written elsewhere while an instance was down); files_recomputed: commits of a \
+             site's own queue that a restart rolled back, counted again by a worker (with \
+             one Redis every lost commit is recomputed: experiment redis-kill); every job's \
+             counts were checked on all three instances against a serial count"
         )],
     })
 }
@@ -402,9 +402,9 @@ pub fn partitions(ctx: &Ctx) -> Result<Outcome> {
              from the other two sites' workers (its own site still writes to it, and no read \
              repair reaches it) and then healed; most_behind is the most files it lacked \
              against the best other instance from its cut to the next cycle's, and even_at_s \
-             when it lacked no more than the 3 files in flight again (read repair at each heal, then every second; files \
-             known sampled every 100 ms); at the end every instance knew {total} files and all three \
-             held the same counts as a serial count"
+             when it lacked no more than the 3 files in flight again (read repair at each \
+             heal, then every second; files known sampled every 100 ms); at the end every \
+             instance knew {total} files and all three held the same counts as a serial count"
         )],
     })
 }
