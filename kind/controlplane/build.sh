@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # Builds a pinned Kubernetes (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, and for a node kubelet and kube-proxy), CoreDNS and
-# helm from source, through the Go module proxy, into a cache. No prebuilt
-# binaries.
+# kube-scheduler, kubectl; kubeadm, kubelet and kube-proxy for the kind node
+# image of kind/node/build.sh) and helm from source, through the Go module
+# proxy, into a cache. No prebuilt binaries.
 #
 # Prints the bin dir as its last line of stdout; progress goes to stderr.
 # A second run finds the binaries and returns at once.
 #
 # Env: WORDCOUNT_CACHE (default ~/.cache/wordcount),
-#      WORDCOUNT_K8S_VERSION, WORDCOUNT_HELM_VERSION, WORDCOUNT_COREDNS_VERSION
-#      (override the pins).
+#      WORDCOUNT_K8S_VERSION, WORDCOUNT_HELM_VERSION (override the pins).
 set -euo pipefail
 
 K8S_VERSION=${WORDCOUNT_K8S_VERSION:-v1.34.10}
@@ -17,10 +16,8 @@ HELM_VERSION=${WORDCOUNT_HELM_VERSION:-v3.19.5} # the Helm line built on k8s 1.3
 CACHE=${WORDCOUNT_CACHE:-$HOME/.cache/wordcount}
 K8S_ROOT=$CACHE/k8s/$K8S_VERSION
 BIN=$K8S_ROOT/bin
-COREDNS_VERSION=${WORDCOUNT_COREDNS_VERSION:-v1.12.4}
 HELM_BIN=$CACHE/helm/$HELM_VERSION/bin
-COREDNS_BIN=$CACHE/coredns/$COREDNS_VERSION/bin
-K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kubeadm)
 
 log() { echo "build.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -29,8 +26,7 @@ die() { log "error: $*"; exit 1; }
 built() {
   local cmd
   for cmd in "${K8S_CMDS[@]}"; do [[ -x $BIN/$cmd ]] || return 1; done
-  [[ -x $HELM_BIN/helm && $(readlink "$BIN/helm" 2>/dev/null) == "$HELM_BIN/helm" ]] &&
-    [[ -x $COREDNS_BIN/coredns && $(readlink "$BIN/coredns" 2>/dev/null) == "$COREDNS_BIN/coredns" ]]
+  [[ -x $HELM_BIN/helm && $(readlink "$BIN/helm" 2>/dev/null) == "$HELM_BIN/helm" ]]
 }
 
 setup_go() {
@@ -104,13 +100,6 @@ build_helm() {
   rm -rf "$HELM_BIN" && mv "$HELM_BIN.partial" "$HELM_BIN"
 }
 
-build_coredns() {
-  log "building coredns $COREDNS_VERSION"
-  mkdir -p "$COREDNS_BIN.partial"
-  GOBIN=$COREDNS_BIN.partial go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
-  rm -rf "$COREDNS_BIN" && mv "$COREDNS_BIN.partial" "$COREDNS_BIN"
-}
-
 main() {
   if ! built; then
     mkdir -p "$K8S_ROOT"
@@ -123,9 +112,7 @@ main() {
         [[ -x $BIN/$cmd ]] || { build_k8s; break; }
       done
       [[ -x $HELM_BIN/helm ]] || build_helm
-      [[ -x $COREDNS_BIN/coredns ]] || build_coredns
       ln -sfn "$HELM_BIN/helm" "$BIN/helm"
-      ln -sfn "$COREDNS_BIN/coredns" "$BIN/coredns"
       built || die "binaries missing after build"
       log "done"
     fi
