@@ -67,9 +67,10 @@ last=
 while :; do
   if pods=$(kc get pods -A -o json) && policies=$(kc get networkpolicies -A -o json) &&
     nss=$(kc get namespaces -o json); then
-    rules=$(jq -nr --arg chain "$CHAIN" --argjson pods "$(jq .items <<<"$pods")" \
-      --argjson policies "$(jq .items <<<"$policies")" --argjson nss "$(jq .items <<<"$nss")" \
-      "$RULES")
+    # On stdin, not as arguments: a cluster's pods outgrow an argument's
+    # 128 KiB limit.
+    rules=$(printf '%s\n' "$pods" "$policies" "$nss" | jq -nr --arg chain "$CHAIN" \
+      "input.items as \$pods | input.items as \$policies | input.items as \$nss | $RULES")
     if ((!warned_egress)) && jq -e '[.items[] | select(.spec.policyTypes // [] | index("Egress"))] | length > 0' \
       <<<"$policies" >/dev/null; then
       echo "netpol: warning: Egress rules are not enforced" >&2
