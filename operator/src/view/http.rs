@@ -54,6 +54,7 @@ fn file(views: &Views, ns: &str, name: &str, file: &str) -> Response {
 
 /// Every job, with a link to the view of those that have one. Namespaces
 /// and names are DNS labels and subdomains: nothing in them needs escaping.
+/// The page reloads itself every 2 s: new jobs, their phases, their links.
 async fn index(State(views): State<Arc<Views>>) -> Html<String> {
     let mut rows = String::new();
     for (ns, name, phase, viewed) in views.index() {
@@ -71,7 +72,7 @@ async fn index(State(views): State<Arc<Views>>) -> Html<String> {
     Html(format!(
         r#"<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>wordcount · jobs</title>
+<head><meta charset="utf-8"><meta http-equiv="refresh" content="2"><title>wordcount · jobs</title>
 <style>body {{ font: 15px system-ui, sans-serif; margin: 2em; }} td, th {{ padding: 0.3em 1em; text-align: left; }}</style>
 </head>
 <body>
