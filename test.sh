@@ -5,13 +5,11 @@
 #   3.   the operator against a real etcd + kube-apiserver +
 #        kube-controller-manager, with real helm (built from the Go module
 #        proxy on first use and cached; see kind/controlplane/README.md);
-#   4.   WordCountJobs on a single-node cluster where pods really run
-#        (containerd, kubelet, kube-proxy, CoreDNS; our images built here
-#        from kind/Dockerfile with Docker).
+#   4.   WordCountJobs on a kind cluster where pods really run (its node
+#        image and our images from kind/Dockerfile built here with Docker).
 # Needs cargo and go; installs the rest with apt-get when missing (as root):
 # redis-server, etcd, openssl, chromium and chromedriver, and for level 4
-# containerd, runc, CNI plugins, iptables, conntrack, debootstrap, umoci, jq,
-# gcc; docker.io to build kind/Dockerfile.
+# docker.io, debootstrap, jq and gcc.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,19 +17,13 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v openssl >/dev/null || missing+=(openssl)
-# The level-4 cluster: containerd, runc, CNI plugins, iptables for
-# kube-proxy and the policy enforcer; debootstrap and umoci build images.
-command -v containerd >/dev/null || missing+=(containerd)
-command -v runc >/dev/null || missing+=(runc)
-[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
-command -v iptables >/dev/null || missing+=(iptables)
-command -v conntrack >/dev/null || missing+=(conntrack)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
-command -v umoci >/dev/null || missing+=(umoci)
-command -v jq >/dev/null || missing+=(jq)
-command -v gcc >/dev/null || missing+=(gcc libc6-dev)
-# kind/Dockerfile is built with Debian's Docker (kind/docker/build.sh).
+# Level 4: Debian's Docker runs kind and builds the images
+# (kind/docker/dockerd.sh), on a Debian base made by debootstrap; gcc builds
+# the pause image; jq reads JSON in the scripts.
 { command -v dockerd >/dev/null && [[ -x /usr/bin/docker ]]; } || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+command -v jq >/dev/null || missing+=(jq)
 # The live view's test drives a real headless browser.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
@@ -48,8 +40,8 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # tests start their own redis-server. A stray Debian service must not be in
 # the way of either.
 service redis-server stop >/dev/null 2>&1 || true
-# Nor a Docker service: its bridge and NAT rules would stand in the level-4
-# cluster's way (kind/docker/dockerd.sh runs a private one).
+# Nor a Docker service: kind/docker/dockerd.sh runs a private one, without
+# the bridge and NAT rules a Docker service would add to the machine.
 service docker stop >/dev/null 2>&1 || true
 
 step() { printf '\n== %s\n' "$*" >&2; }
@@ -64,5 +56,5 @@ cargo test --workspace --release
 step "control plane: operator, CRD and chart against a real kube-apiserver"
 operator/tests/controlplane.sh
 
-step "cluster: WordCountJobs in real pods (helm install, faults, bad input)"
+step "cluster: WordCountJobs in real pods on kind (helm install, faults, bad input)"
 operator/tests/cluster.sh

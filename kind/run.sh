@@ -6,11 +6,16 @@
 #   kind/run.sh              # cluster "wordcount", images tagged "dev"
 #   CLUSTER=x TAG=y kind/run.sh
 #   kind delete cluster --name wordcount   # to clean up
+#
+# NODE_IMAGE (kind's --image) and BUILD_FLAGS (more `docker build` flags)
+# are for machines that cannot pull, like this project's test machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLUSTER=${CLUSTER:-wordcount}
 TAG=${TAG:-dev}
+NODE_IMAGE=${NODE_IMAGE:-}
+read -ra BUILD_FLAGS <<<"${BUILD_FLAGS:-}"
 NAMESPACE=${NAMESPACE:-wordcount-system}
 CONTEXT=kind-$CLUSTER
 JOB=demo
@@ -27,11 +32,11 @@ if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   config=$(mktemp)
   trap 'rm -f "$config"' EXIT
   sed "s|hostPath: ./kind/data|hostPath: $PWD/kind/data|" kind/cluster.yaml >"$config"
-  kind create cluster --name "$CLUSTER" --config "$config" --wait 120s
+  kind create cluster --name "$CLUSTER" --config "$config" --wait 120s ${NODE_IMAGE:+--image "$NODE_IMAGE"}
 fi
 
-docker build -f kind/Dockerfile --target wordcount -t "wordcount:$TAG" .
-docker build -f kind/Dockerfile --target operator -t "wordcount-operator:$TAG" .
+docker build "${BUILD_FLAGS[@]}" -f kind/Dockerfile --target wordcount -t "wordcount:$TAG" .
+docker build "${BUILD_FLAGS[@]}" -f kind/Dockerfile --target operator -t "wordcount-operator:$TAG" .
 kind load docker-image --name "$CLUSTER" "wordcount:$TAG" "wordcount-operator:$TAG"
 
 # Helm installs the CRD only on first install; apply it so a rerun after a

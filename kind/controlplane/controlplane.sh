@@ -1,20 +1,11 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane for tests: etcd, kube-apiserver,
 # kube-controller-manager (garbage collection, namespaces, service accounts,
-# ...) and kube-scheduler, on 127.0.0.1. No kubelet, so pods never run.
+# ...) and kube-scheduler, on 127.0.0.1. No kubelet, so pods never run
+# (level 3; pods run on kind at level 4: kind/node/build.sh).
 #
-# With --node it is a whole single-node cluster where pods run, every part a
-# real component run as a process: the control plane on the host's address,
-# containerd and runc, the CNI bridge plugin, kubelet, kube-proxy (iptables),
-# CoreDNS, and the hostPath provisioner behind a default StorageClass. Only
-# NetworkPolicies are enforced by a small loop of ours, netpol.sh (it says why).
-#
-#   controlplane.sh up [--node]
-#                          start (or reuse) it; prints `export KUBECONFIG=...`
+#   controlplane.sh up     start (or reuse) it; prints `export KUBECONFIG=...`
 #                          and `export PATH=...` on stdout: eval "$(controlplane.sh up)"
-#   controlplane.sh load ARCHIVE
-#                          import our images, saved by kind/docker/build.sh,
-#                          into the node (like `kind load`)
 #   controlplane.sh env    print those exports again (fails if it is not up)
 #   controlplane.sh status exit 0 if it is up and ready
 #   controlplane.sh down   stop what `up` started and remove the state dir
@@ -31,14 +22,6 @@ STATE=${WORDCOUNT_CP_STATE:-/tmp/wordcount-cp}
 KUBECONFIG_FILE=$STATE/kubeconfig
 MARKER=$STATE/.wordcount-cp # only a dir with this marker is ever rm -rf'd
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
-NODE_COMPONENTS=(containerd kubelet kube-proxy coredns netpol pvmode)
-NODE_NAME=wordcount-node
-NODE_DIR=$STATE/node
-SOCK=$NODE_DIR/containerd.sock
-POD_CIDR=10.244.0.0/24
-BRIDGE=wordcount0
-HOSTPATH_PV_DIR=/tmp/hostpath_pv # fixed by kube-controller-manager
-# The control plane listens here; --node changes it to the host's address.
 ADDRESS=127.0.0.1
 READY_TIMEOUT=${WORDCOUNT_CP_TIMEOUT:-120}
 
@@ -64,18 +47,10 @@ alive() {
   [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") == *"$STATE/"* ]]
 }
 
-has_node() { [[ -f $STATE/node.marker ]]; }
-
-components() {
-  echo "${COMPONENTS[@]}"
-  has_node && echo "${NODE_COMPONENTS[@]}"
-  return 0
-}
-
 all_alive() {
   local c
   [[ -f $MARKER ]] || return 1
-  for c in $(components); do alive "$c" || return 1; done
+  for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
 }
 
 kc() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=5s "$@"; }
@@ -127,8 +102,6 @@ make_certs() {
   sign_cert apiserver /CN=kube-apiserver \
     "subjectAltName=IP:$ADDRESS,IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   sign_cert admin /O=system:masters/CN=admin "extendedKeyUsage=clientAuth"
-  sign_cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "extendedKeyUsage=clientAuth"
-  sign_cert kube-proxy /CN=system:kube-proxy "extendedKeyUsage=clientAuth"
   openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
   openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
 }
@@ -163,10 +136,9 @@ start_etcd() {
 
 # On loopback, --endpoint-reconciler-type=none: Endpoints may not hold a
 # loopback address, so the `kubernetes` service stays without endpoints
-# (nothing routes anyway). With a node, pods reach it through that service.
+# (nothing routes anyway).
 start_apiserver() {
-  local port=$1 etcd_port=$2 d=$STATE/pki reconciler=none
-  has_node && reconciler=lease
+  local port=$1 etcd_port=$2 d=$STATE/pki
   start kube-apiserver "$BIN/kube-apiserver" \
     --bind-address "$ADDRESS" --advertise-address "$ADDRESS" --secure-port "$port" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
@@ -176,7 +148,7 @@ start_apiserver() {
     --kubelet-preferred-address-types InternalIP \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 --endpoint-reconciler-type "$reconciler" \
+    --service-cluster-ip-range 10.96.0.0/16 --endpoint-reconciler-type none \
     --profiling=false
   wait_for "apiserver /readyz" kube-apiserver kc get --raw /readyz
 }
@@ -190,7 +162,7 @@ start_kcm() {
     --leader-elect=false --controllers '*' \
     --service-account-private-key-file "$d/sa.key" --root-ca-file "$d/ca.crt" \
     --cluster-signing-cert-file "$d/ca.crt" --cluster-signing-key-file "$d/ca.key" \
-    --enable-hostpath-provisioner --profiling=false
+    --profiling=false
 }
 
 start_controllers() {
@@ -225,10 +197,10 @@ print_env() {
 # SIGTERM to all at once, then SIGKILL whatever is left after 5 s.
 kill_all() {
   local c left
-  for c in $(components); do alive "$c" && kill "$(cat "$STATE/$c.pid")" 2>/dev/null; done
+  for c in "${COMPONENTS[@]}"; do alive "$c" && kill "$(cat "$STATE/$c.pid")" 2>/dev/null; done
   for _ in {1..50}; do
     left=()
-    for c in $(components); do alive "$c" && left+=("$c"); done
+    for c in "${COMPONENTS[@]}"; do alive "$c" && left+=("$c"); done
     ((${#left[@]})) || return 0
     sleep 0.1
   done
@@ -236,207 +208,24 @@ kill_all() {
   for c in "${left[@]}"; do kill -9 "$(cat "$STATE/$c.pid")" 2>/dev/null || true; done
 }
 
-# ---- the node -------------------------------------------------------------
-
-# The address pods reach the host on: the source of the default route.
-host_address() {
-  ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p'
-}
-
-write_node_configs() {
-  local n=$NODE_DIR kubelet_port=$1 proxy_health=$2 proxy_metrics=$3
-  mkdir -p "$n/cni/net.d" "$n/kubelet"
-  cat >"$n/containerd.toml" <<CONF
-version = 2
-root = "$n/containerd/root"
-state = "$n/containerd/state"
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:3.10.1"
-  # No CAP_SYS_RESOURCE in a container host: never below our own OOM score.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$n/cni/net.d"
-CONF
-  cat >"$n/cni/net.d/10-wordcount.conflist" <<CONF
-{
-  "cniVersion": "1.0.0",
-  "name": "wordcount",
-  "plugins": [
-    {
-      "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local", "dataDir": "$n/cni/ipam",
-        "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}]
-      }
-    },
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-CONF
-  # Image GC off (nothing could pull an image back); eviction thresholds
-  # low, as on a shared test machine's disk.
-  cat >"$n/kubelet.yaml" <<CONF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: $ADDRESS
-port: $kubelet_port
-readOnlyPort: 0
-healthzPort: 0
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: $STATE/pki/ca.crt}
-authorization: {mode: Webhook}
-cgroupDriver: cgroupfs
-containerRuntimeEndpoint: unix://$SOCK
-clusterDNS: [$ADDRESS]
-clusterDomain: cluster.local
-failSwapOn: false
-serializeImagePulls: false
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
-CONF
-  cat >"$n/kube-proxy.yaml" <<CONF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection: {kubeconfig: $n/kube-proxy.kubeconfig}
-hostnameOverride: $NODE_NAME
-mode: iptables
-clusterCIDR: $POD_CIDR
-conntrack: {maxPerCore: 0}
-healthzBindAddress: 127.0.0.1:$proxy_health
-metricsBindAddress: 127.0.0.1:$proxy_metrics
-CONF
-  cat >"$n/Corefile" <<CONF
-.:53 {
-    bind $ADDRESS
-    errors
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-        kubeconfig $KUBECONFIG_FILE wordcount
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-    }
-    cache 5
-}
-CONF
-}
-
-node_ready() {
-  [[ $(kc get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]
-}
-
-# Pods resolve names through CoreDNS on the host's address (clusterDNS).
-dns_ready() { grep -q "CoreDNS-" "$STATE/coredns.log"; }
-
-start_node() {
-  local server=$1 n=$NODE_DIR kubelet_port proxy_health proxy_metrics tool
-  for tool in containerd runc ctr iptables conntrack; do
-    command -v "$tool" >/dev/null || die "$tool not found: apt-get install containerd runc iptables conntrack"
-  done
-  [[ -x /usr/lib/cni/bridge ]] || die "CNI plugins not found: apt-get install containernetworking-plugins"
-  read -r kubelet_port proxy_health proxy_metrics <<<"$(free_ports 3)"
-  write_node_configs "$kubelet_port" "$proxy_health" "$proxy_metrics"
-  write_kubeconfig "$n/kubelet.kubeconfig" "$server" kubelet
-  write_kubeconfig "$n/kube-proxy.kubeconfig" "$server" kube-proxy
-  sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
-  start containerd containerd --config "$n/containerd.toml"
-  wait_for "containerd" containerd ctr --address "$SOCK" version
-  "$HERE/images.sh" "$SOCK" || fail_with_log containerd "could not build the pause image"
-  start kubelet "$BIN/kubelet" --config "$n/kubelet.yaml" --kubeconfig "$n/kubelet.kubeconfig" \
-    --root-dir "$n/kubelet" --cert-dir "$n/kubelet/pki" \
-    --hostname-override "$NODE_NAME" --node-ip "$ADDRESS"
-  start kube-proxy "$BIN/kube-proxy" --config "$n/kube-proxy.yaml"
-  start coredns "$BIN/coredns" -conf "$n/Corefile"
-  PATH=$BIN:$PATH start netpol "$HERE/netpol.sh" "$KUBECONFIG_FILE"
-  # kube-controller-manager's hostPath provisioner makes each volume's
-  # directory 0750 root:root (and hostPath volumes ignore fsGroup), but the
-  # jobs' pods run as a non-root user (restricted Pod Security). Open each
-  # new one as kind's local-path provisioner makes them: 0777. Volumes are
-  # bound and mounted well after the 0.2 s this takes.
-  mkdir -p "$HOSTPATH_PV_DIR"
-  # shellcheck disable=SC2016 # expanded by the inner bash
-  start pvmode bash -c 'while :; do
-      find "$0" -mindepth 1 -maxdepth 1 -type d ! -perm 0777 -exec chmod 0777 {} + 2>/dev/null
-      sleep 0.2
-    done' "$HOSTPATH_PV_DIR"
-  wait_for "CoreDNS" coredns dns_ready
-  kc apply -f - >/dev/null <<CONF || die "could not create the default StorageClass"
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: standard
-  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
-provisioner: kubernetes.io/host-path
-reclaimPolicy: Delete
-CONF
-  wait_for "node $NODE_NAME Ready" kubelet node_ready
-}
-
-# The rules of kube-proxy, kubelet, the CNI plugins and netpol.sh: every
-# CNI-*, KUBE-* and WC-* chain, and the rules that jump to them.
-clean_iptables() {
-  local table chain chains
-  for table in nat filter mangle; do
-    iptables -t "$table" -S | sed -n 's/^-A \(.*-j \(CNI\|KUBE\|WC\)-.*\)/-D \1/p' |
-      while read -r rule; do eval "iptables -t $table $rule" 2>/dev/null || true; done
-    chains=$(iptables -t "$table" -S | sed -n 's/^-N \(\(CNI\|KUBE\|WC\)-.*\)/\1/p')
-    for chain in $chains; do iptables -t "$table" -F "$chain" || true; done
-    for chain in $chains; do iptables -t "$table" -X "$chain" || true; done
-  done
-}
-
-# What the node leaves behind once its processes are gone: containers (their
-# processes and shims), mounts, network namespaces, the bridge, and the
-# iptables rules of kube-proxy and the CNI plugins.
-clean_node() {
-  local pid t
-  if alive containerd; then
-    for t in $(ctr --address "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
-      ctr --address "$SOCK" -n k8s.io tasks kill -a -s SIGKILL "$t" 2>/dev/null || true
-    done
-  fi
-  kill_all
-  for pid in $(pgrep -f "containerd-shim.* -address $SOCK" || true); do kill -9 "$pid" 2>/dev/null || true; done
-  findmnt -rn -o TARGET | grep "^$STATE/" | sort -r | xargs -r umount -l 2>/dev/null || true
-  for t in /var/run/netns/cni-*; do
-    if [[ -e $t ]]; then ip netns delete "${t##*/}" 2>/dev/null || true; fi
-  done
-  ip link delete "$BRIDGE" 2>/dev/null || true
-  clean_iptables
-  rm -rf "$HOSTPATH_PV_DIR"
-}
-
 down() {
-  if has_node; then clean_node; else kill_all; fi
+  kill_all
   [[ -d $STATE ]] || return 0
   [[ -f $MARKER ]] || die "$STATE was not made by controlplane.sh; not removing it"
   rm -rf "$STATE"
 }
 
 up() {
-  local node=$1
-  if all_alive && [[ $node == "$(has_node && echo 1 || echo 0)" ]]; then
+  if all_alive; then
     # Reuse it; a busy apiserver is waited for, not restarted.
     wait_for "apiserver /readyz" kube-apiserver kc get --raw /readyz
     log "already up"
     print_env
     return
   fi
-  down # leftovers of a dead or half-started one, or one of the other kind
+  down # leftovers of a dead or half-started one
   command -v etcd >/dev/null || die "etcd not found: apt-get install etcd-server"
   mkdir -p "$STATE" && touch "$MARKER"
-  if ((node)); then
-    ADDRESS=$(host_address)
-    [[ -n $ADDRESS ]] || die "no default route, so no address for pods to reach the host on"
-    touch "$STATE/node.marker"
-  fi
   make_certs
   local etcd_port etcd_peer_port api_port server
   read -r etcd_port etcd_peer_port api_port <<<"$(free_ports 3)"
@@ -445,18 +234,8 @@ up() {
   start_etcd "$etcd_port" "$etcd_peer_port"
   start_apiserver "$api_port" "$etcd_port"
   start_controllers
-  if ((node)); then start_node "$server"; fi
   log "up: $server"
   print_env
-}
-
-# Our images (an archive of `docker save`) into the node's containerd, as
-# `kind load` does for kind.
-load() {
-  if ! has_node || ! alive containerd; then die "no node up (run: $0 up --node)"; fi
-  local archive=${1:?usage: $0 load ARCHIVE (kind/docker/build.sh prints it)}
-  ctr --address "$SOCK" --namespace k8s.io images import "$archive" >/dev/null
-  log "loaded $(tar -xOf "$archive" manifest.json | jq -r '[.[].RepoTags[]] | join(", ")')"
 }
 
 # One up or down at a time (parallel test jobs); the lock lives beside $STATE.
@@ -471,18 +250,12 @@ bin_dir() { BIN=$("$HERE/build.sh" | tail -n 1); }
 
 main() {
   case ${1:-} in
-    up)
-      case ${2:-} in
-        --node) bin_dir; lock; up 1 ;;
-        "") bin_dir; lock; up 0 ;;
-        *) die "usage: $0 up [--node]" ;;
-      esac ;;
-    load) shift; lock; load "$@" ;;
+    up) bin_dir; lock; up ;;
     down) lock; down ;;
     env) bin_dir; ready || die "not up (run: $0 up)"; print_env ;;
     status) bin_dir; ready ;;
     restart-controllers) bin_dir; lock; restart_controllers ;;
-    *) die "usage: $0 up [--node]|load ARCHIVE|down|env|status|restart-controllers" ;;
+    *) die "usage: $0 up|down|env|status|restart-controllers" ;;
   esac
 }
 

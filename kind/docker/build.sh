@@ -10,13 +10,12 @@
 # With the RedisRaft module on this machine (WORDCOUNT_REDISRAFT, default
 # ~/.cache/wordcount/redisraft.so; README: RedisRaft on Kubernetes), also
 # wordcount-redisraft:TAG: wordcount:TAG plus the module where the operator
-# looks for it. The images are saved into target/images/wordcount-TAG.tar,
-# whose path is the last line printed, for
+# looks for it. Prints the images built, one a line, for `kind load
+# docker-image` (operator/tests/cluster.sh).
 #
-#   kind/controlplane/controlplane.sh load "$(kind/docker/build.sh)"
-#
-# The daemon is stopped at the end; its data (images, cargo's caches) stay
-# under ~/.cache/wordcount/docker, so a second build takes seconds.
+# A daemon it starts is stopped at the end; its data (images, cargo's
+# caches) stay under ~/.cache/wordcount/docker, so a second build takes
+# seconds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TAG=${1:-dev}
@@ -27,8 +26,12 @@ log() { echo "build.sh: $*" >&2; }
 
 command -v dockerd >/dev/null && [[ -x /usr/bin/docker ]] ||
   { log "needs Debian's Docker: apt-get install docker.io"; exit 1; }
-eval "$("$HERE/dockerd.sh" start)"
-trap '"$HERE/dockerd.sh" stop' EXIT
+# With DOCKER_HOST set, that Docker is used and left running (kind's nodes
+# may be in it); without, the private one is started, and stopped at the end.
+if [[ -z ${DOCKER_HOST:-} ]]; then
+  eval "$("$HERE/dockerd.sh" start)"
+  trap '"$HERE/dockerd.sh" stop' EXIT
+fi
 "$HERE/base-images.sh"
 
 for target in wordcount operator; do
@@ -63,8 +66,5 @@ if [[ -f $module ]]; then
 else
   log "no RedisRaft module at $module: wordcount-redisraft:$TAG not built"
 fi
-mkdir -p target/images
-archive=$PWD/target/images/wordcount-$TAG.tar
-docker save -o "$archive" "${images[@]}"
 log "images build and run ($(docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep ":$TAG " | tr '\n' ' '))"
-echo "$archive"
+printf '%s\n' "${images[@]}"

@@ -26,7 +26,7 @@ pub const MANAGER: &str = "wordcount-operator";
 pub const REDIS_PORT: i32 = 6379;
 /// The user and group every pod of a job runs as: not root, and the same
 /// for all, so Redis' data and a generated corpus belong to whoever reads
-/// them (the images' files are world-readable; see kind/controlplane/images.sh).
+/// them (the files of kind/Dockerfile's images are world-readable).
 pub const JOB_UID: i64 = 65532;
 /// Key of the password in the job's Secret.
 pub const PASSWORD_KEY: &str = "password";
