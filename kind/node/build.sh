@@ -49,28 +49,33 @@ command -v go >/dev/null || PATH=/usr/local/go/bin:$PATH
 command -v go >/dev/null || die "go not found (install Go >= 1.24)"
 export GOTOOLCHAIN=local CGO_ENABLED=0
 
-# go_install NAME MODULE VERSION [PACKAGE]: $CACHE/NAME/VERSION/bin/NAME,
-# built once. A module whose go.mod replaces its siblings with local paths
-# (etcd) is built through a throwaway module that requires it.
+# go_install NAME MODULE VERSION: the main package at MODULE's root, built
+# once into $CACHE/NAME/VERSION/bin/NAME (printed). It is built through a
+# throwaway module that requires MODULE, so a module whose go.mod replaces
+# its siblings with local paths (etcd) builds too.
 go_install() {
-  local name=$1 module=$2 version=$3 pkg=${4:-$2} dir=$CACHE/$1/$3
+  local name=$1 module=$2 version=$3 dir=$CACHE/$1/$3
   if [[ ! -x $dir/bin/$name ]]; then
     log "building $name $version from the Go module proxy"
     rm -rf "$dir/src" "$dir/bin.partial" && mkdir -p "$dir/src" "$dir/bin.partial"
     printf 'module wordcount.local/%s-build\n\ngo 1.24\n\nrequire %s %s\n\ntool %s\n' \
-      "$name" "$module" "$version" "$pkg" >"$dir/src/go.mod"
+      "$name" "$module" "$version" "$module" >"$dir/src/go.mod"
     (cd "$dir/src" && go mod tidy >&2 &&
-      go build -trimpath -ldflags "-s -w" -o "$dir/bin.partial/$name" "$pkg")
+      go build -trimpath -ldflags "-s -w" -o "$dir/bin.partial/$name" "$module")
     rm -rf "$dir/bin" && mv "$dir/bin.partial" "$dir/bin"
   fi
   echo "$dir/bin/$name"
 }
 
+# The source of MODULE@VERSION, from the module cache.
+module_dir() {
+  go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
+}
+
 KIND=$(go_install kind sigs.k8s.io/kind "$KIND_VERSION")
 if [[ ${1:-} == --kind ]]; then echo "$KIND"; exit 0; fi
 [[ -n ${DOCKER_HOST:-} ]] || die "DOCKER_HOST is not set: eval \"\$(kind/docker/dockerd.sh start)\""
-KIND_SRC=$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" |
-  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+KIND_SRC=$(module_dir "sigs.k8s.io/kind@$KIND_VERSION")
 BIN=$(kind/controlplane/build.sh | tail -n 1)
 K8S_VERSION=$("$BIN/kubeadm" version -o short)
 have() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -158,8 +163,7 @@ for ref in $("$BIN/kubeadm" config images list --kubernetes-version "$K8S_VERSIO
 ENTRYPOINT [\"/coredns\"]" "$ctx" ;;
     */pause:*)
       if ! have "$ref"; then
-        src=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
-          sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+        src=$(module_dir "k8s.io/kubernetes@$K8S_VERSION")
         gcc -Os -Wall -static -DVERSION="v$tag" -o "$ctx/pause" "$src/build/pause/linux/pause.c"
         printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' |
           docker build -q -t "$ref" -f - "$ctx" >/dev/null
@@ -177,8 +181,7 @@ images+=("$PROVISIONER" "$DEBIAN_IMAGE")
 
 # The default StorageClass as kind's: rancher's own manifest, its class
 # renamed "standard" and made the default, our images in it.
-provisioner_src=$(go mod download -json "github.com/rancher/local-path-provisioner@$PROVISIONER_VERSION" |
-  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+provisioner_src=$(module_dir "github.com/rancher/local-path-provisioner@$PROVISIONER_VERSION")
 sed -e "s|image: rancher/local-path-provisioner:.*|image: $PROVISIONER|" \
   -e "s|image: busybox|image: $DEBIAN_IMAGE|" \
   -e "s|^  name: local-path$|  name: standard\n  annotations:\n    storageclass.kubernetes.io/is-default-class: \"true\"|" \
