@@ -42,10 +42,6 @@ helm() { command helm --kube-context "kind-$KIND_CLUSTER" "$@"; }
 # The node sees the host's kind/data at /data (kind/cluster.yaml).
 INPUTS=$REPO/kind/data/e2e NODE_INPUTS=/data/e2e
 SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale view raft)
-# Not raft by default: it passed once, then stuck at 10 of 40 files with
-# every replica ready (cause not found yet). Run it by name:
-# operator/tests/cluster.sh raft.
-DEFAULT_SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale view)
 # kind/docker/build.sh builds it when RedisRaft's module is on this machine
 # (README: RedisRaft on Kubernetes).
 REDISRAFT_IMAGE=wordcount-redisraft:dev
@@ -61,10 +57,17 @@ fail() {
 # What a failing scenario needs to be understood.
 diagnose() {
   set +e
-  local ns
+  local ns pod
   for ns in "$NS" "$HOST_NS"; do
     kubectl get wcj,jobs,pods,pvc,networkpolicy -n "$ns" -o wide
     kubectl get events -n "$ns" --sort-by=.lastTimestamp | tail -n 30
+    # RedisRaft replicas: how each joined, and what each says of Raft now.
+    kubectl logs -n "$ns" -l app.kubernetes.io/component=redis --prefix --tail=-1 2>/dev/null | grep 'raft\['
+    for pod in $(kubectl get pods -n "$ns" -l app.kubernetes.io/component=redis -o name); do
+      echo "$pod: $(kubectl exec -n "$ns" "$pod" -- redis-cli INFO raft 2>/dev/null | tr -d '\r' |
+        grep -E '^raft_(state|role|leader_id|current_term|num_nodes|num_voting_nodes):' | tr '\n' ' ')"
+    done
+    kubectl logs -n "$ns" -l app.kubernetes.io/component=worker --prefix --tail=5
   done
   kubectl logs -n "$OPERATOR_NS" deploy/wordcount-operator --tail=40
   set -e
@@ -675,7 +678,7 @@ EOF
 
 main() {
   local scenarios=("$@") s
-  ((${#scenarios[@]})) || scenarios=("${DEFAULT_SCENARIOS[@]}")
+  ((${#scenarios[@]})) || scenarios=("${SCENARIOS[@]}")
   for s in "${scenarios[@]}"; do
     [[ " ${SCENARIOS[*]} " == *" $s "* ]] || { log "unknown scenario $s (${SCENARIOS[*]})"; exit 2; }
   done
