@@ -72,6 +72,12 @@ impl RaftCluster {
         };
         let first = cluster.replicas[0].port;
         cluster.command(0, &["RAFT.CLUSTER", "INIT"])?;
+        // A node that joins hears from the leader only once the leader's
+        // request timeout (200 ms) has passed, when its first message went
+        // before the connection was up: 10 ms while the cluster forms.
+        let (_, timeout): (String, String) =
+            cluster.query(0, &["CONFIG", "GET", "raft.request-timeout"])?;
+        cluster.command(0, &["CONFIG", "SET", "raft.request-timeout", "10"])?;
         for i in 1..n {
             let leader = format!("127.0.0.1:{first}");
             cluster.command(i, &["RAFT.CLUSTER", "JOIN", &leader])?;
@@ -83,12 +89,13 @@ impl RaftCluster {
                 .filter(|r| r.leader_id.is_some() && r.nodes == n)
                 .count();
             if up == n {
+                cluster.command(0, &["CONFIG", "SET", "raft.request-timeout", &timeout])?;
                 return Ok(cluster);
             }
             if Instant::now() > deadline {
                 bail!("the RedisRaft cluster of {n} replicas did not form within 20 s");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

@@ -161,10 +161,13 @@ impl RedisServer {
         );
         match &self.module {
             // What RedisRaft requires: no RDB or AOF of Redis's own (it
-            // snapshots itself), one database, no password.
+            // snapshots itself), one database, no password. A peer is
+            // dialled again, and timeouts are checked, every 10 ms rather
+            // than 100: each join waits for the leader to reach the node.
             Some((module, fsync)) => config.push_str(&format!(
                 "databases 1\nloadmodule {}\nraft.addr 127.0.0.1:{port}\n\
-                 raft.log-filename raftlog.db\nraft.log-fsync {}\n",
+                 raft.log-filename raftlog.db\nraft.log-fsync {}\n\
+                 raft.reconnect-interval 10\nraft.periodic-interval 10\n",
                 module.display(),
                 if *fsync { "yes" } else { "no" }
             )),
