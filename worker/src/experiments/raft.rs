@@ -28,7 +28,7 @@ struct Params {
 fn params(scale: Scale) -> Params {
     match scale {
         Scale::Tiny => Params {
-            inputs: [(600, 2 << 10), (4, 256 << 10)],
+            inputs: [(1200, 2 << 10), (4, 256 << 10)],
             replicas: vec![3],
             kills_ms: vec![500],
         },
