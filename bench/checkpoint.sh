@@ -13,7 +13,5 @@ dir=$(kjv_copies 100)
 hyperfine -w 1 -r "${RUNS:-10}" --export-csv "$out/checkpoint.csv" \
   "$wc run --input $dir --workers 2" \
   "$wc run --input $dir --workers 2 --snapshot-interval 1s" >&2
-# Medians: a shared machine's noise skews means.
-awk -F, 'NR == 2 { a = $4 } NR == 3 { b = $4 } END {
-  printf "100 KJV, median: no snapshots %.3f s, a snapshot every 1 s %.3f s, ratio %.3f\n", a, b, b / a }' \
-  "$out/checkpoint.csv"
+read -r none every ratio < <(medians "$out/checkpoint.csv")
+echo "100 KJV, median: no snapshots $none s, a snapshot every 1 s $every s, ratio $ratio"

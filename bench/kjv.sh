@@ -1,16 +1,11 @@
 # Sourced by the benchmarks on the KJV Bible (4.3 MB, from Debian's
-# bible-kjv): checks for hyperfine, builds wordcount ($wc), and gives
-# kjv_copies N, which prints a directory of N copies, made once under
-# target/bench.
-out=target/bench
-mkdir -p "$out"
-command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 1; }
+# bible-kjv): bench/common.sh, and kjv_copies N, which prints a directory
+# of N copies, made once under target/bench.
+source bench/common.sh
 if [[ ! -s $out/kjv.txt ]]; then
   command -v bible >/dev/null || { echo "needs the bible command: apt-get install bible-kjv" >&2; exit 1; }
   bible Gen1:1-Rev22:21 >"$out/kjv.txt"
 fi
-cargo build --release -q -p wordcount
-wc=target/release/wordcount
 
 kjv_copies() {
   local dir=$out/kjv$1

@@ -13,13 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=target/bench
-mkdir -p "$out"
-command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 1; }
 module=${WORDCOUNT_REDISRAFT:-$HOME/.cache/wordcount/redisraft.so}
 [[ -s $module ]] || { echo "needs the RedisRaft module at $module (README: RedisRaft)" >&2; exit 1; }
-cargo build --release -q -p wordcount
-wc=target/release/wordcount
+source bench/common.sh
 
 bench() { # NAME FILES BYTES
   local dir=$out/raft-$1
@@ -27,10 +23,9 @@ bench() { # NAME FILES BYTES
   hyperfine -w 1 -r "${RUNS:-5}" --export-csv "$out/raft-$1.csv" \
     "$wc run --input $dir --workers 2" \
     "$wc run --input $dir --workers 2 --redis raft --replicas 3 --redisraft-module $module" >&2
-  # Medians: a shared machine's noise skews means.
-  awk -F, -v n="$1 ($2 x $3)" 'NR == 2 { a = $4 } NR == 3 { b = $4 } END {
-    printf "%-22s median: one Redis %.3f s, RedisRaft (3 replicas) %.3f s, ratio %.2f\n", n, a, b, b / a }' \
-    "$out/raft-$1.csv"
+  local one raft ratio
+  read -r one raft ratio < <(medians "$out/raft-$1.csv")
+  printf "%-22s median: one Redis %s s, RedisRaft (3 replicas) %s s, ratio %.2f\n" "$1 ($2 x $3)" "$one" "$raft" "$ratio"
 }
 bench small 2000 2KiB
 bench large 16 32MiB

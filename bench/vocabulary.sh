@@ -11,13 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=target/bench
-mkdir -p "$out"
-command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 1; }
 dict=/usr/share/dictd/gcide.dict.dz
 [[ -s $dict ]] || { echo "needs $dict: apt-get install dict-gcide" >&2; exit 1; }
-cargo build --release -q -p wordcount
-wc=target/release/wordcount
+source bench/common.sh
 
 [[ -d $out/gen64 ]] || $wc generate --out "$out/gen64" --files 64 --bytes 1MiB
 if [[ ! -d $out/gcide ]]; then
