@@ -134,7 +134,7 @@ pub async fn run(
     };
     let mut scaled = job.clone();
     scaled.status = Some(status.clone());
-    controller::apply(ctx, ns, &resources::workers::job(&scaled, false)).await?;
+    controller::apply(ctx, ns, &resources::workers::job(&scaled, None, false)).await?;
     let reason = if scale.up() { "ScaledUp" } else { "ScaledDown" };
     events::publish(
         ctx,

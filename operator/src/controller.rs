@@ -225,9 +225,9 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
         .map(|r| resources::redis_raft::pod_of(&r.leader).to_string());
     let children = children.unwrap_or_default();
     let observed = Observed {
-        redis_deployment: children.redis_deployment,
+        redis_deployments: children.redis_deployments,
         redis_stateful_set: children.redis_stateful_set,
-        driver: children.driver,
+        drivers: children.drivers,
         workers: children.workers,
         progress,
         input_error: input_error(ctx, &ns, &pods).await?,
@@ -282,51 +282,64 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
 /// The children as applied (with their status), for the observation.
 #[derive(Default)]
 struct Children {
-    /// One Redis' password; RedisRaft has none.
+    /// One Redis' password (every Crdt instance's); RedisRaft has none.
     password: Option<String>,
-    redis_deployment: Option<Deployment>,
+    redis_deployments: Vec<Deployment>,
     redis_stateful_set: Option<StatefulSet>,
-    driver: Option<Job>,
-    workers: Option<Job>,
+    drivers: Vec<Job>,
+    workers: Vec<Job>,
 }
 
 /// Applies every child, in the order they are needed: Redis (one, with its
-/// password and volume, or RedisRaft's replicas), the input, the driver and
-/// the workers.
+/// password and volume, RedisRaft's replicas, or one a Crdt site), the
+/// input, the drivers and the workers (one of each a site).
 async fn apply_children(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<Children, Error> {
     let mut children = Children::default();
+    let sites = resources::sites(job);
     if job.spec.raft_replicas().is_some() {
         use resources::redis_raft;
         apply(ctx, ns, &redis_raft::service(job)).await?;
         children.redis_stateful_set =
             Some(apply(ctx, ns, &redis_raft::stateful_set(job, false)).await?);
     } else {
+        use resources::redis;
         let password = redis_password(ctx, ns, job).await?;
-        apply(ctx, ns, &resources::redis::secret(job, &password)).await?;
-        apply(ctx, ns, &resources::redis::data_claim(job)).await?;
-        children.redis_deployment =
-            Some(apply(ctx, ns, &resources::redis::deployment(job, false)).await?);
-        apply(ctx, ns, &resources::redis::service(job)).await?;
+        apply(ctx, ns, &redis::secret(job, &password)).await?;
+        for &site in &sites {
+            apply(ctx, ns, &redis::data_claim(job, site)).await?;
+            let deployment = apply(ctx, ns, &redis::deployment(job, site, false)).await?;
+            children.redis_deployments.push(deployment);
+            apply(ctx, ns, &redis::service(job, site)).await?;
+        }
         children.password = Some(password);
     }
     if let Some(claim) = resources::input::claim(job) {
         apply(ctx, ns, &claim).await?;
     }
-    children.driver = Some(apply(ctx, ns, &resources::driver::job(job, false)).await?);
-    children.workers = Some(apply(ctx, ns, &resources::workers::job(job, false)).await?);
+    for &site in &sites {
+        let driver = resources::driver::job(job, site, false);
+        children.drivers.push(apply(ctx, ns, &driver).await?);
+        let workers = resources::workers::job(job, site, false);
+        children.workers.push(apply(ctx, ns, &workers).await?);
+    }
     Ok(children)
 }
 
-/// Where the operator reads the job's Redis: its Service, or RedisRaft's
-/// replicas, by their names in the cluster DNS (the operator runs in
-/// another namespace than the job).
+/// Where the operator reads the job's Redis: its Service, RedisRaft's
+/// replicas or the Crdt instances, by their names in the cluster DNS (the
+/// operator runs in another namespace than the job).
 fn endpoint(job: &WordCountJob, ns: &str, password: String) -> Endpoint {
+    let in_ns = |host: String| format!("{host}.{ns}.svc");
     Endpoint {
-        host: format!("{}.{ns}.svc", Names::of(job).redis),
+        host: in_ns(Names::of_site(job, job.spec.crdt_sites().map(|_| 0)).redis),
         port: REDIS_PORT as u16,
         password,
         prefix: DEFAULT_PREFIX.into(),
         replicas: resources::redis_raft::replica_hosts(job),
+        instances: match job.spec.crdt_sites() {
+            Some(_) => resources::redis_hosts(job).into_iter().map(in_ns).collect(),
+            None => Vec::new(),
+        },
     }
 }
 

@@ -624,6 +624,7 @@ fn partitioned(after: &str, duration: &str) -> WordCountJob {
         partitions: vec![crate::crd::Partition {
             after: after.parse().unwrap(),
             duration: duration.parse().unwrap(),
+            ..Default::default()
         }],
         ..Default::default()
     });
@@ -1051,4 +1052,96 @@ async fn a_finished_redisraft_job_scales_its_replicas_to_zero_and_keeps_their_vo
         "no Deployment in RedisRaft mode"
     );
     assert!(h.deletes().is_empty());
+}
+
+/// A site's pod of a Crdt job, at an address.
+fn site_pod(name: &str, component: &str, site: usize, ip: &str) -> Value {
+    let mut p = with_ip(pod(name, component, "Running"), ip);
+    p["metadata"]["labels"]["wordcount.dev/site"] = json!(site.to_string());
+    p
+}
+
+#[tokio::test]
+async fn a_crdt_job_gets_three_sites_and_a_partition_cuts_sites_from_an_instance() {
+    let mut job = fixtures::synthetic("demo");
+    job.spec.redis.mode = wordcount_protocol::RedisMode::Crdt;
+    job.spec.faults = Some(crate::crd::Faults {
+        partitions: vec![crate::crd::Partition {
+            after: "0s".parse().unwrap(),
+            duration: "1h".parse().unwrap(),
+            sites: vec![0, 1],
+            redis: vec![2],
+        }],
+        ..Default::default()
+    });
+    let h = Harness::new(&job);
+    *h.redis.progress.lock().unwrap() = Some(started(60_000, 2));
+    h.api.set_list(
+        PODS,
+        vec![
+            site_pod("demo-workers-0-a", "worker", 0, "10.244.0.5"),
+            site_pod("demo-driver-1-b", "driver", 1, "10.244.0.6"),
+            site_pod("demo-workers-2-c", "worker", 2, "10.244.0.7"),
+        ],
+    );
+    h.reconcile(&job).await;
+
+    // Three sites, each with its Redis, volume, Service, driver, workers
+    // and policy; one Secret.
+    let made = kinds_and_names(&h);
+    let made: Vec<_> = made
+        .into_iter()
+        .filter(|(_, n)| n != "demo-input")
+        .collect();
+    for (kind, n) in [
+        ("Deployment", 3),
+        ("Service", 3),
+        ("PersistentVolumeClaim", 3),
+        ("NetworkPolicy", 3),
+        ("Job", 6),
+    ] {
+        let made_of_kind = made.iter().filter(|(k, _)| k == kind).count();
+        assert_eq!(made_of_kind, n, "{kind}: {made:?}");
+    }
+    assert_eq!(made.iter().filter(|(k, _)| k == "Secret").count(), 1);
+    for name in [
+        "demo-driver-2",
+        "demo-workers-2",
+        "demo-redis-2",
+        "demo-redis-ingress-2",
+    ] {
+        assert!(made.iter().any(|(_, n)| n == name), "{name}: {made:?}");
+    }
+    // The reader is given the three instances.
+    let ep = h.redis.endpoints.lock().unwrap()[0].clone();
+    assert_eq!(
+        ep.instances,
+        [
+            "demo-redis-0.ns1.svc",
+            "demo-redis-1.ns1.svc",
+            "demo-redis-2.ns1.svc"
+        ]
+    );
+
+    // Redis 2's policy leaves out sites 0 and 1; the others admit all.
+    let policy = |i: usize| {
+        let path = format!(
+            "/apis/networking.k8s.io/v1/namespaces/ns1/networkpolicies/demo-redis-ingress-{i}"
+        );
+        h.api.get(&path).unwrap()["spec"]["ingress"][0]["from"][0]["podSelector"].clone()
+    };
+    assert_eq!(
+        policy(2)["matchExpressions"],
+        json!([{"key": "wordcount.dev/site", "operator": "NotIn", "values": ["0", "1"]}])
+    );
+    assert_eq!(policy(0)["matchExpressions"], Value::Null);
+    // The open connections of sites 0 and 1 (the driver's too) to Redis 2
+    // are ended; site 2's are not.
+    let ended = h.redis.ended.lock().unwrap().clone();
+    assert_eq!(ended, [vec!["10.244.0.5".to_string(), "10.244.0.6".into()]]);
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.faults[0].kind, FaultKind::Partition);
+    assert!(h.events().iter().any(|e| e["note"]
+        .as_str()
+        .is_some_and(|n| n.contains("sites 0, 1 off from Redis instances 2"))));
 }

@@ -58,6 +58,18 @@ pub const KIND: &str = "WordCountJob";
 #[x_kube(validation = Rule::new("!has(self.faults) || !has(self.faults.podKills) || self.faults.podKills.target != 'redis-leader' || (has(self.redis) && has(self.redis.mode) && self.redis.mode == 'RedisRaft')")
     .message("faults.podKills.target redis-leader needs redis.mode RedisRaft (one Redis has no leader)")
     .field_path(".faults.podKills.target"))]
+#[x_kube(validation = Rule::new("!has(self.stream) || !has(self.redis) || !has(self.redis.mode) || self.redis.mode != 'Crdt'")
+    .message("stream is not supported with redis.mode Crdt: its sites run batches")
+    .field_path(".stream"))]
+#[x_kube(validation = Rule::new("!has(self.commit) || self.commit != 'per-word' || !has(self.redis) || !has(self.redis.mode) || self.redis.mode != 'Crdt'")
+    .message("commit per-word cannot be used with redis.mode Crdt: a word added twice would count twice")
+    .field_path(".commit"))]
+#[x_kube(validation = Rule::new("!has(self.faults) || !has(self.faults.podKills) || self.faults.podKills.target != 'redis' || !has(self.redis) || !has(self.redis.mode) || self.redis.mode != 'Crdt'")
+    .message("faults.podKills.target redis cannot be used with redis.mode Crdt: an instance restarted after its site's driver ended would have no one to repair it (wordcount run --redis crdt --redis-kill-every restarts instances locally)")
+    .field_path(".faults.podKills.target"))]
+#[x_kube(validation = Rule::new("!has(self.faults) || !has(self.faults.partitions) || self.faults.partitions.all(p, (!has(p.sites) && !has(p.redis)) || (has(self.redis) && has(self.redis.mode) && self.redis.mode == 'Crdt'))")
+    .message("faults.partitions[].sites and redis are for redis.mode Crdt (one Redis has one site)")
+    .field_path(".faults.partitions"))]
 #[x_kube(validation = Rule::new("!has(self.stream) || !has(self.stream.duration) || !has(self.stream.tick) || duration(self.stream.tick) <= duration(self.stream.duration)")
     .message("stream.tick must not be longer than stream.duration")
     .field_path(".stream.tick"))]
@@ -71,7 +83,8 @@ pub struct WordCountJobSpec {
         .message("input must set exactly one of hostPath, pvc, synthetic"))]
     pub input: Input,
 
-    /// Number of worker pods (an Indexed Job: worker I has index I).
+    /// Number of worker pods (an Indexed Job: worker I has index I); for
+    /// redis.mode Crdt, of each site (worker faults apply on every site).
     #[serde(default = "default_workers")]
     #[schemars(range(min = 1, max = 1000))]
     pub workers: i32,
@@ -202,21 +215,24 @@ pub struct SyntheticInput {
     pub seed: Option<i64>,
 }
 
-/// The job's Redis: one server with RDB snapshots (`Snapshot`), or 2f+1
-/// replicas of Redis with the RedisRaft module (`RedisRaft`), a StatefulSet.
+/// The job's Redis: one server with RDB snapshots (`Snapshot`), 2f+1
+/// replicas of Redis with the RedisRaft module (`RedisRaft`), a
+/// StatefulSet, or three sites (`Crdt`), each with its own Redis (with RDB
+/// snapshots), driver and `workers` workers, the counts a CRDT that every
+/// worker writes to every instance it reaches, and read repair between them.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.replicas) || self.replicas % 2 == 1")
     .message("redis.replicas must be odd (2f+1 replicas survive f failures)")
     .field_path(".replicas"))]
 #[x_kube(validation = Rule::new("!has(self.replicas) || (has(self.mode) && self.mode == 'RedisRaft')")
-    .message("redis.replicas is for mode RedisRaft (Snapshot runs one Redis)")
+    .message("redis.replicas is for mode RedisRaft (Snapshot runs one Redis, Crdt one a site)")
     .field_path(".replicas"))]
 pub struct RedisSpec {
     #[serde(default)]
     pub mode: RedisMode,
     /// RDB snapshot period (`save <seconds> 1`): how much work a Redis
-    /// restart can lose. Snapshot mode only: RedisRaft keeps no RDB file.
+    /// restart can lose. Snapshot and Crdt: RedisRaft keeps no RDB file.
     #[serde(default = "default_snapshot_interval")]
     pub snapshot_interval: Duration,
     /// RedisRaft replicas (odd, 3 to 7; 3 when left out): the cluster
@@ -243,6 +259,9 @@ impl Default for RedisSpec {
         }
     }
 }
+
+/// The sites of a Crdt job: three, as the lab has it.
+pub const CRDT_SITES: usize = 3;
 
 /// Bounds and default of `redis.replicas` (RedisRaft).
 pub const MIN_RAFT_REPLICAS: i32 = 3;
@@ -358,13 +377,31 @@ pub struct Faults {
     pub partitions: Vec<Partition>,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Partition {
     /// Time from the job's start to the cut.
     pub after: Duration,
     /// How long the workers stay cut off.
     pub duration: Duration,
+    /// Crdt: the sites (0 to 2) whose pods, driver and workers, are cut
+    /// off; every site when left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3), inner(range(min = 0, max = 2)))]
+    pub sites: Vec<i32>,
+    /// Crdt: the Redis instances (0 to 2) they are cut off from; every
+    /// instance when left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3), inner(range(min = 0, max = 2)))]
+    pub redis: Vec<i32>,
+}
+
+impl Partition {
+    /// Whether it cuts site `site` off from instance `instance` (Crdt).
+    pub fn cuts(&self, site: usize, instance: usize) -> bool {
+        let names = |list: &[i32], i: usize| list.is_empty() || list.contains(&(i as i32));
+        names(&self.sites, site) && names(&self.redis, instance)
+    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -600,6 +637,9 @@ pub struct WordCountJobStatus {
     /// RedisRaft: its replicas, the leader and the Raft term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisStatus>,
+    /// Crdt: each Redis instance, as last read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceStatus>,
     /// The autoscaler's decisions (`spec.stream.autoscale`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleStatus>,
@@ -631,6 +671,21 @@ pub struct RedisStatus {
     /// The current Raft term: one more for each election.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<i64>,
+}
+
+/// One Redis instance of a Crdt job: what its CRDT holds.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    /// Its index: site I's own Redis.
+    pub instance: i32,
+    /// Files whose counts it holds, from any site.
+    pub files_known: i64,
+    /// Of those, files it learnt by read repair rather than from a worker.
+    pub files_repaired: i64,
+    /// Whether it holds the same files as every other instance, every
+    /// site having finished its own.
+    pub converged: bool,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -772,6 +827,12 @@ impl WordCountJobSpec {
             .then(|| self.redis.replicas.unwrap_or(DEFAULT_RAFT_REPLICAS))
     }
 
+    /// A Crdt job's sites (each a Redis, a driver and workers); `None`
+    /// for the other modes, which have one.
+    pub fn crdt_sites(&self) -> Option<usize> {
+        (self.redis.mode == RedisMode::Crdt).then_some(CRDT_SITES)
+    }
+
     /// Fills in the images the spec leaves out with the operator's
     /// defaults: Redis' from `--redis-image`, or for RedisRaft from
     /// `--redisraft-image` only (the job image has no module).
@@ -787,7 +848,6 @@ impl WordCountJobSpec {
         if self.redis.image.is_none() {
             self.redis.image = match self.redis.mode {
                 RedisMode::RedisRaft => redisraft_image,
-                // Crdt is not in the schema: a job never has it.
                 RedisMode::Snapshot | RedisMode::Crdt => redis_image,
             }
             .map(str::to_string);

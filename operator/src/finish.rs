@@ -71,13 +71,19 @@ async fn let_go(ctx: &Context, job: &WordCountJob, ns: &str) -> Result<(), Error
             apply(ctx, ns, &stopped).await?;
         }
     } else {
-        apply(ctx, ns, &resources::redis::deployment(job, true)).await?;
+        for site in resources::sites(job) {
+            apply(ctx, ns, &resources::redis::deployment(job, site, true)).await?;
+        }
     }
     let batch: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    for stopped in [
-        resources::driver::job(job, true),
-        resources::workers::job(job, true),
-    ] {
+    let sites = resources::sites(job);
+    let stopped = sites.iter().flat_map(|&site| {
+        [
+            resources::driver::job(job, site, true),
+            resources::workers::job(job, site, true),
+        ]
+    });
+    for stopped in stopped {
         // A Job that finished by itself has no pod left to stop.
         match batch.get_opt(&stopped.name_any()).await? {
             Some(current) if !job_finished(&current) && !suspended(&current) => {
@@ -87,8 +93,10 @@ async fn let_go(ctx: &Context, job: &WordCountJob, ns: &str) -> Result<(), Error
             _ => {}
         }
     }
-    let open = network_policy::redis_ingress(job, &ctx.operator_pods, None);
-    apply(ctx, ns, &open).await?;
+    for site in sites {
+        let open = network_policy::redis_ingress(job, site, &ctx.operator_pods, None);
+        apply(ctx, ns, &open).await?;
+    }
     Ok(())
 }
 

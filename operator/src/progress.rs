@@ -12,7 +12,7 @@ use redis::{
 };
 use serde::Deserialize;
 use std::{collections::BTreeMap, time::Duration};
-use wordcount_protocol::keys::{meta, stats, stream, Keys};
+use wordcount_protocol::keys::{crdt_stats, meta, stats, stream, Keys};
 
 /// Where a job's Redis is and how to log in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,6 +26,20 @@ pub struct Endpoint {
     /// RedisRaft: every replica's stable name; reads go to the leader,
     /// found through whichever replica answers. Empty for one Redis.
     pub replicas: Vec<String>,
+    /// Crdt: every instance's Service, in site order (`host` is the
+    /// first); each is read. Empty for the other modes.
+    pub instances: Vec<String>,
+}
+
+impl Endpoint {
+    /// The endpoint of one Crdt instance, as if it were the one Redis.
+    pub fn instance(&self, i: usize) -> Option<Endpoint> {
+        Some(Endpoint {
+            host: self.instances.get(i)?.clone(),
+            instances: Vec::new(),
+            ..self.clone()
+        })
+    }
 }
 
 /// What a RedisRaft cluster says about itself (`INFO raft`).
@@ -55,6 +69,65 @@ pub struct Progress {
     pub stream: Option<StreamFigures>,
     /// RedisRaft: the leader the keys were read from, and the term.
     pub raft: Option<RaftFigures>,
+    /// Crdt: each instance's CRDT, in site order; the figures above are
+    /// the sites' summed.
+    pub instances: Vec<InstanceFigures>,
+}
+
+/// What one Crdt instance's CRDT holds (`P:crdt:stats`, `P:crdt:digest`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstanceFigures {
+    pub files_known: i64,
+    pub files_repaired: i64,
+    /// Origin site -> digest of its files held here: equal maps, equal sets.
+    pub digests: BTreeMap<String, String>,
+    /// Whether its own site is done: enqueued, and every file committed
+    /// (from its site's keys, by `Progress::of_sites`).
+    pub site_done: bool,
+}
+
+impl Progress {
+    /// A Crdt job's progress: its sites' summed, each instance's CRDT kept.
+    /// Totals are known once every site's driver has said its own; the
+    /// result once every driver has written it (they write the same).
+    pub fn of_sites(sites: Vec<(Progress, InstanceFigures)>) -> Progress {
+        let mut out = Progress::default();
+        let every_meta = sites.iter().all(|(p, _)| p.meta.is_some());
+        // Converged instances hold the same counts, so their drivers wrote
+        // the same result (each its own time); one that differs is no result.
+        let result = |p: &Progress| {
+            p.summary
+                .as_ref()
+                .map(|s| (s.words, s.distinct, s.top.clone()))
+        };
+        let first = sites.first().and_then(|(p, _)| result(p));
+        let every_summary = first.is_some() && sites.iter().all(|(p, _)| result(p) == first);
+        for (p, mut instance) in sites {
+            instance.site_done = p.meta.as_ref().is_some_and(|m| {
+                m.enqueue_done && m.files.is_some_and(|f| p.files_done + p.files_failed >= f)
+            });
+            if every_meta {
+                let m = p.meta.unwrap_or_default();
+                let total = out.meta.get_or_insert(Meta {
+                    files: Some(0),
+                    enqueue_done: true,
+                    started_ms: m.started_ms,
+                });
+                total.files = total.files.zip(m.files).map(|(a, b)| a + b);
+                total.enqueue_done &= m.enqueue_done;
+                total.started_ms = total.started_ms.min(m.started_ms).or(m.started_ms);
+            }
+            out.files_done += p.files_done;
+            out.files_failed += p.files_failed;
+            out.failed.extend(p.failed);
+            out.faults.extend(p.faults);
+            if every_summary && out.summary.is_none() {
+                out.summary = p.summary;
+            }
+            out.instances.push(instance);
+        }
+        out
+    }
 }
 
 /// `P:stream`, as the driver of a stream rewrites it about once a second;
@@ -149,6 +222,7 @@ pub fn parse(
         summary,
         stream: parse_stream(stream_hash)?,
         raft: None,
+        instances: Vec::new(),
     })
 }
 
@@ -398,29 +472,63 @@ pub async fn connect_leader(
 impl ProgressReader for RedisReader {
     fn read<'a>(&'a self, ep: &'a Endpoint) -> BoxFuture<'a, Result<Progress, ReadError>> {
         Box::pin(async move {
-            let unreachable = unreachable(ep);
-            let (mut con, raft) = if ep.replicas.is_empty() {
-                (connect(ep, self.timeout).await?, None)
-            } else {
-                let (con, figures) = connect_leader(ep, self.timeout).await?;
-                (con, Some(figures))
-            };
-            let keys = Keys::new(&ep.prefix);
-            type Hash = BTreeMap<String, String>;
-            type Read = (Hash, Hash, Hash, Hash, Option<String>, Hash);
-            let (meta, stats, faults, failed, summary, stream): Read = redis::pipe()
-                .hgetall(&keys.meta)
-                .hgetall(&keys.stats)
-                .hgetall(&keys.faults)
-                .hgetall(&keys.failed)
-                .get(&keys.summary)
-                .hgetall(&keys.stream)
-                .query_async(&mut con)
-                .await
-                .map_err(unreachable)?;
-            let mut progress = parse(&meta, &stats, &faults, failed, summary.as_deref(), &stream)?;
-            progress.raft = raft;
-            Ok(progress)
+            if ep.instances.is_empty() {
+                return self.read_one(ep).await;
+            }
+            // A Crdt job: each instance as if it were the one Redis (its
+            // own site's keys), and its CRDT.
+            let mut sites = Vec::new();
+            for i in 0..ep.instances.len() {
+                let one = ep.instance(i).expect("an instance in range");
+                sites.push((self.read_one(&one).await?, self.read_crdt(&one).await?));
+            }
+            Ok(Progress::of_sites(sites))
+        })
+    }
+}
+
+impl RedisReader {
+    async fn read_one(&self, ep: &Endpoint) -> Result<Progress, ReadError> {
+        let unreachable = unreachable(ep);
+        let (mut con, raft) = if ep.replicas.is_empty() {
+            (connect(ep, self.timeout).await?, None)
+        } else {
+            let (con, figures) = connect_leader(ep, self.timeout).await?;
+            (con, Some(figures))
+        };
+        let keys = Keys::new(&ep.prefix);
+        type Hash = BTreeMap<String, String>;
+        type Read = (Hash, Hash, Hash, Hash, Option<String>, Hash);
+        let (meta, stats, faults, failed, summary, stream): Read = redis::pipe()
+            .hgetall(&keys.meta)
+            .hgetall(&keys.stats)
+            .hgetall(&keys.faults)
+            .hgetall(&keys.failed)
+            .get(&keys.summary)
+            .hgetall(&keys.stream)
+            .query_async(&mut con)
+            .await
+            .map_err(unreachable)?;
+        let mut progress = parse(&meta, &stats, &faults, failed, summary.as_deref(), &stream)?;
+        progress.raft = raft;
+        Ok(progress)
+    }
+
+    async fn read_crdt(&self, ep: &Endpoint) -> Result<InstanceFigures, ReadError> {
+        let mut con = connect(ep, self.timeout).await?;
+        let keys = Keys::new(&ep.prefix);
+        type Hash = BTreeMap<String, String>;
+        let (stats, digests): (Hash, Hash) = redis::pipe()
+            .hgetall(&keys.crdt_stats)
+            .hgetall(&keys.crdt_digest)
+            .query_async(&mut con)
+            .await
+            .map_err(unreachable(ep))?;
+        Ok(InstanceFigures {
+            files_known: int(&stats, crdt_stats::FILES_KNOWN)?.unwrap_or(0),
+            files_repaired: int(&stats, crdt_stats::FILES_REPAIRED)?.unwrap_or(0),
+            digests,
+            site_done: false,
         })
     }
 }
@@ -647,5 +755,63 @@ mod tests {
         assert!(matches!(err, ReadError::Unreachable { .. }), "{err}");
         assert!(err.to_string().contains("127.0.0.1:1"));
         assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    /// A Crdt site as its own instance says it: `files` of its own, `done`
+    /// committed, and a summary once its driver has converged.
+    fn site(
+        files: i64,
+        done: i64,
+        summary: Option<i64>,
+        digest: &str,
+    ) -> (Progress, InstanceFigures) {
+        let progress = Progress {
+            meta: Some(Meta {
+                files: Some(files),
+                enqueue_done: true,
+                started_ms: Some(1000 + files),
+            }),
+            files_done: done,
+            summary: summary.map(|words| Summary {
+                words,
+                distinct: 2,
+                top: Vec::new(),
+                seconds: files as f64,
+            }),
+            ..Progress::default()
+        };
+        let crdt = InstanceFigures {
+            files_known: done,
+            digests: map(&[("site", digest)]),
+            ..InstanceFigures::default()
+        };
+        (progress, crdt)
+    }
+
+    #[test]
+    fn a_crdt_jobs_sites_are_summed_and_its_result_is_the_one_they_agree_on() {
+        let p = Progress::of_sites(vec![
+            site(3, 3, Some(40), "a"),
+            site(4, 2, None, "b"),
+            site(3, 3, Some(40), "a"),
+        ]);
+        let meta = p.meta.clone().unwrap();
+        assert_eq!((meta.files, p.files_done), (Some(10), 8));
+        assert_eq!(meta.started_ms, Some(1003), "the first site to start");
+        let done: Vec<bool> = p.instances.iter().map(|i| i.site_done).collect();
+        assert_eq!(done, [true, false, true]);
+        assert_eq!(p.summary, None, "a driver has not written its result yet");
+
+        // Each driver's own time, the same counts: the result.
+        let p = Progress::of_sites(vec![site(3, 3, Some(40), "a"), site(4, 4, Some(40), "a")]);
+        assert_eq!(p.summary.map(|s| s.words), Some(40));
+        // Counts that differ are no result.
+        let p = Progress::of_sites(vec![site(3, 3, Some(40), "a"), site(4, 4, Some(41), "a")]);
+        assert_eq!(p.summary, None);
+        // A site whose driver has not started: no total yet.
+        let (mut late, crdt) = site(0, 0, None, "");
+        late.meta = None;
+        let p = Progress::of_sites(vec![site(3, 3, None, "a"), (late, crdt)]);
+        assert_eq!(p.meta, None);
     }
 }

@@ -11,8 +11,8 @@
 
 use crate::{
     crd::{
-        FaultKind, InjectedFault, Latency, Phase, RedisStatus, StreamStatus, WordCountJob,
-        WordCountJobStatus, WorkerCounts,
+        FaultKind, InjectedFault, InstanceStatus, Latency, Phase, RedisStatus, StreamStatus,
+        WordCountJob, WordCountJobStatus, WorkerCounts,
     },
     duration,
     progress::{Progress, ReadError, StreamFigures},
@@ -35,11 +35,14 @@ pub const FAILED: &str = "Failed";
 /// Everything the status is derived from, gathered by the controller.
 #[derive(Debug, Default)]
 pub struct Observed {
-    pub redis_deployment: Option<Deployment>,
+    /// One Redis, or a Crdt job's instances, one a site.
+    pub redis_deployments: Vec<Deployment>,
     /// RedisRaft's replicas.
     pub redis_stateful_set: Option<StatefulSet>,
-    pub driver: Option<Job>,
-    pub workers: Option<Job>,
+    /// The driver's Job, or each Crdt site's.
+    pub drivers: Vec<Job>,
+    /// The workers' Job, or each Crdt site's.
+    pub workers: Vec<Job>,
     /// Redis' keys, or why they could not be read.
     pub progress: Option<Result<Progress, ReadError>>,
     /// Why the input cannot be mounted, when a pod's events say so.
@@ -55,10 +58,10 @@ pub struct Observed {
 
 /// A Job's condition of the given type, if it is True.
 fn job_condition<'a>(
-    job: Option<&'a Job>,
+    job: &'a Job,
     type_: &str,
 ) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
-    job?.status
+    job.status
         .as_ref()?
         .conditions
         .as_ref()?
@@ -66,25 +69,39 @@ fn job_condition<'a>(
         .find(|c| c.type_ == type_ && c.status == "True")
 }
 
-fn job_counts(job: Option<&Job>) -> WorkerCounts {
-    let s = job.and_then(|j| j.status.as_ref());
-    WorkerCounts {
-        active: s.and_then(|s| s.active).unwrap_or(0),
-        ready: s.and_then(|s| s.ready).unwrap_or(0),
-        succeeded: s.and_then(|s| s.succeeded).unwrap_or(0),
-        failed: s.and_then(|s| s.failed).unwrap_or(0),
-    }
+/// The first of `jobs` (a site's Job each) that failed, and how.
+fn any_failed(jobs: &[Job]) -> Option<&k8s_openapi::api::batch::v1::JobCondition> {
+    jobs.iter().find_map(|j| job_condition(j, "Failed"))
 }
 
-/// One Redis available, or a majority of RedisRaft's replicas ready.
+/// Whether every one of `jobs` is complete (and there is one).
+fn all_complete(jobs: &[Job]) -> bool {
+    !jobs.is_empty() && jobs.iter().all(|j| job_condition(j, "Complete").is_some())
+}
+
+/// The pods of `jobs`, summed over the sites.
+fn job_counts(jobs: &[Job]) -> WorkerCounts {
+    let mut counts = WorkerCounts::default();
+    for s in jobs.iter().filter_map(|j| j.status.as_ref()) {
+        counts.active += s.active.unwrap_or(0);
+        counts.ready += s.ready.unwrap_or(0);
+        counts.succeeded += s.succeeded.unwrap_or(0);
+        counts.failed += s.failed.unwrap_or(0);
+    }
+    counts
+}
+
+/// Redis available (each Crdt instance), or a majority of RedisRaft's
+/// replicas ready.
 fn redis_available(obs: &Observed) -> bool {
-    let one = obs
-        .redis_deployment
-        .as_ref()
-        .and_then(|d| d.status.as_ref())
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0)
-        > 0;
+    let one = !obs.redis_deployments.is_empty()
+        && obs.redis_deployments.iter().all(|d| {
+            d.status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0)
+                > 0
+        });
     let quorum = obs.redis_stateful_set.as_ref().is_some_and(|set| {
         let replicas = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
         ready_replicas(set) * 2 > replicas && replicas > 0
@@ -127,6 +144,20 @@ fn redis_status(
         leader,
         term,
     })
+}
+
+/// Each Crdt instance as read: what it holds, and whether it holds what
+/// every other does, every site being done.
+fn instances(p: &Progress) -> Vec<InstanceStatus> {
+    let done = p.instances.iter().all(|i| i.site_done);
+    (p.instances.iter().enumerate())
+        .map(|(n, i)| InstanceStatus {
+            instance: n as i32,
+            files_known: i.files_known,
+            files_repaired: i.files_repaired,
+            converged: done && p.instances.iter().all(|o| o.digests == i.digests),
+        })
+        .collect()
 }
 
 fn ms_to_time(ms: i64) -> Option<Time> {
@@ -174,6 +205,7 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             if let Some(f) = &p.stream {
                 stream_figures(&mut status, f);
             }
+            status.instances = instances(p);
         }
         None => {
             status.latency = previous.latency;
@@ -186,6 +218,7 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             status.words = previous.words;
             status.distinct_words = previous.distinct_words;
             status.top_words = previous.top_words.clone();
+            status.instances = previous.instances.clone();
         }
     }
     if let (Some(done), Some(total)) = (status.files_done, status.files_total) {
@@ -218,9 +251,9 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
 
     status.redis = redis_status(job, obs, progress, &previous);
 
-    let workers = job_counts(obs.workers.as_ref());
-    let driver = job_counts(obs.driver.as_ref());
-    status.workers = obs.workers.as_ref().map(|_| workers);
+    let workers = job_counts(&obs.workers);
+    let driver = job_counts(&obs.drivers);
+    status.workers = (!obs.workers.is_empty()).then_some(workers);
     // The autoscaler's own record, like the operator's faults: carried over.
     status.autoscale = job.spec.autoscale().map(|spec| {
         previous
@@ -230,9 +263,9 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     });
 
     // Phase: failure first, then completion, then whether anything runs.
-    let driver_failed = job_condition(obs.driver.as_ref(), "Failed");
-    let workers_failed = job_condition(obs.workers.as_ref(), "Failed");
-    let driver_complete = job_condition(obs.driver.as_ref(), "Complete");
+    let driver_failed = any_failed(&obs.drivers);
+    let workers_failed = any_failed(&obs.workers);
+    let driver_complete = all_complete(&obs.drivers);
     let summary = progress.and_then(|p| p.summary.as_ref());
     let unreadable = progress.is_some_and(|p| p.files_failed > 0 || !p.failed.is_empty());
     // The driver exits UNREADABLE (and its pod failure policy fails its Job
@@ -294,7 +327,7 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             "WorkersFailed",
             format!("the workers failed: {why}"),
         )
-    } else if driver_complete.is_some() || summary.is_some() {
+    } else if driver_complete || summary.is_some() {
         let mut message = counted(progress);
         if unreadable {
             message.push_str(" (skipped: onUnreadable is Skip)");
@@ -305,10 +338,16 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             Some(p) => format!(
                 "{p} files committed, {} of {} workers running",
                 workers.ready,
-                job.workers_now()
+                job.workers_now() * job.spec.crdt_sites().unwrap_or(1) as i32
             ),
             None => "the driver is enqueueing".into(),
         };
+        if !status.instances.is_empty() {
+            let known: Vec<String> = (status.instances.iter())
+                .map(|i| i.files_known.to_string())
+                .collect();
+            message.push_str(&format!("; the instances know {} files", known.join(", ")));
+        }
         if let Some(s) = status.stream.as_ref().filter(|s| s.throttled) {
             message.push_str(&format!(
                 "; the source is throttled ({} files waiting, {} in flight)",
@@ -320,10 +359,12 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
         let waiting = if !redis_available(obs) {
             if job.spec.raft_replicas().is_some() {
                 "a majority of the RedisRaft replicas to be ready"
+            } else if job.spec.crdt_sites().is_some() {
+                "every site's Redis to become available"
             } else {
                 "Redis to become available"
             }
-        } else if input_generating(obs.driver.as_ref(), job) {
+        } else if input_generating(&obs.drivers, job) {
             "the input to be generated and the driver to start"
         } else {
             "the driver to start"
@@ -335,7 +376,7 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     // Times. Completion: the driver Job's, else the driver's own count of
     // seconds; duration runs to now while the job is not finished.
     if phase == Phase::Succeeded {
-        status.completion_time = driver_complete_time(obs.driver.as_ref()).or_else(|| {
+        status.completion_time = driver_complete_time(&obs.drivers).or_else(|| {
             let start = status.start_time.as_ref()?;
             let secs = summary?.seconds;
             start
@@ -457,12 +498,21 @@ fn failed_files(p: &Progress) -> String {
     out
 }
 
-fn input_generating(driver: Option<&Job>, job: &WordCountJob) -> bool {
-    matches!(job.spec.input, crate::crd::Input::Synthetic(_)) && job_counts(driver).active > 0
+fn input_generating(drivers: &[Job], job: &WordCountJob) -> bool {
+    matches!(job.spec.input, crate::crd::Input::Synthetic(_)) && job_counts(drivers).active > 0
 }
 
-fn driver_complete_time(driver: Option<&Job>) -> Option<Time> {
-    driver?.status.as_ref()?.completion_time.clone()
+/// When the last driver completed, once all have.
+fn driver_complete_time(drivers: &[Job]) -> Option<Time> {
+    if !all_complete(drivers) {
+        return None;
+    }
+    drivers
+        .iter()
+        .map(|d| d.status.as_ref()?.completion_time.clone())
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .max_by_key(|t| t.0)
 }
 
 struct NewCondition {
@@ -542,14 +592,14 @@ mod tests {
         }
     }
 
-    fn available_redis() -> Option<Deployment> {
-        Some(Deployment {
+    fn available_redis() -> Vec<Deployment> {
+        vec![Deployment {
             status: Some(DeploymentStatus {
                 available_replicas: Some(1),
                 ..DeploymentStatus::default()
             }),
             ..Deployment::default()
-        })
+        }]
     }
 
     fn unreachable() -> Option<Result<Progress, ReadError>> {
@@ -579,11 +629,11 @@ mod tests {
     fn fresh_job_without_pods_is_pending_and_not_ready() {
         let job = fixtures::synthetic("demo");
         let obs = Observed {
-            driver: Some(job_with(JobStatus {
+            drivers: vec![job_with(JobStatus {
                 active: Some(1), // pods exist but none runs (no kubelet)
                 ..JobStatus::default()
-            })),
-            workers: Some(job_with(JobStatus::default())),
+            })],
+            workers: vec![job_with(JobStatus::default())],
             progress: unreachable(),
             ..Observed::default()
         };
@@ -611,12 +661,12 @@ mod tests {
     fn running_job_reports_progress_faults_and_a_ticking_duration() {
         let job = fixtures::synthetic("demo");
         let obs = Observed {
-            redis_deployment: available_redis(),
-            workers: Some(job_with(JobStatus {
+            redis_deployments: available_redis(),
+            workers: vec![job_with(JobStatus {
                 active: Some(3),
                 ready: Some(2),
                 ..JobStatus::default()
-            })),
+            })],
             progress: Some(Ok(running_progress(3))),
             ..Observed::default()
         };
@@ -656,7 +706,7 @@ mod tests {
             seconds: 42.0,
         });
         let obs = Observed {
-            redis_deployment: available_redis(),
+            redis_deployments: available_redis(),
             progress: Some(Ok(p)),
             ..Observed::default()
         };
@@ -691,14 +741,14 @@ mod tests {
         p
     }
 
-    fn driver_failed_by_policy() -> Option<Job> {
+    fn driver_failed_by_policy() -> Job {
         let mut c = cond("Failed", "Container driver for pod ns1/demo-driver-x failed with exit code 3 matching FailJob rule at index 0");
         c.reason = Some("PodFailurePolicy".into());
-        Some(job_with(JobStatus {
+        job_with(JobStatus {
             conditions: Some(vec![c]),
             failed: Some(1),
             ..JobStatus::default()
-        }))
+        })
     }
 
     #[test]
@@ -753,7 +803,7 @@ mod tests {
         };
         // 3. Its Job failed by the pod failure policy, with the summary.
         let both = Observed {
-            driver: driver_failed_by_policy(),
+            drivers: vec![driver_failed_by_policy()],
             driver_exit_code: Some(exit::UNREADABLE),
             driver_error: Some("driver: 2 files could not be read".into()),
             progress: Some(Ok(with_unreadable(2))),
@@ -761,7 +811,7 @@ mod tests {
         };
         // 4. Only the Job's condition (its pod gone).
         let condition_only = Observed {
-            driver: driver_failed_by_policy(),
+            drivers: vec![driver_failed_by_policy()],
             progress: unreachable(),
             ..Observed::default()
         };
@@ -792,7 +842,7 @@ mod tests {
         let later = derive(
             &job,
             &Observed {
-                driver: driver_failed_by_policy(),
+                drivers: vec![driver_failed_by_policy()],
                 progress: unreachable(),
                 ..Observed::default()
             },
@@ -807,14 +857,14 @@ mod tests {
     fn failed_driver_quotes_its_termination_message() {
         let job = fixtures::synthetic("demo");
         let obs = Observed {
-            redis_deployment: available_redis(),
-            driver: Some(job_with(JobStatus {
+            redis_deployments: available_redis(),
+            drivers: vec![job_with(JobStatus {
                 conditions: Some(vec![cond(
                     "Failed",
                     "Job has reached the specified backoff limit",
                 )]),
                 ..JobStatus::default()
-            })),
+            })],
             driver_error: Some("error: input directory /input does not exist\n".into()),
             progress: Some(Ok(Progress::default())),
             ..Observed::default()
@@ -851,11 +901,11 @@ mod tests {
         let before = derive(
             &job,
             &Observed {
-                redis_deployment: available_redis(),
-                workers: Some(job_with(JobStatus {
+                redis_deployments: available_redis(),
+                workers: vec![job_with(JobStatus {
                     ready: Some(3),
                     ..JobStatus::default()
-                })),
+                })],
                 progress: Some(Ok(running_progress(5))),
                 ..Observed::default()
             },
@@ -866,10 +916,10 @@ mod tests {
         let after = derive(
             &job,
             &Observed {
-                workers: Some(job_with(JobStatus {
+                workers: vec![job_with(JobStatus {
                     ready: Some(3),
                     ..JobStatus::default()
-                })),
+                })],
                 progress: unreachable(),
                 ..Observed::default()
             },
@@ -898,7 +948,7 @@ mod tests {
         );
         job.status = Some(second);
         let obs = Observed {
-            redis_deployment: available_redis(),
+            redis_deployments: available_redis(),
             progress: Some(Ok(Progress::default())),
             ..Observed::default()
         };
@@ -931,7 +981,7 @@ mod tests {
     fn a_stream_reports_latency_throughput_and_its_source() {
         let job = fixtures::synthetic("demo");
         let obs = Observed {
-            redis_deployment: available_redis(),
+            redis_deployments: available_redis(),
             progress: Some(Ok(stream_progress(30, true))),
             ..Observed::default()
         };
@@ -1020,5 +1070,74 @@ mod tests {
         assert_eq!(s.faults_injected, 2);
         assert_eq!(s.faults[0], kill);
         assert_eq!(s.faults[1].kind, FaultKind::Crash);
+    }
+
+    #[test]
+    fn a_crdt_job_shows_each_instance_and_completes_when_every_site_driver_has() {
+        use crate::progress::InstanceFigures;
+        let mut job = fixtures::synthetic("demo");
+        job.spec.redis.mode = wordcount_protocol::RedisMode::Crdt;
+        let instance = |known, digest: &str, site_done| InstanceFigures {
+            files_known: known,
+            files_repaired: known / 2,
+            digests: BTreeMap::from([("s".to_string(), digest.to_string())]),
+            site_done,
+        };
+        let progress = |instances| Progress {
+            meta: Some(Meta {
+                files: Some(9),
+                enqueue_done: true,
+                started_ms: Some(1_735_689_600_000),
+            }),
+            files_done: 9,
+            instances,
+            ..Progress::default()
+        };
+        let complete = job_with(JobStatus {
+            conditions: Some(vec![cond("Complete", "")]),
+            ..JobStatus::default()
+        });
+        let running = job_with(JobStatus {
+            active: Some(1),
+            ready: Some(1),
+            ..JobStatus::default()
+        });
+        // Instance 2 behind: none has converged, and two drivers still run.
+        let obs = Observed {
+            redis_deployments: [available_redis(), available_redis(), available_redis()].concat(),
+            drivers: vec![complete.clone(), running.clone(), running],
+            progress: Some(Ok(progress(vec![
+                instance(9, "a", true),
+                instance(9, "a", true),
+                instance(3, "b", true),
+            ]))),
+            ..Observed::default()
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:00:10Z"));
+        assert_eq!(s.phase, Some(Phase::Running));
+        let known: Vec<(i64, bool)> = s
+            .instances
+            .iter()
+            .map(|i| (i.files_known, i.converged))
+            .collect();
+        assert_eq!(known, [(9, false), (9, false), (3, false)]);
+        assert!(s
+            .message
+            .unwrap()
+            .contains("the instances know 9, 9, 3 files"));
+
+        // The same files everywhere, every site done, every driver complete.
+        let obs = Observed {
+            drivers: vec![complete.clone(), complete.clone(), complete],
+            progress: Some(Ok(progress(vec![instance(9, "a", true); 3]))),
+            ..obs
+        };
+        let s = derive(&job, &obs, t("2025-01-01T00:00:20Z"));
+        assert_eq!(s.phase, Some(Phase::Succeeded));
+        assert!(s
+            .instances
+            .iter()
+            .all(|i| i.converged && i.files_known == 9));
+        assert_eq!(s.instances[2].instance, 2);
     }
 }

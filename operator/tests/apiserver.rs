@@ -352,6 +352,14 @@ async fn crd_installs_and_refuses_bad_specs() {
             json!({"input": input, "faults": {"podKills": {"target": "redis-leader", "every": "5s"}}}),
             "redis-leader needs redis.mode RedisRaft",
         ),
+        (
+            json!({"input": input, "redis": {"mode": "Crdt"}, "stream": {"rate": 5}}),
+            "stream is not supported with redis.mode Crdt",
+        ),
+        (
+            json!({"input": input, "faults": {"partitions": [{"after": "1s", "duration": "1s", "sites": [0]}]}}),
+            "sites and redis are for redis.mode Crdt",
+        ),
     ] {
         let msg = refusal(&api, job_json("raft", spec.clone()))
             .await
@@ -364,6 +372,9 @@ async fn crd_installs_and_refuses_bad_specs() {
     let raft = json!({"input": input, "redis": {"mode": "RedisRaft", "replicas": 5},
                       "faults": {"podKills": {"target": "redis-leader", "every": "5s"}}});
     assert_eq!(refusal(&api, job_json("raft5", raft)).await, None);
+    let crdt = json!({"input": input, "redis": {"mode": "Crdt"}, "faults": {"partitions": [
+        {"after": "1s", "duration": "2s", "sites": [0, 1], "redis": [2]}]}});
+    assert_eq!(refusal(&api, job_json("crdt", crdt)).await, None);
     let stored = Api::<WordCountJob>::namespaced(client.clone(), ns)
         .get("raft5")
         .await

@@ -41,7 +41,7 @@ kubectl() { command kubectl --context "kind-$KIND_CLUSTER" "$@"; }
 helm() { command helm --kube-context "kind-$KIND_CLUSTER" "$@"; }
 # The node sees the host's kind/data at /data (kind/cluster.yaml).
 INPUTS=$REPO/kind/data/e2e NODE_INPUTS=/data/e2e
-SCENARIOS=(demo restricted let_go chaos redis_kill partition bad_input stream autoscale view raft)
+SCENARIOS=(demo restricted let_go chaos redis_kill partition crdt bad_input stream autoscale view raft)
 # kind/docker/build.sh builds it when RedisRaft's module is on this machine
 # (README: RedisRaft on Kubernetes).
 REDISRAFT_IMAGE=wordcount-redisraft:dev
@@ -156,10 +156,13 @@ check_counts() {
 # synthetic job's input, generated here (once) with the generator's exact
 # arguments from the driver's pod spec.
 serial_count() {
-  local name=$1 dir=$WORK/$1 args tokenizer top
+  local name=$1 dir=$WORK/$1 args tokenizer top driver
   if [[ ! -d $dir ]]; then
-    args=$(kubectl get job "$name-driver" -n "$NS" -o json |
-      jq -r '.spec.template.spec.initContainers[0].args[3:][]' | sed "s|^/input/corpus$|$dir|")
+    # One driver, or a Crdt job's site 0 (every site generates the same corpus).
+    driver=$(kubectl get jobs -n "$NS" -l "wordcount.dev/job=$name,app.kubernetes.io/component=driver" \
+      -o jsonpath='{.items[0].metadata.name}')
+    args=$(kubectl get job "$driver" -n "$NS" -o json |
+      jq -r '.spec.template.spec.initContainers[0].args[3:][]' | sed -E "s|^/input/corpus(-[0-9]+)?$|$dir|")
     # shellcheck disable=SC2086 # one argument per line, none with spaces
     "$WC" $args >/dev/null
   fi
@@ -393,9 +396,10 @@ redis_kill() {
   delete_job redis-kill
 }
 
-# The partition narrowing a job's standing NetworkPolicy, if any.
+# The partition narrowing a job's standing NetworkPolicy (of Crdt instance
+# $2), if any.
 cut_by() {
-  kubectl get networkpolicy "$1-redis-ingress" -n "$NS" \
+  kubectl get networkpolicy "$1-redis-ingress${2:+-$2}" -n "$NS" \
     -o jsonpath='{.metadata.annotations.wordcount\.dev/partition}' 2>/dev/null || true
 }
 
@@ -621,6 +625,50 @@ EOF
   log "raft: $kills replicas deleted, last leader $seen_leader, term $term, files done never went back"
   check_counts raft
   delete_job raft
+}
+
+# examples/crdt-partition.yaml: three sites, three Redis. While sites 0
+# and 1 are cut off from Redis 2, it falls behind the others (it learns
+# only its own site's files); after the heal read repair brings it back,
+# and the job Completes with the three instances holding every file, and
+# a serial count's counts.
+crdt() {
+  kubectl apply -n "$NS" -f examples/crdt-partition.yaml >/dev/null
+  local name=crdt-partition deadline=$((SECONDS + 180)) known lag=0 most=0 k
+  until [[ -n $(cut_by "$name" 2) ]]; do
+    ((SECONDS < deadline)) || fail "crdt: Redis 2's NetworkPolicy not narrowed after 180s"
+    sleep 0.5
+  done
+  log "crdt: sites 0 and 1 cut off from Redis 2 at $(status $name progress)"
+  # Redis 2 falls behind during the cut: the others know files it does not.
+  while [[ -n $(cut_by "$name" 2) ]]; do
+    known=$(status $name 'instances[*].filesKnown')
+    read -r -a k <<<"$known"
+    if ((${#k[@]} == 3)); then
+      most=$((k[0] > k[1] ? k[0] : k[1]))
+      ((most - k[2] > lag)) && lag=$((most - k[2]))
+    fi
+    ((SECONDS < deadline)) || fail "crdt: the cut was not lifted"
+    sleep 1
+  done
+  ((lag > 0)) || fail "crdt: Redis 2 never fell behind during the cut (files known: $known)"
+  log "crdt: during the cut Redis 2 fell up to $lag files behind the others"
+  expect_phase $name Succeeded 300
+  local total converged repaired
+  total=$(status $name filesTotal)
+  [[ $(status $name filesDone) == "$total" && $total == 90 ]] ||
+    fail "crdt: $(status $name filesDone) of $total files done, expected 90 of 90"
+  known=$(status $name 'instances[*].filesKnown')
+  [[ $known == "90 90 90" ]] || fail "crdt: the instances know $known files, expected 90 each"
+  converged=$(status $name 'instances[*].converged')
+  [[ $converged == "true true true" ]] || fail "crdt: converged: $converged"
+  repaired=$(status $name 'instances[2].filesRepaired')
+  ((repaired > 0)) || fail "crdt: Redis 2 repaired no file"
+  # Converged: the same files on each, so the same counts (the status's
+  # words are the drivers', which all wrote the same summary).
+  log "crdt: 90 files on each instance, all converged, Redis 2 repaired $repaired files"
+  check_counts $name
+  delete_job $name
 }
 
 # A missing input path fails with a message naming it, and leaves no pod

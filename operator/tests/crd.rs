@@ -84,7 +84,7 @@ fn schema_bounds_enums_and_patterns() {
     assert_eq!(spec["commit"]["enum"], json!(["per-file", "per-word"]));
     assert_eq!(
         spec["redis"]["properties"]["mode"]["enum"],
-        json!(["Snapshot", "RedisRaft"])
+        json!(["Snapshot", "RedisRaft", "Crdt"])
     );
     let replicas = &spec["redis"]["properties"]["replicas"];
     assert_eq!(
@@ -418,6 +418,58 @@ fn redis_raft_takes_an_odd_number_of_replicas_and_alone_has_a_leader_to_kill() {
             "{redis} {faults}: {errors:?}"
         );
     }
+}
+
+#[test]
+fn crdt_mode_takes_partitions_of_sites_and_instances_and_refuses_what_it_cannot_do() {
+    let cut =
+        json!({"partitions": [{"after": "2s", "duration": "5s", "sites": [0, 1], "redis": [2]}]});
+    let ok = job(json!({"input": synthetic(), "redis": {"mode": "Crdt"}, "faults": cut}));
+    assert_eq!(cel_errors(&ok, None), Vec::<String>::new());
+    let typed: crd::WordCountJob = serde_json::from_value(ok).unwrap();
+    assert_eq!(typed.spec.crdt_sites(), Some(3));
+    let p = &typed.spec.partitions()[0];
+    assert!(p.cuts(1, 2) && !p.cuts(2, 2) && !p.cuts(0, 1));
+    for (spec, message) in [
+        (
+            json!({"input": synthetic(), "faults": cut}),
+            "sites and redis are for redis.mode Crdt",
+        ),
+        (
+            json!({"input": synthetic(), "redis": {"mode": "Crdt"}, "commit": "per-word"}),
+            "commit per-word cannot be used with redis.mode Crdt",
+        ),
+        (
+            json!({"input": synthetic(), "redis": {"mode": "Crdt"}, "stream": {"rate": 5}}),
+            "stream is not supported with redis.mode Crdt",
+        ),
+        (
+            json!({"input": synthetic(), "redis": {"mode": "Crdt", "replicas": 3}}),
+            "redis.replicas is for mode RedisRaft",
+        ),
+        (
+            json!({"input": synthetic(), "redis": {"mode": "Crdt"},
+                   "faults": {"podKills": {"target": "redis", "every": "5s"}}}),
+            "podKills.target redis cannot be used with redis.mode Crdt",
+        ),
+    ] {
+        let errors = cel_errors(&job(spec.clone()), None);
+        assert!(
+            errors.iter().any(|e| e.contains(message)),
+            "{spec}: {errors:?}"
+        );
+    }
+    // Sites and instances are 0 to 2: the schema's bounds.
+    let s = schema();
+    let sites = &s["properties"]["spec"]["properties"]["faults"]["properties"]["partitions"]
+        ["items"]["properties"]["sites"];
+    assert_eq!(
+        (
+            sites["items"]["minimum"].as_f64(),
+            sites["items"]["maximum"].as_f64()
+        ),
+        (Some(0.0), Some(2.0))
+    );
 }
 
 #[test]

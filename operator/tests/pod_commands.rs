@@ -43,6 +43,9 @@ fn wordcount_bin() -> PathBuf {
 struct Local {
     input: PathBuf,
     data: PathBuf,
+    /// Where Redis listens: loopback, or for a Crdt site its own loopback
+    /// address (127.0.0.I+1), all on the same port as in the cluster.
+    bind: String,
     port: u16,
     password: String,
     bin_dir: PathBuf,
@@ -55,6 +58,7 @@ impl Local {
         let local = Local {
             input: tmp.join("input"),
             data: tmp.join("data"),
+            bind: "127.0.0.1".into(),
             port: std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
@@ -68,15 +72,31 @@ impl Local {
         local
     }
 
+    /// Site `site` of a Crdt job: its own loopback address and folders.
+    fn site(&self, site: usize) -> Local {
+        let tmp = self.data.with_file_name(format!("site-{site}"));
+        let local = Local {
+            input: tmp.join("input"),
+            data: tmp.join("data"),
+            bind: format!("127.0.0.{}", site + 1),
+            password: self.password.clone(),
+            bin_dir: self.bin_dir.clone(),
+            ..*self
+        };
+        std::fs::create_dir_all(&local.input).unwrap();
+        std::fs::create_dir_all(&local.data).unwrap();
+        local
+    }
+
     /// Redis as its Deployment runs it, with the job's config file.
-    fn start_redis(&self, job: &WordCountJob, procs: &mut Killed) {
+    fn start_redis(&self, job: &WordCountJob, site: resources::Site, procs: &mut Killed) {
         let secret = resources::redis::secret(job, &self.password);
         std::fs::write(
             self.data.join(resources::redis::CONFIG_KEY),
             &secret.data.unwrap()[resources::redis::CONFIG_KEY].0,
         )
         .unwrap();
-        let redis = resources::redis::deployment(job, false)
+        let redis = resources::redis::deployment(job, site, false)
             .spec
             .unwrap()
             .template
@@ -88,7 +108,7 @@ impl Local {
         procs
             .0
             .push(server.expect("redis-server (apt-get install redis-server)"));
-        wait_for_port(self.port);
+        wait_for_port(&self.bind, self.port);
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -115,12 +135,21 @@ impl Local {
                 .display()
                 .to_string();
         }
-        a.replace("/input", &self.input.display().to_string())
+        let mut a = a
+            .replace("/input", &self.input.display().to_string())
             .replace(
                 &format!("redis://demo-redis:{}", resources::REDIS_PORT),
                 &format!("redis://127.0.0.1:{}", self.port),
             )
-            .replace("$(REDIS_PASSWORD)", &self.password)
+            .replace("$(REDIS_PASSWORD)", &self.password);
+        // A Crdt job's instances: each site's own loopback address.
+        for i in 0..3 {
+            a = a.replace(
+                &format!("redis://demo-redis-{i}:{}", resources::REDIS_PORT),
+                &format!("redis://127.0.0.{}:{}", i + 1, self.port),
+            );
+        }
+        a
     }
 
     fn command(&self, c: &Container, extra_env: &[(&str, String)]) -> Command {
@@ -134,7 +163,7 @@ impl Local {
             // Loopback only, on a free port.
             for (flag, value) in [
                 ("--port", self.port.to_string()),
-                ("--bind", "127.0.0.1".into()),
+                ("--bind", self.bind.clone()),
             ] {
                 let i = args.iter().position(|a| a == flag).unwrap();
                 args[i + 1] = value;
@@ -187,7 +216,7 @@ fn status_once_complete(job: &WordCountJob, progress: Progress) -> WordCountJobS
     status::derive(
         job,
         &Observed {
-            driver: Some(complete),
+            drivers: vec![complete],
             progress: Some(Ok(progress)),
             ..Observed::default()
         },
@@ -195,9 +224,9 @@ fn status_once_complete(job: &WordCountJob, progress: Progress) -> WordCountJobS
     )
 }
 
-fn wait_for_port(port: u16) {
+fn wait_for_port(host: &str, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect((host, port)).is_err() {
         assert!(Instant::now() < deadline, "redis-server did not listen");
         thread::sleep(Duration::from_millis(50));
     }
@@ -224,8 +253,8 @@ async fn pods_run_the_job_to_exact_counts() {
     }))
     .unwrap();
     job.metadata.generation = Some(1);
-    let driver_job = resources::driver::job(&job, false);
-    let workers_job = resources::workers::job(&job, false);
+    let driver_job = resources::driver::job(&job, None, false);
+    let workers_job = resources::workers::job(&job, None, false);
     let (init, driver) = pod_containers(&driver_job);
     let (_, worker) = pod_containers(&workers_job);
     let mut procs = Killed(vec![]);
@@ -256,7 +285,7 @@ async fn pods_run_the_job_to_exact_counts() {
     );
 
     // Redis as its Deployment runs it, then the driver and the workers.
-    local.start_redis(&job, &mut procs);
+    local.start_redis(&job, None, &mut procs);
     let mut driver_proc = local
         .command(&driver, &[])
         .stdout(Stdio::null())
@@ -374,12 +403,12 @@ async fn a_stream_job_runs_to_exact_counts() {
     }))
     .unwrap();
     job.metadata.generation = Some(1);
-    let (init, driver) = pod_containers(&resources::driver::job(&job, false));
-    let (_, worker) = pod_containers(&resources::workers::job(&job, false));
+    let (init, driver) = pod_containers(&resources::driver::job(&job, None, false));
+    let (_, worker) = pod_containers(&resources::workers::job(&job, None, false));
     assert!(driver.args.as_ref().unwrap().contains(&"--stream".into()));
     let mut procs = Killed(vec![]);
     assert!(local.command(&init[0], &[]).status().unwrap().success());
-    local.start_redis(&job, &mut procs);
+    local.start_redis(&job, None, &mut procs);
 
     let started = Instant::now();
     let mut driver_proc = local
@@ -440,6 +469,131 @@ async fn a_stream_job_runs_to_exact_counts() {
     let serial: serde_json::Value = serde_json::from_slice(&serial.stdout).unwrap();
     assert_eq!(counted.words, serial["words"].as_i64().unwrap());
     assert_eq!(counted.distinct, serial["distinct"].as_i64().unwrap());
+
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A Crdt job's pods: three sites, each with its Redis (on its own
+/// loopback address), its generator, its driver (`--site I`) and two
+/// workers. The drivers converge the instances by themselves; the operator
+/// reads all three, and the status is Succeeded with every instance
+/// holding every file and a serial count's counts.
+#[tokio::test]
+#[ignore = "needs redis-server and the wordcount binary: cargo build -p wordcount, then --ignored"]
+async fn a_crdt_jobs_three_sites_run_to_one_exact_result() {
+    let bin = wordcount_bin();
+    let tmp = std::env::temp_dir().join(format!("wordcount-crdt-pods-{}", std::process::id()));
+    let base = Local::new(&tmp, &bin);
+    let mut job: WordCountJob = serde_json::from_value(serde_json::json!({
+        "apiVersion": "wordcount.dev/v1alpha1", "kind": "WordCountJob",
+        "metadata": {"name": "demo", "namespace": "ns1", "uid": "u1"},
+        "spec": {
+            "input": {"synthetic": {"files": 10, "bytesPerFile": 30000, "vocabulary": 300, "seed": 5}},
+            "workers": 2, "topN": 5, "claimTimeout": "1s",
+            "redis": {"mode": "Crdt", "snapshotInterval": "1s"}
+        }
+    }))
+    .unwrap();
+    job.metadata.generation = Some(1);
+    let mut procs = Killed(vec![]);
+    let mut drivers = Vec::new();
+    for site in resources::sites(&job) {
+        let local = base.site(site.unwrap());
+        let (init, driver) = pod_containers(&resources::driver::job(&job, site, false));
+        let (_, worker) = pod_containers(&resources::workers::job(&job, site, false));
+        assert!(local.command(&init[0], &[]).status().unwrap().success());
+        local.start_redis(&job, site, &mut procs);
+        drivers.push(
+            local
+                .command(&driver, &[])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        for index in 0..job.spec.workers {
+            let env = [("JOB_COMPLETION_INDEX", index.to_string())];
+            let child = local
+                .command(&worker, &env)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            procs.0.push(child);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (site, driver) in drivers.iter_mut().enumerate() {
+        let status = loop {
+            if let Some(s) = driver.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "site {site}'s driver did not finish"
+            );
+            thread::sleep(Duration::from_millis(100));
+        };
+        assert!(status.success(), "site {site}'s driver: {status}");
+    }
+
+    let endpoint = Endpoint {
+        instances: (1..=3).map(|i| format!("127.0.0.{i}")).collect(),
+        ..base.endpoint()
+    };
+    let progress = RedisReader::default()
+        .read(&endpoint)
+        .await
+        .expect("the instances answer");
+    assert_eq!(
+        progress.meta.as_ref().unwrap().files,
+        Some(10),
+        "the sites' shares add up"
+    );
+    assert_eq!(progress.files_done, 10);
+    let known: Vec<i64> = progress.instances.iter().map(|i| i.files_known).collect();
+    assert_eq!(known, [10, 10, 10]);
+    let summary = progress
+        .summary
+        .clone()
+        .expect("every driver wrote the same result");
+    let complete: Job = serde_json::from_value(serde_json::json!({
+        "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
+    }))
+    .unwrap();
+    let status = status::derive(
+        &job,
+        &Observed {
+            drivers: vec![complete; 3],
+            progress: Some(Ok(progress)),
+            ..Observed::default()
+        },
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert!(
+        status.instances.iter().all(|i| i.converged),
+        "{:?}",
+        status.instances
+    );
+
+    let corpus = base.site(0).input.join("corpus-0");
+    let serial = Command::new(&bin)
+        .args(["count", "--json", "--top", "5"])
+        .arg(&corpus)
+        .output()
+        .unwrap();
+    let serial: serde_json::Value = serde_json::from_slice(&serial.stdout).unwrap();
+    assert_eq!(summary.words, serial["words"].as_i64().unwrap());
+    assert_eq!(summary.distinct, serial["distinct"].as_i64().unwrap());
+    let top: Vec<(&str, i64)> = status
+        .top_words
+        .iter()
+        .map(|w| (w.word.as_str(), w.count))
+        .collect();
+    let serial_top: Vec<(&str, i64)> = (serial["top"].as_array().unwrap().iter())
+        .map(|w| (w["word"].as_str().unwrap(), w["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(top, serial_top);
 
     drop(procs);
     let _ = std::fs::remove_dir_all(&tmp);

@@ -142,7 +142,7 @@ pub mod stats {
     pub const COMMITS_IGNORED: &str = "commits_ignored";
 }
 
-/// Fields of `P:crdt:stats`, counted by `wc_crdt_apply`.
+/// Fields of `P:crdt:stats`, counted by `wc_crdt_apply` (but the last).
 pub mod crdt_stats {
     /// Files in `P:crdt:files`, and the bytes of their packed counts.
     pub const FILES_KNOWN: &str = "files_known";
@@ -150,6 +150,9 @@ pub mod crdt_stats {
     /// Of those, what read repair brought.
     pub const FILES_REPAIRED: &str = "files_repaired";
     pub const BYTES_REPAIRED: &str = "bytes_repaired";
+    /// Written by a site's driver (`--site`) once its instance holds every
+    /// file: milliseconds from its own site done to every instance equal.
+    pub const CONVERGED_MS: &str = "converged_ms";
 }
 
 /// Fields of a `P:queue` entry.

@@ -115,8 +115,7 @@ pub enum RedisMode {
     #[cfg_attr(feature = "clap", value(name = "raft"))]
     RedisRaft,
     /// Three sites, each with its own Redis and queue; the counts a CRDT
-    /// that every instance keeps. Local only so far: not in the CRD.
-    #[cfg_attr(feature = "schema", schemars(skip))]
+    /// that every instance keeps, and read repair between them.
     Crdt,
 }
 wire_names!(RedisMode, "Redis mode", { Snapshot => "snapshot", RedisRaft => "raft", Crdt => "crdt" });

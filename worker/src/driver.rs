@@ -3,6 +3,8 @@
 //! every file is in.
 
 use crate::backend::{self, Backend, Depth, Done, Injection, JobSettings, Progress};
+use crate::crdt::anti_entropy::{self, Convergence};
+use crate::crdt::site::Site;
 use crate::input;
 use crate::latency::Percentiles;
 use crate::merge::Merge;
@@ -20,6 +22,11 @@ use wordcount_protocol::{Backpressure, Commit, OnUnreadable, RedisMode};
 pub struct DriverOptions {
     pub redis: String,
     pub mode: RedisMode,
+    /// The CRDT mode without a runner (`--site`): this site's instance is
+    /// the I-th of `redis`; the driver enqueues its share of the input,
+    /// then converges its own instance with the others and writes the
+    /// whole job's result there (`crate::crdt::anti_entropy`).
+    pub site: Option<usize>,
     pub prefix: String,
     pub input: PathBuf,
     pub settings: JobSettings,
@@ -80,11 +87,29 @@ const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let started = Instant::now();
-    let files = input::list_relative(&opts.input)?;
+    let site = Site::parse(opts.mode, &opts.redis, opts.site)?;
+    if site.is_some() {
+        if opts.stream.is_some() {
+            bail!("--site runs a batch: no --stream");
+        }
+        if opts.settings.commit == Commit::PerWord {
+            bail!(
+                "--commit per-word is not a CRDT (a word added twice counts twice); use per-file"
+            );
+        }
+    }
+    let mut files = input::list_relative(&opts.input)?;
     if files.is_empty() {
         tracing::warn!("input {} holds no files", opts.input.display());
     }
-    let mut backend = backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?;
+    let url = match &site {
+        Some(s) => {
+            files = s.share(files);
+            s.own_first()
+        }
+        None => opts.redis.clone(),
+    };
+    let mut backend = backend::open(opts.mode, &url, &opts.prefix, opts.patience)?;
     backend.create_job(&opts.settings)?;
     let mut feed = Feed::new(Source::new(&files, opts.stream.clone()));
     feed.pump(backend.as_mut())?;
@@ -98,6 +123,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let mut ticker = Ticker::new();
     let mut count_and_commit;
     let mut session;
+    let mut converged = None;
     let progress = loop {
         let p = wait_until_merged(
             opts,
@@ -111,8 +137,19 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         session = backend.session();
         // With per-file commits, the result is written whole unless Redis
         // lost something meanwhile; then it is merged and written again.
-        if !per_file || merge.finish(backend.as_mut())? {
-            break p;
+        if per_file && !merge.finish(backend.as_mut())? {
+            continue;
+        }
+        let Some(site) = &site else { break p };
+        // The site is done: its instance learns the others' files.
+        match anti_entropy::converge(site, backend.redis(), opts.patience, stop)? {
+            Convergence::Converged(c) => {
+                converged = Some(c);
+                count_and_commit = started.elapsed() - enqueue;
+                session = backend.session();
+                break p;
+            }
+            Convergence::OwnSiteUndone => continue,
         }
     };
 
@@ -126,7 +163,15 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         backend.write_stream(&s.fields(&feed))?;
     }
     let (merged, done) = merge.into_parts();
-    let counts = if per_file { merged } else { backend.counts()? };
+    // A site's result is the whole job's: the converged CRDT's counts.
+    let (counts, instance) = match converged {
+        Some(c) => (c.counts, Some(c.instance)),
+        None if per_file => (merged, None),
+        None => (backend.counts()?, None),
+    };
+    if let Some(i) = &instance {
+        anti_entropy::write_result(backend.redis(), &counts, i)?;
+    }
     let top = counts.top(opts.top);
     backend.write_top(&top)?;
     let failures = backend.failures()?;
@@ -144,7 +189,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
             ..JobFacts::default()
         }),
         stream: stream.map(|s| s.report),
-        instances: None,
+        instances: instance.clone().map(|i| vec![i]),
     };
     let summary = serde_json::to_string(&report)?;
     backend.write_summary(&summary)?;
@@ -154,7 +199,9 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     while backend.session() != session {
         session = backend.session();
         tracing::warn!("Redis restarted while the result was written; writing it again");
-        if per_file {
+        if let Some(i) = &instance {
+            anti_entropy::write_result(backend.redis(), &counts, i)?;
+        } else if per_file {
             backend.replace_counts(&counts)?;
         }
         backend.write_top(&report.top)?;

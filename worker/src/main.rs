@@ -152,9 +152,32 @@ struct Conn {
     /// Prefix of the job's keys in Redis.
     #[arg(long, default_value = DEFAULT_PREFIX)]
     prefix: String,
-    /// Give up after Redis has been unreachable this long.
+    /// Give up after Redis has been unreachable this long (with --site:
+    /// also after another site's instance showed no change this long).
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     patience: Duration,
+    /// Run site I of a CRDT job (--redis-mode crdt) with no runner: --redis
+    /// lists every site's instance, in the same order for all sites, and
+    /// the I-th is this site's own. The driver enqueues its share of the
+    /// input, the files at positions congruent to I modulo the number of
+    /// instances in its sorted listing; once they are committed it pulls
+    /// from the other instances until every site is done and all hold the
+    /// same files, then writes the whole job's counts on its own instance.
+    #[arg(long, value_name = "I")]
+    site: Option<usize>,
+}
+
+impl Conn {
+    /// The instances as the backend takes them: with --site, the site's
+    /// own first.
+    fn own_first(&self) -> Result<String> {
+        Ok(
+            match wordcount::crdt::site::Site::parse(self.redis_mode, &self.redis, self.site)? {
+                Some(site) => site.own_first(),
+                None => self.redis.clone(),
+            },
+        )
+    }
 }
 
 #[derive(Args)]
@@ -565,6 +588,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             let opts = DriverOptions {
                 redis: conn.redis,
                 mode: conn.redis_mode,
+                site: conn.site,
                 prefix: conn.prefix,
                 input,
                 settings: settings(&out, &job),
@@ -589,7 +613,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
             let name = name.unwrap_or_else(|| format!("worker-{index}-{}", std::process::id()));
             let stats = worker::run(
                 WorkerOptions {
-                    redis: conn.redis,
+                    redis: conn.own_first()?,
                     mode: conn.redis_mode,
                     prefix: conn.prefix,
                     input,

@@ -21,7 +21,8 @@ pub struct Report {
     /// A stream's latency and rates (`--stream`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub stream: Option<StreamReport>,
-    /// The CRDT mode's instances, one per site (`--redis crdt`).
+    /// The CRDT mode's instances, one per site (`--redis crdt`); a site's
+    /// driver (`driver --site`) reports its own instance only.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub instances: Option<Vec<InstanceReport>>,
 }

@@ -4,7 +4,9 @@
 //! While one is in force the job's standing NetworkPolicy leaves the workers
 //! out, and the workers' open Redis connections are ended on every reconcile
 //! (enforcers filter new connections only, and one may get through before
-//! the enforcer acts). Otherwise the policy admits them again.
+//! the enforcer acts). Otherwise the policy admits them again. In a Crdt
+//! job, each instance's policy leaves out the sites (their drivers and
+//! workers) the partition cuts off from it.
 
 use super::{count, record, Scene};
 use crate::{
@@ -13,7 +15,7 @@ use crate::{
     events,
     pods::of_component,
     progress::{connect, unreachable, Endpoint, ReadError},
-    resources::{network_policy, Component, Names},
+    resources::{self, network_policy, Component, Names, LABEL_SITE},
 };
 use futures::future::BoxFuture;
 use k8s_openapi::{
@@ -127,12 +129,43 @@ pub fn cut(partitions: &[Partition], start: Timestamp, now: Timestamp) -> Cut {
     result
 }
 
-/// The addresses of the job's worker pods (any phase: a pod on its way
-/// out may still hold a connection).
-fn worker_ips(pods: &[Pod]) -> Vec<String> {
-    of_component(pods, Component::Worker)
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+/// The addresses of pods (any phase: a pod on its way out may still hold
+/// a connection).
+fn ips<'a>(pods: impl Iterator<Item = &'a Pod>) -> Vec<String> {
+    pods.filter_map(|p| p.status.as_ref()?.pod_ip.clone())
         .collect()
+}
+
+/// Each Redis the partition cuts pods off from, and those pods' addresses:
+/// the one Redis and the workers, or each Crdt instance and the pods of
+/// the sites cut off from it.
+fn cut_off(job: &WordCountJob, scene: &Scene<'_>, p: &Partition) -> Vec<(Endpoint, Vec<String>)> {
+    let Some(n) = job.spec.crdt_sites() else {
+        let workers = of_component(scene.pods, Component::Worker);
+        return vec![(scene.redis.clone(), ips(workers))];
+    };
+    let site_of = |pod: &Pod| -> Option<usize> { pod.labels().get(LABEL_SITE)?.parse().ok() };
+    (0..n)
+        .filter_map(|instance| {
+            let cut = scene
+                .pods
+                .iter()
+                .filter(|pod| site_of(pod).is_some_and(|s| p.cuts(s, instance)));
+            Some((scene.redis.instance(instance)?, ips(cut)))
+        })
+        .filter(|(_, ips)| !ips.is_empty())
+        .collect()
+}
+
+/// "0, 2", or "all" for an empty list (every site or instance).
+fn listed(list: &[i32]) -> String {
+    if list.is_empty() {
+        return "all".into();
+    }
+    list.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Puts the partition in force now (none unless the job runs: `start`) into
@@ -151,7 +184,9 @@ pub async fn run(
         None => Cut::default(),
     };
     let ns = job.namespace().ok_or(Error::NoNamespace)?;
-    let name = Names::of(job).redis_ingress;
+    let sites = resources::sites(job);
+    // Every policy of the job carries the partition in force; the first says.
+    let name = Names::of_site(job, sites[0]).redis_ingress;
     let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
     let was = match partitions.is_empty() {
         true => None,
@@ -161,8 +196,10 @@ pub async fn run(
             .as_ref()
             .and_then(network_policy::partition_of),
     };
-    let policy = network_policy::redis_ingress(job, &ctx.operator_pods, cut.active);
-    apply(ctx, &ns, &policy).await?;
+    for &site in &sites {
+        let policy = network_policy::redis_ingress(job, site, &ctx.operator_pods, cut.active);
+        apply(ctx, &ns, &policy).await?;
+    }
 
     let Some(index) = cut.active else {
         if was.is_some() {
@@ -180,17 +217,13 @@ pub async fn run(
         }
         return Ok(cut.next_change);
     };
-    let ended = match ctx
-        .connections
-        .end(scene.redis, &worker_ips(scene.pods))
-        .await
-    {
-        Ok(n) => n,
-        Err(e) => {
-            warn!(error = %e, "partition: could not end the workers' connections");
-            0
+    let mut ended = 0;
+    for (redis, ips) in cut_off(job, scene, &partitions[index]) {
+        match ctx.connections.end(&redis, &ips).await {
+            Ok(n) => ended += n,
+            Err(e) => warn!(error = %e, "partition: could not end the cut pods' connections"),
         }
-    };
+    }
     if count(status, FaultKind::Partition) > index {
         if ended > 0 {
             info!(
@@ -201,8 +234,18 @@ pub async fn run(
         return Ok(Some(POLL));
     }
     info!(policy = %name, ended, "chaos: partition");
+    let p = &partitions[index];
+    let what = match job.spec.crdt_sites() {
+        None => format!("the workers off from Redis with NetworkPolicy {name}"),
+        Some(_) => format!(
+            "sites {} off from Redis instances {} with NetworkPolicies {}-*",
+            listed(&p.sites),
+            listed(&p.redis),
+            name.trim_end_matches("-0"),
+        ),
+    };
     let note = format!(
-        "cut the workers off from Redis with NetworkPolicy {name} (partition {} of {}); ended {ended} open connections",
+        "cut {what} (partition {} of {}); ended {ended} open connections",
         index + 1,
         partitions.len()
     );
@@ -232,10 +275,12 @@ mod tests {
             Partition {
                 after: "2s".parse().unwrap(),
                 duration: "3s".parse().unwrap(),
+                ..Default::default()
             },
             Partition {
                 after: "10s".parse().unwrap(),
                 duration: "1s".parse().unwrap(),
+                ..Default::default()
             },
         ];
         let start = t("2025-01-01T00:00:00Z");

@@ -3,7 +3,8 @@
 //! for a stream (`spec.stream`), injects them at a rate first.
 
 use super::{
-    batch_pod, input, meta, redis_url, resources_or, wordcount_container, Component, Names,
+    batch_pod, input, redis_url, resources_or, site_args, site_meta, wordcount_container,
+    Component, Names, Site,
 };
 use crate::crd::{StreamSpec, WordCountJob};
 use k8s_openapi::api::{
@@ -22,14 +23,14 @@ pub const BACKOFF_LIMIT: i32 = 3;
 /// The driver's container, named in the pod failure policy.
 pub const CONTAINER: &str = "driver";
 
-pub fn args(job: &WordCountJob) -> Vec<String> {
+pub fn args(job: &WordCountJob, site: Site) -> Vec<String> {
     let spec = &job.spec;
     let mut args: Vec<String> = [
         "driver",
         "--redis",
         &redis_url(job),
         "--input",
-        &input::dir(job),
+        &input::dir(job, site),
         "--redis-mode",
         spec.redis.mode.as_str(),
         "--prefix",
@@ -49,6 +50,7 @@ pub fn args(job: &WordCountJob) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(site_args(site));
     if let Some(stream) = &spec.stream {
         args.extend(stream_args(stream));
     }
@@ -97,12 +99,12 @@ fn pod_failure_policy() -> PodFailurePolicy {
 
 /// `finished` suspends the Job: its pods that still run or wait are
 /// stopped (the finished ones, and their logs, stay).
-pub fn job(wcj: &WordCountJob, finished: bool) -> Job {
-    let names = Names::of(wcj);
+pub fn job(wcj: &WordCountJob, site: Site, finished: bool) -> Job {
+    let names = Names::of_site(wcj, site);
     let container = wordcount_container(
         wcj,
         CONTAINER,
-        args(wcj),
+        args(wcj, site),
         resources_or(
             wcj.spec.resources.as_ref().and_then(|r| r.driver.as_ref()),
             "50m",
@@ -110,7 +112,7 @@ pub fn job(wcj: &WordCountJob, finished: bool) -> Job {
         ),
     );
     Job {
-        metadata: meta(wcj, &names.driver, Component::Driver),
+        metadata: site_meta(wcj, &names.driver, Component::Driver, site),
         spec: Some(JobSpec {
             suspend: finished.then_some(true),
             backoff_limit: Some(BACKOFF_LIMIT),
@@ -118,8 +120,9 @@ pub fn job(wcj: &WordCountJob, finished: bool) -> Job {
             template: batch_pod(
                 wcj,
                 Component::Driver,
+                site,
                 PodSpec {
-                    init_containers: input::generator(wcj).map(|g| vec![g]),
+                    init_containers: input::generator(wcj, site).map(|g| vec![g]),
                     containers: vec![container],
                     ..PodSpec::default()
                 },
@@ -148,7 +151,7 @@ mod tests {
         wcj.spec.claim_timeout = "1m30s".parse().unwrap();
         wcj.spec.top_n = 25;
         assert_eq!(
-            args(&wcj),
+            args(&wcj, None),
             [
                 "driver",
                 "--redis",
@@ -172,14 +175,14 @@ mod tests {
                 "--json"
             ]
         );
-        let default = args(&fixtures::synthetic("demo"));
+        let default = args(&fixtures::synthetic("demo"), None);
         assert!(default.windows(2).any(|w| w == ["--on-unreadable", "fail"]));
     }
 
     #[test]
     fn a_stream_driver_gets_the_stream_flags_after_the_batch_ones() {
         let mut wcj = fixtures::synthetic("demo");
-        let batch = args(&wcj);
+        let batch = args(&wcj, None);
         assert!(!batch.iter().any(|a| a == "--stream"));
         wcj.spec.stream = Some(
             serde_json::from_value(serde_json::json!({
@@ -188,7 +191,7 @@ mod tests {
             }))
             .unwrap(),
         );
-        let stream = args(&wcj);
+        let stream = args(&wcj, None);
         assert_eq!(&stream[..batch.len()], &batch[..]);
         assert_eq!(
             &stream[batch.len()..],
@@ -209,7 +212,7 @@ mod tests {
         // Defaults: no duration (every file once), 1 s ticks, no backpressure.
         wcj.spec.stream = Some(serde_json::from_value(serde_json::json!({"rate": 20})).unwrap());
         assert_eq!(
-            &args(&wcj)[batch.len()..],
+            &args(&wcj, None)[batch.len()..],
             [
                 "--stream",
                 "--rate",
@@ -254,7 +257,7 @@ mod tests {
 
     #[test]
     fn unreadable_files_fail_the_driver_job_without_retries() {
-        let spec = job(&fixtures::synthetic("demo"), false).spec.unwrap();
+        let spec = job(&fixtures::synthetic("demo"), None, false).spec.unwrap();
         let rule = &spec.pod_failure_policy.unwrap().rules[0];
         assert_eq!(rule.action, "FailJob");
         let codes = rule.on_exit_codes.as_ref().unwrap();
@@ -270,7 +273,7 @@ mod tests {
 
     #[test]
     fn synthetic_driver_generates_first() {
-        let j = job(&fixtures::synthetic("demo"), false);
+        let j = job(&fixtures::synthetic("demo"), None, false);
         let pod = j.spec.unwrap().template.spec.unwrap();
         assert_eq!(pod.init_containers.unwrap()[0].name, "generate");
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
@@ -286,7 +289,7 @@ mod tests {
                 path: "/data".into(),
             }),
         );
-        let j = job(&wcj, false);
+        let j = job(&wcj, None, false);
         assert_eq!(j.metadata.name.as_deref(), Some("demo-driver"));
         let spec = j.spec.unwrap();
         assert_eq!(spec.backoff_limit, Some(BACKOFF_LIMIT));

@@ -1,7 +1,7 @@
 //! The shared input volume every pod mounts, and for a synthetic corpus the
 //! claim it is generated into and the init container that generates it.
 
-use super::{container_security, meta, Component, Names};
+use super::{container_security, meta, Component, Names, Site};
 use crate::crd::{Input, SyntheticInput, WordCountJob};
 use k8s_openapi::api::core::v1::{
     Container, HostPathVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
@@ -14,14 +14,17 @@ pub const VOLUME: &str = "input";
 pub const MOUNT: &str = "/input";
 /// A synthetic corpus goes into a folder of its claim, beside the marker
 /// that says generation finished (the driver enqueues every file under its
-/// `--input`, so the marker must stay outside it).
+/// `--input`, so the marker must stay outside it). Each Crdt site's driver
+/// generates the same corpus (same seed) into a folder of its own, so that
+/// no site waits for another; it then enqueues its share of it.
 const GENERATED_DIR: &str = "corpus";
 const GENERATED_MARKER: &str = ".generated";
 
-/// The directory passed as `--input` to the driver and the workers.
-pub fn dir(job: &WordCountJob) -> String {
+/// The directory passed as `--input` to a site's driver and workers.
+pub fn dir(job: &WordCountJob, site: Site) -> String {
+    let suffix = site.map_or(String::new(), |i| format!("-{i}"));
     match &job.spec.input {
-        Input::Synthetic(_) => format!("{MOUNT}/{GENERATED_DIR}"),
+        Input::Synthetic(_) => format!("{MOUNT}/{GENERATED_DIR}{suffix}"),
         Input::HostPath(_) | Input::Pvc(_) => MOUNT.to_string(),
     }
 }
@@ -128,12 +131,13 @@ pub fn generate_args(s: &SyntheticInput, out: &str) -> Vec<String> {
 /// It runs once per driver pod, and a driver retry must not rewrite files
 /// that workers may be reading: so it generates only when the marker is
 /// absent, and writes the marker last.
-pub fn generator(job: &WordCountJob) -> Option<Container> {
+pub fn generator(job: &WordCountJob, site: Site) -> Option<Container> {
     let Input::Synthetic(s) = &job.spec.input else {
         return None;
     };
-    let out = dir(job);
-    let marker = format!("{MOUNT}/{GENERATED_MARKER}");
+    let out = dir(job, site);
+    let suffix = site.map_or(String::new(), |i| format!("-{i}"));
+    let marker = format!("{MOUNT}/{GENERATED_MARKER}{suffix}");
     let script = format!(
         "if [ -e {marker} ]; then echo 'input already generated'; exit 0; fi\n\
          rm -rf {out} && wordcount \"$@\" && touch {marker}"
@@ -180,9 +184,10 @@ mod tests {
             volume(&job).persistent_volume_claim.unwrap().claim_name,
             "demo-input"
         );
-        assert_eq!(dir(&job), "/input/corpus");
+        assert_eq!(dir(&job, None), "/input/corpus");
+        assert_eq!(dir(&job, Some(2)), "/input/corpus-2");
 
-        let g = generator(&job).unwrap();
+        let g = generator(&job, None).unwrap();
         let args = g.args.unwrap();
         // sh -ec SCRIPT $0 "$@": $0 is "generate", then wordcount's own args.
         assert_eq!(args[2], "generate");
@@ -218,12 +223,13 @@ mod tests {
             }),
         );
         assert!(claim(&job).is_none());
-        assert!(generator(&job).is_none());
+        assert!(generator(&job, None).is_none());
         let hp = volume(&job).host_path.unwrap();
         assert_eq!(hp.path, "/data/books");
         assert_eq!(hp.type_.as_deref(), Some("Directory"));
         assert_eq!(mount(&job).read_only, Some(true));
-        assert_eq!(dir(&job), "/input");
+        assert_eq!(dir(&job, None), "/input");
+        assert_eq!(dir(&job, Some(1)), "/input");
     }
 
     #[test]

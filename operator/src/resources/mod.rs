@@ -33,6 +33,20 @@ pub const PASSWORD_KEY: &str = "password";
 
 pub const LABEL_JOB: &str = "wordcount.dev/job";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+/// A Crdt job's site (0 to 2) of a Redis instance, a driver or a worker.
+pub const LABEL_SITE: &str = "wordcount.dev/site";
+
+/// Which site a child belongs to: `None` for the one site of a Snapshot or
+/// RedisRaft job, `Some(i)` for site i of a Crdt job.
+pub type Site = Option<usize>;
+
+/// A job's sites: one, or a Crdt job's three.
+pub fn sites(job: &WordCountJob) -> Vec<Site> {
+    match job.spec.crdt_sites() {
+        None => vec![None],
+        Some(n) => (0..n).map(Some).collect(),
+    }
+}
 
 /// Which part of the job a child belongs to (the component label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +68,8 @@ impl Component {
     }
 }
 
-/// The names of a job's children, all derived from the job's name.
+/// The names of a job's children, all derived from the job's name; those
+/// of a Crdt site end in its index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Names {
     pub secret: String,
@@ -68,16 +83,22 @@ pub struct Names {
 }
 
 impl Names {
+    /// The names of a job with one site.
     pub fn of(job: &WordCountJob) -> Self {
+        Self::of_site(job, None)
+    }
+
+    pub fn of_site(job: &WordCountJob, site: Site) -> Self {
         let name = job.name_any();
+        let suffix = site.map_or(String::new(), |i| format!("-{i}"));
         Self {
             secret: format!("{name}-redis-auth"),
-            redis: format!("{name}-redis"),
-            redis_data: format!("{name}-redis-data"),
+            redis: format!("{name}-redis{suffix}"),
+            redis_data: format!("{name}-redis-data{suffix}"),
             input: format!("{name}-input"),
-            driver: format!("{name}-driver"),
-            workers: format!("{name}-workers"),
-            redis_ingress: format!("{name}-redis-ingress"),
+            driver: format!("{name}-driver{suffix}"),
+            workers: format!("{name}-workers{suffix}"),
+            redis_ingress: format!("{name}-redis-ingress{suffix}"),
         }
     }
 }
@@ -101,12 +122,43 @@ pub fn selector(job: &WordCountJob, component: Component) -> BTreeMap<String, St
     ])
 }
 
+/// `labels`, and the site's for a Crdt site's children and pods.
+pub fn site_labels(
+    job: &WordCountJob,
+    component: Component,
+    site: Site,
+) -> BTreeMap<String, String> {
+    let mut labels = labels(job, component);
+    if let Some(i) = site {
+        labels.insert(LABEL_SITE.into(), i.to_string());
+    }
+    labels
+}
+
+/// `selector`, narrowed to one Crdt site.
+pub fn site_selector(
+    job: &WordCountJob,
+    component: Component,
+    site: Site,
+) -> BTreeMap<String, String> {
+    let mut selector = selector(job, component);
+    if let Some(i) = site {
+        selector.insert(LABEL_SITE.into(), i.to_string());
+    }
+    selector
+}
+
 /// Metadata of a child: name, namespace, labels, and the job as controller owner.
 pub fn meta(job: &WordCountJob, name: &str, component: Component) -> ObjectMeta {
+    site_meta(job, name, component, None)
+}
+
+/// `meta` of a site's child.
+pub fn site_meta(job: &WordCountJob, name: &str, component: Component, site: Site) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
         namespace: job.namespace(),
-        labels: Some(labels(job, component)),
+        labels: Some(site_labels(job, component, site)),
         owner_references: job.controller_owner_ref(&()).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
@@ -115,16 +167,31 @@ pub fn meta(job: &WordCountJob, name: &str, component: Component) -> ObjectMeta 
 /// `redis://host:port` for pods in the job's namespace. The password is not
 /// in the URL: `wordcount` reads it from `REDIS_PASSWORD`. For RedisRaft,
 /// every replica's URL by its stable name, comma-separated: a client
-/// connects to any and follows `-MOVED` to the leader.
+/// connects to any and follows `-MOVED` to the leader. For Crdt, every
+/// instance's, in site order (`--site` says which is a pod's own).
 pub fn redis_url(job: &WordCountJob) -> String {
+    redis_hosts(job)
+        .iter()
+        .map(|h| format!("redis://{h}:{REDIS_PORT}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The hosts of `redis_url`: RedisRaft's replicas, Crdt's instances (their
+/// Services), or the one Redis' Service.
+pub fn redis_hosts(job: &WordCountJob) -> Vec<String> {
     if job.spec.raft_replicas().is_some() {
-        return redis_raft::replica_hosts(job)
-            .iter()
-            .map(|h| format!("redis://{h}:{REDIS_PORT}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        return redis_raft::replica_hosts(job);
     }
-    format!("redis://{}:{REDIS_PORT}", Names::of(job).redis)
+    sites(job)
+        .into_iter()
+        .map(|site| Names::of_site(job, site).redis)
+        .collect()
+}
+
+/// `--site I`: which of `redis_url`'s instances is a Crdt site's own.
+pub fn site_args(site: Site) -> Vec<String> {
+    site.map_or(Vec::new(), |i| vec!["--site".into(), i.to_string()])
 }
 
 /// `REDIS_PASSWORD` from the job's Secret.
@@ -174,12 +241,17 @@ pub fn pod_security() -> PodSecurityContext {
 }
 
 /// The pod template of the driver's and the workers' batch Jobs: the
-/// component's labels, the input volume, and never a restart in place (the
-/// Job makes a new pod). `spec` holds the rest.
-pub fn batch_pod(job: &WordCountJob, component: Component, spec: PodSpec) -> PodTemplateSpec {
+/// component's and site's labels, the input volume, and never a restart in
+/// place (the Job makes a new pod). `spec` holds the rest.
+pub fn batch_pod(
+    job: &WordCountJob,
+    component: Component,
+    site: Site,
+    spec: PodSpec,
+) -> PodTemplateSpec {
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(labels(job, component)),
+            labels: Some(site_labels(job, component, site)),
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
@@ -302,5 +374,48 @@ mod tests {
                 assert_eq!(l.get(&k), Some(&v));
             }
         }
+    }
+
+    #[test]
+    fn a_crdt_job_has_three_sites_each_with_its_redis_driver_and_workers() {
+        let mut job = fixtures::synthetic("demo");
+        assert_eq!(sites(&job), [None]);
+        job.spec.redis.mode = wordcount_protocol::RedisMode::Crdt;
+        assert_eq!(sites(&job), [Some(0), Some(1), Some(2)]);
+        assert_eq!(
+            redis_url(&job),
+            "redis://demo-redis-0:6379,redis://demo-redis-1:6379,redis://demo-redis-2:6379"
+        );
+        let site = Some(1);
+        let driver = driver::job(&job, site, false);
+        assert_eq!(driver.metadata.name.as_deref(), Some("demo-driver-1"));
+        let args = driver::args(&job, site);
+        assert!(args.windows(2).any(|w| w == ["--site", "1"]), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--input", "/input/corpus-1"]));
+        assert!(args.windows(2).any(|w| w == ["--redis-mode", "crdt"]));
+        let workers = workers::job(&job, site, false);
+        let pod_labels = workers
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap();
+        assert_eq!(pod_labels[LABEL_SITE], "1");
+        assert!(workers::args(&job, site)
+            .windows(2)
+            .any(|w| w == ["--site", "1"]));
+        // Each instance's Deployment selects its own pod only.
+        let redis = redis::deployment(&job, Some(2), false);
+        assert_eq!(redis.metadata.name.as_deref(), Some("demo-redis-2"));
+        let selected = redis.spec.unwrap().selector.match_labels.unwrap();
+        assert_eq!(selected[LABEL_SITE], "2");
+        assert_eq!(
+            redis::data_claim(&job, Some(2)).metadata.name.as_deref(),
+            Some("demo-redis-data-2")
+        );
+        // One password for all.
+        assert_eq!(Names::of_site(&job, site).secret, Names::of(&job).secret);
     }
 }

@@ -3,8 +3,13 @@
 //! nobody else. A partition fault narrows this same policy while it is in
 //! force (the workers are left out), rather than adding a second one:
 //! policies only ever add allowances, so a second could never take one away.
+//! A Crdt job has one a Redis instance, and a partition leaves out the pods
+//! (driver and workers) of the sites it cuts off from that instance.
 
-use super::{meta, selector, Component, Names, LABEL_COMPONENT, LABEL_JOB, REDIS_PORT};
+use super::{
+    site_meta, site_selector, Component, Names, Site, LABEL_COMPONENT, LABEL_JOB, LABEL_SITE,
+    REDIS_PORT,
+};
 use crate::crd::WordCountJob;
 use k8s_openapi::{
     api::networking::v1::{
@@ -34,19 +39,32 @@ pub struct OperatorPods {
     pub labels: BTreeMap<String, String>,
 }
 
-/// The policy, with the workers cut off while partition `partition` is in force.
+/// The policy of a site's Redis, with the pods that partition `partition`
+/// cuts off left out while it is in force.
 pub fn redis_ingress(
     job: &WordCountJob,
+    site: Site,
     operator: &OperatorPods,
     partition: Option<usize>,
 ) -> NetworkPolicy {
+    let left_out = partition.and_then(|i| match site {
+        None => Some((LABEL_COMPONENT, vec![Component::Worker.as_str().into()])),
+        Some(instance) => {
+            let p = job.spec.partitions().get(i)?;
+            let sites: Vec<String> = (0..job.spec.crdt_sites().unwrap_or(0))
+                .filter(|&s| p.cuts(s, instance))
+                .map(|s| s.to_string())
+                .collect();
+            (!sites.is_empty()).then_some((LABEL_SITE, sites))
+        }
+    });
     let own_pods = LabelSelector {
         match_labels: Some(BTreeMap::from([(LABEL_JOB.into(), job.name_any())])),
-        match_expressions: partition.map(|_| {
+        match_expressions: left_out.map(|(key, values)| {
             vec![LabelSelectorRequirement {
-                key: LABEL_COMPONENT.into(),
+                key: key.into(),
                 operator: "NotIn".into(),
-                values: Some(vec![Component::Worker.as_str().into()]),
+                values: Some(values),
             }]
         }),
     };
@@ -71,14 +89,15 @@ pub fn redis_ingress(
             ..NetworkPolicyPeer::default()
         });
     }
-    let mut metadata = meta(job, &Names::of(job).redis_ingress, Component::Redis);
+    let name = Names::of_site(job, site).redis_ingress;
+    let mut metadata = site_meta(job, &name, Component::Redis, site);
     metadata.annotations =
         partition.map(|i| BTreeMap::from([(PARTITION_ANNOTATION.into(), i.to_string())]));
     NetworkPolicy {
         metadata,
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
-                match_labels: Some(selector(job, Component::Redis)),
+                match_labels: Some(site_selector(job, Component::Redis, site)),
                 ..LabelSelector::default()
             }),
             policy_types: Some(vec!["Ingress".into()]),
@@ -124,13 +143,13 @@ mod tests {
     #[test]
     fn redis_admits_the_jobs_pods_and_the_operator_only() {
         let job = fixtures::synthetic("demo");
-        let policy = redis_ingress(&job, &operator(), None);
+        let policy = redis_ingress(&job, None, &operator(), None);
         assert_eq!(policy.metadata.name.as_deref(), Some("demo-redis-ingress"));
         assert_eq!(partition_of(&policy), None);
         let spec = policy.spec.unwrap();
         assert_eq!(
             spec.pod_selector.unwrap().match_labels.unwrap(),
-            selector(&job, Component::Redis)
+            crate::resources::selector(&job, Component::Redis)
         );
         let rule = &spec.ingress.unwrap()[0];
         assert_eq!(
@@ -156,7 +175,7 @@ mod tests {
             Some(operator().labels)
         );
         // Without the operator's labels, only the job's pods.
-        let alone = redis_ingress(&job, &OperatorPods::default(), None);
+        let alone = redis_ingress(&job, None, &OperatorPods::default(), None);
         assert_eq!(
             alone.spec.unwrap().ingress.unwrap()[0]
                 .from
@@ -170,10 +189,10 @@ mod tests {
     #[test]
     fn a_partition_leaves_the_workers_out_of_the_same_policy() {
         let job = fixtures::synthetic("demo");
-        let cut = redis_ingress(&job, &operator(), Some(1));
+        let cut = redis_ingress(&job, None, &operator(), Some(1));
         assert_eq!(
             cut.metadata.name,
-            redis_ingress(&job, &operator(), None).metadata.name
+            redis_ingress(&job, None, &operator(), None).metadata.name
         );
         assert_eq!(partition_of(&cut), Some(1));
         let from = cut.spec.unwrap().ingress.unwrap()[0].from.clone().unwrap();
@@ -191,5 +210,47 @@ mod tests {
         assert_eq!(expr.values.as_deref(), Some(&["worker".to_string()][..]));
         // The operator still gets through.
         assert_eq!(from.len(), 2);
+    }
+
+    #[test]
+    fn a_crdt_partition_leaves_out_the_sites_it_cuts_from_each_instance() {
+        let mut job = fixtures::synthetic("demo");
+        job.spec.redis.mode = wordcount_protocol::RedisMode::Crdt;
+        job.spec.faults = Some(crate::crd::Faults {
+            partitions: vec![crate::crd::Partition {
+                after: "1s".parse().unwrap(),
+                duration: "1s".parse().unwrap(),
+                sites: vec![0, 1],
+                redis: vec![2],
+            }],
+            ..Default::default()
+        });
+        let left_out = |instance: usize, partition| {
+            let policy = redis_ingress(&job, Some(instance), &operator(), partition);
+            let spec = policy.spec.unwrap();
+            let selected = spec.pod_selector.unwrap().match_labels.unwrap();
+            assert_eq!(selected[LABEL_SITE], instance.to_string());
+            let own = spec.ingress.unwrap()[0].from.clone().unwrap()[0]
+                .pod_selector
+                .clone()
+                .unwrap();
+            own.match_expressions.map(|e| {
+                assert_eq!(
+                    (e[0].key.as_str(), e[0].operator.as_str()),
+                    (LABEL_SITE, "NotIn")
+                );
+                e[0].values.clone().unwrap()
+            })
+        };
+        assert_eq!(left_out(2, Some(0)), Some(vec!["0".into(), "1".into()]));
+        // Instances the partition does not name admit every site.
+        assert_eq!(left_out(0, Some(0)), None);
+        assert_eq!(left_out(2, None), None);
+        let name = |i| {
+            redis_ingress(&job, Some(i), &operator(), None)
+                .metadata
+                .name
+        };
+        assert_eq!(name(1).as_deref(), Some("demo-redis-ingress-1"));
     }
 }

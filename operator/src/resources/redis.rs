@@ -1,10 +1,11 @@
 //! Redis: a password Secret, a data volume, a one-replica Deployment and a
 //! Service. RDB snapshots go to the volume, so a restarted Redis pod comes
-//! back from its last checkpoint; the driver re-enqueues what it lacks.
+//! back from its last checkpoint; the driver re-enqueues what it lacks. A
+//! Crdt job has one of each (but the Secret) per site.
 
 use super::{
-    container_security, meta, pod_security, resources_or, selector, Component, Names, PASSWORD_KEY,
-    REDIS_PORT,
+    container_security, meta, pod_security, resources_or, site_labels, site_meta, site_selector,
+    Component, Names, Site, PASSWORD_KEY, REDIS_PORT,
 };
 use crate::crd::WordCountJob;
 use k8s_openapi::{
@@ -59,9 +60,14 @@ pub fn new_password() -> String {
 }
 
 /// The volume Redis writes its RDB snapshots to.
-pub fn data_claim(job: &WordCountJob) -> PersistentVolumeClaim {
+pub fn data_claim(job: &WordCountJob, site: Site) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
-        metadata: meta(job, &Names::of(job).redis_data, Component::Redis),
+        metadata: site_meta(
+            job,
+            &Names::of_site(job, site).redis_data,
+            Component::Redis,
+            site,
+        ),
         spec: Some(data_claim_spec(job)),
         ..PersistentVolumeClaim::default()
     }
@@ -118,9 +124,9 @@ pub fn server_args(job: &WordCountJob) -> Vec<String> {
 
 /// Redis runs while the job does; `finished` scales it to zero, keeping its
 /// data volume (and so the counts) until the job is deleted.
-pub fn deployment(job: &WordCountJob, finished: bool) -> Deployment {
-    let names = Names::of(job);
-    let labels = super::labels(job, Component::Redis);
+pub fn deployment(job: &WordCountJob, site: Site, finished: bool) -> Deployment {
+    let names = Names::of_site(job, site);
+    let labels = site_labels(job, Component::Redis, site);
     let container = Container {
         name: "redis".into(),
         image: Some(job.spec.redis_image().to_string()),
@@ -162,11 +168,11 @@ pub fn deployment(job: &WordCountJob, finished: bool) -> Deployment {
         ..Container::default()
     };
     Deployment {
-        metadata: meta(job, &names.redis, Component::Redis),
+        metadata: site_meta(job, &names.redis, Component::Redis, site),
         spec: Some(DeploymentSpec {
             replicas: Some(if finished { 0 } else { 1 }),
             selector: LabelSelector {
-                match_labels: Some(selector(job, Component::Redis)),
+                match_labels: Some(site_selector(job, Component::Redis, site)),
                 ..LabelSelector::default()
             },
             // One writer of the RDB file at a time: the old pod is gone
@@ -219,11 +225,16 @@ pub fn deployment(job: &WordCountJob, finished: bool) -> Deployment {
     }
 }
 
-pub fn service(job: &WordCountJob) -> Service {
+pub fn service(job: &WordCountJob, site: Site) -> Service {
     Service {
-        metadata: meta(job, &Names::of(job).redis, Component::Redis),
+        metadata: site_meta(
+            job,
+            &Names::of_site(job, site).redis,
+            Component::Redis,
+            site,
+        ),
         spec: Some(ServiceSpec {
-            selector: Some(selector(job, Component::Redis)),
+            selector: Some(site_selector(job, Component::Redis, site)),
             ports: Some(vec![ServicePort {
                 name: Some("redis".into()),
                 port: REDIS_PORT,
@@ -262,7 +273,7 @@ mod tests {
     #[test]
     fn password_reaches_redis_through_a_config_file_not_its_command_line() {
         let job = fixtures::synthetic("demo");
-        let d = deployment(&job, false);
+        let d = deployment(&job, None, false);
         let pod = d.spec.unwrap().template.spec.unwrap();
         let c = &pod.containers[0];
         let args = c.args.clone().unwrap();
@@ -288,13 +299,13 @@ mod tests {
     #[test]
     fn a_finished_job_scales_redis_to_zero() {
         let job = fixtures::synthetic("demo");
-        assert_eq!(deployment(&job, true).spec.unwrap().replicas, Some(0));
+        assert_eq!(deployment(&job, None, true).spec.unwrap().replicas, Some(0));
     }
 
     #[test]
     fn deployment_mounts_the_data_claim_and_recreates() {
         let job = fixtures::synthetic("demo");
-        let d = deployment(&job, false);
+        let d = deployment(&job, None, false);
         let spec = d.spec.unwrap();
         assert_eq!(spec.replicas, Some(1));
         assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
@@ -316,10 +327,13 @@ mod tests {
     #[test]
     fn service_targets_the_redis_pods() {
         let job = fixtures::synthetic("demo");
-        let s = service(&job);
+        let s = service(&job, None);
         assert_eq!(s.metadata.name.as_deref(), Some("demo-redis"));
         let spec = s.spec.unwrap();
-        assert_eq!(spec.selector.unwrap(), selector(&job, Component::Redis));
+        assert_eq!(
+            spec.selector.unwrap(),
+            super::super::selector(&job, Component::Redis)
+        );
         assert_eq!(spec.ports.unwrap()[0].port, 6379);
     }
 

@@ -63,7 +63,7 @@ pub fn pod_of(host: &str) -> &str {
 /// before the replica is ready: a replica must be found to join the cluster
 /// that makes it ready.
 pub fn service(job: &WordCountJob) -> Service {
-    let mut service = super::redis::service(job);
+    let mut service = super::redis::service(job, None);
     let spec = service.spec.get_or_insert_with(ServiceSpec::default);
     spec.cluster_ip = Some("None".into());
     spec.publish_not_ready_addresses = Some(true);

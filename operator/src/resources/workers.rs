@@ -3,7 +3,8 @@
 //! replaced by a new pod with the same index.
 
 use super::{
-    batch_pod, input, meta, redis_url, resources_or, wordcount_container, Component, Names,
+    batch_pod, input, redis_url, resources_or, site_args, site_meta, wordcount_container,
+    Component, Names, Site,
 };
 use crate::crd::{PodKillTarget, WordCountJob};
 use k8s_openapi::api::{
@@ -30,13 +31,13 @@ pub fn backoff_limit_per_index(wcj: &WordCountJob) -> i32 {
 /// The worker's index comes from `JOB_COMPLETION_INDEX`, which Kubernetes
 /// sets in every pod of an Indexed Job; every worker gets every fault and
 /// applies those with its index.
-pub fn args(wcj: &WordCountJob) -> Vec<String> {
+pub fn args(wcj: &WordCountJob, site: Site) -> Vec<String> {
     let mut args: Vec<String> = [
         "worker",
         "--redis",
         &redis_url(wcj),
         "--input",
-        &input::dir(wcj),
+        &input::dir(wcj, site),
         "--redis-mode",
         wcj.spec.redis.mode.as_str(),
         "--prefix",
@@ -45,6 +46,7 @@ pub fn args(wcj: &WordCountJob) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(site_args(site));
     for fault in wcj.spec.worker_faults() {
         args.push("--fault".into());
         args.push(fault.to_string());
@@ -54,12 +56,12 @@ pub fn args(wcj: &WordCountJob) -> Vec<String> {
 
 /// `finished` suspends the Job: its pods that still run or wait are
 /// stopped (the finished ones, and their logs, stay).
-pub fn job(wcj: &WordCountJob, finished: bool) -> Job {
-    let names = Names::of(wcj);
+pub fn job(wcj: &WordCountJob, site: Site, finished: bool) -> Job {
+    let names = Names::of_site(wcj, site);
     let container = wordcount_container(
         wcj,
         "worker",
-        args(wcj),
+        args(wcj, site),
         resources_or(
             wcj.spec.resources.as_ref().and_then(|r| r.worker.as_ref()),
             "100m",
@@ -67,7 +69,7 @@ pub fn job(wcj: &WordCountJob, finished: bool) -> Job {
         ),
     );
     Job {
-        metadata: meta(wcj, &names.workers, Component::Worker),
+        metadata: site_meta(wcj, &names.workers, Component::Worker, site),
         spec: Some(JobSpec {
             suspend: finished.then_some(true),
             completion_mode: Some("Indexed".into()),
@@ -78,6 +80,7 @@ pub fn job(wcj: &WordCountJob, finished: bool) -> Job {
             template: batch_pod(
                 wcj,
                 Component::Worker,
+                site,
                 PodSpec {
                     containers: vec![container],
                     // Deleted workers are an experiment, not a drain to honour.
@@ -133,7 +136,7 @@ mod tests {
 
     #[test]
     fn faults_become_fault_args_in_protocol_syntax() {
-        let a = args(&with_faults());
+        let a = args(&with_faults(), None);
         assert_eq!(
             a[9..],
             [
@@ -153,7 +156,7 @@ mod tests {
     #[test]
     fn workers_are_an_indexed_job_of_n_pods() {
         let wcj = with_faults();
-        let spec = job(&wcj, false).spec.unwrap();
+        let spec = job(&wcj, None, false).spec.unwrap();
         assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
         assert_eq!((spec.completions, spec.parallelism), (Some(4), Some(4)));
         // 6 slack + 2 crashes + 3 worker kills.

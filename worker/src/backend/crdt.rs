@@ -167,7 +167,8 @@ impl Backend for Crdt {
         self.site.commits_since(cursor, max)
     }
     /// `P:counts` gets the CRDT's counts once the instances have converged
-    /// (the runner writes them): a site's driver keeps its share to itself.
+    /// (the runner writes them, or with `--site` the site's driver, through
+    /// `backend::write_counts`): a site's merge keeps its share to itself.
     fn replace_counts(&mut self, _: &Counts) -> Result<()> {
         Ok(())
     }

@@ -13,7 +13,7 @@ mod redis;
 mod state;
 pub mod stream;
 
-pub use self::redis::Redis;
+pub use self::redis::{redact, Redis};
 pub use crdt::Crdt;
 pub use lease::Lease;
 pub use stream::Stream;
@@ -310,6 +310,19 @@ pub trait Backend {
     ) -> Result<Committed>;
     /// Marks a fault as fired; false if it had fired before in this job.
     fn fire(&mut self, fault: &str) -> Result<bool>;
+}
+
+/// Replaces the job's result, `P:counts`, with `counts` at once, in the
+/// Redis of `redis`: what writes a CRDT's converged counts, whose backend's
+/// [`Backend::replace_counts`] keeps a site's share to itself.
+pub fn write_counts(redis: &mut Redis, counts: &Counts) -> Result<()> {
+    state::replace_counts(redis, counts)
+}
+
+/// Where the job stands in the Redis of `redis` (another site's instance,
+/// in the CRDT mode).
+pub fn progress_of(redis: &mut Redis) -> Result<Progress> {
+    state::progress(redis)
 }
 
 /// The backend of a Redis mode at `url`.

@@ -47,6 +47,11 @@ pub struct Redis {
     /// Replies slower than this count as lost (RedisRaft: a write with no
     /// majority hangs); none for one Redis, where a large write is slow.
     timeout: Option<Duration>,
+    /// How long a connection (with its handshake) may take.
+    connect_timeout: Duration,
+    /// Whether a failed try is logged: not for a CRDT peer, whose caller
+    /// says once what an instance it cannot reach means.
+    warn: bool,
     /// Connections made so far: a new one may be to a Redis that restarted.
     connects: u64,
 }
@@ -68,8 +73,24 @@ impl Redis {
             keys: Keys::new(prefix),
             patience,
             timeout: None,
+            connect_timeout: Duration::from_secs(5),
+            warn: true,
             connects: 0,
         })
+    }
+
+    /// A connection to another site's CRDT instance, which may be cut off
+    /// (a network policy drops its packets: nothing ever answers). Each
+    /// connection and each reply waits at most [`PEER_TIMEOUT`], and a call
+    /// gives up after [`PEER_PATIENCE`] of retries: an unreachable peer
+    /// costs a few seconds, and is tried again later by the caller, who
+    /// also says what it means (nothing is logged here).
+    pub fn open_peer(url: &str, prefix: &str) -> Result<Self> {
+        let mut redis = Self::open(url, prefix, PEER_PATIENCE)?;
+        redis.timeout = Some(PEER_TIMEOUT);
+        redis.connect_timeout = PEER_TIMEOUT;
+        redis.warn = false;
+        Ok(redis)
     }
 
     /// Counts a reply slower than RedisRaft's election time as lost, and
@@ -98,7 +119,8 @@ impl Redis {
         let mut last_warning = None::<Instant>;
         loop {
             let client = &self.clients[self.current];
-            let err = match connect(client, &mut self.conn, &mut self.connects, self.timeout) {
+            let timeouts = (self.connect_timeout, self.timeout);
+            let err = match connect(client, &mut self.conn, &mut self.connects, timeouts) {
                 Ok(conn) => match f(conn, &self.keys) {
                     Ok(v) => return Ok(v),
                     Err(e) if e.redirect_node().is_some() => Failure::Moved(e),
@@ -141,7 +163,7 @@ impl Redis {
                     Failure::LoadRefused(_) => unreachable!("returned at once"),
                 }
             }
-            if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+            if self.warn && last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
                 tracing::warn!("Redis unavailable, retrying: {err}");
                 last_warning = Some(Instant::now());
             }
@@ -177,6 +199,14 @@ impl Redis {
 /// about 1.5 s.
 const REPLICA_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long a CRDT peer may take to connect or to answer: a large reply
+/// streams well within it (the timeout is per read), a peer whose packets
+/// are dropped never answers.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a call to a peer retries (a refused connection, a restarting
+/// Redis) before it fails; one try that timed out already exceeds it.
+const PEER_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Why a step did not go through this time.
 enum Failure {
     Unreachable(RedisError),
@@ -201,11 +231,11 @@ fn connect<'a>(
     client: &redis::Client,
     conn: &'a mut Option<Connection>,
     connects: &mut u64,
-    timeout: Option<Duration>,
+    (connect_timeout, timeout): (Duration, Option<Duration>),
 ) -> Result<&'a mut Connection, Failure> {
     if conn.is_none() {
         let mut c = client
-            .get_connection_with_timeout(Duration::from_secs(5))
+            .get_connection_with_timeout(connect_timeout)
             .map_err(Failure::Unreachable)?;
         c.set_read_timeout(timeout).map_err(Failure::Unreachable)?;
         c.set_write_timeout(timeout).map_err(Failure::Unreachable)?;

@@ -8,7 +8,9 @@
 //! `P:crdt:*` keys, changed only by `wc_crdt_apply`
 //! (protocol/src/wordcount.lua), and [`repair`] copies between instances.
 
+pub mod anti_entropy;
 pub mod repair;
+pub mod site;
 
 use crate::counts::Counts;
 use anyhow::{anyhow, bail, Result};

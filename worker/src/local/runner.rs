@@ -144,6 +144,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let dopts = DriverOptions {
         redis: redis.url(),
         mode: redis.mode(),
+        site: None,
         prefix: DEFAULT_PREFIX.into(),
         input: opts.input.clone(),
         settings: opts.settings.clone(),

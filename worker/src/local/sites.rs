@@ -399,6 +399,8 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
             let dopts = DriverOptions {
                 redis: url.clone(),
                 mode: RedisMode::Crdt,
+                // The runner converges the instances itself.
+                site: None,
                 prefix: DEFAULT_PREFIX.into(),
                 input: site.input.clone(),
                 settings: opts.settings.clone(),
@@ -495,14 +497,8 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
 
     // The job's result, as in every mode: the counts in `P:counts`.
     let counts = &all_counts[0];
-    for s in &sites {
-        crate::backend::open(
-            RedisMode::Snapshot,
-            &s.server.url_with_password(),
-            DEFAULT_PREFIX,
-            Duration::from_secs(10),
-        )?
-        .replace_counts(counts)?;
+    for r in &mut instances {
+        crate::backend::write_counts(r, counts)?;
     }
     let mut report = Report::from_counts(counts, opts.top, started.elapsed().as_secs_f64());
     let mut job = JobFacts::default();

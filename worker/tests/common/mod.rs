@@ -153,6 +153,7 @@ pub fn driver_options(
     wordcount::driver::DriverOptions {
         redis: server.url_with_password(),
         mode: wordcount_protocol::RedisMode::Snapshot,
+        site: None,
         prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
         input: input.to_path_buf(),
         settings: wordcount::backend::JobSettings {
