@@ -58,9 +58,6 @@ pub struct Keys {
     /// The CRDT (three sites): hash global id -> the file's packed counts,
     /// grow-only.
     pub crdt_files: String,
-    /// Sorted set word -> count, materialised from `crdt_files` as files
-    /// are applied (`counts` stays the driver's result).
-    pub crdt_counts: String,
     /// Hash origin site -> `count:xor`, the digest of that site's ids in
     /// `crdt_files` (see docs/protocol.md).
     pub crdt_digest: String,
@@ -93,7 +90,6 @@ impl Keys {
             done: k("done"),
             log: k("log"),
             crdt_files: k("crdt:files"),
-            crdt_counts: k("crdt:counts"),
             crdt_digest: k("crdt:digest"),
             crdt_stats: k("crdt:stats"),
         }

@@ -30,8 +30,8 @@ pub mod lease {
 pub mod crdt {
     /// Applies files (global id, packed counts) to one instance: only the
     /// ids new to it are stored and counted. KEYS: crdt_files,
-    /// crdt_counts, crdt_digest, crdt_stats. ARGV: repair (`1`/`0`), then id, packed
-    /// pairs. Returns `[files, bytes]` new to the instance.
+    /// crdt_digest, crdt_stats. ARGV: repair (`1`/`0`), n, then n id,
+    /// packed pairs. Returns `[files, bytes]` new to the instance.
     pub const APPLY: &str = "wc_crdt_apply";
 }
 

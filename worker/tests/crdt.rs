@@ -56,11 +56,6 @@ fn state(r: &mut Redis) -> Vec<BTreeMap<Vec<u8>, Vec<u8>>> {
         for key in [&k.crdt_files, &k.crdt_digest, &k.crdt_stats] {
             pipe.cmd("HGETALL").arg(key);
         }
-        pipe.cmd("ZRANGE")
-            .arg(&k.crdt_counts)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES");
         pipe.query(c)
     })
     .unwrap()

@@ -78,7 +78,8 @@ fn instances_restarted_from_old_snapshots_catch_up_identical_and_exact() {
     need_redis();
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let dir = corpus(120, 5_000);
+    // Enough files that the job outlasts several kills (a file takes a few ms).
+    let dir = corpus(1000, 5_000);
     let mut args = vec![
         "--redis",
         "crdt",

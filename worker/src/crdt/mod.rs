@@ -1,12 +1,14 @@
 //! The CRDT of word counts (three sites, each with its own Redis): a
 //! grow-only map from a file's global id to its packed counts, the counts
-//! materialised from it, and per-origin-site digests of the ids. Merge is
+//! (the sum over the map), and per-origin-site digests of the ids. Merge is
 //! set union, so any order, duplication and interleaving of deliveries and
 //! repairs ends in the same state.
 //!
 //! [`Replica`] is the pure model; in Redis the same state lives under the
 //! `P:crdt:*` keys, changed only by `wc_crdt_apply`
-//! (protocol/src/wordcount.lua), and [`repair`] copies between instances.
+//! (protocol/src/wordcount.lua), but the counts, which `repair::counts`
+//! folds from the map when they are read; [`repair`] copies between
+//! instances.
 
 pub mod anti_entropy;
 pub mod repair;

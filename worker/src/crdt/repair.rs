@@ -28,23 +28,17 @@ impl RepairStats {
     }
 }
 
-/// About how many bytes of packed counts one apply call carries: large
-/// enough that summing words across files saves Redis most of its sorted
-/// set updates (files share most words), small enough that a call holds
-/// Redis for under a second (0.5 to 0.8 s on a loaded 2-core machine).
-const BATCH_BYTES: usize = 32 << 20;
+/// About how many bytes of packed counts one apply call carries: a call
+/// only stores them, so it holds Redis for a few milliseconds.
+const BATCH_BYTES: usize = 8 << 20;
 const MAX_BATCH_FILES: usize = 4096;
 
-/// The `wc_crdt_apply` call for `files` (global id, packed counts). With
-/// more than one file it carries their counts summed too, parsed here
-/// rather than in Redis's one thread, and one sorted set update a distinct
-/// word rather than one a word of each file: what makes repair fast.
-pub fn apply_cmd(keys: &Keys, files: &[(&str, &[u8])], repair: bool) -> Result<redis::Cmd> {
+/// The `wc_crdt_apply` call for `files` (global id, packed counts).
+pub fn apply_cmd(keys: &Keys, files: &[(&str, &[u8])], repair: bool) -> redis::Cmd {
     let mut cmd = redis::cmd("FCALL");
     cmd.arg(library::crdt::APPLY)
-        .arg(4)
+        .arg(3)
         .arg(&keys.crdt_files)
-        .arg(&keys.crdt_counts)
         .arg(&keys.crdt_digest)
         .arg(&keys.crdt_stats)
         .arg(u8::from(repair))
@@ -52,21 +46,12 @@ pub fn apply_cmd(keys: &Keys, files: &[(&str, &[u8])], repair: bool) -> Result<r
     for (id, packed) in files {
         cmd.arg(*id).arg(*packed);
     }
-    if files.len() > 1 {
-        let mut sum = Counts::new();
-        for (_, packed) in files {
-            sum.add_packed(packed)?;
-        }
-        for (word, n) in sum.iter() {
-            cmd.arg(word).arg(n);
-        }
-    }
-    Ok(cmd)
+    cmd
 }
 
 /// Applies `files` to one instance; returns the files and bytes new to it.
 pub fn apply(redis: &mut Redis, files: &[(&str, &[u8])], repair: bool) -> Result<(u64, u64)> {
-    let cmd = apply_cmd(&redis.keys, files, repair)?;
+    let cmd = apply_cmd(&redis.keys, files, repair);
     redis.run(|c, _| cmd.query(c))
 }
 
@@ -75,27 +60,39 @@ pub fn digests(redis: &mut Redis) -> Result<BTreeMap<String, String>> {
     redis.run(|c, k| redis::cmd("HGETALL").arg(&k.crdt_digest).query(c))
 }
 
-/// The counts materialised on one instance (`P:crdt:counts`).
+/// The counts of one instance: the sum of the files it holds, folded here
+/// (`HSCAN`, a few hundred files a round trip) rather than in Redis's one
+/// thread as they arrive.
 pub fn counts(redis: &mut Redis) -> Result<Counts> {
-    let words: Vec<(Vec<u8>, u64)> = redis.run(|c, k| {
-        redis::cmd("ZRANGE")
-            .arg(&k.crdt_counts)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query(c)
-    })?;
     let mut counts = Counts::new();
-    for (w, n) in &words {
-        counts.add(w, *n);
+    let mut seen = HashSet::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, pairs): (u64, Vec<Vec<u8>>) = redis.run(|c, k| {
+            redis::cmd("HSCAN")
+                .arg(&k.crdt_files)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(256)
+                .query(c)
+        })?;
+        // id, packed, id, packed, ...; SCAN may return an element twice.
+        for pair in pairs.chunks_exact(2) {
+            if seen.insert(pair[0].clone()) {
+                counts.add_packed(&pair[1])?;
+            }
+        }
+        if next == 0 {
+            return Ok(counts);
+        }
+        cursor = next;
     }
-    Ok(counts)
 }
 
 /// Copies to `to` every file `from` has and `to` lacks. Equal digests cost
 /// one read on each side; otherwise both id sets are read (HKEYS) and the
 /// files missing of the sites whose digests differ are fetched (HMGET) and
-/// applied in batches, the next fetched and summed while Redis applies one.
+/// applied in batches, the next fetched while Redis applies one.
 pub fn repair(from: &mut Redis, to: &mut Redis) -> Result<RepairStats> {
     let started = Instant::now();
     let mut stats = RepairStats::default();
@@ -171,7 +168,7 @@ fn fetch(from: &mut Redis, keys: &Keys, ids: &[String]) -> Result<redis::Cmd> {
     let files: Vec<(&str, &[u8])> = (ids.iter().zip(&packed))
         .filter_map(|(id, p)| Some((id.as_str(), p.as_deref()?)))
         .collect();
-    apply_cmd(keys, &files, true)
+    Ok(apply_cmd(keys, &files, true))
 }
 
 /// Repairs every ordered pair of `instances` until all their digests agree;

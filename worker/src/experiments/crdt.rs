@@ -16,6 +16,7 @@ use crate::local::sites::{Partition, SitesTimeline};
 use crate::local::{CrdtSetup, RaftSetup, RedisFaults};
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
+use wordcount_protocol::Fault;
 
 struct Params {
     /// (files, bytes each) of `crdt-cost`'s inputs.
@@ -27,6 +28,10 @@ struct Params {
     cycles: (usize, Duration, Duration),
     /// `checkpoint-recovery`: files of 16 KiB, and the kill intervals.
     kills: (usize, Vec<Duration>),
+    /// The slow factor of every worker in `partitions` and
+    /// `checkpoint-recovery`, so that a job outlasts its cuts and kills: a
+    /// file of 16 KiB takes well under a millisecond to count and commit.
+    slow: f64,
 }
 
 fn params(scale: Scale) -> Params {
@@ -35,13 +40,15 @@ fn params(scale: Scale) -> Params {
             inputs: vec![(30, 16 << 10)],
             missed: vec![30],
             cycles: (150, Duration::from_millis(300), Duration::from_millis(200)),
-            kills: (90, vec![Duration::from_millis(400)]),
+            kills: (240, vec![Duration::from_millis(400)]),
+            slow: 50.0,
         },
         Scale::Small => Params {
             inputs: vec![(300, 16 << 10), (12, 1 << 20)],
             missed: vec![100, 300, 900],
             cycles: (300, Duration::from_secs(1), Duration::from_secs(1)),
             kills: (300, [2000, 1000, 500].map(Duration::from_millis).to_vec()),
+            slow: 1000.0,
         },
         Scale::Full => Params {
             inputs: vec![(3000, 16 << 10), (48, 4 << 20)],
@@ -53,6 +60,7 @@ fn params(scale: Scale) -> Params {
                     .map(Duration::from_millis)
                     .to_vec(),
             ),
+            slow: 1000.0,
         },
     }
 }
@@ -227,7 +235,11 @@ const SNAPSHOT_EVERY: Duration = Duration::from_millis(500);
 /// what each restart lost comes back from the peers (read repair) or is
 /// counted again by the workers (the site's queue rolled back).
 pub fn checkpoint_recovery(ctx: &Ctx) -> Result<Outcome> {
-    let (files, kills) = params(ctx.scale).kills;
+    let Params {
+        kills: (files, kills),
+        slow,
+        ..
+    } = params(ctx.scale);
     let spec = CorpusSpec {
         files,
         bytes_per_file: 16 << 10,
@@ -250,6 +262,7 @@ pub fn checkpoint_recovery(ctx: &Ctx) -> Result<Outcome> {
     for every in kills {
         let mut opts = job_options(&dir, 1);
         opts.verify = true;
+        opts.faults = slowed(slow);
         opts.crdt = Some(CrdtSetup {
             sites: 3,
             ..CrdtSetup::default()
@@ -289,7 +302,8 @@ pub fn checkpoint_recovery(ctx: &Ctx) -> Result<Outcome> {
         table,
         charts: vec![chart],
         notes: vec![format!(
-            "3 sites of one worker; the instances killed in turn, one every \
+            "3 sites of one worker, slowed {slow}× (a straggler fault) so that the job \
+             outlasts the kills; the instances killed in turn, one every \
              kill_every_ms, each restarted at once from its last snapshot (taken every \
              {SNAPSHOT_EVERY:?}); files_repaired: files the instances learnt from each \
              other by read repair (what a restart's snapshot lacked, and what was \
@@ -301,12 +315,21 @@ pub fn checkpoint_recovery(ctx: &Ctx) -> Result<Outcome> {
     })
 }
 
+/// Every site's worker 0 (its only one here) slowed by `factor`.
+fn slowed(factor: f64) -> Vec<Fault> {
+    vec![Fault::Slow { worker: 0, factor }]
+}
+
 /// Cut-and-heal cycles planned for a `partitions` job.
 const MAX_CYCLES: usize = 30;
 
 pub fn partitions(ctx: &Ctx) -> Result<Outcome> {
     need_root("partitions")?;
-    let (files, cut, gap) = params(ctx.scale).cycles;
+    let Params {
+        cycles: (files, cut, gap),
+        slow,
+        ..
+    } = params(ctx.scale);
     let spec = CorpusSpec {
         files,
         bytes_per_file: 16 << 10,
@@ -315,6 +338,7 @@ pub fn partitions(ctx: &Ctx) -> Result<Outcome> {
     let dir = ctx.inputs.generate("partitions", &spec)?;
     let mut opts = job_options(&dir, 1);
     opts.verify = true;
+    opts.faults = slowed(slow);
     // Cycle i isolates instance i mod 3 from the other sites' workers (its
     // own site still reaches it, and it reaches no other instance). More
     // cycles than a job lasts: those that began are reported.
@@ -398,7 +422,8 @@ pub fn partitions(ctx: &Ctx) -> Result<Outcome> {
         table,
         charts: vec![chart],
         notes: vec![format!(
-            "3 sites of one worker, {files} files of 16 KiB; in each cycle one instance is cut \
+            "3 sites of one worker, slowed {slow}× (a straggler fault) so that the job lasts \
+             several cycles, {files} files of 16 KiB; in each cycle one instance is cut \
              from the other two sites' workers (its own site still writes to it, and no read \
              repair reaches it) and then healed; most_behind is the most files it lacked \
              against the best other instance from its cut to the next cycle's, and even_at_s \
