@@ -232,6 +232,41 @@ fn wait_for_port(host: &str, port: u16) {
     }
 }
 
+/// Words, distinct words and the top 5 of a serial count of `dir`.
+fn serial_count(bin: &Path, dir: &Path) -> (i64, i64, Vec<(String, i64)>) {
+    let out = Command::new(bin)
+        .args(["count", "--json", "--top", "5"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "wordcount count {}", dir.display());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = (v["top"].as_array().unwrap().iter())
+        .map(|w| {
+            (
+                w["word"].as_str().unwrap().to_string(),
+                w["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    (
+        v["words"].as_i64().unwrap(),
+        v["distinct"].as_i64().unwrap(),
+        top,
+    )
+}
+
+/// The words, distinct words and top words the status shows.
+fn counted(
+    summary: &wordcount_operator::progress::Summary,
+    status: &WordCountJobStatus,
+) -> (i64, i64, Vec<(String, i64)>) {
+    let top = (status.top_words.iter())
+        .map(|w| (w.word.clone(), w.count))
+        .collect();
+    (summary.words, summary.distinct, top)
+}
+
 #[tokio::test]
 #[ignore = "needs redis-server and the wordcount binary: cargo build -p wordcount, then --ignored"]
 async fn pods_run_the_job_to_exact_counts() {
@@ -350,32 +385,7 @@ async fn pods_run_the_job_to_exact_counts() {
     assert_eq!(status.faults_injected, 1);
 
     // The same counts as a serial count of the same files.
-    let serial = Command::new(&bin)
-        .args(["count", "--json", "--top", "5"])
-        .arg(&corpus)
-        .output()
-        .unwrap();
-    assert!(serial.status.success());
-    let serial: serde_json::Value = serde_json::from_slice(&serial.stdout).unwrap();
-    assert_eq!(summary.words, serial["words"].as_i64().unwrap());
-    assert_eq!(summary.distinct, serial["distinct"].as_i64().unwrap());
-    let top: Vec<(String, i64)> = status
-        .top_words
-        .iter()
-        .map(|w| (w.word.clone(), w.count))
-        .collect();
-    let serial_top: Vec<(String, i64)> = serial["top"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            (
-                w["word"].as_str().unwrap().to_string(),
-                w["count"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(top, serial_top);
+    assert_eq!(counted(&summary, &status), serial_count(&bin, &corpus));
 
     drop(procs);
     let _ = std::fs::remove_dir_all(&tmp);
@@ -452,7 +462,7 @@ async fn a_stream_job_runs_to_exact_counts() {
         .expect("Redis answers");
     let figures = progress.stream.clone().expect("P:stream written");
     assert_eq!((figures.injected, figures.committed), (12, 12));
-    let counted = progress.summary.clone().expect("a summary");
+    let summary = progress.summary.clone().expect("a summary");
     let status = status_once_complete(&job, progress);
     assert_eq!(status.phase, Some(Phase::Succeeded));
     let latency = status.latency.expect("a latency");
@@ -460,15 +470,8 @@ async fn a_stream_job_runs_to_exact_counts() {
     assert!(status.throughput.is_some());
     assert_eq!(status.stream.map(|s| s.committed), Some(12));
 
-    let serial = Command::new(&bin)
-        .args(["count", "--json", "--top", "5"])
-        .arg(local.input.join("corpus"))
-        .output()
-        .unwrap();
-    assert!(serial.status.success());
-    let serial: serde_json::Value = serde_json::from_slice(&serial.stdout).unwrap();
-    assert_eq!(counted.words, serial["words"].as_i64().unwrap());
-    assert_eq!(counted.distinct, serial["distinct"].as_i64().unwrap());
+    let (words, distinct, _) = serial_count(&bin, &local.input.join("corpus"));
+    assert_eq!((summary.words, summary.distinct), (words, distinct));
 
     drop(procs);
     let _ = std::fs::remove_dir_all(&tmp);
@@ -577,23 +580,7 @@ async fn a_crdt_jobs_three_sites_run_to_one_exact_result() {
     );
 
     let corpus = base.site(0).input.join("corpus-0");
-    let serial = Command::new(&bin)
-        .args(["count", "--json", "--top", "5"])
-        .arg(&corpus)
-        .output()
-        .unwrap();
-    let serial: serde_json::Value = serde_json::from_slice(&serial.stdout).unwrap();
-    assert_eq!(summary.words, serial["words"].as_i64().unwrap());
-    assert_eq!(summary.distinct, serial["distinct"].as_i64().unwrap());
-    let top: Vec<(&str, i64)> = status
-        .top_words
-        .iter()
-        .map(|w| (w.word.as_str(), w.count))
-        .collect();
-    let serial_top: Vec<(&str, i64)> = (serial["top"].as_array().unwrap().iter())
-        .map(|w| (w["word"].as_str().unwrap(), w["count"].as_i64().unwrap()))
-        .collect();
-    assert_eq!(top, serial_top);
+    assert_eq!(counted(&summary, &status), serial_count(&bin, &corpus));
 
     drop(procs);
     let _ = std::fs::remove_dir_all(&tmp);

@@ -128,11 +128,7 @@ pub fn site_labels(
     component: Component,
     site: Site,
 ) -> BTreeMap<String, String> {
-    let mut labels = labels(job, component);
-    if let Some(i) = site {
-        labels.insert(LABEL_SITE.into(), i.to_string());
-    }
-    labels
+    with_site(labels(job, component), site)
 }
 
 /// `selector`, narrowed to one Crdt site.
@@ -141,11 +137,14 @@ pub fn site_selector(
     component: Component,
     site: Site,
 ) -> BTreeMap<String, String> {
-    let mut selector = selector(job, component);
+    with_site(selector(job, component), site)
+}
+
+fn with_site(mut labels: BTreeMap<String, String>, site: Site) -> BTreeMap<String, String> {
     if let Some(i) = site {
-        selector.insert(LABEL_SITE.into(), i.to_string());
+        labels.insert(LABEL_SITE.into(), i.to_string());
     }
-    selector
+    labels
 }
 
 /// Metadata of a child: name, namespace, labels, and the job as controller owner.
