@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use rand::RngExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use wordcount_protocol::{keys, Commit, RedisMode, DEFAULT_PREFIX};
 
@@ -539,43 +539,39 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
 /// loop does not hold up the samples), read from the host, which no cut
 /// touches. Dropped without `finish` (the run failed), it stops.
 struct Sampler {
-    sampling: Arc<AtomicBool>,
+    /// Dropped to stop the thread, which wakes at once rather than at its
+    /// next sample (a short job's whole runtime is a few samples).
+    stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<Samples>>>,
 }
 
 impl Sampler {
     fn start(urls: Vec<String>, start: Instant) -> Self {
-        let sampling = Arc::new(AtomicBool::new(true));
-        let on = sampling.clone();
-        let thread = std::thread::spawn(move || sample(&urls, start, &on));
+        let (stop, stopped) = mpsc::channel();
+        let thread = std::thread::spawn(move || sample(&urls, start, &stopped));
         Sampler {
-            sampling,
+            stop: Some(stop),
             thread: Some(thread),
         }
     }
 
     /// Every sample, the last one taken now.
     fn finish(mut self) -> Result<Samples> {
-        self.sampling.store(false, Ordering::Relaxed);
+        drop(self.stop.take());
         let thread = self.thread.take().expect("finished once");
         thread.join().expect("sampler thread panicked")
     }
 }
 
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        self.sampling.store(false, Ordering::Relaxed);
-    }
-}
-
-/// Samples from `start` while `sampling`, and once more at the end.
-fn sample(urls: &[String], start: Instant, sampling: &AtomicBool) -> Result<Samples> {
+/// Samples from `start` until `stopped` says so (or its sender is gone),
+/// and once more at the end.
+fn sample(urls: &[String], start: Instant, stopped: &mpsc::Receiver<()>) -> Result<Samples> {
     let mut instances = (urls.iter())
         .map(|u| Redis::open(u, DEFAULT_PREFIX, Duration::from_secs(30)))
         .collect::<Result<Vec<_>>>()?;
     let mut samples = Vec::new();
+    let mut last = false;
     loop {
-        let last = !sampling.load(Ordering::Relaxed);
         let known = (instances.iter_mut())
             .map(|r| {
                 r.run(|c, k| {
@@ -591,7 +587,10 @@ fn sample(urls: &[String], start: Instant, sampling: &AtomicBool) -> Result<Samp
         if last {
             return Ok(samples);
         }
-        std::thread::sleep(SAMPLE_EVERY);
+        last = !matches!(
+            stopped.recv_timeout(SAMPLE_EVERY),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
     }
 }
 
