@@ -22,7 +22,7 @@ use crate::backend::{self, redact, Progress, Redis};
 use crate::counts::Counts;
 use crate::report::InstanceReport;
 use anyhow::{bail, Context, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wordcount_protocol::keys::crdt_stats;
@@ -125,14 +125,7 @@ pub fn write_result(own: &mut Redis, counts: &Counts, instance: &InstanceReport)
 
 /// The own instance's counts and figures, and the line that says so.
 fn finish(site: &Site, own: &mut Redis, pulled: u64, started: Instant) -> Result<Converged> {
-    let stats: HashMap<String, u64> =
-        own.run(|c, k| redis::cmd("HGETALL").arg(&k.crdt_stats).query(c))?;
-    let stat = |name: &str| stats.get(name).copied().unwrap_or(0);
-    let instance = InstanceReport {
-        files_known: stat(crdt_stats::FILES_KNOWN),
-        files_repaired: stat(crdt_stats::FILES_REPAIRED),
-        converged_ms: started.elapsed().as_millis() as u64,
-    };
+    let instance = repair::instance_report(own, started.elapsed().as_millis() as u64)?;
     eprintln!(
         "site {}: converged in {:.1} s: {pulled} files repaired into instance {}; all {} instances hold the job's {} files",
         site.index,

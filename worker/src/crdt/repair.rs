@@ -5,10 +5,11 @@
 use super::site_of;
 use crate::backend::Redis;
 use crate::counts::Counts;
+use crate::report::InstanceReport;
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
-use wordcount_protocol::{library, Keys};
+use wordcount_protocol::{keys::crdt_stats, library, Keys};
 
 /// What one repair moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,6 +54,19 @@ pub fn apply_cmd(keys: &Keys, files: &[(&str, &[u8])], repair: bool) -> redis::C
 pub fn apply(redis: &mut Redis, files: &[(&str, &[u8])], repair: bool) -> Result<(u64, u64)> {
     let cmd = apply_cmd(&redis.keys, files, repair);
     redis.run(|c, _| cmd.query(c))
+}
+
+/// What one instance's `P:crdt:stats` says it holds, with `converged_ms`
+/// as the caller measured it.
+pub fn instance_report(redis: &mut Redis, converged_ms: u64) -> Result<InstanceReport> {
+    let stats: std::collections::HashMap<String, u64> =
+        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.crdt_stats).query(c))?;
+    let stat = |name: &str| stats.get(name).copied().unwrap_or(0);
+    Ok(InstanceReport {
+        files_known: stat(crdt_stats::FILES_KNOWN),
+        files_repaired: stat(crdt_stats::FILES_REPAIRED),
+        converged_ms,
+    })
 }
 
 /// Origin site -> digest (`count:xor`) of one instance.

@@ -14,7 +14,7 @@ use crate::count::{count_files, Parallelism};
 use crate::crdt::repair;
 use crate::driver::{self, DriverOptions};
 use crate::input;
-use crate::report::{InstanceReport, JobFacts, Report};
+use crate::report::{JobFacts, Report};
 use crate::timeline::EventLog;
 use anyhow::{bail, Context, Result};
 use rand::RngExt;
@@ -459,14 +459,7 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
     let mut reports = Vec::new();
     let mut all_counts = Vec::new();
     for r in &mut instances {
-        let stats: std::collections::HashMap<String, u64> =
-            r.run(|c, k| redis::cmd("HGETALL").arg(&k.crdt_stats).query(c))?;
-        let stat = |name: &str| stats.get(name).copied().unwrap_or(0);
-        reports.push(InstanceReport {
-            files_known: stat(keys::crdt_stats::FILES_KNOWN),
-            files_repaired: stat(keys::crdt_stats::FILES_REPAIRED),
-            converged_ms,
-        });
+        reports.push(repair::instance_report(r, converged_ms)?);
         all_counts.push(repair::counts(r)?);
     }
 
