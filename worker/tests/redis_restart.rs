@@ -369,3 +369,92 @@ fn a_file_whose_commit_a_restart_lost_is_taken_again_at_once() {
     assert!(took < Duration::from_secs(40), "took {took:?}: {job:?}");
     assert_eq!(job.files, 303, "{job:?}");
 }
+
+/// The result goes in as a listpack, which Redis keeps as one (the limit
+/// raised for that one `RESTORE` only), reads exactly, turns into a
+/// skiplist when a word is added, and loads from a snapshot as a skiplist.
+#[test]
+fn the_result_is_restored_as_a_listpack_and_reads_exactly() {
+    need_redis();
+    let mut want = wordcount::counts::Counts::new();
+    for i in 0..70_000u64 {
+        // Words Redis stores as integers, and others.
+        want.add(i.to_string().as_bytes(), i % 97 + 1);
+        want.add(format!("w{i}").as_bytes(), i % 13 + 1);
+    }
+    for (i, w) in ["the", "of", "and"].iter().enumerate() {
+        want.add(w.as_bytes(), 1_000_000 - i as u64);
+    }
+    let mut server = RedisServer::start(None).unwrap();
+    let url = server.url_with_password();
+    let mut c = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
+    let key = wordcount_protocol::Keys::default().counts;
+    let encoding = |c: &mut redis::Connection| -> String {
+        redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg(&key)
+            .query(c)
+            .unwrap()
+    };
+    let limit = |c: &mut redis::Connection| -> (String, String) {
+        redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("zset-max-listpack-entries")
+            .query(c)
+            .unwrap()
+    };
+    let default = limit(&mut c);
+
+    probe.replace_counts(&want).unwrap();
+    assert_eq!(encoding(&mut c), "listpack");
+    assert_eq!(limit(&mut c), default, "the limit is set back");
+    assert_eq!(probe.counts().unwrap().first_difference(&want), None);
+    let card: u64 = redis::cmd("ZCARD").arg(&key).query(&mut c).unwrap();
+    assert_eq!(card, want.distinct() as u64);
+    let score: u64 = redis::cmd("ZSCORE")
+        .arg(&key)
+        .arg("1234")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(score, want.get(b"1234"));
+    let top: Vec<(String, u64)> = redis::cmd("ZRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(2)
+        .arg("REV")
+        .arg("WITHSCORES")
+        .query(&mut c)
+        .unwrap();
+    let want_top: Vec<(String, u64)> = want
+        .top(3)
+        .into_iter()
+        .map(|w| (String::from_utf8(w.word).unwrap(), w.count))
+        .collect();
+    assert_eq!(top, want_top);
+
+    redis::cmd("SAVE").exec(&mut c).unwrap();
+    let _: f64 = redis::cmd("ZINCRBY")
+        .arg(&key)
+        .arg(1)
+        .arg("new")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(encoding(&mut c), "skiplist");
+    let mut written = want.clone();
+    written.add(b"new", 1);
+    assert_eq!(probe.counts().unwrap().first_difference(&written), None);
+
+    server.kill();
+    server.restart().unwrap();
+    let mut c = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    assert_eq!(encoding(&mut c), "skiplist");
+    let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
+    assert_eq!(probe.counts().unwrap().first_difference(&want), None);
+}

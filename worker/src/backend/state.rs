@@ -113,17 +113,42 @@ pub fn failures(redis: &mut Redis) -> Result<Vec<(String, String)>> {
 
 /// Replaces the sorted set `P:counts`, the job's result, with `counts`,
 /// at once: whoever reads it sees the old set or the new one.
+///
+/// The set goes in as a listpack (see `dump`), and Redis keeps it as one
+/// if `zset-max-listpack-entries` allows: the transaction raises that
+/// limit for its `RESTORE` and sets it back, so no other set is affected.
+/// A listpack of the whole vocabulary costs Redis a copy to load, from
+/// the `RESTORE` or from a snapshot. Reading the top words stays cheap
+/// (they are at its end); a lookup or an update of one word scans it
+/// (milliseconds); adding a word turns it into a skiplist. RedisRaft runs `CONFIG`
+/// at once rather than in the transaction, so under it the replicas make
+/// a skiplist as they apply the `RESTORE`.
 pub fn replace_counts(redis: &mut Redis, counts: &Counts) -> Result<()> {
+    const LIMIT: &str = "zset-max-listpack-entries";
     if counts.distinct() == 0 {
         return redis.run(|c, k| redis::cmd("DEL").arg(&k.counts).exec(c));
     }
     let payload = dump::sorted_set(&sorted_as_redis(counts));
     redis.run(|c, k| {
-        redis::cmd("RESTORE")
+        let (_, limit): (String, u64) = redis::cmd("CONFIG").arg("GET").arg(LIMIT).query(c)?;
+        redis::pipe()
+            .atomic()
+            .cmd("CONFIG")
+            .arg("SET")
+            .arg(LIMIT)
+            .arg(limit.max(counts.distinct() as u64))
+            .ignore()
+            .cmd("RESTORE")
             .arg(&k.counts)
             .arg(0)
             .arg(&payload)
             .arg("REPLACE")
+            .ignore()
+            .cmd("CONFIG")
+            .arg("SET")
+            .arg(LIMIT)
+            .arg(limit)
+            .ignore()
             .exec(c)
     })
 }
