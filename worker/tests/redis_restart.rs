@@ -12,8 +12,12 @@ use wordcount::count::{count_files, Parallelism};
 use wordcount::local::RedisServer;
 use wordcount_protocol::{Tokenizer, DEFAULT_PREFIX};
 
+fn connect(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
 fn persistence(url: &str) -> HashMap<String, String> {
-    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let mut c = connect(url);
     let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
     info.lines()
         .filter_map(|l| l.split_once(':'))
@@ -38,10 +42,7 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     let url = server.url_with_password();
     let driver = spawn_driver(&server, dir.path(), Duration::from_millis(300), 20);
     let mut workers = spawn_slow_workers(&server, dir.path(), 2, 150);
-    let mut c = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut c = connect(&url);
     let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
 
     // A snapshot with commits in it, taken while writes are paused: it
@@ -159,10 +160,7 @@ fn a_large_vocabulary_survives_restarts_mid_job_and_while_the_result_is_written(
     server.restart().unwrap();
 
     // While the result is written: the counts are there, the summary not yet.
-    let mut c = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut c = connect(&url);
     let keys = wordcount_protocol::Keys::default();
     let mut caught = false;
     let started = Instant::now();
@@ -228,10 +226,7 @@ fn a_stream_rides_out_a_redis_restart_and_counts_each_injection_once() {
     // test takes the snapshot itself (SAVE, and none of Redis's own), so
     // that what it lacks is certain.
     let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
-    let mut c = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut c = connect(&url);
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("save")
@@ -387,10 +382,7 @@ fn the_result_is_restored_as_a_listpack_and_reads_exactly() {
     }
     let mut server = RedisServer::start(None).unwrap();
     let url = server.url_with_password();
-    let mut c = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut c = connect(&url);
     let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
     let key = wordcount_protocol::Keys::default().counts;
     let encoding = |c: &mut redis::Connection| -> String {
@@ -450,10 +442,7 @@ fn the_result_is_restored_as_a_listpack_and_reads_exactly() {
 
     server.kill();
     server.restart().unwrap();
-    let mut c = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut c = connect(&url);
     assert_eq!(encoding(&mut c), "skiplist");
     let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
     assert_eq!(probe.counts().unwrap().first_difference(&want), None);
