@@ -37,10 +37,12 @@ local function due_ms(queue, id)
 end
 
 -- Commits a file: XACK, and only if that returned 1, records its counts
--- (inline, staged or, for per-word commits, already added) and latency.
--- KEYS: queue, results, stats, latency, stage, failed.
--- ARGV: group, id, worker, path, bytes, words, how ('inline'|'staged'|'added'|'failed'),
--- stolen ('1' when the worker stole the file), [packed or error].
+-- (staged, renamed to its result key: the counts never pass through Lua,
+-- which would hash them; or, for per-word commits, already added) and
+-- latency.
+-- KEYS: queue, result, stats, latency, stage, failed.
+-- ARGV: group, id, worker, path, bytes, words, how ('staged'|'added'|'failed'),
+-- stolen ('1' when the worker stole the file), [error].
 -- Returns 1 if this call committed the file, 0 if it had been committed before.
 local function commit(keys, args)
   local id, how = args[2], args[7]
@@ -58,10 +60,7 @@ local function commit(keys, args)
     redis.call('HINCRBY', keys[3], 'files_failed', 1)
   else
     if how == 'staged' then
-      redis.call('HSET', keys[2], id, redis.call('GET', keys[5]))
-      redis.call('DEL', keys[5])
-    elseif how == 'inline' then
-      redis.call('HSET', keys[2], id, args[9])
+      redis.call('RENAME', keys[5], keys[2])
     end
     redis.call('HINCRBY', keys[3], 'files_done', 1)
     redis.call('HINCRBY', keys[3], 'words', args[6])
@@ -147,7 +146,7 @@ end
 -- same call: one entry of the Raft log a file, not two. The commit, only
 -- if the id is not in the done set, records the file's counts and a commit
 -- record, and ends its lease.
--- KEYS: done, leases, holders, entries, results, stats, log, stage, failed,
+-- KEYS: done, leases, holders, entries, result, stats, log, stage, failed,
 -- ready, tickets.
 -- ARGV: id, worker, path, bytes, words, how ('inline'|'staged'|'added'|'failed'),
 -- stolen, now_ms, ticket, claim_timeout_ms, [packed or error].
@@ -165,12 +164,8 @@ local function lease_commit(keys, args)
     redis.call('HINCRBY', keys[6], 'commits_ignored', 1)
     return {0, take_next()}
   end
-  local staged
-  if how == 'staged' then
-    staged = redis.call('GET', keys[8])
-    if not staged then
-      return redis.error_reply('WCSTAGEGONE staged counts of ' .. id .. ' are gone')
-    end
+  if how == 'staged' and redis.call('EXISTS', keys[8]) == 0 then
+    return redis.error_reply('WCSTAGEGONE staged counts of ' .. id .. ' are gone')
   end
   local entry = cjson.decode(redis.call('HGET', keys[4], id) or '{}')
   local taken = tonumber(redis.call('ZSCORE', keys[2], id)) or now
@@ -183,11 +178,12 @@ local function lease_commit(keys, args)
     redis.call('HINCRBY', keys[6], 'files_failed', 1)
     return {1, take_next()}
   end
-  if staged then
-    redis.call('HSET', keys[5], id, staged)
-    redis.call('DEL', keys[8])
+  if how == 'staged' then
+    redis.call('RENAME', keys[8], keys[5])
   elseif how == 'inline' then
-    redis.call('HSET', keys[5], id, args[11])
+    -- Through Lua, unlike a stage: a stage would be a second entry of the
+    -- Raft log (and fsync) for each file, which costs more.
+    redis.call('SET', keys[5], args[11])
   end
   redis.call('HINCRBY', keys[6], 'files_done', 1)
   redis.call('HINCRBY', keys[6], 'words', args[5])

@@ -263,17 +263,25 @@ impl Counts {
         out
     }
 
-    /// Adds the packed counts in `packed` (as made by [`Counts::pack`]).
+    /// Adds the packed counts in `packed` (as made by [`Counts::pack`]):
+    /// the driver's merge of every committed file, so each line is read
+    /// in one pass from its end (the count's digits, then the tab).
     pub fn add_packed(&mut self, packed: &[u8]) -> anyhow::Result<()> {
-        self.reserve(packed.iter().filter(|&&b| b == b'\n').count());
-        for line in packed.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let tab = last_tab(line)
-                .ok_or_else(|| anyhow::anyhow!("malformed packed counts line (no tab)"))?;
-            let n = std::str::from_utf8(&line[tab + 1..])
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| anyhow::anyhow!("malformed count in packed counts"))?;
-            self.add(&line[..tab], n);
+        self.reserve(memchr::memchr_iter(b'\n', packed).count());
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', packed).chain([packed.len()]) {
+            let line = &packed[start..end];
+            start = end + 1;
+            if line.is_empty() {
+                continue;
+            }
+            let (word, n) = split_line(line).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "malformed packed counts line {:?}",
+                    String::from_utf8_lossy(line)
+                )
+            })?;
+            self.add(word, n);
         }
         Ok(())
     }
@@ -296,8 +304,22 @@ impl Counts {
     }
 }
 
-fn last_tab(line: &[u8]) -> Option<usize> {
-    line.iter().rposition(|&b| b == b'\t')
+/// `word\tcount` as the word and its count.
+#[inline]
+fn split_line(line: &[u8]) -> Option<(&[u8], u64)> {
+    let mut n: u64 = 0;
+    let mut scale: u64 = 1;
+    for (i, &b) in line.iter().enumerate().rev() {
+        match b {
+            b'0'..=b'9' => {
+                n = n.checked_add(scale.checked_mul(u64::from(b - b'0'))?)?;
+                scale = scale.saturating_mul(10);
+            }
+            b'\t' if i + 1 < line.len() => return Some((&line[..i], n)),
+            _ => return None,
+        }
+    }
+    None
 }
 
 impl PartialEq for Counts {
@@ -373,6 +395,24 @@ mod tests {
             let top: Vec<_> = c.top(k).into_iter().map(|e| (e.word, e.count)).collect();
             proptest::prop_assert_eq!(top, all);
         }
+    }
+
+    #[test]
+    fn packed_lines_are_read_from_their_end() {
+        assert_eq!(split_line(b"w1\t12"), Some((&b"w1"[..], 12)));
+        assert_eq!(split_line(b"a\tb\t3"), Some((&b"a\tb"[..], 3)));
+        let max = format!("w\t{}", u64::MAX);
+        assert_eq!(split_line(max.as_bytes()), Some((&b"w"[..], u64::MAX)));
+        for bad in ["abc", "a\t", "a\tx1", "a\t1 ", "a\t18446744073709551616"] {
+            assert_eq!(split_line(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert!(Counts::new().add_packed(b"a\t1\nb\n").is_err());
+        let mut c = Counts::new();
+        c.add_packed(b"a\t1\nbb\t2\n\nccccccccccc\t3").unwrap();
+        assert_eq!(
+            (c.get(b"a"), c.get(b"bb"), c.get(b"ccccccccccc")),
+            (1, 2, 3)
+        );
     }
 
     #[test]

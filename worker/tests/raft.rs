@@ -82,7 +82,7 @@ fn lease_functions_are_idempotent_and_steal_expired_leases() {
                 &k.leases,
                 &k.holders,
                 &k.entries,
-                &k.results,
+                &k.result("1"),
                 &k.stats,
                 &k.log,
                 &k.stage("1", who),

@@ -270,7 +270,7 @@ impl Backend for Lease {
                 .arg(&k.leases)
                 .arg(&k.holders)
                 .arg(&k.entries)
-                .arg(&k.results)
+                .arg(k.result(&entry.id))
                 .arg(&k.stats)
                 .arg(&k.log)
                 .arg(k.stage(&entry.id, consumer))
@@ -313,7 +313,7 @@ impl Backend for Lease {
 }
 
 /// Commit records of `P:log` after the cursor (an index), with their
-/// counts from `P:results` when asked, waiting up to `wait` for one.
+/// counts from `P:result:ID` when asked, waiting up to `wait` for one.
 fn read_log(
     redis: &mut Redis,
     cursor: &mut ResultCursor,
@@ -360,9 +360,10 @@ fn read_log(
         })
         .collect::<Result<Vec<Done>>>()?;
     if with_counts && !done.is_empty() {
-        let ids: Vec<&str> = done.iter().map(|d| d.record.id.as_str()).collect();
-        let packed: Vec<Option<Vec<u8>>> =
-            redis.run(|c, k| redis::cmd("HMGET").arg(&k.results).arg(&ids).query(c))?;
+        let packed: Vec<Option<Vec<u8>>> = redis.run(|c, k| {
+            let keys: Vec<String> = done.iter().map(|d| k.result(&d.record.id)).collect();
+            redis::cmd("MGET").arg(&keys).query(c)
+        })?;
         for (d, counts) in done.iter_mut().zip(packed) {
             d.counts = counts;
         }

@@ -219,6 +219,10 @@ pub fn write_summary(redis: &mut Redis, json: &str) -> Result<()> {
     redis.run(|c, k| redis::cmd("SET").arg(&k.summary).arg(json).exec(c))
 }
 
+/// How long a stage outlives its writer at most: one left by a crash must
+/// not outlive the job by much.
+pub const STAGE_TTL_MS: u64 = 3_600_000;
+
 /// Appends one chunk of packed counts to this worker's stage for `entry`.
 pub fn stage(
     redis: &mut Redis,
@@ -233,9 +237,8 @@ pub fn stage(
         if first {
             pipe.cmd("DEL").arg(&key).ignore();
         }
-        // A stage left by a crash must not outlive the job by much.
         pipe.cmd("APPEND").arg(&key).arg(chunk).ignore();
-        pipe.cmd("PEXPIRE").arg(&key).arg(3_600_000).ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(STAGE_TTL_MS).ignore();
         pipe.exec(c)
     })
 }

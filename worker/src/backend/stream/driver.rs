@@ -80,7 +80,7 @@ pub fn depth(redis: &mut Redis) -> Result<Depth> {
 
 /// Committed results after `cursor`: the `P:latency` entries after its
 /// position name the files committed since, in commit order, and
-/// `P:results` holds their counts. Both are written by the one `wc_commit`
+/// `P:result:ID` holds each one's counts. Both are written by the one `wc_commit`
 /// call, so any snapshot has both or neither. Without `with_counts`, only
 /// the `P:latency` entries: what a watcher needs.
 pub fn results_since(
@@ -119,9 +119,8 @@ pub fn results_since(
         if done.is_empty() || !with_counts {
             return Ok((last, done));
         }
-        let ids: Vec<&str> = done.iter().map(|d| d.record.id.as_str()).collect();
-        let packed: Vec<Option<Vec<u8>>> =
-            redis::cmd("HMGET").arg(&k.results).arg(&ids).query(c)?;
+        let keys: Vec<String> = done.iter().map(|d| k.result(&d.record.id)).collect();
+        let packed: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query(c)?;
         let done = done
             .into_iter()
             .zip(packed)

@@ -1,7 +1,7 @@
 //! The worker's side: taking files from the queue, stealing them from
 //! workers that went quiet, and committing their counts.
 
-use crate::backend::{Carry, Committed, Entry, Redis, StageGone, Taken};
+use crate::backend::{state, Carry, Committed, Entry, Redis, StageGone, Taken};
 use anyhow::{bail, Result};
 use redis::{RedisResult, Value};
 use std::time::Duration;
@@ -81,16 +81,32 @@ pub fn commit(
     carry: Carry,
 ) -> Result<Committed> {
     let entry = &taken.entry;
-    let (how, payload) = carry.wire();
+    // Counts carried in the call are staged in the same round trip: the
+    // function renames the stage, and the counts never pass through Lua.
+    let (how, payload) = match carry {
+        Carry::Inline(_) => ("staged", &b""[..]),
+        _ => carry.wire(),
+    };
     let reply: Option<i64> = redis.run(|c, k| {
-        let r = redis::cmd("FCALL")
+        let stage = k.stage(&entry.id, consumer);
+        let mut pipe = redis::pipe();
+        if let Carry::Inline(counts) = carry {
+            pipe.cmd("SET")
+                .arg(&stage)
+                .arg(counts)
+                .arg("PX")
+                .arg(state::STAGE_TTL_MS)
+                .ignore();
+        }
+        let r: RedisResult<(i64,)> = pipe
+            .cmd("FCALL")
             .arg(library::COMMIT)
             .arg(6)
             .arg(&k.queue)
-            .arg(&k.results)
+            .arg(k.result(&entry.id))
             .arg(&k.stats)
             .arg(&k.latency)
-            .arg(k.stage(&entry.id, consumer))
+            .arg(&stage)
             .arg(&k.failed)
             .arg(k.group())
             .arg(&entry.id)
@@ -102,7 +118,7 @@ pub fn commit(
             .arg(if taken.stolen { "1" } else { "0" })
             .arg(payload)
             .query(c);
-        StageGone::as_none(r)
+        StageGone::as_none(r.map(|(acked,)| acked))
     })?;
     let acked = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
     Ok(Committed {
