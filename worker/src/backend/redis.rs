@@ -265,9 +265,12 @@ fn is_transient(e: &RedisError) -> bool {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
+        // NOCLUSTER: a RedisRaft replica not in its cluster yet, or again
+        // (joining, or up from its log before it rejoins): another replica,
+        // or this one a moment later, answers.
         || matches!(
             e.code(),
-            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN")
+            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "NOCLUSTER")
         )
 }
 
