@@ -27,7 +27,8 @@ pub enum CrashPoint {
     AfterCount,
     /// Part of a staged vocabulary written, not committed.
     MidStage,
-    /// Committed, before taking the next file.
+    /// Committed (with the files committed together), before taking
+    /// the next file.
     AfterCommit,
 }
 crate::settings::wire_names!(CrashPoint, "crash point", {

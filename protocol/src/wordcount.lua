@@ -36,41 +36,55 @@ local function due_ms(queue, id)
   return tonumber(string.match(id, '^(%d+)'))
 end
 
--- Commits a file: XACK, and only if that returned 1, records its counts
--- (staged, renamed to its result key: the counts never pass through Lua,
--- which would hash them; or, for per-word commits, already added) and
--- latency.
+-- Commits files, their counts summed into one (a worker's batch: see
+-- docs/protocol.md): XACK each, and record the counts (staged, renamed to
+-- the result key: the counts never pass through Lua, which would hash
+-- them; or, for per-word commits, already added) and each file's latency.
+-- A batch is all or nothing. Any file committed before (by a worker that
+-- had it first) would be counted twice: if every file was, the commit is
+-- ignored; if some were, it is refused, and the worker recounts the rest.
 -- KEYS: queue, result, stats, latency, stage, failed.
--- ARGV: group, id, worker, path, bytes, words, how ('staged'|'added'|'failed'),
--- stolen ('1' when the worker stole the file), [error].
--- Returns 1 if this call committed the file, 0 if it had been committed before.
+-- ARGV: group, worker, how ('staged'|'added'|'failed'), error (or ''),
+-- then for each file: id, path, bytes, words, stolen ('1' when the worker
+-- stole it). 'failed' and 'added' commit one file.
+-- Returns the ids committed before: none when this call committed them all.
 local function commit(keys, args)
-  local id, how = args[2], args[7]
+  local group, how = args[1], args[3]
   if how == 'staged' and redis.call('EXISTS', keys[5]) == 0 then
-    return redis.error_reply('WCSTAGEGONE staged counts of ' .. id .. ' are gone')
+    return redis.error_reply('WCSTAGEGONE staged counts of ' .. args[5] .. ' are gone')
   end
   -- [[id, consumer, ms since it was taken, deliveries]] while pending.
-  local held = redis.call('XPENDING', keys[1], args[1], id, id, 1)[1]
-  local acked = redis.call('XACK', keys[1], args[1], id)
-  if acked == 0 then
-    redis.call('DEL', keys[5])
-    redis.call('HINCRBY', keys[3], 'commits_ignored', 1)
-  elseif how == 'failed' then
-    redis.call('HSET', keys[6], args[4], args[9])
-    redis.call('HINCRBY', keys[3], 'files_failed', 1)
-  else
-    if how == 'staged' then
-      redis.call('RENAME', keys[5], keys[2])
-    end
-    redis.call('HINCRBY', keys[3], 'files_done', 1)
-    redis.call('HINCRBY', keys[3], 'words', args[6])
-    redis.call('HINCRBY', keys[3], 'bytes_done', args[5])
-    local due, now = due_ms(keys[1], id), now_ms()
-    redis.call('XADD', keys[4], '*', 'id', id, 'path', args[4], 'worker', args[3],
-      'latency_ms', now - due, 'due_ms', due, 'bytes', args[5], 'stolen', args[8],
-      'taken_ms', now - held[3])
+  local held, before = {}, {}
+  for i = 5, #args, 5 do
+    held[i] = redis.call('XPENDING', keys[1], group, args[i], args[i], 1)[1]
+    if not held[i] then before[#before + 1] = args[i] end
   end
-  return acked
+  if #before > 0 then
+    redis.call('DEL', keys[5])
+    redis.call('HINCRBY', keys[3], 'commits_ignored', #before)
+    return before
+  end
+  if how == 'staged' then
+    redis.call('RENAME', keys[5], keys[2])
+  end
+  local now = now_ms()
+  for i = 5, #args, 5 do
+    local id, path, bytes = args[i], args[i + 1], args[i + 2]
+    redis.call('XACK', keys[1], group, id)
+    if how == 'failed' then
+      redis.call('HSET', keys[6], path, args[4])
+      redis.call('HINCRBY', keys[3], 'files_failed', 1)
+    else
+      redis.call('HINCRBY', keys[3], 'files_done', 1)
+      redis.call('HINCRBY', keys[3], 'words', args[i + 3])
+      redis.call('HINCRBY', keys[3], 'bytes_done', bytes)
+      local due = due_ms(keys[1], id)
+      redis.call('XADD', keys[4], '*', 'id', id, 'path', path, 'worker', args[2],
+        'latency_ms', now - due, 'due_ms', due, 'bytes', bytes, 'stolen', args[i + 4],
+        'taken_ms', now - held[i][3])
+    end
+  end
+  return before
 end
 
 -- Marks a crash fault as fired, once per job. KEYS: faults. ARGV: spec.

@@ -116,10 +116,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let enqueue = started.elapsed();
 
     let per_file = opts.settings.commit == Commit::PerFile;
-    let mut merge = match feed.is_stream() {
-        true => Merge::stream(),
-        false => Merge::batch(),
-    };
+    let mut merge = Merge::default();
     let mut ticker = Ticker::new();
     let mut count_and_commit;
     let mut session;

@@ -10,17 +10,14 @@
 //! (2.5 s against 3.3 s on the gcide dictionary, 614,000 distinct words).
 //!
 //! A Redis that comes back from an older snapshot may have lost results the
-//! driver had merged; the backend says so ([`Results::Lost`]). A batch's
-//! merge goes on from where it was: each path is one file, whose counts are
-//! the same each time it is committed, so a file whose commit was lost and
-//! made again is merged once, by its path. A stream's merge starts over
-//! from what Redis has (its files come back under other entries), which
-//! costs a read of every result at each restart.
+//! driver had merged; the backend says so ([`Results::Lost`]), and the
+//! merge starts over from what Redis has: a result is a worker's batch of
+//! files, and the files whose commit was lost come back in other batches.
+//! That costs a read of every result at each restart.
 
 use crate::backend::{Backend, Done, ResultCursor, Results};
 use crate::counts::{Counts, WordCount};
 use anyhow::{Context, Result};
-use std::collections::HashSet;
 use std::time::Duration;
 
 /// Results read per call.
@@ -32,24 +29,9 @@ pub struct Merge {
     /// Every file merged, in commit order, without its counts.
     done: Vec<Done>,
     cursor: ResultCursor,
-    /// A batch's paths merged; none for a stream.
-    paths: Option<HashSet<String>>,
 }
 
 impl Merge {
-    /// The merge of a batch, where every path is one file.
-    pub fn batch() -> Self {
-        Merge {
-            paths: Some(HashSet::new()),
-            ..Merge::default()
-        }
-    }
-
-    /// The merge of a stream, which injects a path again and again.
-    pub fn stream() -> Self {
-        Merge::default()
-    }
-
     /// Files merged.
     pub fn files(&self) -> u64 {
         self.done.len() as u64
@@ -92,34 +74,19 @@ impl Merge {
     fn read(&mut self, backend: &mut dyn Backend, mut wait: Duration) -> Result<bool> {
         let mut restarted = false;
         loop {
-            let read_to = self.cursor.clone();
             let results = backend.results_since(&mut self.cursor, RESULTS_PER_READ, wait)?;
             wait = Duration::ZERO;
             match results {
-                Results::Lost if self.paths.is_some() => {
-                    tracing::warn!(
-                        "Redis restarted, maybe from an older snapshot; merging on from the \
-                         last result read (a file committed again is merged once)"
-                    );
-                    // Commits made after the restart come after it.
-                    self.cursor = read_to.after_restart();
-                    restarted = true;
-                }
                 Results::Lost => {
                     tracing::warn!(
                         "Redis may have come back from a snapshot; merging its results again"
                     );
-                    *self = Merge::stream();
+                    *self = Merge::default();
                     restarted = true;
                 }
-                Results::More(batch) if batch.is_empty() => return Ok(restarted),
-                Results::More(batch) => {
-                    for mut done in batch {
-                        if let Some(paths) = &mut self.paths {
-                            if !paths.insert(done.record.path.clone()) {
-                                continue;
-                            }
-                        }
+                Results::More(results) if results.is_empty() => return Ok(restarted),
+                Results::More(results) => {
+                    for mut done in results {
                         if let Some(packed) = done.counts.take() {
                             self.counts.add_packed(&packed).with_context(|| {
                                 format!("the counts of {} are malformed", done.record.id)

@@ -10,8 +10,8 @@
 //! own instance's address, which prefixes its files' global ids.
 
 use super::{
-    Backend, Carry, Committed, Depth, Entry, Injection, JobSettings, Redis, ResultCursor, Results,
-    Stream, Taken,
+    only, Backend, Carry, Committed, Depth, Entry, Held, Injection, JobSettings, Redis,
+    ResultCursor, Results, Stream, Taken,
 };
 use crate::counts::Counts;
 use crate::crdt::{global_id, repair};
@@ -196,13 +196,8 @@ impl Backend for Crdt {
     fn add_words(&mut self, _: &[&[u8]]) -> Result<()> {
         bail!("per-word commits are not a CRDT: a word added twice counts twice")
     }
-    fn commit(
-        &mut self,
-        taken: &Taken,
-        consumer: &str,
-        words: u64,
-        carry: Carry,
-    ) -> Result<Committed> {
+    fn commit(&mut self, files: &[Held], consumer: &str, carry: Carry) -> Result<Committed> {
+        let entry = &only(files)?.taken.entry;
         let staged = std::mem::take(&mut self.staged);
         let packed: Option<&[u8]> = match &carry {
             Carry::Inline(p) => Some(p),
@@ -210,9 +205,9 @@ impl Backend for Crdt {
             Carry::Added | Carry::Failed(_) => None,
         };
         if let Some(packed) = packed {
-            self.apply_everywhere(&taken.entry, packed)?;
+            self.apply_everywhere(entry, packed)?;
         }
-        self.site.commit(taken, consumer, words, carry)
+        self.site.commit(files, consumer, carry)
     }
     fn fire(&mut self, fault: &str) -> Result<bool> {
         self.site.fire(fault)

@@ -11,8 +11,8 @@
 //! changes.
 
 use super::{
-    Backend, Carry, Committed, Depth, Done, Entry, Injection, JobSettings, Redis, ResultCursor,
-    Results, StageGone, Taken,
+    only, Backend, Carry, Committed, Depth, Done, Entry, Held, Injection, JobSettings, Redis,
+    ResultCursor, Results, StageGone, Taken,
 };
 use crate::timeline::epoch_ms;
 use anyhow::{bail, Context, Result};
@@ -250,13 +250,9 @@ impl Backend for Lease {
         }
     }
 
-    fn commit(
-        &mut self,
-        taken: &Taken,
-        consumer: &str,
-        words: u64,
-        carry: Carry,
-    ) -> Result<Committed> {
+    fn commit(&mut self, files: &[Held], consumer: &str, carry: Carry) -> Result<Committed> {
+        let held = only(files)?;
+        let (taken, words) = (&held.taken, held.words);
         let entry = &taken.entry;
         let (how, payload) = carry.wire();
         let now = epoch_ms();
@@ -293,9 +289,7 @@ impl Backend for Lease {
         })?;
         let (n, next) = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
         self.next = parse_taken(&next)?;
-        Ok(Committed {
-            took_effect: n == 1,
-        })
+        Ok(Committed::of(held, n == 1))
     }
 
     fn fire(&mut self, fault: &str) -> Result<bool> {

@@ -79,11 +79,46 @@ impl Carry<'_> {
     }
 }
 
+/// A file counted and not committed yet: how it was taken, and its words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub taken: Taken,
+    pub words: u64,
+}
+
 /// What a commit did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {
-    /// False when another worker had committed the file first.
-    pub took_effect: bool,
+    /// The files another worker had committed first. None: the commit
+    /// took effect. All: it was ignored. Some: it was refused, since its
+    /// counts hold theirs; nothing was recorded, and the worker commits
+    /// the others again without them.
+    pub before: Vec<String>,
+}
+
+impl Committed {
+    pub fn took_effect(&self) -> bool {
+        self.before.is_empty()
+    }
+
+    /// The outcome of a one-file commit: whether it took effect.
+    fn of(held: &Held, took_effect: bool) -> Self {
+        Committed {
+            before: match took_effect {
+                true => Vec::new(),
+                false => vec![held.taken.entry.id.clone()],
+            },
+        }
+    }
+}
+
+/// The one file of a commit, where a commit is of one file
+/// ([`Backend::batch_limit`] 1).
+fn only(files: &[Held]) -> Result<&Held> {
+    match files {
+        [held] => Ok(held),
+        _ => anyhow::bail!("a commit here is of one file, not {}", files.len()),
+    }
 }
 
 /// A commit of [`Carry::Staged`] found the stage gone (Redis came back from
@@ -112,24 +147,13 @@ pub struct ResultCursor {
     position: String,
 }
 
-impl ResultCursor {
-    /// The same position, to read on from after [`Results::Lost`]: commits
-    /// made after a restart come after every commit made before it. Only
-    /// for a reader that merges a file committed again once.
-    pub fn after_restart(&self) -> ResultCursor {
-        ResultCursor {
-            session: None,
-            position: self.position.clone(),
-        }
-    }
-}
-
 /// A committed file as the driver reads it back: its `P:latency` entry,
 /// and its counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Done {
     pub record: CommitRecord,
-    /// Packed counts (see `Counts::pack`); none for per-word commits,
+    /// Packed counts (see `Counts::pack`) of every file of its commit, on
+    /// the first file; none on the others, and for per-word commits,
     /// whose words are in the result already.
     pub counts: Option<Vec<u8>>,
 }
@@ -226,8 +250,7 @@ pub trait Backend {
     /// waiting up to `wait` for one when none is there yet.
     /// [`Results::Lost`] when results read before may have been rolled
     /// back (Redis came back from a snapshot): the cursor is reset, and the
-    /// reader starts over from it, or goes on with
-    /// [`ResultCursor::after_restart`].
+    /// reader starts over from it.
     fn results_since(
         &mut self,
         cursor: &mut ResultCursor,
@@ -299,15 +322,16 @@ pub trait Backend {
     fn add_words(&mut self, words: &[&[u8]]) -> Result<()> {
         state::add_words(self.redis(), words)
     }
-    /// Commits a file exactly once: a second commit changes nothing. Fails
-    /// with [`StageGone`] when staged counts were lost.
-    fn commit(
-        &mut self,
-        taken: &Taken,
-        consumer: &str,
-        words: u64,
-        carry: Carry,
-    ) -> Result<Committed>;
+    /// Most files one commit may carry, their counts summed: a worker
+    /// holds up to this many files before it commits.
+    fn batch_limit(&self) -> usize {
+        1
+    }
+    /// Commits files (at most [`Backend::batch_limit`]) exactly once, in
+    /// one atomic step: a second commit changes nothing. `carry` holds
+    /// their summed counts. Fails with [`StageGone`] when staged counts
+    /// were lost.
+    fn commit(&mut self, files: &[Held], consumer: &str, carry: Carry) -> Result<Committed>;
     /// Marks a fault as fired; false if it had fired before in this job.
     fn fire(&mut self, fault: &str) -> Result<bool>;
 }

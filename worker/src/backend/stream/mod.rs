@@ -6,10 +6,16 @@ mod driver;
 mod worker;
 
 use super::{
-    Backend, Carry, Committed, Depth, Injection, JobSettings, Redis, ResultCursor, Results, Taken,
+    Backend, Carry, Committed, Depth, Entry, Held, Injection, JobSettings, Redis, ResultCursor,
+    Results, Taken,
 };
 use anyhow::Result;
+use std::collections::VecDeque;
 use std::time::Duration;
+
+/// Most files in one commit: a worker commits sooner when nothing waits
+/// or its oldest file is about to be stolen (see `worker`).
+const BATCH_LIMIT: usize = 256;
 
 pub struct Stream {
     redis: Redis,
@@ -17,6 +23,8 @@ pub struct Stream {
     /// its first: a new one since may be to a Redis that came back from a
     /// snapshot.
     took_on: Option<u64>,
+    /// This worker's own files, read again after a reconnect, to take.
+    own: VecDeque<Entry>,
 }
 
 impl Stream {
@@ -24,6 +32,7 @@ impl Stream {
         Ok(Stream {
             redis: Redis::open(url, prefix, patience)?,
             took_on: None,
+            own: VecDeque::new(),
         })
     }
 }
@@ -64,22 +73,23 @@ impl Backend for Stream {
         wait: Duration,
         claim_timeout: Duration,
     ) -> Result<Option<Taken>> {
-        // A commit lost with a restart leaves its file pending on this
-        // worker, where nobody else takes it before the claim timeout. Not
+        // A commit lost with a restart leaves its files pending on this
+        // worker, where nobody else takes them before the claim timeout
+        // (with the files it holds, which the worker skips). Not
         // at a worker's first take: a pod restarted after a crash may have
-        // its predecessor's name (its PID), and that file is for the
+        // its predecessor's name (its PID), and those files are for the
         // others to steal, as from any crashed worker.
         let connects = self.redis.connects();
         let reconnected = self.took_on.is_some_and(|t| t != connects);
         self.took_on = Some(connects);
         if reconnected {
-            let own = worker::read_own(&mut self.redis, consumer)?;
-            if let Some(entry) = own {
-                return Ok(Some(Taken {
-                    entry,
-                    stolen: false,
-                }));
-            }
+            self.own = worker::read_own(&mut self.redis, consumer)?.into();
+        }
+        if let Some(entry) = self.own.pop_front() {
+            return Ok(Some(Taken {
+                entry,
+                stolen: false,
+            }));
         }
         if let Some(entry) = worker::read_new(&mut self.redis, consumer, wait)? {
             return Ok(Some(Taken {
@@ -93,14 +103,11 @@ impl Backend for Stream {
             stolen: true,
         }))
     }
-    fn commit(
-        &mut self,
-        taken: &Taken,
-        consumer: &str,
-        words: u64,
-        carry: Carry,
-    ) -> Result<Committed> {
-        worker::commit(&mut self.redis, taken, consumer, words, carry)
+    fn batch_limit(&self) -> usize {
+        BATCH_LIMIT
+    }
+    fn commit(&mut self, files: &[Held], consumer: &str, carry: Carry) -> Result<Committed> {
+        worker::commit(&mut self.redis, files, consumer, carry)
     }
     fn fire(&mut self, fault: &str) -> Result<bool> {
         worker::fire(&mut self.redis, fault)

@@ -1,7 +1,7 @@
 //! The worker's side: taking files from the queue, stealing them from
 //! workers that went quiet, and committing their counts.
 
-use crate::backend::{state, Carry, Committed, Entry, Redis, StageGone, Taken};
+use crate::backend::{state, Carry, Committed, Entry, Held, Redis, StageGone};
 use anyhow::{bail, Result};
 use redis::{RedisResult, Value};
 use std::time::Duration;
@@ -9,44 +9,47 @@ use wordcount_protocol::{keys::entry, library};
 
 /// The next file nobody has taken yet, waiting up to `wait`.
 pub fn read_new(redis: &mut Redis, consumer: &str, wait: Duration) -> Result<Option<Entry>> {
-    read_group(redis, consumer, ">", wait)
+    Ok(read_group(redis, consumer, ">", 1, wait)?.pop())
 }
 
-/// A file this consumer took and has not committed: after Redis came back
-/// from a snapshot, one whose commit was lost with it.
-pub fn read_own(redis: &mut Redis, consumer: &str) -> Result<Option<Entry>> {
-    read_group(redis, consumer, "0", Duration::ZERO)
+/// The files this consumer took and has not committed: after Redis came
+/// back from a snapshot, those whose commit was lost with it, and those it
+/// holds to commit.
+pub fn read_own(redis: &mut Redis, consumer: &str) -> Result<Vec<Entry>> {
+    read_group(redis, consumer, "0", OWN_MAX, Duration::ZERO)
 }
 
-/// XREADGROUP of one entry from `id` (`>`: new ones; `0`: this consumer's).
+/// Most of its own files a consumer reads again at once.
+const OWN_MAX: usize = 1024;
+
+/// XREADGROUP of up to `count` entries from `id` (`>`: new ones; `0`: this
+/// consumer's).
 fn read_group(
     redis: &mut Redis,
     consumer: &str,
     id: &str,
+    count: usize,
     wait: Duration,
-) -> Result<Option<Entry>> {
+) -> Result<Vec<Entry>> {
     let block_ms = wait.as_millis() as u64;
     let reply: Value = redis.run(|c, k| {
-        let r = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(k.group())
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(1)
-            .arg("BLOCK")
-            .arg(block_ms)
-            .arg("STREAMS")
-            .arg(&k.queue)
-            .arg(id)
-            .query(c);
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(k.group()).arg(consumer);
+        cmd.arg("COUNT").arg(count);
+        // BLOCK 0 would wait forever.
+        if block_ms > 0 {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        let r = cmd.arg("STREAMS").arg(&k.queue).arg(id).query(c);
         no_group_is_empty(r, block_ms)
     })?;
-    // [[stream, [[id, [field, value, ...]]]]]
-    let entry = as_array(&reply)
+    // [[stream, [[id, [field, value, ...]], ...]]]
+    let entries = as_array(&reply)
         .first()
         .and_then(|s| as_array(s).get(1))
-        .and_then(|es| as_array(es).first().cloned());
-    entry.map(|e| parse_entry(&e)).transpose()
+        .map(as_array)
+        .unwrap_or_default();
+    entries.iter().map(parse_entry).collect()
 }
 
 /// A file another worker has held for longer than `min_idle_ms`, now ours.
@@ -71,24 +74,26 @@ pub fn claim(redis: &mut Redis, consumer: &str, min_idle: Duration) -> Result<Op
     entry.map(|e| parse_entry(&e)).transpose()
 }
 
-/// Commits a file: acknowledges it and, only if this was the first
-/// acknowledgement, records its counts.
+/// Commits files, their counts summed in `carry`: acknowledges each and,
+/// only if none was acknowledged before, records their counts.
 pub fn commit(
     redis: &mut Redis,
-    taken: &Taken,
+    files: &[Held],
     consumer: &str,
-    words: u64,
     carry: Carry,
 ) -> Result<Committed> {
-    let entry = &taken.entry;
+    let Some(first) = files.first() else {
+        return Ok(Committed { before: Vec::new() });
+    };
+    let first = &first.taken.entry;
     // Counts carried in the call are staged in the same round trip: the
     // function renames the stage, and the counts never pass through Lua.
     let (how, payload) = match carry {
         Carry::Inline(_) => ("staged", &b""[..]),
         _ => carry.wire(),
     };
-    let reply: Option<i64> = redis.run(|c, k| {
-        let stage = k.stage(&entry.id, consumer);
+    let before: Option<Vec<String>> = redis.run(|c, k| {
+        let stage = k.stage(&first.id, consumer);
         let mut pipe = redis::pipe();
         if let Carry::Inline(counts) = carry {
             pipe.cmd("SET")
@@ -98,32 +103,33 @@ pub fn commit(
                 .arg(state::STAGE_TTL_MS)
                 .ignore();
         }
-        let r: RedisResult<(i64,)> = pipe
+        let call = pipe
             .cmd("FCALL")
             .arg(library::COMMIT)
             .arg(6)
             .arg(&k.queue)
-            .arg(k.result(&entry.id))
+            .arg(k.result(&first.id))
             .arg(&k.stats)
             .arg(&k.latency)
             .arg(&stage)
             .arg(&k.failed)
             .arg(k.group())
-            .arg(&entry.id)
             .arg(consumer)
-            .arg(&entry.path)
-            .arg(entry.size)
-            .arg(words)
             .arg(how)
-            .arg(if taken.stolen { "1" } else { "0" })
-            .arg(payload)
-            .query(c);
-        StageGone::as_none(r.map(|(acked,)| acked))
+            .arg(payload);
+        for held in files {
+            let e = &held.taken.entry;
+            call.arg(&e.id)
+                .arg(&e.path)
+                .arg(e.size)
+                .arg(held.words)
+                .arg(if held.taken.stolen { "1" } else { "0" });
+        }
+        let r: RedisResult<(Vec<String>,)> = call.query(c);
+        StageGone::as_none(r.map(|(before,)| before))
     })?;
-    let acked = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
-    Ok(Committed {
-        took_effect: acked == 1,
-    })
+    let before = before.ok_or_else(|| StageGone(first.id.clone()))?;
+    Ok(Committed { before })
 }
 
 /// Marks a fault as fired; false if it had fired before in this job.
