@@ -97,13 +97,14 @@ impl Keys {
         &self.prefix
     }
 
-    /// Where a worker stages a file's counts before committing it.
+    /// Where a worker stages a commit's counts (`id`: its first file's
+    /// entry) before making it.
     pub fn stage(&self, id: &str, consumer: &str) -> String {
         format!("{}:stage:{id}:{consumer}", self.prefix)
     }
 
-    /// A committed file's packed counts, by its entry id: a string of its
-    /// own, so that a commit moves the staged counts with `RENAME` and
+    /// A commit's packed counts, by its first file's entry id: a string of
+    /// its own, so that a commit moves the staged counts with `RENAME` and
     /// they never pass through Lua (which hashes every string it is
     /// given, about 2 ns a byte).
     pub fn result(&self, id: &str) -> String {
@@ -171,7 +172,8 @@ pub mod entry {
 /// Fields of a `P:latency` entry (one per committed file; its own id is
 /// the commit time).
 pub mod latency {
-    /// The file's `P:queue` entry id, which names its counts `P:result:ID`.
+    /// The file's `P:queue` entry id; the first file of a commit's names
+    /// its counts `P:result:ID`.
     pub const ID: &str = "id";
     pub const PATH: &str = "path";
     pub const WORKER: &str = "worker";

@@ -80,8 +80,9 @@ pub fn depth(redis: &mut Redis) -> Result<Depth> {
 
 /// Committed results after `cursor`: the `P:latency` entries after its
 /// position name the files committed since, in commit order, and
-/// `P:result:ID` holds each one's counts. Both are written by the one `wc_commit`
-/// call, so any snapshot has both or neither. Without `with_counts`, only
+/// `P:result:ID` holds the counts of each commit, by its first file. Both
+/// are written by the one `wc_commit` call, so any snapshot has both or
+/// neither. Without `with_counts`, only
 /// the `P:latency` entries: what a watcher needs.
 pub fn results_since(
     redis: &mut Redis,
