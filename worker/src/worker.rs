@@ -1,5 +1,6 @@
 //! The worker loop: take a file (new, or stolen from a worker that went
-//! quiet), count it locally, commit it, until the job is done.
+//! quiet), count it locally into the files it holds, and commit those
+//! together when no other file waits (see `Batch`), until the job is done.
 
 use crate::backend::{
     self, Backend, Carry, Committed, Held, JobSettings, StageGone, Taken, STAGE_CHUNK,
@@ -33,10 +34,10 @@ pub struct WorkerStats {
 }
 
 /// A worker asked to stop (SIGTERM, SIGINT: a scale-down, a pod deleted)
-/// finishes and commits the file it holds, then ends with this error: not
+/// finishes and commits the files it holds, then ends with this error: not
 /// a success, since the job is not done.
 #[derive(Debug, thiserror::Error)]
-#[error("stopped, after committing the file it held")]
+#[error("stopped, after committing the files it held")]
 pub struct Stopped;
 
 /// How long a worker holds counted files at most before it commits them,

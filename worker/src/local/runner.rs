@@ -431,7 +431,7 @@ impl Pool {
     }
 
     /// One worker fewer: the last asks its process to stop (SIGTERM), and
-    /// it does once it has committed the file it holds.
+    /// it does once it has committed the files it holds.
     fn shrink(&mut self) {
         self.active -= 1;
         if let Some(child) = &self.slots[self.active] {
