@@ -375,9 +375,12 @@ fn redis_cmd(
 #[test]
 fn a_function_library_deleted_mid_job_is_loaded_again() {
     need_redis();
-    let dir = corpus(12, 50_000);
+    let dir = corpus(12, 300_000);
     let server = wordcount::local::RedisServer::start(None).unwrap();
-    let driver = spawn_driver(&server, dir.path(), Duration::from_secs(5), 5);
+    // Files that take tens of ms each, and a claim timeout that makes a
+    // worker commit each one alone (see `worker::MAX_BATCH_AGE`): commits
+    // all through the job, each finding the library deleted again.
+    let driver = spawn_driver(&server, dir.path(), Duration::from_millis(200), 5);
     let mut workers = spawn_slow_workers(&server, dir.path(), 2, 100);
     let mut deleted = 0;
     while !driver.is_finished() {
