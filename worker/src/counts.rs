@@ -109,7 +109,8 @@ impl ShortTable {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
         self.shift = 64 - size.trailing_zeros();
         self.len = 0;
-        for s in old.into_iter().filter(|s| s.meta != 0) {
+        // Words at 0 (after a subtraction) go.
+        for s in old.into_iter().filter(|s| s.meta > 15) {
             self.add(
                 u64::from_le_bytes(s.bytes),
                 (s.meta & 15) as usize,
@@ -118,10 +119,40 @@ impl ShortTable {
         }
     }
 
+    /// Subtracts `n` from a word's count; false when the word has less.
+    /// A word left at 0 keeps its slot (probing runs through it) until
+    /// the table is rebuilt ([`ShortTable::drop_zeros`]).
+    fn sub(&mut self, key: u64, len: usize, n: u64) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.slot(key, len);
+        loop {
+            let s = &mut self.slots[i];
+            if s.meta == 0 {
+                return false;
+            }
+            if u64::from_le_bytes(s.bytes) == key && (s.meta & 15) as usize == len {
+                if s.meta >> 4 < n {
+                    return false;
+                }
+                s.meta -= n << 4;
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Rebuilds the table without the words whose count is 0.
+    fn drop_zeros(&mut self) {
+        self.resize(self.slots.len());
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {
         self.slots
             .iter()
-            .filter(|s| s.meta != 0)
+            .filter(|s| s.meta > 15)
             .map(|s| (&s.bytes[..(s.meta & 15) as usize], s.meta >> 4))
     }
 }
@@ -286,6 +317,60 @@ impl Counts {
         Ok(())
     }
 
+    /// Takes away the packed counts in `packed`, which were added before:
+    /// what the driver merged from a commit that a Redis restart rolled
+    /// back. Words left at 0 are gone. Fails, changing nothing it has not
+    /// changed already, on a word with fewer occurrences than `packed` says.
+    pub fn sub_packed(&mut self, packed: &[u8]) -> anyhow::Result<()> {
+        let mut start = 0;
+        let mut short_zeros = false;
+        for end in memchr::memchr_iter(b'\n', packed).chain([packed.len()]) {
+            let line = &packed[start..end];
+            start = end + 1;
+            if line.is_empty() {
+                continue;
+            }
+            let (word, n) = split_line(line).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "malformed packed counts line {:?}",
+                    String::from_utf8_lossy(line)
+                )
+            })?;
+            let taken = if !word.is_empty() && word.len() <= 8 {
+                let key = short_key(word);
+                let ok = self.short.sub(key, word.len(), n);
+                short_zeros |= ok && self.short.get(key, word.len()) == 0;
+                ok
+            } else {
+                let hash = self.hasher.hash_one(word);
+                match self.long.find_entry(hash, |(w, _)| &**w == word) {
+                    Ok(e) if e.get().1 == n => {
+                        e.remove();
+                        true
+                    }
+                    Ok(mut e) if e.get().1 > n => {
+                        e.get_mut().1 -= n;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if !taken {
+                anyhow::bail!(
+                    "cannot take {n} of {:?} away: it was not added",
+                    String::from_utf8_lossy(word)
+                );
+            }
+            self.total -= n;
+        }
+        if short_zeros {
+            let before = self.short.len;
+            self.short.drop_zeros();
+            debug_assert!(self.short.len <= before);
+        }
+        Ok(())
+    }
+
     /// The first difference between two count tables, as a message.
     pub fn first_difference(&self, other: &Counts) -> Option<String> {
         let mut words: Vec<&[u8]> = self.iter().map(|(w, _)| w).collect();
@@ -380,7 +465,42 @@ mod tests {
         assert_eq!(c.distinct(), 4);
     }
 
+    #[test]
+    fn taking_away_what_was_added_leaves_the_rest() {
+        let a = counts(&["x", "y", "a-long-word", "z"]);
+        let b = counts(&["y", "a-long-word", "only-in-b-long", "w"]);
+        let mut c = a.clone();
+        c.add_packed(&b.pack()).unwrap();
+        c.sub_packed(&b.pack()).unwrap();
+        assert_eq!(c, a);
+        assert_eq!(c.distinct(), 4);
+        assert_eq!(c.iter().count(), 4);
+        assert_eq!(c.get(b"w"), 0);
+        // More than there is: refused.
+        assert!(c.sub_packed(b"x\t2\n").is_err());
+        // And what is left can be added to again.
+        c.add(b"w", 3);
+        assert_eq!(c.get(b"w"), 3);
+        assert_eq!(c.distinct(), 5);
+    }
+
     proptest::proptest! {
+        /// Merging two tables and taking the second away gives the first.
+        #[test]
+        fn sub_undoes_add(
+            a in proptest::collection::vec("[a-e]{1,12}", 0..200),
+            b in proptest::collection::vec("[a-e]{1,12}", 0..200),
+        ) {
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let b: Vec<&str> = b.iter().map(String::as_str).collect();
+            let (ca, cb) = (counts(&a), counts(&b));
+            let mut c = ca.clone();
+            c.merge(&cb);
+            c.sub_packed(&cb.pack()).unwrap();
+            prop_assert_eq!(c.distinct(), ca.distinct());
+            prop_assert!(c == ca);
+        }
+
         /// The top k is the head of every word sorted by count descending,
         /// then word, whatever the ties at the k-th count.
         #[test]

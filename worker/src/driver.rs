@@ -34,7 +34,13 @@ pub struct DriverOptions {
     pub patience: Duration,
     /// Makes the job a stream.
     pub stream: Option<StreamPlan>,
+    /// Called once, between the two halves of the first enqueueing:
+    /// `--redis-fault at=enqueue` kills Redis there, on a job of any size.
+    pub mid_enqueue: Option<MidEnqueue>,
 }
+
+/// What runs between the two halves of the first enqueueing.
+pub type MidEnqueue = Box<dyn FnOnce() + Send>;
 
 /// What the driver saw, with the time each phase took.
 pub struct DriverOutcome {
@@ -48,6 +54,8 @@ pub struct DriverOutcome {
     /// Writing the counts and the summary into Redis.
     pub write_result: Duration,
     pub stream: Option<StreamRecord>,
+    /// Each rollback the merge took away.
+    pub rollbacks: Vec<crate::merge::Rollback>,
 }
 
 /// Everything a stream did, for its timeline.
@@ -85,7 +93,7 @@ pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// The window of a stream's live throughput and rate.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 
-pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
+pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let started = Instant::now();
     let site = Site::parse(opts.mode, &opts.redis, opts.site)?;
     if site.is_some() {
@@ -112,6 +120,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let mut backend = backend::open(opts.mode, &url, &opts.prefix, opts.patience)?;
     backend.create_job(&opts.settings)?;
     let mut feed = Feed::new(Source::new(&files, opts.stream.clone()));
+    feed.mid_enqueue = opts.mid_enqueue.take();
     feed.pump(backend.as_mut())?;
     let enqueue = started.elapsed();
 
@@ -123,7 +132,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     let mut converged = None;
     let progress = loop {
         let p = wait_until_merged(
-            opts,
+            &opts,
             backend.as_mut(),
             &mut feed,
             &mut merge,
@@ -159,6 +168,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
     if let Some(s) = &stream {
         backend.write_stream(&s.fields(&feed))?;
     }
+    let rollbacks = merge.rollbacks().to_vec();
     let (merged, done) = merge.into_parts();
     // A site's result is the whole job's: the converged CRDT's counts.
     let (counts, instance) = match converged {
@@ -222,6 +232,7 @@ pub fn run(opts: &DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> {
         count_and_commit,
         write_result,
         stream,
+        rollbacks,
     })
 }
 
@@ -238,6 +249,7 @@ struct Feed {
     next_sample: Duration,
     /// Files committed and merged, as the driver last saw.
     committed: u64,
+    mid_enqueue: Option<MidEnqueue>,
 }
 
 impl Feed {
@@ -251,6 +263,7 @@ impl Feed {
             samples: Vec::new(),
             next_sample: Duration::ZERO,
             committed: 0,
+            mid_enqueue: None,
         }
     }
 
@@ -281,7 +294,15 @@ impl Feed {
         }
         let batch = self.source.step(now, self.depth);
         if !batch.is_empty() {
-            backend.enqueue(&batch)?;
+            let (first, rest) = match self.mid_enqueue {
+                Some(_) => batch.split_at(batch.len() / 2),
+                None => (&batch[..], &[][..]),
+            };
+            backend.enqueue(first)?;
+            if let Some(hook) = self.mid_enqueue.take() {
+                hook();
+            }
+            backend.enqueue(rest)?;
         }
         if self.source.is_done() && !self.ended {
             backend.end_enqueue()?;

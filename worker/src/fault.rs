@@ -11,15 +11,13 @@ pub fn crash_at(faults: &[Fault], index: u32, point: CrashPoint, nth: u64) -> Op
     })
 }
 
-/// How many times as long worker `index` takes over a file (1: not a straggler).
-pub fn slow_factor(faults: &[Fault], index: u32) -> f64 {
-    faults
-        .iter()
-        .find_map(|f| match f {
-            Fault::Slow { worker, factor } if *worker == index => Some(*factor),
-            _ => None,
-        })
-        .unwrap_or(1.0)
+/// The straggler fault of worker `index`, and how many times as long it
+/// takes over a file.
+pub fn slow_fault(faults: &[Fault], index: u32) -> Option<(&Fault, f64)> {
+    faults.iter().find_map(|f| match f {
+        Fault::Slow { worker, factor } if *worker == index && *factor > 1.0 => Some((f, *factor)),
+        _ => None,
+    })
 }
 
 /// Dies at once, as a `kill -9` would: no destructor, no flush, no goodbye.

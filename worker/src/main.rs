@@ -292,6 +292,12 @@ struct RunArgs {
     /// port on 127.0.0.1); its address is printed when the run starts.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
     ui: Option<std::net::SocketAddr>,
+    /// Where every random choice of the run comes from (which worker
+    /// --kill-every kills, which replica or site is cut): a failing run is
+    /// replayed by passing its seed again [default: random, printed in the
+    /// summary].
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
     /// Keep the live view up this long after the job (Ctrl-C ends it sooner).
     #[arg(long, value_name = "DURATION", requires = "ui", default_value = "0s", value_parser = humantime::parse_duration)]
     ui_linger: Duration,
@@ -497,6 +503,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 raft: a.mode.raft()?,
                 crdt: a.mode.crdt()?,
                 ui: a.ui,
+                seed: a.seed.unwrap_or_else(rand::random),
             };
             let outcome = local::run(&opts, stop.clone())?;
             outcome.report.print(a.out.json)?;
@@ -521,6 +528,15 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                         job.worker_restarts,
                         job.commits_ignored
                     );
+                    if !job.faults_fired_specs.is_empty() {
+                        eprintln!("faults fired: {}", job.faults_fired_specs.join("; "));
+                    }
+                    for f in &job.faults_unfired {
+                        eprintln!(
+                            "fault {f} never fired: the job ended at {:.2} s",
+                            outcome.report.seconds
+                        );
+                    }
                     if let Some(s) = &outcome.report.stream {
                         eprintln!("{}", s.line());
                     }
@@ -557,6 +573,17 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                             job.redis_restarts,
                             job.files_redone
                         );
+                        if !job.redis_load_ms.is_empty() {
+                            let most = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+                            eprintln!(
+                                "recovery: Redis answered again {:.0} ms after a restart at most \
+                                 (loading its snapshot); the driver took back {} rollbacks in \
+                                 {:.1} ms at most",
+                                most(&job.redis_load_ms),
+                                job.rollback_ms.len(),
+                                most(&job.rollback_ms)
+                            );
+                        }
                     }
                     if job.scalings > 0 {
                         eprintln!(
@@ -564,6 +591,11 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                             job.scalings, job.peak_workers
                         );
                     }
+                }
+            }
+            if let Some(seed) = outcome.report.job.as_ref().and_then(|j| j.seed) {
+                if !a.out.json {
+                    eprintln!("seed {seed} (--seed {seed} replays the run's random choices)");
                 }
             }
             if let Some(view) = &outcome.view {
@@ -595,8 +627,9 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
                 top: out.top,
                 patience: conn.patience,
                 stream: stream.plan(),
+                mid_enqueue: None,
             };
-            let outcome = driver::run(&opts, &stop)?;
+            let outcome = driver::run(opts, &stop)?;
             if let Some(s) = &outcome.report.stream {
                 tracing::info!("{}", s.line());
             }

@@ -168,6 +168,22 @@ pub struct JobFacts {
     /// Raft terms begun during the job: leader elections.
     #[serde(default)]
     pub leader_elections: u64,
+    /// The faults asked for that fired, and those that did not (the job
+    /// ended first, or never gave them their moment), in the flags' own
+    /// grammar.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults_fired_specs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults_unfired: Vec<String>,
+    /// The seed of the run's random choices (`--seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// How long each Redis restart took to answer again (loading its
+    /// snapshot), and the driver to take away what it rolled back (ms).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redis_load_ms: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_ms: Vec<f64>,
 }
 
 impl Report {

@@ -7,7 +7,7 @@ use crate::backend::{
 };
 use crate::count::{count_file, scan_file};
 use crate::counts::Counts;
-use crate::fault::{crash_at, crash_now, slow_factor, CrashPoint, Fault};
+use crate::fault::{crash_at, crash_now, slow_fault, CrashPoint, Fault};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +52,7 @@ pub fn run(opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerStats> {
         backend,
         batch: Batch::default(),
         stats: WorkerStats::default(),
+        slowed: false,
     };
     let settings = w.wait_for_settings()?;
     // Look for files to steal a few times per claim timeout, and notice
@@ -94,6 +95,8 @@ struct Worker {
     backend: Box<dyn Backend + Send>,
     batch: Batch,
     stats: WorkerStats,
+    /// Its straggler fault has been marked fired.
+    slowed: bool,
 }
 
 /// The files a worker has counted and holds, to commit them in one call
@@ -182,7 +185,7 @@ impl Worker {
                         self.backend.commit(&[held], &name, Carry::Failed(&why))?
                     }
                     Ok(_) => {
-                        self.straggle(started);
+                        self.straggle(started)?;
                         self.maybe_crash(CrashPoint::AfterCount, nth)?;
                         let words = self.batch.counts.total() - before;
                         let b = &mut self.batch;
@@ -205,12 +208,18 @@ impl Worker {
         self.maybe_crash(CrashPoint::AfterCommit, nth)
     }
 
-    /// A straggler takes `factor` times as long as the work took.
-    fn straggle(&self, started: Instant) {
-        let factor = slow_factor(&self.opts.faults, self.opts.index);
-        if factor > 1.0 {
-            std::thread::sleep(started.elapsed().mul_f64(factor - 1.0));
+    /// A straggler takes `factor` times as long as the work took; its
+    /// fault is marked fired at its first file.
+    fn straggle(&mut self, started: Instant) -> Result<()> {
+        let Some((f, factor)) = slow_fault(&self.opts.faults, self.opts.index) else {
+            return Ok(());
+        };
+        if !self.slowed {
+            self.slowed = true;
+            self.backend.fire(&f.to_string())?;
         }
+        std::thread::sleep(started.elapsed().mul_f64(factor - 1.0));
+        Ok(())
     }
 
     /// Commits the files held. When another worker committed some of them
@@ -332,7 +341,7 @@ impl Worker {
             return (self.backend).commit(&[held], &name, Carry::Failed(&format!("{e:#}")));
         }
         flush(self.backend.as_mut(), &mut words)?;
-        self.straggle(started);
+        self.straggle(started)?;
         self.maybe_crash(CrashPoint::AfterCount, nth)?;
         let held = Held {
             taken,

@@ -11,7 +11,7 @@
 
 use super::{
     only, Backend, Carry, Committed, Depth, Entry, Held, Injection, JobSettings, Redis,
-    ResultCursor, Results, Stream, Taken,
+    ResultCursor, Results, Saves, Stream, Taken,
 };
 use crate::counts::Counts;
 use crate::crdt::{global_id, repair};
@@ -165,6 +165,9 @@ impl Backend for Crdt {
     }
     fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
         self.site.commits_since(cursor, max)
+    }
+    fn saves(&mut self) -> Result<Option<Saves>> {
+        self.site.saves()
     }
     /// `P:counts` gets the CRDT's counts once the instances have converged
     /// (the runner writes them, or with `--site` the site's driver, through

@@ -339,15 +339,22 @@ fn read_log(
     };
     if len < from {
         // A log shorter than what was read: the replicas lost their logs.
-        *cursor = ResultCursor::default();
-        return Ok(Results::Lost);
+        let kept = if len == 0 {
+            String::new()
+        } else {
+            len.to_string()
+        };
+        cursor.position = kept.clone();
+        return Ok(Results::RolledBack(kept));
     }
     let mut done = records
         .iter()
-        .map(|json| {
+        .enumerate()
+        .map(|(i, json)| {
             let r: RecordJson =
                 serde_json::from_str(json).with_context(|| format!("bad commit record {json}"))?;
             Ok(Done {
+                pos: (from + i + 1).to_string(),
                 record: r.into(),
                 counts: None,
             })

@@ -13,7 +13,7 @@ mod redis;
 mod state;
 pub mod stream;
 
-pub use self::redis::{redact, Redis};
+pub use self::redis::{error_code, redact, Redis};
 pub use crdt::Crdt;
 pub use lease::Lease;
 pub use stream::Stream;
@@ -132,7 +132,12 @@ impl StageGone {
     /// failure to retry, the caller stages again.
     pub fn as_none<T>(r: ::redis::RedisResult<T>) -> ::redis::RedisResult<Option<T>> {
         match r {
-            Err(e) if e.code() == Some(wordcount_protocol::library::error::STAGE_GONE) => Ok(None),
+            Err(e)
+                if redis::error_code(&e).as_deref()
+                    == Some(wordcount_protocol::library::error::STAGE_GONE) =>
+            {
+                Ok(None)
+            }
             r => r.map(Some),
         }
     }
@@ -141,9 +146,11 @@ impl StageGone {
 /// How far a reader has read the committed results.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResultCursor {
-    /// The connection the reads were made on (see `Redis::connects`).
+    /// The connection the last read was made on (see `Redis::connects`):
+    /// after a new one, the backend checks that what was read is still
+    /// there before it reads on.
     session: Option<u64>,
-    /// A backend's own position.
+    /// A backend's own position: that of the last result read ([`Done::pos`]).
     position: String,
 }
 
@@ -151,6 +158,9 @@ pub struct ResultCursor {
 /// and its counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Done {
+    /// The reader's position once this one is read: what
+    /// [`Results::RolledBack`] names.
+    pub pos: String,
     pub record: CommitRecord,
     /// Packed counts (see `Counts::pack`) of every file of its commit, on
     /// the first file; none on the others, and for per-word commits,
@@ -179,8 +189,23 @@ pub enum Results {
     /// Each file committed since the cursor, in commit order; empty when
     /// none is new.
     More(Vec<Done>),
-    /// Commits read before may be gone: read everything again.
-    Lost,
+    /// Redis came back from a snapshot without some results read before:
+    /// every result after the one at this position ([`Done::pos`]; empty:
+    /// all of them) is gone, and the cursor is back there. The results
+    /// before it are still there, and are not read again.
+    RolledBack(String),
+}
+
+/// What a Redis has written to disk, as its `INFO` tells: a result read
+/// before a snapshot started is in every restart from then on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Saves {
+    /// The Redis process (`run_id`): its counts start again with it.
+    pub run_id: String,
+    /// Snapshots written whole since it started (`rdb_saves`).
+    pub done: u64,
+    /// One is being written (`rdb_bgsave_in_progress`).
+    pub in_progress: bool,
 }
 
 /// Largest packed counts sent in one call; more is staged in chunks.
@@ -248,15 +273,20 @@ pub trait Backend {
     }
     /// Up to `max` results committed after `cursor`, which it advances,
     /// waiting up to `wait` for one when none is there yet.
-    /// [`Results::Lost`] when results read before may have been rolled
-    /// back (Redis came back from a snapshot): the cursor is reset, and the
-    /// reader starts over from it.
+    /// [`Results::RolledBack`] when results read before were rolled back
+    /// (Redis came back from an older snapshot): the cursor goes back to
+    /// the last one still there.
     fn results_since(
         &mut self,
         cursor: &mut ResultCursor,
         max: usize,
         wait: Duration,
     ) -> Result<Results>;
+    /// Snapshots written so far; none for a backend that never rolls back
+    /// (RedisRaft: a write is in a majority's log before it is answered).
+    fn saves(&mut self) -> Result<Option<Saves>> {
+        Ok(None)
+    }
     /// Like `results_since`, without the counts and without waiting: the
     /// commits as whoever watches the job sees them.
     fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results>;
@@ -361,4 +391,18 @@ pub fn open(
         RedisMode::RedisRaft => Ok(Box::new(Lease::open(url, prefix, patience)?)),
         RedisMode::Crdt => Ok(Box::new(Crdt::open(url, prefix, patience)?)),
     }
+}
+
+/// Like [`open`], for a client beside the job's own (the runner's look at
+/// Redis, the live view, the autoscaler): it logs no outage, which the
+/// driver reports once.
+pub fn open_quiet(
+    mode: RedisMode,
+    url: &str,
+    prefix: &str,
+    patience: Duration,
+) -> Result<Box<dyn Backend + Send>> {
+    let mut backend = open(mode, url, prefix, patience)?;
+    backend.redis().quiet();
+    Ok(backend)
 }

@@ -54,6 +54,9 @@ pub struct Redis {
     warn: bool,
     /// Connections made so far: a new one may be to a Redis that restarted.
     connects: u64,
+    /// Since when no call went through: an outage is logged once when it
+    /// starts and once when it ends, not at every retry.
+    down_since: Option<Instant>,
 }
 
 impl Redis {
@@ -76,6 +79,7 @@ impl Redis {
             connect_timeout: Duration::from_secs(5),
             warn: true,
             connects: 0,
+            down_since: None,
         })
     }
 
@@ -100,6 +104,12 @@ impl Redis {
         self
     }
 
+    /// Logs nothing of outages: for a client beside another that does
+    /// (the runner's own look at the job, beside its driver).
+    pub fn quiet(&mut self) {
+        self.warn = false;
+    }
+
     /// How many connections this client has made. When it changes, Redis
     /// may have restarted and lost what it had since its last snapshot.
     pub fn connects(&self) -> u64 {
@@ -114,7 +124,9 @@ impl Redis {
         &mut self,
         mut f: impl FnMut(&mut Connection, &Keys) -> RedisResult<T>,
     ) -> Result<T> {
-        let started = Instant::now();
+        // Patience runs while nothing answers: a Redis loading its
+        // snapshot answers (`LOADING`), and is waited for however long.
+        let mut started = Instant::now();
         let mut backoff = Duration::from_millis(20);
         let mut last_warning = None::<Instant>;
         loop {
@@ -122,7 +134,17 @@ impl Redis {
             let timeouts = (self.connect_timeout, self.timeout);
             let err = match connect(client, &mut self.conn, &mut self.connects, timeouts) {
                 Ok(conn) => match f(conn, &self.keys) {
-                    Ok(v) => return Ok(v),
+                    Ok(v) => {
+                        if let Some(since) = self.down_since.take() {
+                            if self.warn {
+                                tracing::warn!(
+                                    "Redis back after {:.2} s",
+                                    since.elapsed().as_secs_f64()
+                                );
+                            }
+                        }
+                        return Ok(v);
+                    }
                     Err(e) if e.redirect_node().is_some() => Failure::Moved(e),
                     // Redis restarted without our library (an empty or
                     // older dataset): reconnecting loads it again.
@@ -150,6 +172,10 @@ impl Redis {
             } else if matches!(err, Failure::Unreachable(_)) {
                 self.current = (self.current + 1) % self.clients.len();
             }
+            if matches!(&err, Failure::Unreachable(e) if error_code(e).as_deref() == Some("LOADING"))
+            {
+                started = Instant::now();
+            }
             if started.elapsed() > self.patience {
                 match err {
                     Failure::Unreachable(e) | Failure::Moved(e) => {
@@ -163,12 +189,22 @@ impl Redis {
                     Failure::LoadRefused(_) => unreachable!("returned at once"),
                 }
             }
-            if self.warn && last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-                tracing::warn!("Redis unavailable, retrying: {err}");
+            let since = *self.down_since.get_or_insert_with(Instant::now);
+            if self.warn && last_warning.is_none_or(|t| t.elapsed() > OUTAGE_REMINDER) {
+                if last_warning.is_none() && since.elapsed() < OUTAGE_REMINDER {
+                    tracing::warn!("Redis unavailable ({err}); retrying");
+                } else {
+                    tracing::warn!(
+                        "Redis still unavailable after {:.0} s ({err}); retrying",
+                        since.elapsed().as_secs_f64()
+                    );
+                }
                 last_warning = Some(Instant::now());
             }
             std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            // At most a tenth of a second: a Redis restarted from a snapshot
+            // may serve only a few tenths before the next kill.
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -193,6 +229,12 @@ impl Redis {
         Some(self.clients.len() - 1)
     }
 }
+
+/// The longest wait between two tries.
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How often an outage that goes on is logged again.
+const OUTAGE_REMINDER: Duration = Duration::from_secs(10);
 
 /// How long a client waits for a RedisRaft replica's reply: writes with
 /// no majority hang (over a minute, measured), and an election takes
@@ -259,6 +301,17 @@ fn connect<'a>(
     Ok(conn.as_mut().expect("just connected"))
 }
 
+/// A server error's code (`NOGROUP`, `LOADING`, our `WCSTAGEGONE`),
+/// also when it failed a pipeline: there `RedisError::code` knows only the
+/// codes redis-rs has a kind for.
+pub fn error_code(e: &RedisError) -> Option<String> {
+    if let Some(code) = e.code() {
+        return Some(code.to_string());
+    }
+    let errors = e.clone().into_server_errors()?;
+    errors.first().map(|(_, s)| s.code().to_string())
+}
+
 /// Errors that pass when Redis comes back.
 fn is_transient(e: &RedisError) -> bool {
     e.is_io_error()
@@ -267,17 +320,19 @@ fn is_transient(e: &RedisError) -> bool {
         || e.is_timeout()
         // NOCLUSTER: a RedisRaft replica not in its cluster yet, or again
         // (joining, or up from its log before it rejoins): another replica,
-        // or this one a moment later, answers.
+        // or this one a moment later, answers. NOGROUP: Redis came back
+        // from a snapshot without the job's queue, which the driver
+        // restores.
         || matches!(
-            e.code(),
-            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "NOCLUSTER")
+            error_code(e).as_deref(),
+            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "NOCLUSTER" | "NOGROUP")
         )
 }
 
 /// Redis has no code of its own for a missing function, only `ERR` and
 /// its message.
 fn is_not_loaded(e: &RedisError) -> bool {
-    e.code() == Some("ERR") && e.to_string().contains(library::NOT_LOADED)
+    error_code(e).as_deref() == Some("ERR") && e.to_string().contains(library::NOT_LOADED)
 }
 
 #[cfg(test)]

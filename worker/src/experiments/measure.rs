@@ -266,6 +266,7 @@ pub fn job_options(dir: &Path, workers: usize) -> RunOptions {
         raft: None,
         crdt: None,
         ui: None,
+        seed: rand::random(),
     }
 }
 

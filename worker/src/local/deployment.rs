@@ -30,7 +30,7 @@ pub enum Deployment {
     },
     Raft {
         cluster: RaftCluster,
-        chaos: RaftChaos,
+        chaos: Box<RaftChaos>,
     },
 }
 
@@ -39,6 +39,7 @@ impl Deployment {
         raft: Option<&RaftSetup>,
         faults: &RedisFaults,
         events: &EventLog,
+        seed: u64,
     ) -> Result<Self> {
         let Some(raft) = raft else {
             return Ok(Deployment::One {
@@ -69,13 +70,17 @@ impl Deployment {
         }
         let cluster = RaftCluster::start(&raft.module, raft.replicas, raft.fsync)?;
         let chaos = RaftChaos::new(
+            seed,
             raft.faults.clone(),
             faults.kill_every,
             faults.down,
             &cluster,
             events.clone(),
         )?;
-        Ok(Deployment::Raft { cluster, chaos })
+        Ok(Deployment::Raft {
+            cluster,
+            chaos: Box::new(chaos),
+        })
     }
 
     pub fn mode(&self) -> RedisMode {
@@ -134,6 +139,15 @@ impl Deployment {
         }
     }
 
+    /// Kills Redis now (`--redis-fault at=enqueue`, called by the driver
+    /// mid-enqueue).
+    pub fn kill_now(&mut self) -> Result<()> {
+        match self {
+            Deployment::One { server, chaos } => chaos.kill_at_the_moment(server),
+            Deployment::Raft { .. } => Ok(()),
+        }
+    }
+
     /// Brings back whatever is down: the job is over.
     pub fn finish(&mut self) -> Result<()> {
         match self {
@@ -151,6 +165,15 @@ impl Deployment {
                 job.snapshots = chaos.snapshots;
                 job.snapshot_fork_us = chaos.fork_us;
                 job.snapshot_cow_bytes = chaos.cow_bytes;
+                job.redis_load_ms = chaos.loads.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+                if let Some(at) = chaos.moment() {
+                    let spec = format!("at={}", at.name());
+                    if chaos.moment_fired() {
+                        job.faults_fired_specs.push(spec);
+                    } else {
+                        job.faults_unfired.push(spec);
+                    }
+                }
             }
             Deployment::Raft { cluster, chaos } => {
                 job.replicas = cluster.replicas.len() as u64;
@@ -158,6 +181,9 @@ impl Deployment {
                 job.redis_restarts = chaos.restarts;
                 job.files_redone = chaos.lost;
                 job.leader_elections = chaos.elections;
+                let (fired, unfired) = chaos.fault_specs();
+                job.faults_fired_specs = fired;
+                job.faults_unfired = unfired;
             }
         }
     }

@@ -16,8 +16,20 @@ pub use redis_server::RedisServer;
 pub use runner::{run, RunOptions, RunOutcome};
 pub use sites::CrdtSetup;
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+
+/// The random choices of one purpose (`what`) of a run: every choice of a
+/// run (which worker, replica or site) comes from its `--seed`, so that
+/// passing the seed again replays them.
+pub fn seeded(seed: u64, what: &str) -> StdRng {
+    let salt = what.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    StdRng::seed_from_u64(seed ^ salt)
+}
 
 /// Makes the child get SIGKILL when the thread that started it ends, so no
 /// process outlives the runner, whatever stops it.

@@ -157,6 +157,9 @@ pub struct RaftInfo {
     pub leader_id: Option<u64>,
     pub term: u64,
     pub nodes: usize,
+    /// The last entry known committed, and the last applied here.
+    pub commit_index: u64,
+    pub applied_index: u64,
 }
 
 impl FromStr for RaftInfo {
@@ -175,6 +178,8 @@ impl FromStr for RaftInfo {
                 .map(|id| id as u64),
             term: field("raft_current_term").unwrap_or(0).max(0) as u64,
             nodes: field("raft_num_nodes").unwrap_or(0).max(0) as usize,
+            commit_index: field("raft_commit_index").unwrap_or(0).max(0) as u64,
+            applied_index: field("raft_last_applied_index").unwrap_or(0).max(0) as u64,
         })
     }
 }
@@ -231,6 +236,20 @@ impl FromStr for ReplicaFault {
     }
 }
 
+impl std::fmt::Display for ReplicaFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.target {
+            Target::Replica(i) => write!(f, "replica={i}")?,
+            Target::Leader => write!(f, "replica=leader")?,
+        }
+        write!(f, ",kill-at={}", humantime::format_duration(self.kill_at))?;
+        if let Some(d) = self.down {
+            write!(f, ",down={}", humantime::format_duration(d))?;
+        }
+        Ok(())
+    }
+}
+
 /// Kills replicas (`--replica-fault`, and a random live one every
 /// `--redis-kill-every`, down for `--redis-down`), and watches the job's
 /// progress meanwhile: RedisRaft must never lose a commit it acknowledged.
@@ -243,6 +262,11 @@ pub struct RaftChaos {
     next_kill: Option<Instant>,
     /// Replica -> when it starts again.
     down: Vec<(usize, Option<Instant>)>,
+    /// Replicas restarted, and the leader's commit index when they came
+    /// back: caught up once they have applied it.
+    catching_up: Vec<(usize, Option<u64>)>,
+    /// Which replica `--redis-kill-every` kills.
+    rng: rand::rngs::StdRng,
     events: EventLog,
     first_term: u64,
     watcher: Option<Watcher>,
@@ -257,6 +281,7 @@ pub struct RaftChaos {
 
 impl RaftChaos {
     pub fn new(
+        seed: u64,
         faults: Vec<ReplicaFault>,
         kill_every: Option<Duration>,
         down_for: Duration,
@@ -267,6 +292,8 @@ impl RaftChaos {
         Ok(RaftChaos {
             fired: vec![false; faults.len()],
             next_kill: kill_every.map(|d| Instant::now() + d),
+            catching_up: Vec::new(),
+            rng: super::seeded(seed, "replica kill-every"),
             faults,
             kill_every,
             down_for,
@@ -310,19 +337,56 @@ impl RaftChaos {
                 self.kill(cluster, i, f.down.map(|d| now + d));
             }
         }
-        if let (Some(at), Some(every)) = (self.next_kill, self.kill_every) {
-            if now >= at {
-                self.next_kill = Some(now + every);
-                let live: Vec<usize> = (0..cluster.replicas.len())
-                    .filter(|&i| cluster.replicas[i].is_running())
-                    .collect();
-                if !live.is_empty() {
-                    let i = live[rand::rng().random_range(0..live.len())];
-                    self.kill(cluster, i, Some(now + self.down_for));
-                }
+        let Some(every) = self.kill_every else {
+            return Ok(());
+        };
+        // At most one replica down or catching up at a time, whatever f:
+        // the next kill is `every` after the cluster is whole again.
+        if self.next_kill.is_none() && self.down.is_empty() && self.caught_up(cluster) {
+            self.next_kill = Some(now + every);
+        }
+        if self.next_kill.is_some_and(|at| now >= at) {
+            self.next_kill = None;
+            let live: Vec<usize> = (0..cluster.replicas.len())
+                .filter(|&i| cluster.replicas[i].is_running())
+                .collect();
+            if !live.is_empty() {
+                let i = live[self.rng.random_range(0..live.len())];
+                self.kill(cluster, i, Some(now + self.down_for));
             }
         }
         Ok(())
+    }
+
+    /// Whether every replica restarted has applied what the cluster had
+    /// committed when it came back (and knows the leader).
+    fn caught_up(&mut self, cluster: &RaftCluster) -> bool {
+        if self.catching_up.is_empty() {
+            return true;
+        }
+        let Some(leader) = cluster.leader() else {
+            return false;
+        };
+        let Ok(lead) = cluster.info(leader) else {
+            return false;
+        };
+        self.catching_up.retain_mut(|(i, target)| {
+            let target = *target.get_or_insert(lead.commit_index);
+            !cluster
+                .info(*i)
+                .is_ok_and(|r| r.leader_id.is_some() && r.applied_index >= target)
+        });
+        self.catching_up.is_empty()
+    }
+
+    /// The replica faults that fired, and those that did not, as
+    /// `--replica-fault` spells them.
+    pub fn fault_specs(&self) -> (Vec<String>, Vec<String>) {
+        let (mut fired, mut unfired) = (Vec::new(), Vec::new());
+        for (f, done) in self.faults.iter().zip(&self.fired) {
+            if *done { &mut fired } else { &mut unfired }.push(f.to_string());
+        }
+        (fired, unfired)
     }
 
     /// Brings every replica back: the job is over, and its last figures
@@ -360,6 +424,7 @@ impl RaftChaos {
             .restart()
             .with_context(|| format!("cannot restart RedisRaft replica {i}"))?;
         self.restarts += 1;
+        self.catching_up.push((i, None));
         tracing::info!("restarted RedisRaft replica {i}");
         self.events.note(
             "replica-restarted",
@@ -434,7 +499,8 @@ mod tests {
     #[test]
     fn raft_info_parses() {
         let text = "# raft_general\r\nraft_node_id:42\r\nraft_leader_id:-1\r\n\
-                    raft_current_term:3\r\nraft_num_nodes:3\r\n";
+                    raft_current_term:3\r\nraft_num_nodes:3\r\n\
+                    raft_commit_index:17\r\nraft_last_applied_index:15\r\n";
         let r: RaftInfo = text.parse().unwrap();
         assert_eq!(
             r,
@@ -442,7 +508,9 @@ mod tests {
                 node_id: 42,
                 leader_id: None,
                 term: 3,
-                nodes: 3
+                nodes: 3,
+                commit_index: 17,
+                applied_index: 15,
             }
         );
     }

@@ -2,12 +2,21 @@
 //! (`BGSAVE`), and kills (SIGKILL) on a schedule or at one of the two hard
 //! moments of a job, each followed by a restart from the last checkpoint.
 //! It counts the commits each restart rolled back: files the job redoes.
+//!
+//! `--redis-kill-every N` gives each incarnation of Redis N of service: the
+//! next kill is N after the restarted Redis answers (its snapshot loaded),
+//! not N after the last kill, so that a large snapshot's loading never
+//! eats the time the job has to work. A schedule under which the job
+//! cannot move (no snapshot completes within an incarnation, or a commit,
+//! or writing the result, takes longer than one) is seen: after
+//! [`STUCK_RESTARTS`] restarts in a row that came back with no more files
+//! than before, the run stops with a verdict naming the measured figures.
 
 use super::RedisServer;
 use crate::backend::{self, Backend, Progress};
 use crate::timeline::EventLog;
-use anyhow::{Context, Result};
-use std::time::{Duration, Instant};
+use anyhow::{bail, Context, Result};
+use std::time::{Duration, Instant, SystemTime};
 use wordcount_protocol::{RedisMode, DEFAULT_PREFIX};
 
 /// A moment of the job at which to kill Redis once (`--redis-fault at=…`).
@@ -17,6 +26,16 @@ pub enum RedisMoment {
     Enqueue,
     /// Every file committed, the result not yet written.
     AfterLastCommit,
+}
+
+impl RedisMoment {
+    /// As `--redis-fault at=` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RedisMoment::Enqueue => "enqueue",
+            RedisMoment::AfterLastCommit => "after-last-commit",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,6 +54,10 @@ impl RedisFaults {
     }
 }
 
+/// Restarts in a row that bring back no more committed files than before,
+/// after which the run stops: the schedule leaves the job no room.
+pub const STUCK_RESTARTS: u32 = 10;
+
 pub struct RedisChaos {
     faults: RedisFaults,
     conn: Option<redis::Connection>,
@@ -46,9 +69,20 @@ pub struct RedisChaos {
     /// Files done in the snapshot being written, and in the last one
     /// written: what a restart comes back with. Counted when the snapshot
     /// is taken, since the restarted Redis is written to again at once.
-    saving: Option<u64>,
-    saved: u64,
+    saving: Option<(u64, SystemTime)>,
+    saved: (u64, Option<SystemTime>),
     moment_done: bool,
+    /// Since when the current Redis answers, and the snapshots written since.
+    serving_since: Instant,
+    saves_this_incarnation: u64,
+    /// The most files a restart came back with, and the restarts in a row
+    /// since that brought no more; their incarnations' lengths and
+    /// snapshots.
+    best: u64,
+    stuck: Vec<Incarnation>,
+    /// The incarnation the last kill ended, and the job's files then.
+    ended: Option<Incarnation>,
+    files: u64,
     events: EventLog,
     pub restarts: u64,
     pub snapshots: u64,
@@ -56,6 +90,16 @@ pub struct RedisChaos {
     /// Time in `fork()` over all snapshots, and the largest copy on write.
     pub fork_us: u64,
     pub cow_bytes: u64,
+    /// How long each restart took to answer again (loading its snapshot).
+    pub loads: Vec<Duration>,
+    /// Files each restart rolled back.
+    pub rolled_back: Vec<u64>,
+}
+
+/// One life of Redis, from when it answered to its kill.
+struct Incarnation {
+    served: Duration,
+    snapshots: u64,
 }
 
 impl RedisChaos {
@@ -69,14 +113,22 @@ impl RedisChaos {
             backend: None,
             down: None,
             saving: None,
-            saved: 0,
+            saved: (0, None),
             moment_done: false,
+            serving_since: now,
+            saves_this_incarnation: 0,
+            best: 0,
+            stuck: Vec::new(),
+            ended: None,
+            files: 0,
             events,
             restarts: 0,
             snapshots: 0,
             files_redone: 0,
             fork_us: 0,
             cow_bytes: 0,
+            loads: Vec::new(),
+            rolled_back: Vec::new(),
         }
     }
 
@@ -94,20 +146,13 @@ impl RedisChaos {
         self.down.is_some()
     }
 
-    /// Does what is due now.
+    /// Does what is due now; fails with a verdict when the schedule leaves
+    /// the job no room to move.
     pub fn step(&mut self, server: &mut RedisServer) -> Result<()> {
         let now = Instant::now();
         if let Some((until, before)) = self.down {
             if now >= until {
-                server.restart().context("cannot restart redis-server")?;
-                self.down = None;
-                self.conn = None;
-                self.restarts += 1;
-                let lost = before.saturating_sub(self.saved);
-                self.files_redone += lost;
-                tracing::info!("Redis restarted: {lost} commits rolled back");
-                self.events
-                    .note("redis-restarted", format!("{lost} commits rolled back"));
+                self.restart(server, before)?;
             }
             return Ok(());
         }
@@ -120,22 +165,97 @@ impl RedisChaos {
                 self.next_snapshot = Some(at.max(now - every) + every);
             }
         }
-        let kill_now = match (self.next_kill, self.faults.kill_every) {
-            (Some(at), Some(every)) if now >= at => {
-                self.next_kill = Some(now + self.faults.down + every);
-                true
-            }
-            _ => false,
-        };
+        let kill_now = self.next_kill.is_some_and(|at| now >= at);
         if kill_now || self.at_the_moment(server)? {
             self.kill(server)?;
         }
         Ok(())
     }
 
+    /// Starts Redis again from its last snapshot; the next kill is due
+    /// `--redis-kill-every` after it answers.
+    fn restart(&mut self, server: &mut RedisServer, before: u64) -> Result<()> {
+        let started = Instant::now();
+        server.restart().context("cannot restart redis-server")?;
+        let load = started.elapsed();
+        self.loads.push(load);
+        self.down = None;
+        self.conn = None;
+        self.restarts += 1;
+        let (saved, saved_at) = self.saved;
+        let lost = before.saturating_sub(saved);
+        self.files_redone += lost;
+        self.rolled_back.push(lost);
+        tracing::info!(
+            "Redis restarted: {lost} commits rolled back, answering after {:.0} ms",
+            load.as_secs_f64() * 1e3
+        );
+        self.events
+            .note("redis-restarted", format!("{lost} commits rolled back"));
+        self.serving_since = Instant::now();
+        self.saves_this_incarnation = 0;
+        self.next_kill = self.faults.kill_every.map(|every| Instant::now() + every);
+        let ended = self.ended.take();
+        if saved > self.best {
+            self.best = saved;
+            self.stuck.clear();
+            return Ok(());
+        }
+        self.stuck.extend(ended);
+        if self.stuck.len() as u32 >= STUCK_RESTARTS {
+            bail!("{}", self.verdict(saved_at));
+        }
+        Ok(())
+    }
+
+    /// Why the job cannot move, from what the last restarts measured.
+    fn verdict(&self, saved_at: Option<SystemTime>) -> String {
+        let n = self.stuck.len();
+        let served = self.stuck.iter().map(|i| i.served).sum::<Duration>() / n.max(1) as u32;
+        let snapshots: u64 = self.stuck.iter().map(|i| i.snapshots).sum();
+        let back_from = match saved_at {
+            Some(t) => format!(
+                "the snapshot of {} with {}/{} files committed",
+                humantime::format_rfc3339_seconds(t),
+                self.saved.0,
+                self.files
+            ),
+            None => "no snapshot (empty)".to_string(),
+        };
+        let interval = self
+            .faults
+            .snapshot_interval
+            .map_or("no --snapshot-interval".to_string(), |d| {
+                format!("snapshots every {}", humantime::format_duration(d))
+            });
+        let loads = &self.loads[self.loads.len().saturating_sub(n)..];
+        let load = loads.iter().sum::<Duration>() / loads.len().max(1) as u32;
+        let why = if snapshots == 0 {
+            "no snapshot completed within an incarnation".to_string()
+        } else if self.files > 0 && self.saved.0 >= self.files {
+            format!(
+                "every file is committed, and writing the result takes longer than an \
+                 incarnation ({snapshots} snapshots completed in them)"
+            )
+        } else {
+            format!(
+                "{snapshots} snapshots completed in them, none with a file more: \
+                 committing a file (or writing the result) takes longer than an incarnation"
+            )
+        };
+        format!(
+            "no progress: {n} restarts in a row came back from {back_from}; \
+             each incarnation served {:.2} s (--redis-kill-every), after loading for {:.2} s; \
+             {why} ({interval}). Kill less often, snapshot more often, or give the job smaller files",
+            served.as_secs_f64(),
+            load.as_secs_f64()
+        )
+    }
     /// Brings Redis back if it is down: the job is over, and its last
     /// figures are read from it.
     pub fn finish(&mut self, server: &mut RedisServer) -> Result<()> {
+        // The job is over: no verdict on the schedule.
+        self.stuck.clear();
         if let Some((_, before)) = self.down {
             self.down = Some((Instant::now(), before));
             self.step(server)?;
@@ -143,18 +263,37 @@ impl RedisChaos {
         Ok(())
     }
 
-    /// True, once, when the job is at `--redis-fault`'s moment.
+    /// True, once, when the job is at `--redis-fault`'s moment (the
+    /// driver itself says when it enqueues: [`RedisChaos::kill_at_the_moment`]).
     fn at_the_moment(&mut self, server: &RedisServer) -> Result<bool> {
-        let Some(moment) = self.faults.at.filter(|_| !self.moment_done) else {
+        let Some(RedisMoment::AfterLastCommit) = self.faults.at.filter(|_| !self.moment_done)
+        else {
             return Ok(false);
         };
         let p = self.progress(server)?;
-        let now = match moment {
-            RedisMoment::Enqueue => p.files > 0 && !p.enqueue_done,
-            RedisMoment::AfterLastCommit => p.is_done() && !p.finished,
-        };
+        let now = p.is_done() && !p.finished;
         self.moment_done |= now;
         Ok(now)
+    }
+
+    /// Kills Redis now, the moment of `--redis-fault` (the driver is
+    /// between two halves of its enqueueing).
+    pub fn kill_at_the_moment(&mut self, server: &mut RedisServer) -> Result<()> {
+        if self.moment_done || self.down.is_some() {
+            return Ok(());
+        }
+        self.moment_done = true;
+        self.kill(server)
+    }
+
+    /// The moment `--redis-fault` names, if any.
+    pub fn moment(&self) -> Option<RedisMoment> {
+        self.faults.at
+    }
+
+    /// Whether Redis was killed at that moment.
+    pub fn moment_fired(&self) -> bool {
+        self.moment_done
     }
 
     /// Kills Redis: writes paused first, so that the commits counted
@@ -175,7 +314,13 @@ impl RedisChaos {
             return Ok(());
         }
         let before = p.files_done;
+        self.files = p.files;
         server.kill();
+        self.next_kill = None;
+        self.ended = Some(Incarnation {
+            served: self.serving_since.elapsed(),
+            snapshots: self.saves_this_incarnation,
+        });
         self.conn = None;
         self.down = Some((Instant::now() + self.faults.down, before));
         tracing::info!("Redis killed with {before} files committed");
@@ -203,7 +348,7 @@ impl RedisChaos {
                 self.snapshots += 1;
                 self.events
                     .note("snapshot", format!("{done} files committed"));
-                self.saving = Some(done);
+                self.saving = Some((done, SystemTime::now()));
             }
             Err(e) if e.to_string().contains("in progress") => {}
             Err(e) => return Err(e.into()),
@@ -232,7 +377,10 @@ impl RedisChaos {
             .query(self.conn(server)?)?;
         if info.get::<u8>("rdb_bgsave_in_progress") == Some(0) {
             if info.get::<String>("rdb_last_bgsave_status").as_deref() == Some("ok") {
-                self.saved = self.saving.unwrap_or(self.saved);
+                if let Some((done, at)) = self.saving {
+                    self.saved = (done, Some(at));
+                    self.saves_this_incarnation += 1;
+                }
                 let cow = info.get::<u64>("rdb_last_cow_size").unwrap_or(0);
                 self.cow_bytes = self.cow_bytes.max(cow);
             }
@@ -245,7 +393,7 @@ impl RedisChaos {
     /// restart on its own).
     fn progress(&mut self, server: &RedisServer) -> Result<Progress> {
         if self.backend.is_none() {
-            self.backend = Some(backend::open(
+            self.backend = Some(backend::open_quiet(
                 RedisMode::Snapshot,
                 &server.url_with_password(),
                 DEFAULT_PREFIX,

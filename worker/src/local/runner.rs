@@ -4,6 +4,7 @@
 
 use super::deployment::{Deployment, RaftSetup};
 use super::sites::SitesTimeline;
+use super::RedisMoment;
 use super::{die_with_parent, RedisFaults};
 use crate::backend::{self, JobSettings};
 use crate::count::{count_files, Parallelism};
@@ -46,6 +47,8 @@ pub struct RunOptions {
     pub crdt: Option<super::CrdtSetup>,
     /// Serve a live view of the job here (`--ui`).
     pub ui: Option<SocketAddr>,
+    /// Where every random choice of the run comes from (see `seeded`).
+    pub seed: u64,
 }
 
 pub struct RunOutcome {
@@ -119,7 +122,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         d
     };
     let events = EventLog::default();
-    let mut redis = Deployment::start(opts.raft.as_ref(), &opts.redis_faults, &events)?;
+    let mut redis = Deployment::start(opts.raft.as_ref(), &opts.redis_faults, &events, opts.seed)?;
     let redis_start = lap();
     let before = redis.clients()?;
     let mut pool = Pool::new(opts, &redis, events)?;
@@ -151,9 +154,29 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         top: opts.top,
         patience: Duration::from_secs(30),
         stream: opts.stream.clone(),
+        mid_enqueue: None,
+    };
+    // `--redis-fault at=enqueue`: the driver stops between the two halves
+    // of its first enqueueing until Redis is killed.
+    let (mid_enqueue, enqueueing) = match opts.redis_faults.at {
+        Some(RedisMoment::Enqueue) => {
+            let (asked, asks) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<()>>();
+            let hook: driver::MidEnqueue = Box::new(move || {
+                let (done, wait) = std::sync::mpsc::channel();
+                if asked.send(done).is_ok() {
+                    let _ = wait.recv();
+                }
+            });
+            (Some(hook), Some(asks))
+        }
+        _ => (None, None),
+    };
+    let dopts = DriverOptions {
+        mid_enqueue,
+        ..dopts
     };
     let driver_stop = stop.clone();
-    let driver = std::thread::spawn(move || driver::run(&dopts, &driver_stop));
+    let driver = std::thread::spawn(move || driver::run(dopts, &driver_stop));
     let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
     let mut scaler = opts
         .autoscale
@@ -173,6 +196,10 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         }
         if let Some(s) = scaler.as_mut() {
             s.watch(&mut pool)?;
+        }
+        if let Some(done) = enqueueing.as_ref().and_then(|a| a.try_recv().ok()) {
+            redis.kill_now()?;
+            let _ = done.send(());
         }
         if opts.redis_faults.any() || opts.raft.is_some() {
             redis.step()?;
@@ -276,6 +303,24 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         job.scalings = pool.scalings;
         job.commits_ignored = last.commits_ignored;
         job.faults_fired = fired.len() as u64;
+        job.seed = Some(opts.seed);
+        job.rollback_ms = outcome
+            .rollbacks
+            .iter()
+            .map(|r| r.took.as_secs_f64() * 1e3)
+            .collect();
+        let fired_specs: Vec<&str> = fired.iter().map(|(spec, _)| spec.as_str()).collect();
+        for f in &opts.faults {
+            let spec = f.to_string();
+            if fired_specs.contains(&spec.as_str()) {
+                job.faults_fired_specs.push(spec);
+            } else {
+                job.faults_unfired.push(spec);
+            }
+        }
+        job.faults_fired_specs.extend(facts.faults_fired_specs);
+        job.faults_unfired.extend(facts.faults_unfired);
+        job.redis_load_ms = facts.redis_load_ms;
     }
     Ok(RunOutcome {
         report,
@@ -298,6 +343,8 @@ pub(super) struct Pool {
     input: PathBuf,
     faults: Vec<String>,
     slots: Vec<Option<Child>>,
+    /// Which worker `--kill-every` kills.
+    rng: rand::rngs::StdRng,
     pub(super) restarts: u64,
     pub(super) kills: u64,
     errors: u64,
@@ -339,6 +386,7 @@ impl Pool {
             input: input.to_path_buf(),
             faults: opts.faults.iter().map(|f| f.to_string()).collect(),
             slots: Vec::new(),
+            rng: super::seeded(opts.seed, &format!("kill-every {input:?}")),
             restarts: 0,
             kills: 0,
             errors: 0,
@@ -373,9 +421,11 @@ impl Pool {
             .arg(index.to_string())
             .env("REDIS_PASSWORD", &self.password)
             // Worker chatter would drown the result; WORDCOUNT_LOG overrides.
+            // Nor their outages: the driver reports each once.
             .env(
                 "WORDCOUNT_LOG",
-                std::env::var("WORDCOUNT_LOG").unwrap_or("warn".into()),
+                std::env::var("WORDCOUNT_LOG")
+                    .unwrap_or("warn,wordcount::backend::redis=error".into()),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null());
@@ -448,7 +498,7 @@ impl Pool {
         if live.is_empty() {
             return;
         }
-        let i = live[rand::rng().random_range(0..live.len())];
+        let i = live[self.rng.random_range(0..live.len())];
         if let Some(child) = self.slots[i].as_mut() {
             let _ = child.kill();
             self.kills += 1;
@@ -501,7 +551,7 @@ impl Scaler {
     fn new(rule: Autoscale, redis: &Deployment) -> Result<Self> {
         Ok(Scaler {
             rule,
-            redis: backend::open(
+            redis: backend::open_quiet(
                 redis.mode(),
                 &redis.url(),
                 DEFAULT_PREFIX,

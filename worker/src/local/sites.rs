@@ -127,6 +127,8 @@ struct Cuts {
     planned: Vec<Partition>,
     every: Option<(Duration, Duration)>,
     next_random: Option<Instant>,
+    /// Which cut `--partition-every` makes.
+    rng: rand::rngs::StdRng,
     last_heal: Option<Instant>,
     next_repair: Instant,
     events: EventLog,
@@ -162,10 +164,9 @@ impl Cuts {
         if let (Some(at), Some((every, lasts))) = (self.next_random, self.every) {
             if now >= at {
                 self.next_random = Some(now + every);
-                let mut rng = rand::rng();
                 let pair = (
-                    rng.random_range(0..sites.len()),
-                    rng.random_range(0..sites.len()),
+                    self.rng.random_range(0..sites.len()),
+                    self.rng.random_range(0..sites.len()),
                 );
                 if !self.active.iter().any(|(p, _)| *p == pair) {
                     self.set(sites, pair, true)?;
@@ -383,6 +384,7 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         planned: setup.partitions.clone(),
         every: setup.partition_every,
         next_random: setup.partition_every.map(|(every, _)| now + every),
+        rng: super::seeded(opts.seed, "partition-every"),
         last_heal: None,
         next_repair: now + ANTI_ENTROPY,
         events: events.clone(),
@@ -407,12 +409,14 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
                 top: opts.top,
                 patience: Duration::from_secs(30),
                 stream: None,
+                mid_enqueue: None,
             };
             let stop = stop.clone();
-            std::thread::spawn(move || driver::run(&dopts, &stop))
+            std::thread::spawn(move || driver::run(dopts, &stop))
         })
         .collect();
     let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
+    let mut kill_rng = super::seeded(opts.seed, "site kill-every");
     while drivers.iter().any(|d| !d.is_finished()) {
         if stop.load(Ordering::Relaxed) {
             sites
@@ -426,7 +430,7 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         }
         if let (Some(at), Some(every)) = (next_kill, opts.kill_every) {
             if Instant::now() >= at {
-                let i = rand::rng().random_range(0..sites.len());
+                let i = kill_rng.random_range(0..sites.len());
                 if let Some(pool) = sites[i].pool.as_mut() {
                     pool.kill_one();
                 }

@@ -50,7 +50,7 @@ impl Reader {
     fn read(&mut self, look: &mut Look) -> anyhow::Result<()> {
         let b = match &mut self.backend {
             Some(b) => b,
-            None => self.backend.insert(backend::open(
+            None => self.backend.insert(backend::open_quiet(
                 self.mode,
                 &self.url,
                 &self.prefix,

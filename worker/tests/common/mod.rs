@@ -164,6 +164,7 @@ pub fn driver_options(
         top,
         patience: Duration::from_secs(60),
         stream: None,
+        mid_enqueue: None,
     }
 }
 
@@ -171,7 +172,7 @@ pub fn spawn_driver_with(
     opts: wordcount::driver::DriverOptions,
 ) -> std::thread::JoinHandle<anyhow::Result<wordcount::driver::DriverOutcome>> {
     std::thread::spawn(move || {
-        wordcount::driver::run(&opts, &std::sync::atomic::AtomicBool::new(false))
+        wordcount::driver::run(opts, &std::sync::atomic::AtomicBool::new(false))
     })
 }
 

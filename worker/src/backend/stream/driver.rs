@@ -2,7 +2,9 @@
 //! reading committed results, waking the workers.
 
 use super::worker::{as_array, as_string, field};
-use crate::backend::{state, Depth, Done, Injection, JobSettings, Redis, ResultCursor, Results};
+use crate::backend::{
+    error_code, state, Depth, Done, Injection, JobSettings, Redis, ResultCursor, Results, Saves,
+};
 use anyhow::Result;
 use redis::Value;
 use std::collections::HashMap;
@@ -21,7 +23,7 @@ pub fn create_job(redis: &mut Redis, s: &JobSettings) -> Result<()> {
             .arg("MKSTREAM")
             .exec(c)
         {
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) if error_code(&e).as_deref() == Some("BUSYGROUP") => Ok(()),
             r => r,
         }
     })?;
@@ -61,7 +63,7 @@ pub fn depth(redis: &mut Redis) -> Result<Depth> {
         let groups: Vec<HashMap<String, Value>> =
             match redis::cmd("XINFO").arg("GROUPS").arg(&k.queue).query(c) {
                 // No queue yet (or lost with Redis): nothing waits.
-                Err(e) if e.code() == Some("ERR") => Vec::new(),
+                Err(e) if error_code(&e).as_deref() == Some("ERR") => Vec::new(),
                 r => r?,
             };
         let ours = groups
@@ -82,8 +84,14 @@ pub fn depth(redis: &mut Redis) -> Result<Depth> {
 /// position name the files committed since, in commit order, and
 /// `P:result:ID` holds the counts of each commit, by its first file. Both
 /// are written by the one `wc_commit` call, so any snapshot has both or
-/// neither. Without `with_counts`, only
-/// the `P:latency` entries: what a watcher needs.
+/// neither. Without `with_counts`, only the `P:latency` entries: what a
+/// watcher needs.
+///
+/// A snapshot holds the entries up to some point, and a Redis restarted
+/// from it gives later entries later ids: so the cursor's own entry tells,
+/// on the same connection as the read, whether anything read was rolled
+/// back, and the entry before it that is still there where the rollback
+/// went to. A reconnect to a Redis that lost nothing costs nothing.
 pub fn results_since(
     redis: &mut Redis,
     cursor: &mut ResultCursor,
@@ -91,12 +99,32 @@ pub fn results_since(
     wait: Duration,
     with_counts: bool,
 ) -> Result<Results> {
-    let start = if cursor.position.is_empty() {
-        "0-0"
-    } else {
-        cursor.position.as_str()
-    };
-    let (last, mut done): (Option<String>, Vec<Done>) = redis.run(|c, k| {
+    let position = cursor.position.clone();
+    let (kept, last, mut done) = redis.run(|c, k| {
+        let kept = if position.is_empty() {
+            String::new()
+        } else {
+            let last: Value = redis::cmd("XREVRANGE")
+                .arg(&k.latency)
+                .arg(&position)
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query(c)?;
+            as_array(&last)
+                .first()
+                .and_then(|e| as_array(e).first())
+                .and_then(as_string)
+                .unwrap_or_default()
+        };
+        if kept != position {
+            return Ok((kept, None, Vec::new()));
+        }
+        let start = if position.is_empty() {
+            "0-0"
+        } else {
+            &position
+        };
         let mut xread = redis::cmd("XREAD");
         xread.arg("COUNT").arg(max);
         // Wakes at the next commit: the driver sees it at once. (BLOCK 0
@@ -118,7 +146,7 @@ pub fn results_since(
             .and_then(as_string);
         let done: Vec<Done> = entries.iter().filter_map(parse_done).collect();
         if done.is_empty() || !with_counts {
-            return Ok((last, done));
+            return Ok((kept, last, done));
         }
         let keys: Vec<String> = done.iter().map(|d| k.result(&d.record.id)).collect();
         let packed: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query(c)?;
@@ -127,12 +155,11 @@ pub fn results_since(
             .zip(packed)
             .map(|(d, counts)| Done { counts, ..d })
             .collect();
-        Ok((last, done))
+        Ok((kept, last, done))
     })?;
-    let now = redis.connects();
-    if *cursor.session.get_or_insert(now) != now {
-        *cursor = ResultCursor::default();
-        return Ok(Results::Lost);
+    if kept != position {
+        cursor.position = kept.clone();
+        return Ok(Results::RolledBack(kept));
     }
     if let Some(last) = last {
         cursor.position = last;
@@ -141,12 +168,25 @@ pub fn results_since(
     Ok(Results::More(done))
 }
 
+/// What Redis has written to disk (`INFO persistence` and `server`).
+pub fn saves(redis: &mut Redis) -> Result<Saves> {
+    let info: redis::InfoDict =
+        redis.run(|c, _| redis::cmd("INFO").arg("persistence").arg("server").query(c))?;
+    Ok(Saves {
+        run_id: info.get("run_id").unwrap_or_default(),
+        done: info.get("rdb_saves").unwrap_or(0),
+        in_progress: info.get::<u8>("rdb_bgsave_in_progress") == Some(1),
+    })
+}
+
 /// A `P:latency` entry, without its counts.
 fn parse_done(e: &Value) -> Option<Done> {
     let parts = as_array(e);
     let fields = parts.get(1)?;
-    let record = CommitRecord::parse(&as_string(parts.first()?)?, |name| field(fields, name))?;
+    let pos = as_string(parts.first()?)?;
+    let record = CommitRecord::parse(&pos, |name| field(fields, name))?;
     Some(Done {
+        pos,
         record,
         counts: None,
     })

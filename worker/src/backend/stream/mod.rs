@@ -7,7 +7,7 @@ mod worker;
 
 use super::{
     Backend, Carry, Committed, Depth, Entry, Held, Injection, JobSettings, Redis, ResultCursor,
-    Results, Taken,
+    Results, Saves, Taken,
 };
 use anyhow::Result;
 use std::collections::VecDeque;
@@ -57,6 +57,9 @@ impl Backend for Stream {
         wait: Duration,
     ) -> Result<Results> {
         driver::results_since(&mut self.redis, cursor, max, wait, true)
+    }
+    fn saves(&mut self) -> Result<Option<Saves>> {
+        driver::saves(&mut self.redis).map(Some)
     }
     fn commits_since(&mut self, cursor: &mut ResultCursor, max: usize) -> Result<Results> {
         driver::results_since(&mut self.redis, cursor, max, Duration::ZERO, false)

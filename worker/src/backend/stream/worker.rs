@@ -1,7 +1,7 @@
 //! The worker's side: taking files from the queue, stealing them from
 //! workers that went quiet, and committing their counts.
 
-use crate::backend::{state, Carry, Committed, Entry, Held, Redis, StageGone};
+use crate::backend::{error_code, state, Carry, Committed, Entry, Held, Redis, StageGone};
 use anyhow::{bail, Result};
 use redis::{RedisResult, Value};
 use std::time::Duration;
@@ -149,7 +149,7 @@ pub fn fire(redis: &mut Redis, spec: &str) -> Result<bool> {
 /// nothing to read yet: wait as a blocking read would, then say so.
 fn no_group_is_empty(r: RedisResult<Value>, wait_ms: u64) -> RedisResult<Value> {
     match r {
-        Err(e) if e.code() == Some("NOGROUP") => {
+        Err(e) if error_code(&e).as_deref() == Some("NOGROUP") => {
             std::thread::sleep(std::time::Duration::from_millis(wait_ms.clamp(10, 200)));
             Ok(Value::Nil)
         }
