@@ -245,7 +245,8 @@ fn phase(
     let mut marks: Vec<(f64, String)> = events(&outcome.timeline)
         .into_iter()
         .filter_map(|(at, what, detail)| match what.as_str() {
-            "fault-fired" => Some((at, format!("crash ({detail})"))),
+            // A straggler's fault fires at its first file: marked below.
+            "fault-fired" if !detail.contains(",slow=") => Some((at, format!("crash ({detail})"))),
             "worker-killed" => Some((at, format!("kill ({detail})"))),
             _ => None,
         })

@@ -333,7 +333,9 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
                     &password,
                     ns.as_ref().map(|(name, a)| (name.as_str(), *a)),
                 )?,
-                chaos: RedisChaos::new(faults, events.clone()).first_kill_after(first),
+                chaos: RedisChaos::new(faults, events.clone())
+                    .first_kill_after(first)
+                    .without_verdict(),
                 input,
                 pool: None,
             })
