@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -445,11 +446,12 @@ struct ModeArgs {
     #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true, value_parser = sites)]
     sites: usize,
     /// Cut sites' workers from instances: sites=I[,J],redis=K[,L],at=DUR,for=DUR
-    /// (--redis crdt; needs root: each site runs in a network namespace).
+    /// (--redis crdt; needs root, ip and iptables: each site runs in a
+    /// network namespace).
     #[arg(long = "partition", value_name = "SPEC")]
     partitions: Vec<Partition>,
     /// Cut a random site from a random instance this often (at least
-    /// 100ms), so long: DUR,for=DUR.
+    /// 100ms), so long: DUR,for=DUR (needs root, ip and iptables).
     #[arg(long, value_name = "DUR,for=DUR", value_parser = sites::parse_every)]
     partition_every: Option<(Duration, Duration)>,
     /// RedisRaft replicas: 2f+1, odd, from 3.
@@ -477,6 +479,9 @@ impl ModeArgs {
             }
             return Ok(None);
         }
+        if !self.partitions.is_empty() || self.partition_every.is_some() {
+            need_partition_tools()?;
+        }
         Ok(Some(CrdtSetup {
             sites: self.sites,
             partitions: self.partitions.clone(),
@@ -498,6 +503,45 @@ impl ModeArgs {
             faults: self.replica_faults.clone(),
         }))
     }
+}
+
+/// What partitions need, checked before anything starts: root, and the
+/// commands `ip` (iproute2) and `iptables` on PATH; the error names what
+/// is missing.
+fn need_partition_tools() -> Result<()> {
+    let mut missing = Vec::new();
+    let mut packages = Vec::new();
+    for (command, package) in [("ip", "iproute2"), ("iptables", "iptables")] {
+        if which::which(command).is_ok() {
+            continue;
+        }
+        // Installed but not on PATH: a user's PATH often lacks the sbins.
+        match which::which_in(command, Some("/usr/sbin:/sbin"), "/") {
+            Ok(path) => missing.push(format!("{command} on PATH (it is {})", path.display())),
+            Err(_) => {
+                missing.push(format!("the command {command}"));
+                packages.push(package);
+            }
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("root".into());
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let install = if packages.is_empty() {
+        String::new()
+    } else {
+        format!(" (apt-get install {})", packages.join(" "))
+    };
+    bail!(
+        "--partition and --partition-every need root and the commands ip and iptables \
+         (Debian: apt-get install iproute2 iptables), as each site runs in a network \
+         namespace of its own, cut with iptables; missing: {}{install}",
+        missing.join(", ")
+    );
 }
 
 impl RedisFaultArgs {
@@ -537,6 +581,24 @@ fn parse_range(s: &str) -> Result<(u32, u32), String> {
     }
 }
 
+/// The error and its causes, each once: a cause whose text is already in
+/// what is printed so far is left out (a Redis error repeats its source, so
+/// `{e:#}` printed `unexpected end of file: unexpected end of file`).
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if cause.is_empty() || text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
 fn main() {
     let cli = Cli::parse();
     let default_log = match cli.command {
@@ -545,21 +607,40 @@ fn main() {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WORDCOUNT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Once interrupted, a command that runs its own Redis (run, experiment,
+    // report) ends it while its driver thread may still be winding down;
+    // that thread's "Redis unavailable, retrying" is no news, so the log
+    // ends there (`wordcount: interrupted` follows). A driver's or a
+    // worker's log (a pod's) goes on to the end.
+    let quiet_once_stopped = !matches!(cli.command, Cmd::Driver { .. } | Cmd::Worker { .. });
+    let stopped = stop.clone();
+    let writer = move || -> Box<dyn std::io::Write> {
+        if quiet_once_stopped && stopped.load(Ordering::Relaxed) {
+            Box::new(std::io::sink())
+        } else {
+            Box::new(std::io::stderr())
+        }
+    };
+    // Colours for a person at a terminal; a pipe or a file (a pod's log, a
+    // test) gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    // Ctrl-C (SIGINT), and SIGTERM too (ctrlc's `termination` feature):
+    // both stop the job the same way, and exit 130.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
     match execute(cli.command, stop.clone()) {
         Ok(()) => {}
         Err(e) if stop.load(Ordering::Relaxed) => {
-            eprintln!("wordcount: {e:#}");
+            eprintln!("wordcount: {}", describe(&e));
             std::process::exit(exit::INTERRUPTED);
         }
         Err(e) => {
-            eprintln!("wordcount: error: {e:#}");
+            eprintln!("wordcount: error: {}", describe(&e));
             let code = if e.is::<Unreadable>() {
                 exit::UNREADABLE
             } else {
@@ -834,6 +915,29 @@ fn linger(view: &wordcount::view::View, linger: Duration, stop: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describe_prints_each_cause_once() {
+        // A Redis error whose text repeats its source's.
+        let io = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "unexpected end of file");
+        let e = anyhow::Error::new(redis::RedisError::from(io));
+        assert_eq!(
+            format!("{e:#}"),
+            "unexpected end of file: unexpected end of file"
+        );
+        assert_eq!(describe(&e), "unexpected end of file");
+        // Context that adds something keeps it; the repeated cause goes.
+        let e = e.context("reading the queue");
+        assert_eq!(describe(&e), "reading the queue: unexpected end of file");
+        // Causes that differ are all printed, in order.
+        let e = anyhow::anyhow!("connection refused")
+            .context("cannot reach redis://127.0.0.1:6379")
+            .context("driver");
+        assert_eq!(
+            describe(&e),
+            "driver: cannot reach redis://127.0.0.1:6379: connection refused"
+        );
+    }
 
     #[test]
     fn bounds_name_the_problem() {

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //! The command line of the real `wordcount` binary: bad values refused
-//! before anything starts (exit 2, the flag and the problem named).
+//! before anything starts (exit 2, the flag and the problem named), logs
+//! without terminal escapes when stderr is not a terminal, and SIGTERM
+//! ending a run like Ctrl-C.
 
 mod common;
 use common::*;
@@ -173,5 +175,142 @@ fn help_states_each_bound() {
         "MAX <= 1000",
     ] {
         assert!(help.contains(bound), "no {bound:?} in wordcount run --help");
+    }
+}
+
+#[test]
+fn partitions_name_the_tools_and_the_package_before_anything_starts() {
+    // No ip or iptables on PATH (an empty one): refused, naming them and
+    // the Debian packages, before any Redis starts.
+    let empty = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = Command::new(bin())
+        .args(["run", "--input", CORPUS, "--redis", "crdt"])
+        .args(["--partition", "sites=0,redis=1,at=0s,for=1s"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::ERROR), "{err}");
+    assert!(
+        err.contains("missing: ")
+            && err.contains("ip")
+            && err.contains("iptables")
+            && err.contains("apt-get install iproute2 iptables"),
+        "{err}"
+    );
+    assert!(!err.contains("redis-server"), "{err}");
+}
+
+#[test]
+fn stderr_to_a_file_has_no_terminal_escapes() {
+    need_redis();
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("stderr.log");
+    let status = Command::new(bin())
+        .args(["run", "--input", CORPUS, "--workers", "2", "--verify"])
+        .args(["--kill-every", "200ms"])
+        // Info: the runner's and the workers' log lines, which a terminal
+        // would get in colour.
+        .env("WORDCOUNT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    let err = std::fs::read(&log).unwrap();
+    let text = String::from_utf8_lossy(&err);
+    assert!(status.success(), "{status}: {text}");
+    assert!(text.contains("verified"), "{text}");
+    assert!(text.contains(" INFO "), "no log line to check in: {text}");
+    assert!(
+        !err.contains(&0x1b),
+        "an escape byte in stderr that is not a terminal: {text:?}"
+    );
+}
+
+/// Processes that carry `marker` in their environment, or whose working
+/// directory is under `tmp` (redis-server rewrites its environment when it
+/// sets its process title, but it works in its data directory).
+fn marked_processes(marker: &str, tmp: &std::path::Path) -> Vec<String> {
+    let needle = format!("WORDCOUNT_TEST_MARKER={marker}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            let in_env = env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
+            let in_tmp =
+                std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(tmp));
+            (in_env || in_tmp)
+                .then(|| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// SIGTERM to the runner alone (`kill PID`), or to its whole process group
+/// (`kill -TERM -PGID`, as a terminal's Ctrl-C sends SIGINT): the run ends
+/// as with Ctrl-C, exit 130 and `wordcount: interrupted`, with no process
+/// or temporary file left, and no log of the Redis it tore down (the
+/// driver thread's "Redis unavailable, retrying" once was).
+#[test]
+fn sigterm_ends_a_run_like_ctrl_c() {
+    need_redis();
+    let dir = corpus(20, 300_000);
+    for group in [false, true] {
+        let marker = format!("cli-{}-{group}", std::process::id());
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(["run", "--input", dir.path().to_str().unwrap()])
+            .args(["--workers", "2", "--tokenizer", "whitespace"])
+            .args([
+                "--fault",
+                "worker=0,slow=200",
+                "--fault",
+                "worker=1,slow=200",
+            ])
+            .env("WORDCOUNT_TEST_MARKER", &marker)
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
+        let child = cmd.spawn().unwrap();
+        // The runner, redis-server and two workers.
+        let started = Instant::now();
+        while marked_processes(&marker, tmp.path()).len() < 4
+            && started.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: kill(2) on our child, or on the group it leads.
+        unsafe { libc::kill(if group { -pid } else { pid }, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit::INTERRUPTED), "{err}");
+        assert!(err.contains("wordcount: interrupted"), "{err}");
+        assert!(!err.contains("unavailable"), "group {group}: {err}");
+        let started = Instant::now();
+        while !marked_processes(&marker, tmp.path()).is_empty()
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            marked_processes(&marker, tmp.path()),
+            Vec::<String>::new(),
+            "processes left behind"
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "temporary files left behind: {left:?}");
     }
 }
