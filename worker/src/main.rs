@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -131,8 +132,8 @@ enum Cmd {
 
 #[derive(Args)]
 struct Output {
-    /// How many of the most frequent words to print.
-    #[arg(long, default_value_t = 10)]
+    /// How many of the most frequent words to print (0 or more).
+    #[arg(long, value_name = "K", default_value_t = 10, allow_negative_numbers = true, value_parser = top)]
     top: usize,
     #[arg(long, value_enum, default_value_t)]
     tokenizer: Tokenizer,
@@ -182,8 +183,10 @@ impl Conn {
 
 #[derive(Args)]
 struct Job {
-    /// Steal a file from a worker that has held it this long (milliseconds).
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    /// Steal a file from a worker that has held it this long (milliseconds,
+    /// at least 10: a claim timeout of 0 would steal every file at once,
+    /// and one of a few ms steals files from the workers still counting them).
+    #[arg(long, value_name = "MS", default_value_t = 5000, allow_negative_numbers = true, value_parser = claim_timeout)]
     claim_timeout: u64,
     #[arg(long, value_enum, default_value_t)]
     commit: Commit,
@@ -203,8 +206,8 @@ struct StreamArgs {
     /// cycling over the input, and measure each file's latency.
     #[arg(long)]
     stream: bool,
-    /// Files injected per second.
-    #[arg(long, value_name = "R", requires = "stream", default_value_t = 10.0, value_parser = positive_rate)]
+    /// Files injected per second (above 0).
+    #[arg(long, value_name = "R", requires = "stream", default_value_t = 10.0, allow_negative_numbers = true, value_parser = positive_rate)]
     rate: f64,
     /// How long files fall due (e.g. 30s) [default: every input file once].
     #[arg(long, value_name = "D", requires = "stream", value_parser = humantime::parse_duration)]
@@ -215,8 +218,8 @@ struct StreamArgs {
     /// What the source does when the workers fall behind.
     #[arg(long, value_enum, requires = "stream", default_value_t)]
     backpressure: Backpressure,
-    /// Lag + pending above which pause and adaptive hold back.
-    #[arg(long, value_name = "N", requires = "stream", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Lag + pending above which pause and adaptive hold back (at least 1).
+    #[arg(long, value_name = "N", requires = "stream", default_value_t = 100, allow_negative_numbers = true, value_parser = max_lag)]
     max_lag: u64,
 }
 
@@ -235,7 +238,115 @@ impl StreamArgs {
 fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
-        _ => Err(format!("{s:?} is not a rate above 0 (files per second)")),
+        _ => Err(format!("{s} is not a rate above 0 (files per second)")),
+    }
+}
+
+/// The most worker processes a job may have: the bound of the
+/// WordCountJob CRD (`workers`, `autoscale.maxWorkers`).
+const MAX_WORKERS: i128 = 1000;
+
+/// `s` as a whole number, negative ones included: the numeric flags allow
+/// negative numbers, so that `-1` is refused for its value here rather than
+/// taken by clap for a flag it does not know.
+fn whole(s: &str) -> Result<i128, String> {
+    s.parse().map_err(|_| "not a whole number".into())
+}
+
+fn workers(s: &str) -> Result<usize, String> {
+    match whole(s)? {
+        n if n < 1 => Err("a job needs at least 1 worker process".into()),
+        n if n > MAX_WORKERS => Err(format!(
+            "at most {MAX_WORKERS} worker processes (the bound of the WordCountJob CRD)"
+        )),
+        n => Ok(n as usize),
+    }
+}
+
+fn top(s: &str) -> Result<usize, String> {
+    match whole(s)? {
+        n if n < 0 => Err("the number of words to print is 0 or more".into()),
+        n => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+    }
+}
+
+/// The least `--claim-timeout`, in milliseconds.
+const MIN_CLAIM_TIMEOUT_MS: i128 = 10;
+
+fn claim_timeout(s: &str) -> Result<u64, String> {
+    match whole(s)? {
+        n if n < MIN_CLAIM_TIMEOUT_MS => Err(format!(
+            "at least {MIN_CLAIM_TIMEOUT_MS} ms: a claim timeout of 0 steals every file at \
+             once, and one of a few ms steals files from the workers still counting them"
+        )),
+        n => u64::try_from(n).map_err(|_| format!("{n} is too large")),
+    }
+}
+
+fn max_lag(s: &str) -> Result<u64, String> {
+    match whole(s)? {
+        n if n < 1 => Err("at least 1 file".into()),
+        n => u64::try_from(n).map_err(|_| format!("{n} is too large")),
+    }
+}
+
+fn target_lag(s: &str) -> Result<u64, String> {
+    match whole(s)? {
+        n if n < 0 => Err("0 files or more".into()),
+        n => u64::try_from(n).map_err(|_| format!("{n} is too large")),
+    }
+}
+
+fn sites(s: &str) -> Result<usize, String> {
+    match whole(s)? {
+        n if n < 2 => Err("the CRDT mode needs 2 sites or more".into()),
+        n => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+    }
+}
+
+/// RedisRaft's replicas: the check `wordcount run --redis raft` makes
+/// again when it starts them, here so that a bad count is a usage error.
+fn replicas(s: &str) -> Result<usize, String> {
+    match whole(s)? {
+        n if n < 3 || n % 2 == 0 => Err(
+            "RedisRaft needs an odd number of replicas, 3 or more (2f+1 survive f failures)".into(),
+        ),
+        n => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+    }
+}
+
+/// A duration of at least `min`; `why` says why not less.
+fn at_least(s: &str, min: Duration, why: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < min {
+        return Err(format!(
+            "at least {}: {why}",
+            humantime::format_duration(min)
+        ));
+    }
+    Ok(d)
+}
+
+fn kill_every(s: &str) -> Result<Duration, String> {
+    at_least(
+        s,
+        Duration::from_millis(10),
+        "a worker process needs about that long to start (0 would kill without a pause)",
+    )
+}
+
+fn redis_kill_every(s: &str) -> Result<Duration, String> {
+    at_least(
+        s,
+        Duration::from_millis(100),
+        "a Redis needs about that long to start again (0 would kill without a pause)",
+    )
+}
+
+fn snapshot_interval(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s).map_err(|e| e.to_string())? {
+        d if d.is_zero() || d >= Duration::from_millis(10) => Ok(d),
+        _ => Err("0 (no snapshots) or at least 10ms: each snapshot forks Redis".into()),
     }
 }
 
@@ -251,8 +362,9 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 struct RunArgs {
     #[arg(long)]
     input: PathBuf,
-    /// Worker processes [default: the number of cores].
-    #[arg(long, conflicts_with = "autoscale")]
+    /// Worker processes, 1 to 1000 (the WordCountJob CRD's bound)
+    /// [default: the number of cores].
+    #[arg(long, value_name = "N", conflicts_with = "autoscale", allow_negative_numbers = true, value_parser = workers)]
     workers: Option<usize>,
     #[command(flatten)]
     out: Output,
@@ -262,7 +374,8 @@ struct RunArgs {
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<Fault>,
     /// SIGKILL a random worker this often (e.g. 500ms); it is replaced.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// At least 10ms: a worker process needs about that long to start.
+    #[arg(long, value_name = "DURATION", value_parser = kill_every)]
     kill_every: Option<Duration>,
     /// Also count serially and fail on any difference.
     #[arg(long)]
@@ -275,12 +388,13 @@ struct RunArgs {
     /// the queue and per event).
     #[arg(long, value_name = "FILE.csv", requires = "stream")]
     timeline: Option<PathBuf>,
-    /// Scale the worker processes on lag between MIN and MAX, one at a
-    /// time: up while more than --target-lag files wait, down once none
-    /// has waited for a --cooldown.
+    /// Scale the worker processes on lag between MIN and MAX (1 <= MIN <=
+    /// MAX <= 1000), one at a time: up while more than --target-lag files
+    /// wait, down once none has waited for a --cooldown.
     #[arg(long, value_name = "MIN..MAX", requires = "stream", value_parser = parse_range)]
     autoscale: Option<(u32, u32)>,
-    #[arg(long, value_name = "N", requires = "autoscale", default_value_t = 10)]
+    /// Files waiting for a worker above which --autoscale adds one (0 or more).
+    #[arg(long, value_name = "N", requires = "autoscale", default_value_t = 10, allow_negative_numbers = true, value_parser = target_lag)]
     target_lag: u64,
     #[arg(long, value_name = "D", requires = "autoscale", default_value = "5s", value_parser = humantime::parse_duration)]
     cooldown: Duration,
@@ -307,12 +421,13 @@ struct RunArgs {
 #[derive(Args)]
 struct RedisFaultArgs {
     /// Checkpoint Redis (BGSAVE) this often while anything changed, e.g.
-    /// 1s or 100ms; 0 for none (the default).
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    /// 1s or 100ms; 0 for none (the default), else at least 10ms.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = snapshot_interval)]
     snapshot_interval: Duration,
     /// SIGKILL redis-server this often; it starts again from its last
     /// snapshot (without snapshots: empty) and the job redoes what it lost.
-    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    /// At least 100ms: a Redis needs about that long to start.
+    #[arg(long, value_name = "DURATION", value_parser = redis_kill_every)]
     redis_kill_every: Option<Duration>,
     /// How long a killed Redis stays down.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
@@ -332,19 +447,21 @@ struct ModeArgs {
     /// CRDT).
     #[arg(long = "redis", value_enum, default_value_t)]
     mode: RedisMode,
-    /// Sites of the CRDT mode, each with its own Redis, driver and
-    /// --workers workers, and its share of the input.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    /// Sites of the CRDT mode (2 or more), each with its own Redis, driver
+    /// and --workers workers, and its share of the input.
+    #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true, value_parser = sites)]
     sites: usize,
     /// Cut sites' workers from instances: sites=I[,J],redis=K[,L],at=DUR,for=DUR
-    /// (--redis crdt; needs root: each site runs in a network namespace).
+    /// (--redis crdt; needs root, ip and iptables: each site runs in a
+    /// network namespace).
     #[arg(long = "partition", value_name = "SPEC")]
     partitions: Vec<Partition>,
-    /// Cut a random site from a random instance this often, so long: DUR,for=DUR.
+    /// Cut a random site from a random instance this often (at least
+    /// 100ms), so long: DUR,for=DUR (needs root, ip and iptables).
     #[arg(long, value_name = "DUR,for=DUR", value_parser = sites::parse_every)]
     partition_every: Option<(Duration, Duration)>,
     /// RedisRaft replicas: 2f+1, odd, from 3.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true, value_parser = replicas)]
     replicas: usize,
     /// Whether each replica fsyncs its Raft log after every entry (no: a
     /// killed process loses nothing, a crashed machine may).
@@ -367,6 +484,9 @@ impl ModeArgs {
                 bail!("--partition and --partition-every need --redis crdt");
             }
             return Ok(None);
+        }
+        if !self.partitions.is_empty() || self.partition_every.is_some() {
+            need_partition_tools()?;
         }
         Ok(Some(CrdtSetup {
             sites: self.sites,
@@ -391,6 +511,45 @@ impl ModeArgs {
     }
 }
 
+/// What partitions need, checked before anything starts: root, and the
+/// commands `ip` (iproute2) and `iptables` on PATH; the error names what
+/// is missing.
+fn need_partition_tools() -> Result<()> {
+    let mut missing = Vec::new();
+    let mut packages = Vec::new();
+    for (command, package) in [("ip", "iproute2"), ("iptables", "iptables")] {
+        if which::which(command).is_ok() {
+            continue;
+        }
+        // Installed but not on PATH: a user's PATH often lacks the sbins.
+        match which::which_in(command, Some("/usr/sbin:/sbin"), "/") {
+            Ok(path) => missing.push(format!("{command} on PATH (it is {})", path.display())),
+            Err(_) => {
+                missing.push(format!("the command {command}"));
+                packages.push(package);
+            }
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("root".into());
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let install = if packages.is_empty() {
+        String::new()
+    } else {
+        format!(" (apt-get install {})", packages.join(" "))
+    };
+    bail!(
+        "--partition and --partition-every need root and the commands ip and iptables \
+         (Debian: apt-get install iproute2 iptables), as each site runs in a network \
+         namespace of its own, cut with iptables; missing: {}{install}",
+        missing.join(", ")
+    );
+}
+
 impl RedisFaultArgs {
     fn faults(&self) -> RedisFaults {
         RedisFaults {
@@ -413,12 +572,37 @@ fn parse_moment(s: &str) -> Result<RedisMoment, String> {
 }
 
 fn parse_range(s: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("{s:?} is not MIN..MAX with 1 <= MIN <= MAX (e.g. 1..4)");
+    let bad = || {
+        format!(
+            "{s:?} is not MIN..MAX with 1 <= MIN <= MAX <= {MAX_WORKERS} \
+             (at most {MAX_WORKERS} worker processes; e.g. 1..4)"
+        )
+    };
     let (min, max) = s.split_once("..").ok_or_else(bad)?;
     match (min.parse(), max.parse()) {
-        (Ok(min), Ok(max)) if 1 <= min && min <= max => Ok((min, max)),
+        (Ok(min), Ok(max)) if 1 <= min && min <= max && i128::from(max) <= MAX_WORKERS => {
+            Ok((min, max))
+        }
         _ => Err(bad()),
     }
+}
+
+/// The error and its causes, each once: a cause whose text is already in
+/// what is printed so far is left out (a Redis error repeats its source, so
+/// `{e:#}` printed `unexpected end of file: unexpected end of file`).
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if cause.is_empty() || text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn main() {
@@ -429,21 +613,40 @@ fn main() {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WORDCOUNT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Once interrupted, a command that runs its own Redis (run, experiment,
+    // report) ends it while its driver thread may still be winding down;
+    // that thread's "Redis unavailable, retrying" is no news, so the log
+    // ends there (`wordcount: interrupted` follows). A driver's or a
+    // worker's log (a pod's) goes on to the end.
+    let quiet_once_stopped = !matches!(cli.command, Cmd::Driver { .. } | Cmd::Worker { .. });
+    let stopped = stop.clone();
+    let writer = move || -> Box<dyn std::io::Write> {
+        if quiet_once_stopped && stopped.load(Ordering::Relaxed) {
+            Box::new(std::io::sink())
+        } else {
+            Box::new(std::io::stderr())
+        }
+    };
+    // Colours for a person at a terminal; a pipe or a file (a pod's log, a
+    // test) gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    // Ctrl-C (SIGINT), and SIGTERM too (ctrlc's `termination` feature):
+    // both stop the job the same way, and exit 130.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
     match execute(cli.command, stop.clone()) {
         Ok(()) => {}
         Err(e) if stop.load(Ordering::Relaxed) => {
-            eprintln!("wordcount: {e:#}");
+            eprintln!("wordcount: {}", describe(&e));
             std::process::exit(exit::INTERRUPTED);
         }
         Err(e) => {
-            eprintln!("wordcount: error: {e:#}");
+            eprintln!("wordcount: error: {}", describe(&e));
             let code = if e.is::<Unreadable>() {
                 exit::UNREADABLE
             } else {
@@ -739,5 +942,54 @@ fn linger(view: &wordcount::view::View, linger: Duration, stop: &AtomicBool) {
     let until = std::time::Instant::now() + linger;
     while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_prints_each_cause_once() {
+        // A Redis error whose text repeats its source's.
+        let io = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "unexpected end of file");
+        let e = anyhow::Error::new(redis::RedisError::from(io));
+        assert_eq!(
+            format!("{e:#}"),
+            "unexpected end of file: unexpected end of file"
+        );
+        assert_eq!(describe(&e), "unexpected end of file");
+        // Context that adds something keeps it; the repeated cause goes.
+        let e = e.context("reading the queue");
+        assert_eq!(describe(&e), "reading the queue: unexpected end of file");
+        // Causes that differ are all printed, in order.
+        let e = anyhow::anyhow!("connection refused")
+            .context("cannot reach redis://127.0.0.1:6379")
+            .context("driver");
+        assert_eq!(
+            describe(&e),
+            "driver: cannot reach redis://127.0.0.1:6379: connection refused"
+        );
+    }
+
+    #[test]
+    fn bounds_name_the_problem() {
+        assert!(workers("1000").is_ok());
+        assert!(workers("1001")
+            .unwrap_err()
+            .contains("at most 1000 worker processes"));
+        assert!(workers("0").unwrap_err().contains("at least 1"));
+        assert!(workers("-1").unwrap_err().contains("at least 1"));
+        assert!(claim_timeout("9").unwrap_err().contains("at least 10 ms"));
+        assert_eq!(claim_timeout("10"), Ok(10));
+        assert!(kill_every("9ms").is_err());
+        assert_eq!(kill_every("10ms"), Ok(Duration::from_millis(10)));
+        assert!(redis_kill_every("99ms").is_err());
+        assert_eq!(snapshot_interval("0s"), Ok(Duration::ZERO));
+        assert!(snapshot_interval("5ms").is_err());
+        assert!(replicas("4").is_err() && replicas("1").is_err());
+        assert_eq!(replicas("5"), Ok(5));
+        assert_eq!(parse_range("1..1000"), Ok((1, 1000)));
+        assert!(parse_range("1..1001").is_err());
     }
 }

@@ -109,12 +109,24 @@ pub struct CutSpan {
 /// How often the runner reads each instance's files known.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
-/// `--partition-every DUR,for=DUR`.
+/// `--partition-every DUR,for=DUR`, DUR at least 100ms: a cut runs
+/// `iptables` in the site's namespace and ends connections, and the runner
+/// samples the instances every [`SAMPLE_EVERY`]; cuts more often would not
+/// show.
 pub fn parse_every(s: &str) -> Result<(Duration, Duration), String> {
+    const MIN_EVERY: Duration = Duration::from_millis(100);
     let bad = || format!("{s:?} is not DUR,for=DUR (e.g. 3s,for=1s)");
     let (every, lasts) = s.split_once(",for=").ok_or_else(bad)?;
     let d = |v: &str| humantime::parse_duration(v).map_err(|e| format!("{s:?}: {e}"));
-    Ok((d(every)?, d(lasts)?))
+    let every = d(every)?;
+    if every < MIN_EVERY {
+        return Err(format!(
+            "the interval is at least {}: each cut runs iptables and ends connections \
+             (0 would cut without a pause)",
+            humantime::format_duration(MIN_EVERY)
+        ));
+    }
+    Ok((every, d(lasts)?))
 }
 
 /// The cuts in place and to come, and read repair between the instances
