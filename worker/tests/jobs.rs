@@ -268,31 +268,6 @@ fn missing_redis_server_names_the_package() {
     );
 }
 
-/// Processes that carry `marker` in their environment, or whose working
-/// directory is under `tmp` (redis-server rewrites its environment when it
-/// sets its process title, but it works in its data directory).
-fn marked_processes(marker: &str, tmp: &std::path::Path) -> Vec<String> {
-    let needle = format!("WORDCOUNT_TEST_MARKER={marker}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter_map(|e| {
-            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
-            let in_env = env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
-            let in_tmp =
-                std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(tmp));
-            (in_env || in_tmp)
-                .then(|| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default())
-        })
-        .collect()
-}
-
 #[test]
 fn nothing_is_left_behind_after_a_run_or_a_ctrl_c() {
     need_redis();

@@ -210,3 +210,28 @@ pub fn redisraft() -> Option<PathBuf> {
         }
     }
 }
+
+/// Processes that carry `marker` in their environment, or whose working
+/// directory is under `tmp` (redis-server rewrites its environment when it
+/// sets its process title, but it works in its data directory).
+pub fn marked_processes(marker: &str, tmp: &std::path::Path) -> Vec<String> {
+    let needle = format!("WORDCOUNT_TEST_MARKER={marker}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            let in_env = env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
+            let in_tmp =
+                std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(tmp));
+            (in_env || in_tmp)
+                .then(|| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default())
+        })
+        .collect()
+}
