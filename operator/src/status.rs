@@ -225,11 +225,16 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
         status.progress = Some(format!("{done}/{total}"));
     }
 
-    // Faults: crashes as Redis recorded them, then the operator's pod kills.
+    // Faults: crashes as Redis recorded them (a straggler's, recorded at
+    // its first file, is no crash), then the operator's pod kills.
     let faults: Vec<InjectedFault> = match progress {
         Some(p) => p
             .faults
             .iter()
+            .filter(|(spec, _)| {
+                spec.parse::<wordcount_protocol::Fault>()
+                    .is_ok_and(|f| matches!(f, wordcount_protocol::Fault::Crash { .. }))
+            })
             .filter_map(|(spec, ms)| {
                 Some(InjectedFault {
                     kind: FaultKind::Crash,

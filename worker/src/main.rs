@@ -424,9 +424,14 @@ struct RedisFaultArgs {
     /// 1s or 100ms; 0 for none (the default), else at least 10ms.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = snapshot_interval)]
     snapshot_interval: Duration,
-    /// SIGKILL redis-server this often; it starts again from its last
-    /// snapshot (without snapshots: empty) and the job redoes what it lost.
-    /// At least 100ms: a Redis needs about that long to start.
+    /// SIGKILL redis-server once each incarnation has served this long,
+    /// counted from when it answers again (its snapshot loaded); it starts
+    /// again from its last snapshot (without snapshots: empty) and the job
+    /// redoes what it lost. With --redis raft: a random replica, once the
+    /// cluster has been whole this long (at most one down or catching up).
+    /// At least 100ms: a Redis needs about that long to start. A schedule
+    /// under which the job cannot progress (10 restarts in a row with no
+    /// more files) stops the run with a verdict.
     #[arg(long, value_name = "DURATION", value_parser = redis_kill_every)]
     redis_kill_every: Option<Duration>,
     /// How long a killed Redis stays down.

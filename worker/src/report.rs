@@ -132,7 +132,8 @@ pub struct JobFacts {
     pub worker_restarts: u64,
     /// Workers killed by `--kill-every`.
     pub workers_killed: u64,
-    /// Crash faults that fired (each fires once per job).
+    /// Faults that fired, each once per job: crashes, and stragglers at
+    /// their first file.
     pub faults_fired: u64,
     /// The most workers at once (`--autoscale` changes it).
     #[serde(default)]
