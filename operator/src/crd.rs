@@ -76,6 +76,9 @@ pub const KIND: &str = "WordCountJob";
 #[x_kube(validation = Rule::new("!has(self.stream) || !has(self.stream.autoscale) || (self.stream.autoscale.minWorkers <= self.workers && self.workers <= self.stream.autoscale.maxWorkers)")
     .message("workers must be from stream.autoscale.minWorkers to maxWorkers (the workers the job starts with)")
     .field_path(".workers"))]
+#[x_kube(validation = Rule::new("!has(self.claimTimeout) || duration(self.claimTimeout) >= duration('10ms')")
+    .message("claimTimeout must be at least 10ms: a claim timeout of 0 would steal every file at once")
+    .field_path(".claimTimeout"))]
 #[serde(rename_all = "camelCase")]
 pub struct WordCountJobSpec {
     /// Where the files come from; they end up in a volume every pod mounts.

@@ -217,6 +217,12 @@ async fn crd_installs_and_refuses_bad_specs() {
             "spec.claimTimeout",
             json!({"input": input, "claimTimeout": "5 minutes"}),
         ),
+        // A claim timeout of 0 would steal every file at once: the
+        // driver's --claim-timeout refuses it too.
+        (
+            "spec.claimTimeout",
+            json!({"input": input, "claimTimeout": "0s"}),
+        ),
         (
             "spec.faults.podKills.every",
             json!({"input": input, "faults": {"podKills": {"target": "worker", "every": "-1s"}}}),
