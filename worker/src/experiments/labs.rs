@@ -849,6 +849,13 @@ fn redis_kill_cost(all: &Outcomes) -> Result<String> {
             if r.num("kill_every_ms")? == 0.0 {
                 continue;
             }
+            if r.text("outcome")? == "verdict" {
+                each.push(format!(
+                    "no end when killed every {} ms (the run stopped with a verdict: no progress)",
+                    r.text("kill_every_ms")?
+                ));
+                continue;
+            }
             each.push(format!(
                 "{:.2}× when killed every {} ms ({}, {} redone)",
                 r.num("slowdown")?,
@@ -868,7 +875,7 @@ fn redis_kill_cost(all: &Outcomes) -> Result<String> {
         .to_string();
     Ok(format!(
         "With snapshots every {snap} ms, against the same job without kills, the \
-         completion time is {}; every count stays exact.",
+         completion time is {}; every job that ends has exact counts.",
         parts.join("; ")
     ))
 }
