@@ -256,3 +256,43 @@ fn raft_replicas_killed_every_second_at_scale_end_exact() {
         assert_eq!(job.files_redone, 0, "seed {seed}: {err}");
     }
 }
+
+/// Three CRDT sites on the large vocabulary, each instance snapshotted and
+/// killed, workers crashing, a straggler, and (as root) a random site cut
+/// from a random instance every second: exact, and every instance ends
+/// knowing every file.
+#[test]
+fn crdt_sites_under_kills_and_cuts_at_scale_end_exact() {
+    need_redis();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let dir = large_vocabulary();
+    let mut args = vec![
+        "--redis",
+        "crdt",
+        "--sites",
+        "3",
+        "--workers",
+        "1",
+        "--fault",
+        "worker=0,crash=after-count",
+        "--fault",
+        "worker=0,slow=10",
+        "--snapshot-interval",
+        "200ms",
+        "--redis-kill-every",
+        "1s",
+        "--seed",
+        "4",
+    ];
+    if root {
+        args.extend(["--partition-every", "1s,for=500ms"]);
+    } else {
+        eprintln!("partitions skipped: they need root (network namespaces and iptables)");
+    }
+    let (report, err) = exact(dir.path(), &args);
+    let job = report.job.as_ref().unwrap();
+    for i in report.instances.as_deref().unwrap_or_default() {
+        assert_eq!(i.files_known, job.files, "{i:?}\n{err}");
+    }
+}
