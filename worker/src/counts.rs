@@ -299,19 +299,8 @@ impl Counts {
     /// in one pass from its end (the count's digits, then the tab).
     pub fn add_packed(&mut self, packed: &[u8]) -> anyhow::Result<()> {
         self.reserve(memchr::memchr_iter(b'\n', packed).count());
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', packed).chain([packed.len()]) {
-            let line = &packed[start..end];
-            start = end + 1;
-            if line.is_empty() {
-                continue;
-            }
-            let (word, n) = split_line(line).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "malformed packed counts line {:?}",
-                    String::from_utf8_lossy(line)
-                )
-            })?;
+        for line in packed_lines(packed) {
+            let (word, n) = line?;
             self.add(word, n);
         }
         Ok(())
@@ -322,20 +311,9 @@ impl Counts {
     /// back. Words left at 0 are gone. Fails, changing nothing it has not
     /// changed already, on a word with fewer occurrences than `packed` says.
     pub fn sub_packed(&mut self, packed: &[u8]) -> anyhow::Result<()> {
-        let mut start = 0;
         let mut short_zeros = false;
-        for end in memchr::memchr_iter(b'\n', packed).chain([packed.len()]) {
-            let line = &packed[start..end];
-            start = end + 1;
-            if line.is_empty() {
-                continue;
-            }
-            let (word, n) = split_line(line).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "malformed packed counts line {:?}",
-                    String::from_utf8_lossy(line)
-                )
-            })?;
+        for line in packed_lines(packed) {
+            let (word, n) = line?;
             let taken = if !word.is_empty() && word.len() <= 8 {
                 let key = short_key(word);
                 let ok = self.short.sub(key, word.len(), n);
@@ -387,6 +365,25 @@ impl Counts {
             })
         })
     }
+}
+
+/// The (word, count) of each line of packed counts.
+fn packed_lines(packed: &[u8]) -> impl Iterator<Item = anyhow::Result<(&[u8], u64)>> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', packed)
+        .chain([packed.len()])
+        .filter_map(move |end| {
+            let line = &packed[start..end];
+            start = end + 1;
+            (!line.is_empty()).then(|| {
+                split_line(line).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "malformed packed counts line {:?}",
+                        String::from_utf8_lossy(line)
+                    )
+                })
+            })
+        })
 }
 
 /// `word\tcount` as the word and its count.

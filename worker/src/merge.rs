@@ -203,6 +203,11 @@ impl Merge {
         let started = Instant::now();
         let before = self.done.len();
         let mut from_scratch = false;
+        if to.is_empty() {
+            // Redis came back empty: nothing is left to take away from.
+            self.counts = Counts::default();
+            self.done.clear();
+        }
         while self.done.last().is_some_and(|d| d.pos != to) {
             let Some(counts) = self.journal.pop_back() else {
                 from_scratch = true;

@@ -229,31 +229,6 @@ fn stderr_to_a_file_has_no_terminal_escapes() {
     );
 }
 
-/// Processes that carry `marker` in their environment, or whose working
-/// directory is under `tmp` (redis-server rewrites its environment when it
-/// sets its process title, but it works in its data directory).
-fn marked_processes(marker: &str, tmp: &std::path::Path) -> Vec<String> {
-    let needle = format!("WORDCOUNT_TEST_MARKER={marker}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter_map(|e| {
-            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
-            let in_env = env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes());
-            let in_tmp =
-                std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(tmp));
-            (in_env || in_tmp)
-                .then(|| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default())
-        })
-        .collect()
-}
-
 /// SIGTERM to the runner alone (`kill PID`), or to its whole process group
 /// (`kill -TERM -PGID`, as a terminal's Ctrl-C sends SIGINT): the run ends
 /// as with Ctrl-C, exit 130 and `wordcount: interrupted`, with no process
@@ -299,17 +274,7 @@ fn sigterm_ends_a_run_like_ctrl_c() {
         assert_eq!(out.status.code(), Some(exit::INTERRUPTED), "{err}");
         assert!(err.contains("wordcount: interrupted"), "{err}");
         assert!(!err.contains("unavailable"), "group {group}: {err}");
-        let started = Instant::now();
-        while !marked_processes(&marker, tmp.path()).is_empty()
-            && started.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(
-            marked_processes(&marker, tmp.path()),
-            Vec::<String>::new(),
-            "processes left behind"
-        );
+        assert_none_left(&marker, tmp.path());
         let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
         assert!(left.is_empty(), "temporary files left behind: {left:?}");
     }

@@ -315,18 +315,7 @@ fn nothing_is_left_behind_after_a_run_or_a_ctrl_c() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        // Children die with their parent; give the kernel a moment.
-        let started = Instant::now();
-        while !marked_processes(&marker, tmp.path()).is_empty()
-            && started.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(
-            marked_processes(&marker, tmp.path()),
-            Vec::<String>::new(),
-            "processes left behind"
-        );
+        assert_none_left(&marker, tmp.path());
         let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
         assert!(left.is_empty(), "temporary files left behind: {left:?}");
     }

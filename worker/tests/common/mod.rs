@@ -235,3 +235,18 @@ pub fn marked_processes(marker: &str, tmp: &std::path::Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// Waits (5 s at most: children die with their parent, which takes the
+/// kernel a moment) until no process carries `marker` (see
+/// [`marked_processes`]), and fails naming those left.
+pub fn assert_none_left(marker: &str, tmp: &Path) {
+    let started = std::time::Instant::now();
+    while !marked_processes(marker, tmp).is_empty() && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        marked_processes(marker, tmp),
+        Vec::<String>::new(),
+        "processes left behind"
+    );
+}
