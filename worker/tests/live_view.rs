@@ -68,11 +68,12 @@ async fn browser() -> Option<(Killed, Client)> {
     }
 }
 
-/// The text of the element `css`, once it satisfies `ok`.
+/// The text of the first element `css` that satisfies `ok`, once one
+/// does (several faults fire: a straggler's at its first file, a crash).
 async fn wait_for(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
     let started = Instant::now();
     loop {
-        if let Ok(e) = client.find(Locator::Css(css)).await {
+        for e in client.find_all(Locator::Css(css)).await.unwrap_or_default() {
             let text = e.text().await.unwrap_or_default();
             if ok(&text) {
                 return text;
