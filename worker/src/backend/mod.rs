@@ -146,10 +146,6 @@ impl StageGone {
 /// How far a reader has read the committed results.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResultCursor {
-    /// The connection the last read was made on (see `Redis::connects`):
-    /// after a new one, the backend checks that what was read is still
-    /// there before it reads on.
-    session: Option<u64>,
     /// A backend's own position: that of the last result read ([`Done::pos`]).
     position: String,
 }

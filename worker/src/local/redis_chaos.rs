@@ -29,12 +29,11 @@ pub enum RedisMoment {
 }
 
 impl RedisMoment {
-    /// As `--redis-fault at=` spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            RedisMoment::Enqueue => "enqueue",
-            RedisMoment::AfterLastCommit => "after-last-commit",
-        }
+    /// As `--redis-fault at=` spells it (clap's own name for it).
+    pub fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
     }
 }
 
@@ -94,8 +93,6 @@ pub struct RedisChaos {
     pub cow_bytes: u64,
     /// How long each restart took to answer again (loading its snapshot).
     pub loads: Vec<Duration>,
-    /// Files each restart rolled back.
-    pub rolled_back: Vec<u64>,
 }
 
 /// One life of Redis, from when it answered to its kill.
@@ -131,7 +128,6 @@ impl RedisChaos {
             fork_us: 0,
             cow_bytes: 0,
             loads: Vec::new(),
-            rolled_back: Vec::new(),
         }
     }
 
@@ -196,7 +192,6 @@ impl RedisChaos {
         let (saved, saved_at) = self.saved;
         let lost = before.saturating_sub(saved);
         self.files_redone += lost;
-        self.rolled_back.push(lost);
         tracing::info!(
             "Redis restarted: {lost} commits rolled back, answering after {:.0} ms",
             load.as_secs_f64() * 1e3
