@@ -13,7 +13,7 @@
 //! completions move together (Kubernetes allows that for Indexed Jobs).
 
 use crate::{
-    controller::{self, Context, Error},
+    context::{apply, Context, Error, Result},
     crd::{Autoscale, AutoscaleStatus, Phase, WordCountJob, WordCountJobStatus},
     events, resources,
 };
@@ -44,16 +44,6 @@ pub fn rule(spec: &Autoscale) -> wordcount_protocol::Autoscale {
         max_workers: positive(spec.max_workers),
         target_lag: u64::from(positive(spec.target_lag)),
         cooldown: spec.cooldown.as_std(),
-    }
-}
-
-/// The autoscaler's state before its first decision: the job's own workers,
-/// kept within the bounds.
-pub fn initial(spec: &Autoscale, workers: i32) -> AutoscaleStatus {
-    AutoscaleStatus {
-        workers: workers.clamp(spec.min_workers, spec.max_workers.max(spec.min_workers)),
-        last_scale_time: None,
-        no_lag_since: None,
     }
 }
 
@@ -122,7 +112,7 @@ pub async fn run(
     lag: Option<i64>,
     status: &mut WordCountJobStatus,
     now: Timestamp,
-) -> Result<(), Error> {
+) -> Result<()> {
     let (Some(spec), Some(state)) = (job.spec.autoscale(), status.autoscale.as_ref()) else {
         return Ok(());
     };
@@ -134,7 +124,12 @@ pub async fn run(
     };
     let mut scaled = job.clone();
     scaled.status = Some(status.clone());
-    controller::apply(ctx, ns, &resources::workers::job(&scaled, None, false)).await?;
+    apply(ctx, ns, &resources::workers::job(&scaled, None, false))
+        .await
+        .map_err(|e| Error::Autoscale {
+            workers: scale.to,
+            source: Box::new(e),
+        })?;
     let reason = if scale.up() { "ScaledUp" } else { "ScaledDown" };
     events::publish(
         ctx,
@@ -166,7 +161,7 @@ mod tests {
     }
 
     fn state(workers: i32) -> AutoscaleStatus {
-        initial(&spec(), workers)
+        AutoscaleStatus::initial(&spec(), workers)
     }
 
     #[test]

@@ -8,18 +8,15 @@
 //! go (`finish`).
 
 use crate::{
-    autoscale,
-    chaos::{self, partition::EndConnections},
+    autoscale, chaos,
+    context::{apply, Context, Error, Result},
     crd::{FaultKind, Phase, WordCountJob, WordCountJobStatus},
     events, finish,
-    metrics::{ErrorLabels, Metrics},
+    metrics::ErrorLabels,
     pods,
-    progress::{Endpoint, ProgressReader},
-    resources::{
-        self, network_policy::OperatorPods, Names, LABEL_JOB, MANAGER, PASSWORD_KEY, REDIS_PORT,
-    },
+    redis::Endpoint,
+    resources::{self, Names, LABEL_JOB, MANAGER, PASSWORD_KEY, REDIS_PORT},
     status::{self, Observed},
-    view::Views,
 };
 use futures::{stream::BoxStream, StreamExt};
 use k8s_openapi::{
@@ -29,115 +26,18 @@ use k8s_openapi::{
         core::v1::{Event as CoreEvent, Pod, Secret},
     },
     jiff::Timestamp,
-    NamespaceResourceScope,
 };
 use kube::{
     api::{ListParams, Patch, PatchParams},
     runtime::{
         controller::{self, Action},
-        events::Recorder,
         watcher, Controller,
     },
     Api, Client, Resource, ResourceExt,
 };
-use serde::{de::DeserializeOwned, Serialize};
-use std::{fmt::Debug, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 use tracing::{instrument, warn, Span};
 use wordcount_protocol::DEFAULT_PREFIX;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("the job has no namespace")]
-    NoNamespace,
-}
-
-impl Error {
-    /// A short label for metrics.
-    pub fn kind(&self) -> String {
-        match self {
-            Error::Kube(kube::Error::Api(s)) => format!("api_{}", s.code),
-            Error::Kube(_) => "kube".into(),
-            Error::NoNamespace => "no_namespace".into(),
-        }
-    }
-}
-
-/// What every reconcile shares.
-pub struct Context {
-    pub client: Client,
-    pub recorder: Recorder,
-    pub progress: Arc<dyn ProgressReader>,
-    /// What a partition uses to end the workers' Redis connections.
-    pub connections: Arc<dyn EndConnections>,
-    pub metrics: Arc<Metrics>,
-    /// Images for jobs whose spec names none.
-    pub job_image: String,
-    pub redis_image: Option<String>,
-    /// The image with the RedisRaft module, for RedisRaft jobs whose spec
-    /// names none.
-    pub redisraft_image: Option<String>,
-    /// The operator's own pods, which every job's Redis admits.
-    pub operator_pods: OperatorPods,
-    /// The live view of every job, when it is served.
-    pub views: Option<Arc<Views>>,
-}
-
-impl Context {
-    pub fn new(client: Client, progress: Arc<dyn ProgressReader>, metrics: Arc<Metrics>) -> Self {
-        Self {
-            recorder: Recorder::new(client.clone(), MANAGER.into()),
-            client,
-            progress,
-            connections: Arc::new(chaos::partition::ClientKill::default()),
-            metrics,
-            job_image: crate::crd::DEFAULT_IMAGE.into(),
-            redis_image: None,
-            redisraft_image: None,
-            operator_pods: OperatorPods::default(),
-            views: None,
-        }
-    }
-
-    pub fn with_images(mut self, job_image: String, redis_image: Option<String>) -> Self {
-        self.job_image = job_image;
-        self.redis_image = redis_image;
-        self
-    }
-
-    pub fn with_redisraft_image(mut self, image: Option<String>) -> Self {
-        self.redisraft_image = image;
-        self
-    }
-
-    pub fn with_connections(mut self, connections: Arc<dyn EndConnections>) -> Self {
-        self.connections = connections;
-        self
-    }
-
-    pub fn with_operator_pods(mut self, operator_pods: OperatorPods) -> Self {
-        self.operator_pods = operator_pods;
-        self
-    }
-
-    pub fn with_views(mut self, views: Arc<Views>) -> Self {
-        self.views = Some(views);
-        self
-    }
-
-    /// Tells the live view what this reconcile saw, if it is served.
-    async fn view(
-        &self,
-        job: &WordCountJob,
-        redis: Option<&Endpoint>,
-        status: &WordCountJobStatus,
-    ) {
-        if let Some(views) = &self.views {
-            views.observe(job, redis, status).await;
-        }
-    }
-}
 
 /// How often to look again while a job runs; pods and Jobs changing also
 /// trigger a reconcile, but Redis progress does not.
@@ -145,11 +45,10 @@ const POLL_RUNNING: Duration = Duration::from_secs(5);
 /// A stream's figures (latency, throttling) change by the second.
 const POLL_STREAM: Duration = Duration::from_secs(2);
 const POLL_REDIS_DOWN: Duration = Duration::from_secs(10);
-pub(crate) const POLL_FINISHED: Duration = Duration::from_secs(300);
 
 /// The reconcile of one job; its span names the job, so logs inside do not.
 #[instrument(skip(job, ctx), fields(name, namespace, generation))]
-pub async fn reconcile(job: Arc<WordCountJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(job: Arc<WordCountJob>, ctx: Arc<Context>) -> Result<Action> {
     let span = Span::current();
     span.record("name", job.name_any());
     if let Some(ns) = job.namespace() {
@@ -167,13 +66,17 @@ pub async fn reconcile(job: Arc<WordCountJob>, ctx: Arc<Context>) -> Result<Acti
     result
 }
 
-async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action> {
     let ns = job.namespace().ok_or(Error::NoNamespace)?;
     let name = job.name_any();
     let jobs: Api<WordCountJob> = Api::namespaced(ctx.client.clone(), &ns);
     // The watch cache may lag our own last status write; decisions below
     // (kills done, phase changes) need the latest.
-    let Some(mut job) = jobs.get_opt(&name).await? else {
+    let found = jobs.get_opt(&name).await.map_err(|source| Error::GetJob {
+        name: name.clone(),
+        source,
+    })?;
+    let Some(mut job) = found else {
         return Ok(Action::await_change());
     };
     if job.metadata.deletion_timestamp.is_some() {
@@ -265,9 +168,9 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action, Erro
     events::changes(ctx, &job, &previous, &status).await;
     match write_status(&jobs, &name, &status).await {
         // Deleted while this reconcile ran: there is nothing left to do.
-        Err(Error::Kube(kube::Error::Api(s))) if s.is_not_found() => {
-            return Ok(Action::await_change())
-        }
+        Err(Error::PatchStatus {
+            source: kube::Error::Api(s),
+        }) if s.is_not_found() => return Ok(Action::await_change()),
         r => r?,
     }
     ctx.view(&job, Some(&endpoint), &status).await;
@@ -293,7 +196,7 @@ struct Children {
 /// Applies every child, in the order they are needed: Redis (one, with its
 /// password and volume, RedisRaft's replicas, or one a Crdt site), the
 /// input, the drivers and the workers (one of each a site).
-async fn apply_children(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<Children, Error> {
+async fn apply_children(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<Children> {
     let mut children = Children::default();
     let sites = resources::sites(job);
     if job.spec.raft_replicas().is_some() {
@@ -347,14 +250,15 @@ async fn write_status(
     jobs: &Api<WordCountJob>,
     name: &str,
     status: &WordCountJobStatus,
-) -> Result<(), Error> {
+) -> Result<()> {
     let patch = Patch::Apply(serde_json::json!({
         "apiVersion": WordCountJob::api_version(&()),
         "kind": WordCountJob::kind(&()),
         "status": status,
     }));
     jobs.patch_status(name, &PatchParams::apply(MANAGER).force(), &patch)
-        .await?;
+        .await
+        .map_err(|source| Error::PatchStatus { source })?;
     Ok(())
 }
 
@@ -387,27 +291,15 @@ fn requeue_after(
     next_fault.map_or(poll, |k| poll.min(k.max(Duration::from_millis(200))))
 }
 
-/// Server-side apply of a desired child; returns it as stored (with status).
-pub(crate) async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K, Error>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
-    let params = PatchParams::apply(MANAGER).force();
-    Ok(api
-        .patch(&obj.name_any(), &params, &Patch::Apply(obj))
-        .await?)
-}
-
 /// The job's Redis password: the one in its Secret, or a new one the first
 /// time. Never changed once set, or Redis and its clients would disagree.
-async fn redis_password(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<String, Error> {
+async fn redis_password(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<String> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let existing = secrets.get_opt(&Names::of(job).secret).await?;
+    let secret = Names::of(job).secret;
+    let existing = secrets
+        .get_opt(&secret)
+        .await
+        .map_err(|source| Error::ReadPassword { secret, source })?;
     let stored = existing
         .and_then(|s| s.data)
         .and_then(|d| d.get(PASSWORD_KEY).cloned())
@@ -416,19 +308,20 @@ async fn redis_password(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<S
     Ok(stored.unwrap_or_else(resources::redis::new_password))
 }
 
-async fn list_pods(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<Vec<Pod>, Error> {
+async fn list_pods(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let selector = format!("{LABEL_JOB}={}", job.name_any());
     Ok(api
         .list(&ListParams::default().labels(&selector))
-        .await?
+        .await
+        .map_err(|source| Error::ListPods { source })?
         .items)
 }
 
 /// Why the input can never be mounted, if a pod says so: a missing claim
 /// (the scheduler's condition) or a hostPath that is not a directory (a
 /// kubelet event, looked up only for pods stuck before their containers start).
-async fn input_error(ctx: &Context, ns: &str, pods: &[Pod]) -> Result<Option<String>, Error> {
+async fn input_error(ctx: &Context, ns: &str, pods: &[Pod]) -> Result<Option<String>> {
     if let Some(msg) = pods::missing_claim(pods) {
         return Ok(Some(msg));
     }
@@ -438,7 +331,13 @@ async fn input_error(ctx: &Context, ns: &str, pods: &[Pod]) -> Result<Option<Str
             "involvedObject.kind=Pod,involvedObject.name={},reason=FailedMount",
             pod.name_any()
         );
-        let found = events.list(&ListParams::default().fields(&fields)).await?;
+        let found = events
+            .list(&ListParams::default().fields(&fields))
+            .await
+            .map_err(|source| Error::ListPodEvents {
+                pod: pod.name_any(),
+                source,
+            })?;
         if let Some(msg) = found
             .items
             .iter()

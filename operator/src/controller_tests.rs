@@ -4,8 +4,14 @@ use super::*;
 use crate::{
     crd::{HostPathInput, Input, PodKillTarget, PodKills},
     fake_apiserver::{FakeApiServer, Recorded},
-    progress::ReadError as EndError,
-    progress::{Meta, Progress, ReadError, Summary},
+    finish::POLL_FINISHED,
+    metrics::Metrics,
+    redis::ReadError as EndError,
+    redis::{
+        clients::EndConnections,
+        progress::{Meta, Progress, ProgressReader, Summary},
+        ReadError,
+    },
     resources::fixtures,
 };
 use futures::future::BoxFuture;
@@ -697,7 +703,7 @@ async fn a_partition_applies_its_policy_ends_worker_connections_then_lifts() {
 
 fn streaming(throttled: bool, committed: i64) -> Progress {
     let mut p = started(10_000, committed);
-    p.stream = Some(crate::progress::StreamFigures {
+    p.stream = Some(crate::redis::progress::StreamFigures {
         injected: 60,
         committed,
         p50_ms: 20,
@@ -959,7 +965,7 @@ async fn a_redisraft_job_shows_its_leader_and_term_and_kills_the_leader() {
     h.api
         .set_status(STATEFUL_SET, json!({"replicas": 3, "readyReplicas": 3}));
     let mut p = started(60_000, 2);
-    p.raft = Some(crate::progress::RaftFigures {
+    p.raft = Some(crate::redis::RaftFigures {
         leader: "demo-redis-1.demo-redis.ns1.svc".into(),
         term: 4,
     });

@@ -705,6 +705,18 @@ pub struct AutoscaleStatus {
     pub no_lag_since: Option<Time>,
 }
 
+impl AutoscaleStatus {
+    /// The autoscaler's state before its first decision: the job's own
+    /// workers, kept within the bounds.
+    pub fn initial(spec: &Autoscale, workers: i32) -> AutoscaleStatus {
+        AutoscaleStatus {
+            workers: workers.clamp(spec.min_workers, spec.max_workers.max(spec.min_workers)),
+            last_scale_time: None,
+            no_lag_since: None,
+        }
+    }
+}
+
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamStatus {

@@ -3,7 +3,7 @@
 //! and the faults the operator injects.
 
 use crate::{
-    controller::Context,
+    context::Context,
     crd::{FaultKind, Phase, WordCountJob, WordCountJobStatus},
     metrics::PhaseLabels,
 };

@@ -4,7 +4,7 @@
 //! until the job is deleted, by someone or by `ttlSecondsAfterFinished`.
 
 use crate::{
-    controller::{apply, Context, Error, POLL_FINISHED},
+    context::{apply, Context, Error, Result},
     crd::{WordCountJob, WordCountJobStatus},
     resources::{self, network_policy},
     status,
@@ -21,20 +21,38 @@ use kube::{
 use std::time::Duration;
 use tracing::info;
 
+/// How often a finished job is looked at again (sooner when its TTL is
+/// due): it only has to let go of what still runs.
+pub(crate) const POLL_FINISHED: Duration = Duration::from_secs(300);
+
 /// What a reconcile of a finished job does.
 pub async fn finished(
     ctx: &Context,
     job: &WordCountJob,
     status: &WordCountJobStatus,
-) -> Result<Action, Error> {
+) -> Result<Action> {
     let ns = job.namespace().ok_or(Error::NoNamespace)?;
+    let_go_or_delete(ctx, job, status, &ns)
+        .await
+        .map_err(|e| Error::Finish {
+            source: Box::new(e),
+        })
+}
+
+/// Deletes a job whose TTL is over, else stops what of it still runs.
+async fn let_go_or_delete(
+    ctx: &Context,
+    job: &WordCountJob,
+    status: &WordCountJobStatus,
+    ns: &str,
+) -> Result<Action> {
     let left = ttl_left(
         job.spec.ttl_seconds_after_finished,
         status::finished_at(status),
         Timestamp::now(),
     );
     if left == Some(Duration::ZERO) {
-        let jobs: Api<WordCountJob> = Api::namespaced(ctx.client.clone(), &ns);
+        let jobs: Api<WordCountJob> = Api::namespaced(ctx.client.clone(), ns);
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             ..DeleteParams::default()
@@ -42,11 +60,17 @@ pub async fn finished(
         match jobs.delete(&job.name_any(), &params).await {
             Ok(_) => info!("ttlSecondsAfterFinished passed: deleted the job"),
             Err(kube::Error::Api(s)) if s.is_not_found() => {}
-            Err(e) => return Err(e.into()),
+            Err(source) => {
+                return Err(Error::DeleteResource {
+                    kind: "WordCountJob".into(),
+                    name: job.name_any(),
+                    source,
+                })
+            }
         }
         return Ok(Action::await_change());
     }
-    let_go(ctx, job, &ns).await?;
+    let_go(ctx, job, ns).await?;
     Ok(Action::requeue(
         left.map_or(POLL_FINISHED, |l| l.min(POLL_FINISHED)),
     ))
@@ -61,13 +85,22 @@ pub fn ttl_left(ttl: Option<i32>, finished: Option<Timestamp>, now: Timestamp) -
 }
 
 /// Stops whatever of the job still runs or waits; idempotent.
-async fn let_go(ctx: &Context, job: &WordCountJob, ns: &str) -> Result<(), Error> {
+async fn let_go(ctx: &Context, job: &WordCountJob, ns: &str) -> Result<()> {
     // Redis to zero: one, or RedisRaft's replicas; none was made for a job
     // that could not run.
     if job.spec.raft_replicas().is_some() {
         let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
         let stopped = resources::redis_raft::stateful_set(job, true);
-        if sets.get_opt(&stopped.name_any()).await?.is_some() {
+        let name = stopped.name_any();
+        let current = sets
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::GetResource {
+                kind: "StatefulSet".into(),
+                name: name.clone(),
+                source,
+            })?;
+        if current.is_some() {
             apply(ctx, ns, &stopped).await?;
         }
     } else {
@@ -85,7 +118,16 @@ async fn let_go(ctx: &Context, job: &WordCountJob, ns: &str) -> Result<(), Error
     });
     for stopped in stopped {
         // A Job that finished by itself has no pod left to stop.
-        match batch.get_opt(&stopped.name_any()).await? {
+        let name = stopped.name_any();
+        let current = batch
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::GetResource {
+                kind: "Job".into(),
+                name: name.clone(),
+                source,
+            })?;
+        match current {
             Some(current) if !job_finished(&current) && !suspended(&current) => {
                 apply(ctx, ns, &stopped).await?;
                 info!(batch_job = %stopped.name_any(), "suspended: the job is over");

@@ -6,8 +6,8 @@ use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 use wordcount_operator::{
-    controller, metrics::Metrics, progress::RedisReader, resources::network_policy::OperatorPods,
-    server, view,
+    context::Context, controller, metrics::Metrics, redis::progress::RedisReader,
+    resources::network_policy::OperatorPods, server, view,
 };
 
 #[derive(Parser, Debug)]
@@ -105,14 +105,13 @@ async fn main() -> ExitCode {
 
     let metrics = Arc::new(Metrics::default());
     let http = tokio::spawn(server::serve(args.listen, metrics.clone()));
-    let mut ctx =
-        controller::Context::new(client.clone(), Arc::new(RedisReader::default()), metrics)
-            .with_images(args.job_image, args.redis_image.filter(|i| !i.is_empty()))
-            .with_redisraft_image(args.redisraft_image.filter(|i| !i.is_empty()))
-            .with_operator_pods(OperatorPods {
-                namespace: args.operator_namespace.filter(|n| !n.is_empty()),
-                labels: args.operator_pod_labels.into_iter().collect(),
-            });
+    let mut ctx = Context::new(client.clone(), Arc::new(RedisReader::default()), metrics)
+        .with_images(args.job_image, args.redis_image.filter(|i| !i.is_empty()))
+        .with_redisraft_image(args.redisraft_image.filter(|i| !i.is_empty()))
+        .with_operator_pods(OperatorPods {
+            namespace: args.operator_namespace.filter(|n| !n.is_empty()),
+            labels: args.operator_pod_labels.into_iter().collect(),
+        });
     // Without the live view: no port, no routes, no readers.
     let views = match args.view_listen {
         Some(addr) => {

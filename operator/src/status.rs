@@ -11,11 +11,14 @@
 
 use crate::{
     crd::{
-        FaultKind, InjectedFault, InstanceStatus, Latency, Phase, RedisStatus, StreamStatus,
-        WordCountJob, WordCountJobStatus, WorkerCounts,
+        AutoscaleStatus, FaultKind, InjectedFault, InstanceStatus, Latency, Phase, RedisStatus,
+        StreamStatus, WordCountJob, WordCountJobStatus, WorkerCounts,
     },
     duration,
-    progress::{Progress, ReadError, StreamFigures},
+    redis::{
+        progress::{Progress, StreamFigures},
+        ReadError,
+    },
 };
 use k8s_openapi::{
     api::{
@@ -264,7 +267,7 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
         previous
             .autoscale
             .clone()
-            .unwrap_or_else(|| crate::autoscale::initial(spec, job.spec.workers))
+            .unwrap_or_else(|| AutoscaleStatus::initial(spec, job.spec.workers))
     });
 
     // Phase: failure first, then completion, then whether anything runs.
@@ -568,7 +571,7 @@ mod tests {
     use super::*;
     use crate::{
         crd::WordCount,
-        progress::{Meta, Summary},
+        redis::progress::{Meta, Summary},
         resources::fixtures,
     };
     use k8s_openapi::api::{
@@ -1079,7 +1082,7 @@ mod tests {
 
     #[test]
     fn a_crdt_job_shows_each_instance_and_completes_when_every_site_driver_has() {
-        use crate::progress::InstanceFigures;
+        use crate::redis::progress::InstanceFigures;
         let mut job = fixtures::synthetic("demo");
         job.spec.redis.mode = wordcount_protocol::RedisMode::Crdt;
         let instance = |known, digest: &str, site_done| InstanceFigures {

@@ -21,7 +21,10 @@ use std::{
 };
 use wordcount_operator::{
     crd::{Phase, WordCountJob, WordCountJobStatus},
-    progress::{Endpoint, Progress, ProgressReader, RedisReader},
+    redis::{
+        progress::{Progress, ProgressReader, RedisReader},
+        Endpoint,
+    },
     resources,
     status::{self, Observed},
 };
@@ -258,7 +261,7 @@ fn serial_count(bin: &Path, dir: &Path) -> (i64, i64, Vec<(String, i64)>) {
 
 /// The words, distinct words and top words the status shows.
 fn counted(
-    summary: &wordcount_operator::progress::Summary,
+    summary: &wordcount_operator::redis::progress::Summary,
     status: &WordCountJobStatus,
 ) -> (i64, i64, Vec<(String, i64)>) {
     let top = (status.top_words.iter())

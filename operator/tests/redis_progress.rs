@@ -9,7 +9,10 @@ use std::{
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
-use wordcount_operator::progress::{Endpoint, ProgressReader, ReadError, RedisReader};
+use wordcount_operator::redis::{
+    progress::{ProgressReader, RedisReader},
+    Endpoint, ReadError,
+};
 use wordcount_protocol::keys::{meta, stats, stream, Keys};
 
 struct Server(Child);

@@ -21,7 +21,10 @@ use std::{
 };
 use wordcount_operator::{
     crd::WordCountJob,
-    progress::{Endpoint, Progress, ProgressReader, RaftInfo, RedisReader},
+    redis::{
+        progress::{Progress, ProgressReader, RedisReader},
+        Endpoint, RaftInfo,
+    },
     resources::{redis_raft, REDIS_PORT},
 };
 use wordcount_protocol::{keys::meta, Keys};

@@ -8,16 +8,15 @@
 //! job, each instance's policy leaves out the sites (their drivers and
 //! workers) the partition cuts off from it.
 
-use super::{count, record, Scene};
+use super::scene::{count, record, Scene};
 use crate::{
-    controller::{apply, Context, Error},
+    context::{apply, Context, Error, Result},
     crd::{FaultKind, Partition, WordCountJob, WordCountJobStatus},
     events,
     pods::of_component,
-    progress::{connect, unreachable, Endpoint, ReadError},
+    redis::Endpoint,
     resources::{self, network_policy, Component, Names, LABEL_SITE},
 };
-use futures::future::BoxFuture;
 use k8s_openapi::{
     api::{core::v1::Pod, networking::v1::NetworkPolicy},
     jiff::Timestamp,
@@ -29,71 +28,6 @@ use tracing::{info, warn};
 /// While a partition is in force: how often worker connections that got
 /// through are ended.
 const POLL: Duration = Duration::from_secs(1);
-
-/// Ends a job's Redis connections from given addresses: the one thing the
-/// operator does to a job's Redis besides reading it.
-pub trait EndConnections: Send + Sync {
-    /// Ends the connections of the clients at these IP addresses; returns
-    /// how many it ended.
-    fn end<'a>(
-        &'a self,
-        endpoint: &'a Endpoint,
-        ips: &'a [String],
-    ) -> BoxFuture<'a, Result<usize, ReadError>>;
-}
-
-/// `CLIENT LIST`, then `CLIENT KILL ID` for each client at one of the addresses.
-#[derive(Clone, Debug)]
-pub struct ClientKill {
-    pub timeout: Duration,
-}
-
-impl Default for ClientKill {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-impl EndConnections for ClientKill {
-    fn end<'a>(
-        &'a self,
-        ep: &'a Endpoint,
-        ips: &'a [String],
-    ) -> BoxFuture<'a, Result<usize, ReadError>> {
-        Box::pin(async move {
-            let mut con = connect(ep, self.timeout).await?;
-            let list: String = redis::cmd("CLIENT")
-                .arg("LIST")
-                .query_async(&mut con)
-                .await
-                .map_err(unreachable(ep))?;
-            let mut pipe = redis::pipe();
-            for id in clients_at(&list, ips) {
-                pipe.cmd("CLIENT").arg("KILL").arg("ID").arg(id);
-            }
-            let ended: Vec<usize> = pipe.query_async(&mut con).await.map_err(unreachable(ep))?;
-            Ok(ended.iter().sum())
-        })
-    }
-}
-
-/// The ids of the clients in a `CLIENT LIST` reply whose address is one of `ips`.
-fn clients_at(list: &str, ips: &[String]) -> Vec<u64> {
-    list.lines()
-        .filter_map(|line| {
-            let field = |key: &str| {
-                line.split(' ')
-                    .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-            };
-            let ip = field("addr")?.rsplit_once(':')?.0;
-            ips.iter()
-                .any(|i| i == ip)
-                .then(|| field("id")?.parse().ok())?
-        })
-        .collect()
-}
 
 /// Where the partition schedule stands at a moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -177,7 +111,7 @@ pub async fn run(
     scene: &Scene<'_>,
     start: Option<Timestamp>,
     status: &mut WordCountJobStatus,
-) -> Result<Option<Duration>, Error> {
+) -> Result<Option<Duration>> {
     let partitions = job.spec.partitions();
     let cut = match start {
         Some(start) => cut(partitions, start, scene.now),
@@ -192,7 +126,12 @@ pub async fn run(
         true => None,
         false => policies
             .get_opt(&name)
-            .await?
+            .await
+            .map_err(|source| Error::GetResource {
+                kind: "NetworkPolicy".into(),
+                name: name.clone(),
+                source,
+            })?
             .as_ref()
             .and_then(network_policy::partition_of),
     };
@@ -294,14 +233,5 @@ mod tests {
         assert_eq!(at("05"), (None, Some(secs(5))));
         assert_eq!(at("10"), (Some(1), Some(secs(1))));
         assert_eq!(at("11"), (None, None));
-    }
-
-    #[test]
-    fn clients_are_picked_by_address() {
-        let list = "id=3 addr=10.244.0.5:41234 laddr=10.244.0.3:6379 fd=8 name= db=0\n\
-                    id=4 addr=10.244.0.15:5000 laddr=10.244.0.3:6379 fd=9 name= db=0\n\
-                    id=7 addr=10.244.0.5:41240 laddr=10.244.0.3:6379 fd=10 name= db=0\n";
-        assert_eq!(clients_at(list, &["10.244.0.5".into()]), [3, 7]);
-        assert_eq!(clients_at(list, &["10.244.0.1".into()]), Vec::<u64>::new());
     }
 }

@@ -2,9 +2,9 @@
 //! RedisRaft, a random running replica) or the RedisRaft leader's pod,
 //! every `every` from `after` past the job's start, at most `maxKills` times.
 
-use super::{count, record, Scene};
+use super::scene::{count, record, Scene};
 use crate::{
-    controller::{Context, Error},
+    context::{Context, Error, Result},
     crd::{FaultKind, PodKillTarget, PodKills, WordCountJob, WordCountJobStatus},
     metrics::TargetLabels,
     pods::of_component,
@@ -23,7 +23,7 @@ pub async fn run(
     scene: &Scene<'_>,
     start: Option<Timestamp>,
     status: &mut WordCountJobStatus,
-) -> Result<Option<Duration>, Error> {
+) -> Result<Option<Duration>> {
     let (Some(kills), Some(start)) = (job.spec.pod_kills(), start) else {
         return Ok(None);
     };
@@ -48,7 +48,7 @@ async fn kill(
     kills: &PodKills,
     done: usize,
     status: &mut WordCountJobStatus,
-) -> Result<(), Error> {
+) -> Result<()> {
     let target = kills.target.as_str();
     let Some(victim) = pick(&candidates(scene.pods, kills.target, scene.raft_leader)) else {
         info!(target, "pod kill due, but no running pod to kill");
@@ -61,7 +61,13 @@ async fn kill(
         Ok(_) => {}
         // Gone meanwhile: no kill happened, try again on the next reconcile.
         Err(kube::Error::Api(s)) if s.is_not_found() => return Ok(()),
-        Err(e) => return Err(e.into()),
+        Err(source) => {
+            return Err(Error::DeleteResource {
+                kind: "Pod".into(),
+                name: pod_name,
+                source,
+            })
+        }
     }
     ctx.metrics
         .pod_kills

@@ -12,7 +12,7 @@ mod reader;
 use crate::crd::{
     FaultKind, InjectedFault, Phase, PodKillTarget, WordCountJob, WordCountJobStatus,
 };
-use crate::progress::Endpoint;
+use crate::redis::Endpoint;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
 use std::collections::BTreeMap;

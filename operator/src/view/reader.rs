@@ -3,7 +3,7 @@
 //! the top words so far, the queue's depth and the commit record
 //! (`P:latency`), a look every `TICK`.
 
-use crate::progress::{connect, unreachable, Endpoint, ReadError};
+use crate::redis::{connect, unreachable, Endpoint, ReadError};
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
