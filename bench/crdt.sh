@@ -4,7 +4,7 @@
 # all), alternated by hyperfine in the same go, on 100 copies of the KJV
 # (the issue's target: the CRDT at most 2x one Redis). Writes
 # target/bench/crdt-kjv100.csv and prints the ratio of median wall times.
-# Read repair's own speed: cargo bench -p wordcount --bench crdt_repair.
+# Read repair's own speed: cargo bench -p wordcount-lab --bench crdt_repair.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/kjv.sh

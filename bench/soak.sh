@@ -8,7 +8,7 @@
 # module is found: $WORDCOUNT_REDISRAFT or ~/.cache/wordcount/redisraft.so);
 # three CRDT sites with partitions (as root, with ip and iptables).
 # Writes target/bench/soak.csv (mode, seed, outcome, seconds) and prints a
-# line per mode. The test suite runs a few of these (worker/tests/fault_schedules.rs).
+# line per mode. The test suite runs a few of these (cli/tests/fault_schedules.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh

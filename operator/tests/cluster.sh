@@ -538,7 +538,7 @@ EOF
 # The operator's live view in headless Chromium, through `kubectl
 # port-forward` to the port `view` of its Service: a job like chaos's (a
 # crash, stragglers, worker pods deleted), watched from the
-# index of jobs to its page (worker/tests/live_view.rs, an ignored test run
+# index of jobs to its page (cli/tests/live_view.rs, an ignored test run
 # here): the crash, a stolen file and a killed pod show, and the final top
 # words equal a serial count's. A screenshot is left in target/tmp.
 view() {

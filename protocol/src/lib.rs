@@ -18,9 +18,11 @@ pub mod keys;
 pub mod library;
 pub mod record;
 pub mod settings;
+pub mod time;
 
 pub use autoscale::{Autoscale, Scaling};
 pub use fault::{CrashPoint, Fault, FaultError};
 pub use keys::{Keys, DEFAULT_PREFIX};
 pub use record::CommitRecord;
 pub use settings::{Backpressure, Commit, OnUnreadable, RedisMode, Tokenizer};
+pub use time::epoch_ms;

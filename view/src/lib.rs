@@ -32,9 +32,5 @@ pub fn lock(m: &Mutex<Model>) -> MutexGuard<'_, Model> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Milliseconds since the epoch, by this machine's clock.
-pub fn epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+/// The contract's clock, which the model's times are in.
+pub use wordcount_protocol::epoch_ms;

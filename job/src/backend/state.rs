@@ -1,0 +1,271 @@
+//! The job's state that every Redis mode keeps alike, in hashes, strings
+//! and sorted sets: settings, progress, failures, the result, the top
+//! words, fired faults, the summary, and staged counts.
+
+use crate::backend::{dump, Entry, JobSettings, Progress, Redis};
+use anyhow::{Context, Result};
+use rayon::slice::ParallelSliceMut;
+use std::collections::HashMap;
+use std::time::Duration;
+use wordcount_count::counts::{Counts, WordCount};
+use wordcount_protocol::keys::{meta, stats};
+
+/// Pairs per command when writing or reading the counts.
+const BATCH: usize = 10_000;
+
+/// Records the settings workers read, and when the job started.
+pub fn write_settings(redis: &mut Redis, s: &JobSettings) -> Result<()> {
+    redis.run(|c, k| {
+        redis::pipe()
+            .hset_multiple(
+                &k.meta,
+                &[
+                    (meta::TOKENIZER, s.tokenizer.as_str().to_string()),
+                    (meta::COMMIT, s.commit.as_str().to_string()),
+                    (
+                        meta::CLAIM_TIMEOUT_MS,
+                        s.claim_timeout.as_millis().to_string(),
+                    ),
+                ],
+            )
+            .ignore()
+            .cmd("HSETNX")
+            .arg(&k.meta)
+            .arg(meta::STARTED_MS)
+            .arg(wordcount_protocol::epoch_ms())
+            .ignore()
+            .exec(c)
+    })
+}
+
+/// The job's settings, once the driver has written them.
+pub fn settings(redis: &mut Redis) -> Result<Option<JobSettings>> {
+    let fields: HashMap<String, String> =
+        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.meta).query(c))?;
+    let (Some(t), Some(m), Some(ms)) = (
+        fields.get(meta::TOKENIZER),
+        fields.get(meta::COMMIT),
+        fields.get(meta::CLAIM_TIMEOUT_MS),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(JobSettings {
+        tokenizer: t.parse()?,
+        commit: m.parse()?,
+        claim_timeout: Duration::from_millis(ms.parse().context("bad claim_timeout_ms")?),
+    }))
+}
+
+pub fn end_enqueue(redis: &mut Redis) -> Result<()> {
+    redis.run(|c, k| {
+        redis::cmd("HSET")
+            .arg(&k.meta)
+            .arg(meta::ENQUEUE_DONE)
+            .arg(1)
+            .exec(c)
+    })
+}
+
+/// Replaces the fields of `P:stream`.
+pub fn write_stream(redis: &mut Redis, fields: &[(&str, String)]) -> Result<()> {
+    redis.run(|c, k| redis::cmd("HSET").arg(&k.stream).arg(fields).exec(c))
+}
+
+pub fn read_stream(redis: &mut Redis) -> Result<HashMap<String, String>> {
+    redis.run(|c, k| redis::cmd("HGETALL").arg(&k.stream).query(c))
+}
+
+pub fn progress(redis: &mut Redis) -> Result<Progress> {
+    type Reply = (HashMap<String, String>, HashMap<String, u64>, bool);
+    let (fields, counters, finished): Reply = redis.run(|c, k| {
+        redis::pipe()
+            .cmd("HGETALL")
+            .arg(&k.meta)
+            .cmd("HGETALL")
+            .arg(&k.stats)
+            .cmd("EXISTS")
+            .arg(&k.summary)
+            .query(c)
+    })?;
+    let num = |key: &str| fields.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stat = |key: &str| counters.get(key).copied().unwrap_or(0);
+    Ok(Progress {
+        files: num(meta::FILES),
+        bytes: num(meta::BYTES),
+        created: fields.contains_key(meta::TOKENIZER),
+        enqueue_done: fields.get(meta::ENQUEUE_DONE).is_some_and(|v| v == "1"),
+        files_done: stat(stats::FILES_DONE),
+        files_failed: stat(stats::FILES_FAILED),
+        words: stat(stats::WORDS),
+        bytes_done: stat(stats::BYTES_DONE),
+        commits_ignored: stat(stats::COMMITS_IGNORED),
+        finished,
+    })
+}
+
+/// Files that could not be counted: path -> error.
+pub fn failures(redis: &mut Redis) -> Result<Vec<(String, String)>> {
+    let mut v: Vec<(String, String)> =
+        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.failed).query(c))?;
+    v.sort();
+    Ok(v)
+}
+
+/// Replaces the sorted set `P:counts`, the job's result, with `counts`,
+/// at once: whoever reads it sees the old set or the new one.
+///
+/// The set goes in as a listpack (see `dump`), and Redis keeps it as one
+/// if `zset-max-listpack-entries` allows: the transaction raises that
+/// limit for its `RESTORE` and sets it back, so no other set is affected.
+/// A listpack of the whole vocabulary costs Redis a copy to load, from
+/// the `RESTORE` or from a snapshot. Reading the top words stays cheap
+/// (they are at its end); a lookup or an update of one word scans it
+/// (milliseconds); adding a word turns it into a skiplist. RedisRaft runs `CONFIG`
+/// at once rather than in the transaction, so under it the replicas make
+/// a skiplist as they apply the `RESTORE`.
+pub fn replace_counts(redis: &mut Redis, counts: &Counts) -> Result<()> {
+    const LIMIT: &str = "zset-max-listpack-entries";
+    if counts.distinct() == 0 {
+        return redis.run(|c, k| redis::cmd("DEL").arg(&k.counts).exec(c));
+    }
+    let payload = dump::sorted_set(&sorted_as_redis(counts));
+    redis.run(|c, k| {
+        let (_, limit): (String, u64) = redis::cmd("CONFIG").arg("GET").arg(LIMIT).query(c)?;
+        redis::pipe()
+            .atomic()
+            .cmd("CONFIG")
+            .arg("SET")
+            .arg(LIMIT)
+            .arg(limit.max(counts.distinct() as u64))
+            .ignore()
+            .cmd("RESTORE")
+            .arg(&k.counts)
+            .arg(0)
+            .arg(&payload)
+            .arg("REPLACE")
+            .ignore()
+            .cmd("CONFIG")
+            .arg("SET")
+            .arg(LIMIT)
+            .arg(limit)
+            .ignore()
+            .exec(c)
+    })
+}
+
+/// The first `n` words of `P:top`, most frequent first.
+pub fn top(redis: &mut Redis, n: usize) -> Result<Vec<WordCount>> {
+    let words: Vec<(Vec<u8>, u64)> = redis.run(|c, k| {
+        redis::cmd("ZRANGE")
+            .arg(&k.top)
+            .arg(0)
+            .arg(n.saturating_sub(1))
+            .arg("REV")
+            .arg("WITHSCORES")
+            .query(c)
+    })?;
+    Ok(words
+        .into_iter()
+        .map(|(word, count)| WordCount { word, count })
+        .collect())
+}
+
+/// Replaces `P:top` with `top`.
+pub fn write_top(redis: &mut Redis, top: &[WordCount]) -> Result<()> {
+    redis.run(|c, k| {
+        let mut tx = redis::pipe();
+        tx.atomic().cmd("DEL").arg(&k.top).ignore();
+        if !top.is_empty() {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(&k.top);
+            for w in top {
+                zadd.arg(w.count).arg(&w.word);
+            }
+            tx.add_command(zadd).ignore();
+        }
+        tx.exec(c)
+    })
+}
+
+/// The counts in `P:counts`.
+pub fn counts(redis: &mut Redis) -> Result<Counts> {
+    let mut counts = Counts::new();
+    let mut start = 0;
+    loop {
+        let page: Vec<(Vec<u8>, f64)> = redis.run(|c, k| {
+            redis::cmd("ZRANGE")
+                .arg(&k.counts)
+                .arg(start)
+                .arg(start + BATCH - 1)
+                .arg("WITHSCORES")
+                .query(c)
+        })?;
+        for (w, n) in &page {
+            counts.add(w, *n as u64);
+        }
+        if page.len() < BATCH {
+            return Ok(counts);
+        }
+        start += BATCH;
+    }
+}
+
+/// Faults that fired so far: spec -> when (ms since the epoch).
+pub fn faults_fired(redis: &mut Redis) -> Result<Vec<(String, u64)>> {
+    redis.run(|c, k| redis::cmd("HGETALL").arg(&k.faults).query(c))
+}
+
+pub fn write_summary(redis: &mut Redis, json: &str) -> Result<()> {
+    redis.run(|c, k| redis::cmd("SET").arg(&k.summary).arg(json).exec(c))
+}
+
+/// How long a stage outlives its writer at most: one left by a crash must
+/// not outlive the job by much.
+pub const STAGE_TTL_MS: u64 = 3_600_000;
+
+/// Appends one chunk of packed counts to this worker's stage for `entry`.
+pub fn stage(
+    redis: &mut Redis,
+    entry: &Entry,
+    consumer: &str,
+    chunk: &[u8],
+    first: bool,
+) -> Result<()> {
+    redis.run(|c, k| {
+        let key = k.stage(&entry.id, consumer);
+        let mut pipe = redis::pipe();
+        if first {
+            pipe.cmd("DEL").arg(&key).ignore();
+        }
+        pipe.cmd("APPEND").arg(&key).arg(chunk).ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(STAGE_TTL_MS).ignore();
+        pipe.exec(c)
+    })
+}
+
+/// Adds one occurrence of each word, pipelined: the naive commit.
+pub fn add_words(redis: &mut Redis, words: &[&[u8]]) -> Result<()> {
+    redis.run(|c, k| {
+        let mut pipe = redis::pipe();
+        for w in words {
+            pipe.cmd("ZINCRBY").arg(&k.counts).arg(1).arg(*w).ignore();
+        }
+        pipe.exec(c)
+    })
+}
+
+/// `(member, score)` sorted as Redis orders a sorted set: by score, then
+/// member. Each member's first 8 bytes, as a number beside the score,
+/// settle most comparisons without following the pointer to the member;
+/// the workers are idle by now, so every core sorts.
+fn sorted_as_redis(counts: &Counts) -> Vec<(&[u8], u64)> {
+    let prefix = |w: &[u8]| {
+        let mut b = [0u8; 8];
+        let n = w.len().min(8);
+        b[..n].copy_from_slice(&w[..n]);
+        u64::from_be_bytes(b)
+    };
+    let mut keyed: Vec<(u64, u64, &[u8])> = counts.iter().map(|(w, n)| (n, prefix(w), w)).collect();
+    keyed.par_sort_unstable();
+    keyed.into_iter().map(|(n, _, w)| (w, n)).collect()
+}

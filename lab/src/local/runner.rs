@@ -1,0 +1,615 @@
+//! `wordcount run`: Redis, the driver (a thread of this process) and N
+//! worker processes, supervised like a cluster would: a worker that dies
+//! is replaced, and `--kill-every` kills one now and then.
+
+use super::deployment::{Deployment, RaftSetup};
+use super::sites::SitesTimeline;
+use super::RedisMoment;
+use super::{die_with_parent, RedisFaults};
+use crate::live::View;
+use crate::timeline::{self, Event, EventLog};
+use anyhow::{bail, Context, Result};
+use rand::RngExt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wordcount_count::engine::{count_files, Parallelism};
+use wordcount_count::input::{self, InputFile};
+use wordcount_job::backend::{self, JobSettings};
+use wordcount_job::driver::{self, DriverOptions};
+use wordcount_job::fault::Fault;
+use wordcount_job::report::{Phases, Report};
+use wordcount_job::source::StreamPlan;
+use wordcount_protocol::{exit, Autoscale, RedisMode, DEFAULT_PREFIX};
+
+pub struct RunOptions {
+    pub input: PathBuf,
+    pub workers: usize,
+    pub top: usize,
+    pub settings: JobSettings,
+    pub faults: Vec<Fault>,
+    pub kill_every: Option<Duration>,
+    pub verify: bool,
+    /// Makes the job a stream.
+    pub stream: Option<StreamPlan>,
+    /// Where to write a stream's timeline (CSV).
+    pub timeline: Option<PathBuf>,
+    /// Scale the workers on the queue's lag, starting from `workers`.
+    pub autoscale: Option<Autoscale>,
+    /// Checkpoints and kills of Redis (of replicas, with `raft`).
+    pub redis_faults: RedisFaults,
+    /// RedisRaft's replicas instead of one Redis.
+    pub raft: Option<RaftSetup>,
+    /// Sites with a Redis each and a CRDT of the counts instead.
+    pub crdt: Option<super::CrdtSetup>,
+    /// Serve a live view of the job here (`--ui`).
+    pub ui: Option<SocketAddr>,
+    /// Where every random choice of the run comes from (see `seeded`).
+    pub seed: u64,
+}
+
+pub struct RunOutcome {
+    pub report: Report,
+    /// With `--verify`: the first difference from a serial count, if any.
+    pub mismatch: Option<String>,
+    pub failures: Vec<(String, String)>,
+    /// A stream's timeline (empty for a batch).
+    pub timeline: Vec<timeline::Row>,
+    /// The CRDT mode's instances and cuts over time.
+    pub sites: Option<SitesTimeline>,
+    /// The live view, showing the finished job until dropped.
+    pub view: Option<View>,
+}
+
+/// Worker processes that fail with an error (not a kill) before the job
+/// gives up: an error that repeats is no fault we injected.
+const MAX_WORKER_ERRORS: u64 = 3;
+/// How long the job waits for its workers to connect before it starts.
+const WORKERS_CONNECT: Duration = Duration::from_secs(5);
+
+/// Waits until `n` workers are connected to Redis (`before` clients were
+/// connected without them), at most `WORKERS_CONNECT`, then the job starts
+/// either way. A job started before its workers can take a file times
+/// their start-up, and a fault of a worker that is still starting may
+/// never fire: the others take every file first.
+fn wait_for_workers(redis: &Deployment, pool: &mut Pool, n: usize, before: usize) -> Result<()> {
+    let deadline = Instant::now() + WORKERS_CONNECT;
+    while Instant::now() < deadline {
+        let now = redis
+            .clients()
+            .context("cannot connect to the Redis this run started")?;
+        if now >= before + n {
+            return Ok(());
+        }
+        pool.supervise()?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+    if let Some(setup) = &opts.crdt {
+        return super::sites::run(opts, setup, stop);
+    }
+    let started = Instant::now();
+    if !opts.input.is_dir() {
+        bail!("input {} is not a directory", opts.input.display());
+    }
+    if opts.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    let most = opts
+        .autoscale
+        .map_or(opts.workers, |a| a.max_workers as usize);
+    if let Some(f) = opts.faults.iter().find(|f| f.worker() as usize >= most) {
+        let flag = match opts.autoscale {
+            Some(a) => format!("--autoscale allows at most {}", a.max_workers),
+            None => format!("--workers {}", opts.workers),
+        };
+        bail!(
+            "--fault {f}: there is no worker {} ({flag}, numbered 0 to {})",
+            f.worker(),
+            most - 1
+        );
+    }
+    let mut phase = Instant::now();
+    let mut lap = || {
+        let d = phase.elapsed().as_secs_f64();
+        phase = Instant::now();
+        d
+    };
+    let events = EventLog::default();
+    let mut redis = Deployment::start(opts.raft.as_ref(), &opts.redis_faults, &events, opts.seed)?;
+    let redis_start = lap();
+    let before = redis.clients()?;
+    let mut pool = Pool::new(opts, &redis, events)?;
+    let mut view = opts
+        .ui
+        .map(|addr| {
+            View::start(
+                addr,
+                redis.mode(),
+                &redis.url(),
+                DEFAULT_PREFIX,
+                pool.events.clone(),
+            )
+        })
+        .transpose()?;
+    if let Some(v) = &view {
+        eprintln!("live view: {}", v.url());
+    }
+    wait_for_workers(&redis, &mut pool, opts.workers, before)?;
+    let workers_start = lap();
+
+    let dopts = DriverOptions {
+        redis: redis.url(),
+        mode: redis.mode(),
+        site: None,
+        prefix: DEFAULT_PREFIX.into(),
+        input: opts.input.clone(),
+        settings: opts.settings.clone(),
+        top: opts.top,
+        patience: Duration::from_secs(30),
+        stream: opts.stream.clone(),
+        mid_enqueue: None,
+    };
+    // `--redis-fault at=enqueue`: the driver stops between the two halves
+    // of its first enqueueing until Redis is killed.
+    let (mid_enqueue, enqueueing) = match opts.redis_faults.at {
+        Some(RedisMoment::Enqueue) => {
+            let (asked, asks) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<()>>();
+            let hook: driver::MidEnqueue = Box::new(move || {
+                let (done, wait) = std::sync::mpsc::channel();
+                if asked.send(done).is_ok() {
+                    let _ = wait.recv();
+                }
+            });
+            (Some(hook), Some(asks))
+        }
+        _ => (None, None),
+    };
+    let dopts = DriverOptions {
+        mid_enqueue,
+        ..dopts
+    };
+    let driver_stop = stop.clone();
+    let driver = std::thread::spawn(move || driver::run(dopts, &driver_stop));
+    let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
+    let mut scaler = opts
+        .autoscale
+        .map(|rule| Scaler::new(rule, &redis))
+        .transpose()?;
+    while !driver.is_finished() {
+        if stop.load(Ordering::Relaxed) {
+            pool.kill_all();
+            bail!("interrupted");
+        }
+        pool.supervise()?;
+        if let (Some(at), Some(every)) = (next_kill, opts.kill_every) {
+            if Instant::now() >= at {
+                pool.kill_one();
+                next_kill = Some(at + every);
+            }
+        }
+        if let Some(s) = scaler.as_mut() {
+            s.watch(&mut pool)?;
+        }
+        if let Some(done) = enqueueing.as_ref().and_then(|a| a.try_recv().ok()) {
+            redis.kill_now()?;
+            let _ = done.send(());
+        }
+        if opts.redis_faults.any() || opts.raft.is_some() {
+            redis.step()?;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let outcome = driver.join().expect("driver thread panicked")?;
+    redis.finish()?;
+    lap();
+    pool.wait_all(Duration::from_secs(10));
+    let workers_exit = lap();
+
+    // Read the stats again once the workers are gone: a straggler's late,
+    // ignored commit shows only now.
+    let mut backend = backend::open(
+        redis.mode(),
+        &redis.url(),
+        DEFAULT_PREFIX,
+        Duration::from_secs(5),
+    )?;
+    let last = backend.progress()?;
+    let fired = backend.faults_fired()?;
+    let got = opts.verify.then(|| backend.counts()).transpose()?;
+    if let Some(v) = view.as_mut() {
+        v.stop_reading();
+    }
+    let mut facts = wordcount_job::report::JobFacts::default();
+    redis.record(&mut facts);
+    drop(redis);
+    let redis_stop = lap();
+
+    let mut mismatch = None;
+    if let Some(got) = got {
+        // A serial count of what the job could read: each file as many
+        // times as it was injected.
+        let readable = |rel: &Path| !outcome.failures.iter().any(|(p, _)| Path::new(p) == rel);
+        let files: Vec<_> = match &outcome.stream {
+            None => input::list(std::slice::from_ref(&opts.input))?
+                .into_iter()
+                .filter(|f| readable(f.path.strip_prefix(&opts.input).unwrap_or(&f.path)))
+                .collect(),
+            Some(s) => s
+                .injected
+                .iter()
+                .filter(|i| readable(Path::new(&i.path)))
+                .map(|i| InputFile {
+                    path: opts.input.join(&i.path),
+                    size: i.size,
+                })
+                .collect(),
+        };
+        let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
+        mismatch = got.first_difference(&want);
+    }
+    let verify = lap();
+    if let Some(v) = view.as_mut() {
+        v.finish(
+            &outcome.report.top,
+            opts.verify.then_some(mismatch.is_none()),
+        );
+    }
+
+    let mut rows = Vec::new();
+    if let Some(record) = &outcome.stream {
+        let mut events = pool.events.since(0);
+        events.extend(
+            fired
+                .iter()
+                .map(|(spec, at_ms)| Event::fault_fired(spec.clone(), *at_ms)),
+        );
+        rows = timeline::rows(record, &events);
+        if let Some(path) = &opts.timeline {
+            timeline::write(path, &rows)?;
+        }
+    }
+
+    let mut report = outcome.report;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.phases = Some(Phases {
+        redis_start,
+        workers_start,
+        enqueue: outcome.enqueue.as_secs_f64(),
+        count_and_commit: outcome.count_and_commit.as_secs_f64(),
+        write_result: outcome.write_result.as_secs_f64(),
+        workers_exit,
+        redis_stop,
+        verify,
+    });
+    if let Some(job) = report.job.as_mut() {
+        job.worker_restarts = pool.restarts;
+        job.workers_killed = pool.kills;
+        job.peak_workers = pool.peak as u64;
+        job.redis_restarts = facts.redis_restarts;
+        job.files_redone = facts.files_redone;
+        job.snapshots = facts.snapshots;
+        job.snapshot_fork_us = facts.snapshot_fork_us;
+        job.snapshot_cow_bytes = facts.snapshot_cow_bytes;
+        job.replicas = facts.replicas;
+        job.replica_kills = facts.replica_kills;
+        job.leader_elections = facts.leader_elections;
+        job.scalings = pool.scalings;
+        job.commits_ignored = last.commits_ignored;
+        job.faults_fired = fired.len() as u64;
+        job.seed = Some(opts.seed);
+        job.rollback_ms = outcome
+            .rollbacks
+            .iter()
+            .map(|r| r.took.as_secs_f64() * 1e3)
+            .collect();
+        let fired_specs: Vec<&str> = fired.iter().map(|(spec, _)| spec.as_str()).collect();
+        for f in &opts.faults {
+            let spec = f.to_string();
+            if fired_specs.contains(&spec.as_str()) {
+                job.faults_fired_specs.push(spec);
+            } else {
+                job.faults_unfired.push(spec);
+            }
+        }
+        job.faults_fired_specs.extend(facts.faults_fired_specs);
+        job.faults_unfired.extend(facts.faults_unfired);
+        job.redis_load_ms = facts.redis_load_ms;
+    }
+    Ok(RunOutcome {
+        report,
+        mismatch,
+        failures: outcome.failures,
+        timeline: rows,
+        sites: None,
+        view,
+    })
+}
+
+/// The worker processes, one slot per index.
+pub(super) struct Pool {
+    exe: PathBuf,
+    /// The network namespace the workers run in (a CRDT site's), if any.
+    netns: Option<String>,
+    url: String,
+    mode: RedisMode,
+    password: String,
+    input: PathBuf,
+    faults: Vec<String>,
+    slots: Vec<Option<Child>>,
+    /// Which worker `--kill-every` kills.
+    rng: rand::rngs::StdRng,
+    pub(super) restarts: u64,
+    pub(super) kills: u64,
+    errors: u64,
+    /// Kills, replacements and scalings (and Redis's faults), for a
+    /// stream's timeline and the live view.
+    pub(super) events: EventLog,
+    /// Worker indexes in use: `0..active`; a slot above is stopping.
+    active: usize,
+    peak: usize,
+    scalings: u64,
+}
+
+impl Pool {
+    fn new(opts: &RunOptions, redis: &Deployment, events: EventLog) -> Result<Self> {
+        Pool::start(
+            opts,
+            (redis.public_url(), redis.mode(), redis.password()),
+            &opts.input,
+            None,
+            events,
+        )
+    }
+
+    /// `opts.workers` workers of the job at (URL, mode, password) reading
+    /// `input`.
+    pub(super) fn start(
+        opts: &RunOptions,
+        (url, mode, password): (String, RedisMode, &str),
+        input: &Path,
+        netns: Option<String>,
+        events: EventLog,
+    ) -> Result<Self> {
+        let mut pool = Pool {
+            exe: std::env::current_exe().context("cannot find the wordcount executable")?,
+            netns,
+            url,
+            mode,
+            password: password.to_string(),
+            input: input.to_path_buf(),
+            faults: opts.faults.iter().map(|f| f.to_string()).collect(),
+            slots: Vec::new(),
+            rng: super::seeded(opts.seed, &format!("kill-every {input:?}")),
+            restarts: 0,
+            kills: 0,
+            errors: 0,
+            events,
+            active: 0,
+            peak: 0,
+            scalings: 0,
+        };
+        for _ in 0..opts.workers {
+            pool.grow()?;
+        }
+        Ok(pool)
+    }
+
+    fn spawn(&self, index: usize) -> Result<Child> {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
+        cmd.arg("worker")
+            .arg("--redis")
+            .arg(&self.url)
+            .arg("--redis-mode")
+            .arg(self.mode.as_str())
+            .arg("--input")
+            .arg(&self.input)
+            .arg("--index")
+            .arg(index.to_string())
+            .env("REDIS_PASSWORD", &self.password)
+            // Worker chatter would drown the result; WORDCOUNT_LOG overrides.
+            // Nor their outages: the driver reports each once.
+            .env(
+                "WORDCOUNT_LOG",
+                std::env::var("WORDCOUNT_LOG")
+                    .unwrap_or("warn,wordcount_job::backend::redis=error".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        for f in &self.faults {
+            cmd.arg("--fault").arg(f);
+        }
+        die_with_parent(&mut cmd);
+        cmd.spawn().context("cannot start a worker process")
+    }
+
+    /// Replaces workers that died; forgets those that finished.
+    pub(super) fn supervise(&mut self) -> Result<()> {
+        for i in 0..self.slots.len() {
+            let Some(child) = self.slots[i].as_mut() else {
+                continue;
+            };
+            let Some(status) = child.try_wait()? else {
+                continue;
+            };
+            if status.success() || i >= self.active {
+                // Done, or gone with a scale-down.
+                self.slots[i] = None;
+                continue;
+            }
+            if status.code().is_some() && status.code() != Some(exit::INTERRUPTED) {
+                self.errors += 1;
+                if self.errors >= MAX_WORKER_ERRORS {
+                    self.kill_all();
+                    bail!("worker {i} failed ({status}); see its error above");
+                }
+            }
+            tracing::info!("worker {i} died ({status}); starting a replacement");
+            self.restarts += 1;
+            self.note("worker-replaced", i);
+            self.slots[i] = Some(self.spawn(i)?);
+        }
+        Ok(())
+    }
+
+    /// One more worker, with the next index.
+    fn grow(&mut self) -> Result<()> {
+        let i = self.active;
+        self.active += 1;
+        self.peak = self.peak.max(self.active);
+        if self.slots.len() < self.active {
+            self.slots.push(None);
+        }
+        // A worker still stopping in that slot is replaced when it exits.
+        if self.slots[i].is_none() {
+            self.slots[i] = Some(self.spawn(i)?);
+        }
+        Ok(())
+    }
+
+    /// One worker fewer: the last asks its process to stop (SIGTERM), and
+    /// it does once it has committed the files it holds.
+    fn shrink(&mut self) {
+        self.active -= 1;
+        if let Some(child) = &self.slots[self.active] {
+            // SAFETY: kill(2) on a child's pid; at worst it has exited.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+
+    /// SIGKILLs a random live worker (`--kill-every`).
+    pub(super) fn kill_one(&mut self) {
+        let live: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_some())
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        let i = live[self.rng.random_range(0..live.len())];
+        if let Some(child) = self.slots[i].as_mut() {
+            let _ = child.kill();
+            self.kills += 1;
+            self.note("worker-killed", i);
+            tracing::info!("killed worker {i}");
+        }
+    }
+
+    fn note(&mut self, what: &str, worker: usize) {
+        self.events.note(what, format!("worker {worker}"));
+    }
+
+    /// Waits for the workers to see that the job is done, then kills any left.
+    pub(super) fn wait_all(&mut self, patience: Duration) {
+        let deadline = Instant::now() + patience;
+        for slot in &mut self.slots {
+            let Some(child) = slot.as_mut() else { continue };
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        self.kill_all();
+    }
+
+    pub(super) fn kill_all(&mut self) {
+        for mut child in self.slots.iter_mut().filter_map(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// `--autoscale`: reads the queue's lag twice a second and scales the
+/// pool by the rule of [`Autoscale`].
+struct Scaler {
+    rule: Autoscale,
+    redis: Box<dyn backend::Backend + Send>,
+    next_look: Instant,
+    last_change: Instant,
+    idle_since: Option<Instant>,
+}
+
+impl Scaler {
+    fn new(rule: Autoscale, redis: &Deployment) -> Result<Self> {
+        Ok(Scaler {
+            rule,
+            redis: backend::open_quiet(
+                redis.mode(),
+                &redis.url(),
+                DEFAULT_PREFIX,
+                Duration::from_secs(30),
+            )?,
+            next_look: Instant::now(),
+            last_change: Instant::now(),
+            idle_since: None,
+        })
+    }
+
+    fn watch(&mut self, pool: &mut Pool) -> Result<()> {
+        let now = Instant::now();
+        if now < self.next_look {
+            return Ok(());
+        }
+        self.next_look = now + Duration::from_millis(500);
+        let lag = self.redis.depth()?.lag;
+        let idle_since = *self.idle_since.get_or_insert(now);
+        if lag > 0 {
+            self.idle_since = None;
+        }
+        let idle_for = if lag == 0 {
+            now - idle_since
+        } else {
+            Duration::ZERO
+        };
+        let Some(change) =
+            self.rule
+                .decide(pool.active as u32, lag, now - self.last_change, idle_for)
+        else {
+            return Ok(());
+        };
+        tracing::info!(
+            "workers {} -> {}: {}",
+            change.from,
+            change.to,
+            change.reason
+        );
+        while (pool.active as u32) < change.to {
+            pool.grow()?;
+        }
+        while (pool.active as u32) > change.to {
+            pool.shrink();
+        }
+        pool.scalings += 1;
+        pool.events.note(
+            if change.to > change.from {
+                "scaled-up"
+            } else {
+                "scaled-down"
+            },
+            format!(
+                "{} -> {} workers: {}",
+                change.from, change.to, change.reason
+            ),
+        );
+        self.last_change = now;
+        Ok(())
+    }
+}
