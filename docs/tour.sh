@@ -9,6 +9,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=$root/target/release
 [[ -x $bin/wordcount ]] || { echo "tour.sh: no $bin/wordcount; build it first (cargo build --release -p wordcount)" >&2; exit 1; }
+# The pod image's build (--no-default-features) has no `run`: the tour needs the lab.
+"$bin/wordcount" run --help >/dev/null 2>&1 ||
+  { echo "tour.sh: $bin/wordcount has no \`run\` (built without the lab feature?); build it with: cargo build --release -p wordcount" >&2; exit 1; }
 
 # The sh lines inside the markers, fences left out.
 script=$(awk '
