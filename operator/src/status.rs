@@ -167,7 +167,9 @@ fn ms_to_time(ms: i64) -> Option<Time> {
     Timestamp::from_millisecond(ms).ok().map(Time)
 }
 
-/// The status for `job` given what was observed, at time `now`.
+/// The status for `job` given what was observed, at time `now`: the
+/// figures, the faults, Redis and the workers, then the phase decided from
+/// them, its times, the conditions and the message.
 pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJobStatus {
     let previous = job.status.clone().unwrap_or_default();
     let progress = match &obs.progress {
@@ -180,7 +182,42 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
         Some(Ok(_)) => None,
     };
 
-    // Figures from Redis, or the last ones read while it cannot be read.
+    let mut status = figures(job, progress, &previous);
+    status.faults = faults(progress, &previous);
+    status.faults.extend(obs.injected.iter().cloned());
+    count_faults(&mut status);
+
+    status.redis = redis_status(job, obs, progress, &previous);
+    status.workers = (!obs.workers.is_empty()).then_some(job_counts(&obs.workers));
+    // The autoscaler's own record, like the operator's faults: carried over.
+    status.autoscale = job.spec.autoscale().map(|spec| {
+        previous
+            .autoscale
+            .clone()
+            .unwrap_or_else(|| AutoscaleStatus::initial(spec, job.spec.workers))
+    });
+
+    let (phase, reason, message) = phase(job, obs, progress, &status);
+    status.phase = Some(phase);
+    times(&mut status, obs, progress, phase, now);
+    status.conditions = conditions(job, &previous, &redis_error, phase, reason, &message, now);
+
+    // The message says what is wrong, else what the job waits for.
+    status.message = Some(match (phase, &redis_error) {
+        (Phase::Failed, _) => message,
+        (Phase::Succeeded, _) => message,
+        (_, Some(e)) if progress.is_none() => format!("{message}; {e}"),
+        _ => message,
+    });
+    status
+}
+
+/// Figures from Redis, or the last ones read while it cannot be read.
+fn figures(
+    job: &WordCountJob,
+    progress: Option<&Progress>,
+    previous: &WordCountJobStatus,
+) -> WordCountJobStatus {
     let mut status = WordCountJobStatus {
         observed_generation: job.metadata.generation,
         ..WordCountJobStatus::default()
@@ -227,10 +264,14 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     if let (Some(done), Some(total)) = (status.files_done, status.files_total) {
         status.progress = Some(format!("{done}/{total}"));
     }
+    status
+}
 
-    // Faults: crashes as Redis recorded them (a straggler's, recorded at
-    // its first file, is no crash), then the operator's pod kills.
-    let faults: Vec<InjectedFault> = match progress {
+/// Crashes as Redis recorded them (a straggler's, recorded at its first
+/// file, is no crash), else as last read; the operator's own faults are
+/// added by the caller.
+fn faults(progress: Option<&Progress>, previous: &WordCountJobStatus) -> Vec<InjectedFault> {
+    match progress {
         Some(p) => p
             .faults
             .iter()
@@ -252,25 +293,18 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             .filter(|f| f.kind == FaultKind::Crash)
             .cloned()
             .collect(),
-    };
-    status.faults = faults;
-    status.faults.extend(obs.injected.iter().cloned());
-    count_faults(&mut status);
+    }
+}
 
-    status.redis = redis_status(job, obs, progress, &previous);
-
-    let workers = job_counts(&obs.workers);
-    let driver = job_counts(&obs.drivers);
-    status.workers = (!obs.workers.is_empty()).then_some(workers);
-    // The autoscaler's own record, like the operator's faults: carried over.
-    status.autoscale = job.spec.autoscale().map(|spec| {
-        previous
-            .autoscale
-            .clone()
-            .unwrap_or_else(|| AutoscaleStatus::initial(spec, job.spec.workers))
-    });
-
-    // Phase: failure first, then completion, then whether anything runs.
+/// The phase, and the reason and message of its conditions: failure
+/// first, then completion, then whether anything runs. `status` has the
+/// figures already.
+fn phase(
+    job: &WordCountJob,
+    obs: &Observed,
+    progress: Option<&Progress>,
+    status: &WordCountJobStatus,
+) -> (Phase, &'static str, String) {
     let driver_failed = any_failed(&obs.drivers);
     let workers_failed = any_failed(&obs.workers);
     let driver_complete = all_complete(&obs.drivers);
@@ -280,22 +314,7 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     // at once) after writing the summary, so either may be seen first.
     let driver_unreadable = obs.driver_exit_code == Some(exit::UNREADABLE)
         || driver_failed.is_some_and(|c| c.reason.as_deref() == Some("PodFailurePolicy"));
-    let counted = |p: Option<&Progress>| {
-        let mut message = match summary {
-            Some(s) => format!(
-                "counted {} words ({} distinct) in {} files",
-                s.words,
-                s.distinct,
-                status.files_done.unwrap_or(0)
-            ),
-            None => "the driver finished".into(),
-        };
-        if let Some(p) = p.filter(|p| p.files_failed > 0 || !p.failed.is_empty()) {
-            message.push_str(&failed_files(p));
-        }
-        message
-    };
-    let (phase, reason, message) = if let Some(e) = job.spec.unrunnable() {
+    if let Some(e) = job.spec.unrunnable() {
         (Phase::Failed, "RedisRaftImageMissing", e)
     } else if let Some(e) = &obs.input_error {
         (
@@ -306,7 +325,7 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
     } else if driver_unreadable
         || (summary.is_some() && unreadable && job.spec.on_unreadable == OnUnreadable::Fail)
     {
-        let mut message = counted(progress);
+        let mut message = counted(progress, status);
         if progress.is_none() {
             message = format!(
                 "the driver exited with code {}: some files could not be read",
@@ -336,54 +355,92 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             format!("the workers failed: {why}"),
         )
     } else if driver_complete || summary.is_some() {
-        let mut message = counted(progress);
+        let mut message = counted(progress, status);
         if unreadable {
             message.push_str(" (skipped: onUnreadable is Skip)");
         }
         (Phase::Succeeded, "Succeeded", message)
-    } else if progress.is_some_and(|p| p.meta.is_some()) || driver.ready + workers.ready > 0 {
-        let mut message = match &status.progress {
-            Some(p) => format!(
-                "{p} files committed, {} of {} workers running",
-                workers.ready,
-                job.workers_now() * job.spec.crdt_sites().unwrap_or(1) as i32
-            ),
-            None => "the driver is enqueueing".into(),
-        };
-        if !status.instances.is_empty() {
-            let known: Vec<String> = (status.instances.iter())
-                .map(|i| i.files_known.to_string())
-                .collect();
-            message.push_str(&format!("; the instances know {} files", known.join(", ")));
-        }
-        if let Some(s) = status.stream.as_ref().filter(|s| s.throttled) {
-            message.push_str(&format!(
-                "; the source is throttled ({} files waiting, {} in flight)",
-                s.lag, s.pending
-            ));
-        }
-        (Phase::Running, "Running", message)
+    } else if progress.is_some_and(|p| p.meta.is_some())
+        || job_counts(&obs.drivers).ready + job_counts(&obs.workers).ready > 0
+    {
+        (Phase::Running, "Running", running(job, obs, status))
     } else {
-        let waiting = if !redis_available(obs) {
-            if job.spec.raft_replicas().is_some() {
-                "a majority of the RedisRaft replicas to be ready"
-            } else if job.spec.crdt_sites().is_some() {
-                "every site's Redis to become available"
-            } else {
-                "Redis to become available"
-            }
-        } else if input_generating(&obs.drivers, job) {
-            "the input to be generated and the driver to start"
-        } else {
-            "the driver to start"
-        };
+        let waiting = waiting_for(job, obs);
         (Phase::Pending, "Pending", format!("waiting for {waiting}"))
-    };
-    status.phase = Some(phase);
+    }
+}
 
-    // Times. Completion: the driver Job's, else the driver's own count of
-    // seconds; duration runs to now while the job is not finished.
+/// What a job that has a result counted, and the files it could not read.
+fn counted(progress: Option<&Progress>, status: &WordCountJobStatus) -> String {
+    let mut message = match progress.and_then(|p| p.summary.as_ref()) {
+        Some(s) => format!(
+            "counted {} words ({} distinct) in {} files",
+            s.words,
+            s.distinct,
+            status.files_done.unwrap_or(0)
+        ),
+        None => "the driver finished".into(),
+    };
+    if let Some(p) = progress.filter(|p| p.files_failed > 0 || !p.failed.is_empty()) {
+        message.push_str(&failed_files(p));
+    }
+    message
+}
+
+/// How far a running job is: its files, its workers, a Crdt job's
+/// instances and a throttled source.
+fn running(job: &WordCountJob, obs: &Observed, status: &WordCountJobStatus) -> String {
+    let mut message = match &status.progress {
+        Some(p) => format!(
+            "{p} files committed, {} of {} workers running",
+            job_counts(&obs.workers).ready,
+            job.workers_now() * job.spec.crdt_sites().unwrap_or(1) as i32
+        ),
+        None => "the driver is enqueueing".into(),
+    };
+    if !status.instances.is_empty() {
+        let known: Vec<String> = (status.instances.iter())
+            .map(|i| i.files_known.to_string())
+            .collect();
+        message.push_str(&format!("; the instances know {} files", known.join(", ")));
+    }
+    if let Some(s) = status.stream.as_ref().filter(|s| s.throttled) {
+        message.push_str(&format!(
+            "; the source is throttled ({} files waiting, {} in flight)",
+            s.lag, s.pending
+        ));
+    }
+    message
+}
+
+/// What a pending job waits for.
+fn waiting_for(job: &WordCountJob, obs: &Observed) -> &'static str {
+    if !redis_available(obs) {
+        if job.spec.raft_replicas().is_some() {
+            "a majority of the RedisRaft replicas to be ready"
+        } else if job.spec.crdt_sites().is_some() {
+            "every site's Redis to become available"
+        } else {
+            "Redis to become available"
+        }
+    } else if input_generating(&obs.drivers, job) {
+        "the input to be generated and the driver to start"
+    } else {
+        "the driver to start"
+    }
+}
+
+/// Times. Completion: the driver Job's, else the driver's own count of
+/// seconds; duration runs to now while the job is not finished.
+fn times(
+    status: &mut WordCountJobStatus,
+    obs: &Observed,
+    progress: Option<&Progress>,
+    phase: Phase,
+    now: Timestamp,
+) {
     if phase == Phase::Succeeded {
+        let summary = progress.and_then(|p| p.summary.as_ref());
         status.completion_time = driver_complete_time(&obs.drivers).or_else(|| {
             let start = status.start_time.as_ref()?;
             let secs = summary?.seconds;
@@ -405,31 +462,31 @@ pub fn derive(job: &WordCountJob, obs: &Observed, now: Timestamp) -> WordCountJo
             status.duration = Some(duration::human(d));
         }
     }
+}
 
-    // Conditions, keeping the transition time of any that did not change.
-    let redis_up = progress.is_some();
+/// Conditions, keeping the transition time of any that did not change.
+fn conditions(
+    job: &WordCountJob,
+    previous: &WordCountJobStatus,
+    redis_error: &Option<String>,
+    phase: Phase,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> Vec<Condition> {
     let conditions = [
-        match &redis_error {
+        match redis_error {
             None => condition(READY, true, "RedisReady", "Redis answers".into()),
             Some(e) => condition(READY, false, "RedisUnreachable", e.clone()),
         },
-        condition(PROGRESSING, !phase.is_terminal(), reason, message.clone()),
-        condition(COMPLETE, phase == Phase::Succeeded, reason, message.clone()),
-        condition(FAILED, phase == Phase::Failed, reason, message.clone()),
+        condition(PROGRESSING, !phase.is_terminal(), reason, message.into()),
+        condition(COMPLETE, phase == Phase::Succeeded, reason, message.into()),
+        condition(FAILED, phase == Phase::Failed, reason, message.into()),
     ];
-    status.conditions = conditions
+    conditions
         .into_iter()
         .map(|c| keep_transition_time(c, &previous.conditions, job.metadata.generation, now))
-        .collect();
-
-    // The message says what is wrong, else what the job waits for.
-    status.message = Some(match (phase, &redis_error) {
-        (Phase::Failed, _) => message,
-        (Phase::Succeeded, _) => message,
-        (_, Some(e)) if !redis_up => format!("{message}; {e}"),
-        _ => message,
-    });
-    status
+        .collect()
 }
 
 /// A stream's figures as the driver last wrote them: the latency once a
