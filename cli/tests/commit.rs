@@ -107,7 +107,7 @@ fn a_batch_commits_all_its_files_or_none_and_never_one_twice() {
         Carry::Inline(&late.pack()),
     ))
     .unwrap();
-    assert_eq!(c.before, vec![f2.entry.id]);
+    assert_eq!(c.before(), vec![f2.entry.id]);
     let p = b.progress().unwrap();
     assert_eq!((p.files_done, p.words, p.commits_ignored), (3, 5, 1));
     assert_eq!(
@@ -124,7 +124,7 @@ fn a_batch_commits_all_its_files_or_none_and_never_one_twice() {
         .unwrap()
         .took_effect());
     let c = b.commit(&again, "a", Carry::Inline(&emu.pack())).unwrap();
-    assert_eq!(c.before, vec![f3.entry.id], "a second commit is ignored");
+    assert_eq!(c.before(), vec![f3.entry.id], "a second commit is ignored");
     let (paths, sum) = merged(&mut b);
     assert_eq!(paths, ["f0", "f1", "f2", "f3"]);
     let mut all = ab.clone();

@@ -2,9 +2,7 @@
 //! quiet), count it locally into the files it holds, and commit those
 //! together when no other file waits (see `Batch`), until the job is done.
 
-use crate::backend::{
-    self, Backend, Carry, Committed, Held, JobSettings, StageGone, Taken, STAGE_CHUNK,
-};
+use crate::backend::{self, Backend, Carry, Committed, Held, JobSettings, Taken, STAGE_CHUNK};
 use crate::fault::{crash_at, crash_now, slow_fault, CrashPoint, Fault};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -203,7 +201,7 @@ impl Worker {
             }
             Commit::PerWord => self.commit_per_word(settings, taken, &path, started, nth)?,
         };
-        self.stats.ignored += committed.before.len() as u64;
+        self.stats.ignored += committed.before().len() as u64;
         tracing::debug!(?committed, "file done");
         self.maybe_crash(CrashPoint::AfterCommit, nth)
     }
@@ -227,17 +225,17 @@ impl Worker {
     fn commit_batch(&mut self, settings: &JobSettings) -> Result<()> {
         while !self.batch.files.is_empty() {
             let committed = self.commit_counts()?;
-            self.stats.ignored += committed.before.len() as u64;
-            if committed.before.len() < self.batch.files.len() && !committed.took_effect() {
+            self.stats.ignored += committed.before().len() as u64;
+            if committed.before().len() < self.batch.files.len() && !committed.took_effect() {
                 tracing::info!(
-                    before = ?committed.before,
+                    before = ?committed.before(),
                     "other workers committed some of the files held first; counting the rest again"
                 );
                 let b = &mut self.batch;
                 (b.files, b.nth) = std::mem::take(&mut b.files)
                     .into_iter()
                     .zip(std::mem::take(&mut b.nth))
-                    .filter(|(h, _)| !committed.before.contains(&h.taken.entry.id))
+                    .filter(|(h, _)| !committed.before().contains(&h.taken.entry.id))
                     .unzip();
                 self.recount(settings)?;
                 continue;
@@ -297,9 +295,9 @@ impl Worker {
                 }
             }
             match (self.backend).commit(&self.batch.files, &name, Carry::Staged) {
-                Err(e) if e.is::<StageGone>() => {
-                    tracing::warn!("{e}, lost with a Redis restart; staging again")
-                }
+                Ok(Committed::StageGone(id)) => tracing::warn!(
+                    "the staged counts of {id} are gone, lost with a Redis restart; staging again"
+                ),
                 r => return r,
             }
         }

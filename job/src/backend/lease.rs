@@ -12,7 +12,7 @@
 
 use super::{
     only, Backend, Carry, Committed, Depth, Done, Entry, Held, Injection, JobSettings, Redis,
-    ResultCursor, Results, StageGone, Taken,
+    ResultCursor, Results, Taken,
 };
 use anyhow::{bail, Context, Result};
 use redis::Value;
@@ -285,9 +285,11 @@ impl Backend for Lease {
                 .arg(claim_timeout)
                 .arg(payload)
                 .query(c);
-            StageGone::as_none(r)
+            super::stage_gone_as_none(r)
         })?;
-        let (n, next) = reply.ok_or_else(|| StageGone(entry.id.clone()))?;
+        let Some((n, next)) = reply else {
+            return Ok(Committed::StageGone(entry.id.clone()));
+        };
         self.next = parse_taken(&next)?;
         Ok(Committed::of(held, n == 1))
     }

@@ -88,22 +88,34 @@ pub struct Held {
 
 /// What a commit did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Committed {
-    /// The files another worker had committed first. None: the commit
-    /// took effect. All: it was ignored. Some: it was refused, since its
-    /// counts hold theirs; nothing was recorded, and the worker commits
-    /// the others again without them.
-    pub before: Vec<String>,
+pub enum Committed {
+    /// Settled: `before` names the files another worker had committed
+    /// first. None: the commit took effect. All: it was ignored. Some: it
+    /// was refused, since its counts hold theirs; nothing was recorded, and
+    /// the worker commits the others again without them.
+    Settled { before: Vec<String> },
+    /// A commit of [`Carry::Staged`] found the stage of this file gone
+    /// (Redis came back from a snapshot taken before it was staged):
+    /// nothing was recorded; stage again, then commit.
+    StageGone(String),
 }
 
 impl Committed {
+    /// The files another worker had committed first.
+    pub fn before(&self) -> &[String] {
+        match self {
+            Committed::Settled { before } => before,
+            Committed::StageGone(_) => &[],
+        }
+    }
+
     pub fn took_effect(&self) -> bool {
-        self.before.is_empty()
+        matches!(self, Committed::Settled { before } if before.is_empty())
     }
 
     /// The outcome of a one-file commit: whether it took effect.
     fn of(held: &Held, took_effect: bool) -> Self {
-        Committed {
+        Committed::Settled {
             before: match took_effect {
                 true => Vec::new(),
                 false => vec![held.taken.entry.id.clone()],
@@ -121,25 +133,17 @@ fn only(files: &[Held]) -> Result<&Held> {
     }
 }
 
-/// A commit of [`Carry::Staged`] found the stage gone (Redis came back from
-/// a snapshot taken before it was staged): stage again, then commit.
-#[derive(Debug, thiserror::Error)]
-#[error("the staged counts of {0} are gone")]
-pub struct StageGone(pub String);
-
-impl StageGone {
-    /// A commit's reply, its `WCSTAGEGONE` error read as `None`: not a
-    /// failure to retry, the caller stages again.
-    pub fn as_none<T>(r: ::redis::RedisResult<T>) -> ::redis::RedisResult<Option<T>> {
-        match r {
-            Err(e)
-                if redis::error_code(&e).as_deref()
-                    == Some(wordcount_protocol::library::error::STAGE_GONE) =>
-            {
-                Ok(None)
-            }
-            r => r.map(Some),
+/// A commit's reply, its `WCSTAGEGONE` error read as `None`: not a
+/// failure to retry; the commit answers [`Committed::StageGone`].
+pub(crate) fn stage_gone_as_none<T>(r: ::redis::RedisResult<T>) -> ::redis::RedisResult<Option<T>> {
+    match r {
+        Err(e)
+            if redis::error_code(&e).as_deref()
+                == Some(wordcount_protocol::library::error::STAGE_GONE) =>
+        {
+            Ok(None)
         }
+        r => r.map(Some),
     }
 }
 
@@ -355,7 +359,7 @@ pub trait Backend {
     }
     /// Commits files (at most [`Backend::batch_limit`]) exactly once, in
     /// one atomic step: a second commit changes nothing. `carry` holds
-    /// their summed counts. Fails with [`StageGone`] when staged counts
+    /// their summed counts. Answers [`Committed::StageGone`] when staged counts
     /// were lost.
     fn commit(&mut self, files: &[Held], consumer: &str, carry: Carry) -> Result<Committed>;
     /// Marks a fault as fired; false if it had fired before in this job.

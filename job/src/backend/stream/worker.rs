@@ -1,7 +1,7 @@
 //! The worker's side: taking files from the queue, stealing them from
 //! workers that went quiet, and committing their counts.
 
-use crate::backend::{error_code, state, Carry, Committed, Entry, Held, Redis, StageGone};
+use crate::backend::{error_code, stage_gone_as_none, state, Carry, Committed, Entry, Held, Redis};
 use anyhow::{bail, Result};
 use redis::{RedisResult, Value};
 use std::time::Duration;
@@ -83,7 +83,7 @@ pub fn commit(
     carry: Carry,
 ) -> Result<Committed> {
     let Some(first) = files.first() else {
-        return Ok(Committed { before: Vec::new() });
+        return Ok(Committed::Settled { before: Vec::new() });
     };
     let first = &first.taken.entry;
     // Counts carried in the call are staged in the same round trip: the
@@ -126,10 +126,12 @@ pub fn commit(
                 .arg(if held.taken.stolen { "1" } else { "0" });
         }
         let r: RedisResult<(Vec<String>,)> = call.query(c);
-        StageGone::as_none(r.map(|(before,)| before))
+        stage_gone_as_none(r.map(|(before,)| before))
     })?;
-    let before = before.ok_or_else(|| StageGone(first.id.clone()))?;
-    Ok(Committed { before })
+    Ok(match before {
+        Some(before) => Committed::Settled { before },
+        None => Committed::StageGone(first.id.clone()),
+    })
 }
 
 /// Marks a fault as fired; false if it had fired before in this job.
