@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test of the project, in the order of DESIGN.md's levels:
+# Every test of the project, in the order of the test levels of
+# docs/src/architecture.md:
 #   1-2. unit tests and local integration (real redis-server, real worker
 #        processes, real faults), and the checked-in CRD against crdgen;
 #   3.   the operator against a real etcd + kube-apiserver +
@@ -52,6 +53,10 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 
 step "unit and local integration tests"
 cargo test --workspace --release
+
+step "the README's five-minute tour, its local commands as written"
+cargo build --release -q -p wordcount
+bash docs/tour.sh
 
 step "control plane: operator, CRD and chart against a real kube-apiserver"
 operator/tests/controlplane.sh

@@ -7,14 +7,14 @@
 #   large  16 files of 32 MiB, and
 #   huge   8 files of 128 MiB (count-bound; the target: RedisRaft at most
 #          1.3x one Redis)
-# Needs the RedisRaft module (README: RedisRaft): --redisraft-module's
+# Needs the RedisRaft module (docs/src/modes/redisraft.md): --redisraft-module's
 # default, $WORDCOUNT_REDISRAFT or ~/.cache/wordcount/redisraft.so. Writes
 # target/bench/raft-NAME.csv and prints the ratios of median wall times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 module=${WORDCOUNT_REDISRAFT:-$HOME/.cache/wordcount/redisraft.so}
-[[ -s $module ]] || { echo "needs the RedisRaft module at $module (README: RedisRaft)" >&2; exit 1; }
+[[ -s $module ]] || { echo "needs the RedisRaft module at $module (docs/src/modes/redisraft.md)" >&2; exit 1; }
 source bench/common.sh
 
 bench() { # NAME FILES BYTES

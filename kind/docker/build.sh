@@ -8,7 +8,7 @@
 #   kind/docker/build.sh [TAG]        # wordcount:TAG, wordcount-operator:TAG (dev)
 #
 # With the RedisRaft module on this machine (WORDCOUNT_REDISRAFT, default
-# ~/.cache/wordcount/redisraft.so; README: RedisRaft on Kubernetes), also
+# ~/.cache/wordcount/redisraft.so; docs/src/kubernetes.md: RedisRaft on Kubernetes), also
 # wordcount-redisraft:TAG: wordcount:TAG plus the module where the operator
 # looks for it. Prints the images built, one a line, for `kind load
 # docker-image` (operator/tests/cluster.sh).

@@ -1,5 +1,5 @@
 //! The Redis keys of one job, all under one prefix `P`, and the fields of its
-//! hashes. docs/protocol.md describes each.
+//! hashes. docs/src/protocol.md describes each.
 
 /// The prefix of a job's keys when none is given (`--prefix`). On
 /// Kubernetes every job has a Redis of its own, so it always uses this one.
@@ -57,7 +57,7 @@ pub struct Keys {
     /// grow-only.
     pub crdt_files: String,
     /// Hash origin site -> `count:xor`, the digest of that site's ids in
-    /// `crdt_files` (see docs/protocol.md).
+    /// `crdt_files` (see docs/src/protocol.md).
     pub crdt_digest: String,
     /// Hash of the CRDT's counters: [`crdt_stats`].
     pub crdt_stats: String,

@@ -9,7 +9,7 @@
 //! - [`exit`]: the exit codes of the driver and the workers;
 //! - [`autoscale`]: how a stream's workers scale on lag.
 //!
-//! See `docs/protocol.md`.
+//! See `docs/src/protocol.md`.
 
 pub mod autoscale;
 pub mod exit;

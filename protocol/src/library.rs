@@ -26,7 +26,7 @@ pub mod lease {
 }
 
 /// The CRDT's function (three sites, each with its own Redis). See
-/// wordcount.lua and docs/protocol.md for its keys and arguments.
+/// wordcount.lua and docs/src/protocol.md for its keys and arguments.
 pub mod crdt {
     /// Applies files (global id, packed counts) to one instance: only the
     /// ids new to it are stored and counted. KEYS: crdt_files,

@@ -37,7 +37,7 @@ local function due_ms(queue, id)
 end
 
 -- Commits files, their counts summed into one (a worker's batch: see
--- docs/protocol.md): XACK each, and record the counts (staged, renamed to
+-- docs/src/protocol.md): XACK each, and record the counts (staged, renamed to
 -- the result key: the counts never pass through Lua, which would hash
 -- them; or, for per-word commits, already added) and each file's latency.
 -- A batch is all or nothing. Any file committed before (by a worker that

@@ -196,7 +196,7 @@ pub fn spawn_slow_workers(
 }
 
 /// The RedisRaft module, or `None` after saying in one line why the test
-/// is skipped (no package carries RedisRaft; see the README).
+/// is skipped (no package carries RedisRaft; see docs/src/modes/redisraft.md).
 pub fn redisraft() -> Option<PathBuf> {
     match wordcount_lab::local::raft::find_module(None) {
         Ok(path) => Some(path),

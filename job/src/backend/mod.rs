@@ -4,7 +4,7 @@
 //! implementation: [`Stream`] (one Redis, a stream and a consumer group,
 //! Redis Functions) and [`Lease`] (RedisRaft: a queue of leases). The
 //! state both keep alike is in `state`, as the trait's default methods.
-//! docs/protocol.md describes the seam and every key and function.
+//! docs/src/protocol.md describes the seam and every key and function.
 
 pub mod crdt;
 mod dump;

@@ -43,7 +43,7 @@ impl Needs {
             Needs::Nothing => None,
             Needs::RedisRaft => crate::local::raft::find_module(None).is_err().then_some(
                 "the RedisRaft module is not on this machine (no package carries it: build \
-                 redisraft.so and give its path in WORDCOUNT_REDISRAFT, see the README)",
+                 redisraft.so and give its path in WORDCOUNT_REDISRAFT, see docs/src/modes/redisraft.md)",
             ),
             // SAFETY: geteuid has no preconditions.
             Needs::Root => (unsafe { libc::geteuid() } != 0).then_some(
