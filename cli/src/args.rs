@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 use wordcount_count::generate::parse_size;
-use wordcount_job::backend::JobSettings;
 use wordcount_job::source::StreamPlan;
+use wordcount_job::state::JobSettings;
 use wordcount_protocol::{
     Backpressure, Commit, Fault, OnUnreadable, RedisMode, Tokenizer, DEFAULT_PREFIX,
 };

@@ -6,9 +6,9 @@ mod common;
 use common::*;
 use std::time::Duration;
 use wordcount_count::counts::Counts;
-use wordcount_job::backend::{
-    Backend, Carry, Held, Injection, JobSettings, ResultCursor, Results, Stream, Taken,
-};
+use wordcount_job::backend::{Backend, Stream};
+use wordcount_job::queue::{Carry, Held, Injection, ResultCursor, Results, Taken};
+use wordcount_job::state::JobSettings;
 use wordcount_lab::local::RedisServer;
 use wordcount_protocol::{Commit, Tokenizer, DEFAULT_PREFIX};
 

@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use wordcount_count::counts::Counts;
-use wordcount_job::backend::Redis;
+use wordcount_job::connection::Redis;
 use wordcount_job::crdt::repair::{self, apply, converge, counts, digests};
 use wordcount_job::crdt::{global_id, Replica};
 use wordcount_lab::local::RedisServer;

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use wordcount_count::counts::Counts;
 use wordcount_count::engine::{count_files, Parallelism};
 use wordcount_count::input;
-use wordcount_job::backend::{self, Progress};
+use wordcount_job::backend;
 use wordcount_job::report::Report;
+use wordcount_job::state::Progress;
 use wordcount_lab::local::RedisServer;
 use wordcount_protocol::{RedisMode, Tokenizer, DEFAULT_PREFIX};
 

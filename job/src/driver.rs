@@ -2,13 +2,15 @@
 //! memory while workers run, and writes the counts and the summary when
 //! every file is in.
 
-use crate::backend::{self, Backend, Depth, Done, Injection, JobSettings, Progress};
+use crate::backend::{self, Backend};
 use crate::crdt::anti_entropy::{self, Convergence};
 use crate::crdt::site::Site;
 use crate::latency::Percentiles;
 use crate::merge::Merge;
+use crate::queue::{Depth, Done, Injection};
 use crate::report::{JobFacts, Report, StreamReport};
 use crate::source::{Source, SourceEvent, StreamPlan};
+use crate::state::{JobSettings, Progress};
 use anyhow::{bail, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;

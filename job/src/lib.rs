@@ -4,11 +4,15 @@
 //! CRDT's repair and anti-entropy, and the job's report.
 
 pub mod backend;
+pub mod connection;
 pub mod crdt;
 pub mod driver;
+mod dump;
 pub mod fault;
 pub mod latency;
 pub mod merge;
+pub mod queue;
 pub mod report;
 pub mod source;
+pub mod state;
 pub mod worker;

@@ -19,7 +19,8 @@
 //! it kept (a snapshot it did not see, or more than [`JOURNAL_MAX`] bytes
 //! between two snapshots) makes it start over from what Redis has.
 
-use crate::backend::{Backend, Done, ResultCursor, Results, Saves};
+use crate::backend::Backend;
+use crate::queue::{Done, ResultCursor, Results, Saves};
 use anyhow::{Context, Result};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

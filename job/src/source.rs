@@ -7,7 +7,7 @@
 //! Pure: the driver tells it the time and the queue's depth, it says what
 //! to inject.
 
-use crate::backend::{Depth, Injection};
+use crate::queue::{Depth, Injection};
 use std::time::Duration;
 use wordcount_count::input::InputFile;
 use wordcount_protocol::Backpressure;

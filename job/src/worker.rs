@@ -2,8 +2,10 @@
 //! quiet), count it locally into the files it holds, and commit those
 //! together when no other file waits (see `Batch`), until the job is done.
 
-use crate::backend::{self, Backend, Carry, Committed, Held, JobSettings, Taken, STAGE_CHUNK};
+use crate::backend::{self, Backend};
 use crate::fault::{crash_at, crash_now, slow_fault, CrashPoint, Fault};
+use crate::queue::{Carry, Committed, Held, Taken, STAGE_CHUNK};
+use crate::state::JobSettings;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

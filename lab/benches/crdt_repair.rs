@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
 use wordcount_count::counts::Counts;
 use wordcount_count::generate::{generate, parse_size, CorpusSpec};
-use wordcount_job::backend::Redis;
+use wordcount_job::connection::Redis;
 use wordcount_job::crdt::{global_id, repair};
 use wordcount_lab::local::RedisServer;
 

@@ -156,7 +156,7 @@ pub fn driver_options(
         site: None,
         prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
         input: input.to_path_buf(),
-        settings: wordcount_job::backend::JobSettings {
+        settings: wordcount_job::state::JobSettings {
             tokenizer: wordcount_protocol::Tokenizer::Alnum,
             commit: wordcount_protocol::Commit::PerFile,
             claim_timeout,

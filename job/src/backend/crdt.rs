@@ -9,11 +9,13 @@
 //! `url` lists the instances, the site's own first. A site is named by its
 //! own instance's address, which prefixes its files' global ids.
 
-use super::{
-    only, Backend, Carry, Committed, Depth, Entry, Held, Injection, JobSettings, Redis,
-    ResultCursor, Results, Saves, Stream, Taken,
-};
+use super::{Backend, Stream};
+use crate::connection::Redis;
 use crate::crdt::{global_id, repair};
+use crate::queue::{
+    only, Carry, Committed, Depth, Entry, Held, Injection, ResultCursor, Results, Saves, Taken,
+};
+use crate::state::JobSettings;
 use anyhow::{bail, Context, Result};
 use redis::{Connection, RedisResult};
 use std::time::{Duration, Instant};
@@ -90,7 +92,7 @@ impl Crdt {
     pub fn open(url: &str, prefix: &str, patience: Duration) -> Result<Self> {
         let urls: Vec<&str> = url.split(',').map(str::trim).collect();
         let own = urls[0];
-        let info = super::redis::connection_info(own)?;
+        let info = crate::connection::connection_info(own)?;
         let name = match info.addr() {
             redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
             other => bail!("a CRDT site's Redis must be host:port, not {other:?}"),
@@ -99,8 +101,10 @@ impl Crdt {
             .iter()
             .map(|u| {
                 Ok(Instance {
-                    client: redis::Client::open(super::redis::connection_info(u)?)
-                        .with_context(|| format!("bad Redis URL {:?}", super::redis::redact(u)))?,
+                    client: redis::Client::open(crate::connection::connection_info(u)?)
+                        .with_context(|| {
+                            format!("bad Redis URL {:?}", crate::connection::redact(u))
+                        })?,
                     conn: None,
                     cut_until: None,
                 })

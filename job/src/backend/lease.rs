@@ -10,10 +10,12 @@
 //! (an index into `P:log`) stays valid across replica restarts and leader
 //! changes.
 
-use super::{
-    only, Backend, Carry, Committed, Depth, Done, Entry, Held, Injection, JobSettings, Redis,
-    ResultCursor, Results, Taken,
+use super::Backend;
+use crate::connection::Redis;
+use crate::queue::{
+    only, Carry, Committed, Depth, Done, Entry, Held, Injection, ResultCursor, Results, Taken,
 };
+use crate::state::JobSettings;
 use anyhow::{bail, Context, Result};
 use redis::Value;
 use std::time::{Duration, Instant};
@@ -161,7 +163,7 @@ impl Backend for Lease {
     }
 
     fn create_job(&mut self, settings: &JobSettings) -> Result<()> {
-        super::state::write_settings(&mut self.redis, settings)
+        crate::state::write_settings(&mut self.redis, settings)
     }
 
     fn enqueue(&mut self, injections: &[Injection]) -> Result<u64> {
@@ -285,7 +287,7 @@ impl Backend for Lease {
                 .arg(claim_timeout)
                 .arg(payload)
                 .query(c);
-            super::stage_gone_as_none(r)
+            crate::queue::stage_gone_as_none(r)
         })?;
         let Some((n, next)) = reply else {
             return Ok(Committed::StageGone(entry.id.clone()));

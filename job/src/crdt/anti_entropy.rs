@@ -18,8 +18,10 @@
 use super::repair;
 use super::site::Site;
 use super::Digest;
-use crate::backend::{self, redact, Progress, Redis};
+use crate::backend;
+use crate::connection::{redact, Redis};
 use crate::report::InstanceReport;
+use crate::state::Progress;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,7 @@
 //! beside writers (a file written meanwhile is moved now or next time).
 
 use super::site_of;
-use crate::backend::Redis;
+use crate::connection::Redis;
 use crate::report::InstanceReport;
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashSet};

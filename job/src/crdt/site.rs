@@ -2,7 +2,7 @@
 //! operator's pods run it): every site is given the same list of
 //! instances, and site I's own instance is the I-th.
 
-use crate::backend::redact;
+use crate::connection::redact;
 use anyhow::{bail, Result};
 use wordcount_protocol::RedisMode;
 

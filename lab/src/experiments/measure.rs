@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use wordcount_count::engine::{count_files, Parallelism};
 use wordcount_count::input;
 use wordcount_count::tokenize::Tokenizer;
-use wordcount_job::backend::JobSettings;
 use wordcount_job::fault::Fault;
 use wordcount_job::report::JobFacts;
+use wordcount_job::state::JobSettings;
 use wordcount_protocol::Commit;
 
 /// The timer of one experiment.

@@ -3,7 +3,8 @@
 
 use crate::timeline::{epoch_ms, EventLog};
 use std::time::Duration;
-use wordcount_job::backend::{self, Backend, ResultCursor, Results};
+use wordcount_job::backend::{self, Backend};
+use wordcount_job::queue::{ResultCursor, Results};
 use wordcount_protocol::RedisMode;
 use wordcount_view::{phase, Job, Look, Sample, Seen, TOP};
 

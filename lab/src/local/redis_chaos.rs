@@ -16,7 +16,8 @@ use super::RedisServer;
 use crate::timeline::EventLog;
 use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant, SystemTime};
-use wordcount_job::backend::{self, Backend, Progress};
+use wordcount_job::backend::{self, Backend};
+use wordcount_job::state::Progress;
 use wordcount_protocol::{RedisMode, DEFAULT_PREFIX};
 
 /// A moment of the job at which to kill Redis once (`--redis-fault at=…`).

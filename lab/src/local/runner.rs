@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wordcount_count::engine::{count_files, Parallelism};
 use wordcount_count::input::{self, InputFile};
-use wordcount_job::backend::{self, JobSettings};
+use wordcount_job::backend;
 use wordcount_job::driver::{self, DriverOptions};
 use wordcount_job::fault::Fault;
 use wordcount_job::report::{Phases, Report};
 use wordcount_job::source::StreamPlan;
+use wordcount_job::state::JobSettings;
 use wordcount_protocol::{exit, Autoscale, RedisMode, DEFAULT_PREFIX};
 
 pub struct RunOptions {
@@ -425,7 +426,7 @@ impl Pool {
             .env(
                 "WORDCOUNT_LOG",
                 std::env::var("WORDCOUNT_LOG")
-                    .unwrap_or("warn,wordcount_job::backend::redis=error".into()),
+                    .unwrap_or("warn,wordcount_job::connection=error".into()),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null());

@@ -18,7 +18,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use wordcount_count::engine::{count_files, Parallelism};
 use wordcount_count::input;
-use wordcount_job::backend::Redis;
+use wordcount_job::connection::Redis;
 use wordcount_job::crdt::repair;
 use wordcount_job::driver::{self, DriverOptions};
 use wordcount_job::report::{JobFacts, Report};
@@ -509,7 +509,7 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
     // The job's result, as in every mode: the counts in `P:counts`.
     let counts = &all_counts[0];
     for r in &mut instances {
-        wordcount_job::backend::write_counts(r, counts)?;
+        wordcount_job::state::replace_counts(r, counts)?;
     }
     let mut report = Report::from_counts(counts, opts.top, started.elapsed().as_secs_f64());
     let mut job = JobFacts::default();

@@ -2,9 +2,10 @@
 //! reading committed results, waking the workers.
 
 use super::worker::{as_array, as_string, field};
-use crate::backend::{
-    error_code, state, Depth, Done, Injection, JobSettings, Redis, ResultCursor, Results, Saves,
-};
+use crate::connection::{error_code, Redis};
+use crate::queue::{Depth, Done, Injection, ResultCursor, Results, Saves};
+use crate::state;
+use crate::state::JobSettings;
 use anyhow::Result;
 use redis::Value;
 use std::collections::HashMap;

@@ -5,10 +5,12 @@
 mod driver;
 mod worker;
 
-use super::{
-    Backend, Carry, Committed, Depth, Entry, Held, Injection, JobSettings, Redis, ResultCursor,
-    Results, Saves, Taken,
+use super::Backend;
+use crate::connection::Redis;
+use crate::queue::{
+    Carry, Committed, Depth, Entry, Held, Injection, ResultCursor, Results, Saves, Taken,
 };
+use crate::state::JobSettings;
 use anyhow::Result;
 use std::collections::VecDeque;
 use std::time::Duration;

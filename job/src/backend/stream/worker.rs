@@ -1,7 +1,9 @@
 //! The worker's side: taking files from the queue, stealing them from
 //! workers that went quiet, and committing their counts.
 
-use crate::backend::{error_code, stage_gone_as_none, state, Carry, Committed, Entry, Held, Redis};
+use crate::connection::{error_code, Redis};
+use crate::queue::{stage_gone_as_none, Carry, Committed, Entry, Held};
+use crate::state;
 use anyhow::{bail, Result};
 use redis::{RedisResult, Value};
 use std::time::Duration;

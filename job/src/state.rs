@@ -2,13 +2,49 @@
 //! and sorted sets: settings, progress, failures, the result, the top
 //! words, fired faults, the summary, and staged counts.
 
-use crate::backend::{dump, Entry, JobSettings, Progress, Redis};
+use crate::connection::Redis;
+use crate::dump;
+use crate::queue::Entry;
 use anyhow::{Context, Result};
 use rayon::slice::ParallelSliceMut;
 use std::collections::HashMap;
 use std::time::Duration;
 use wordcount_count::counts::{Counts, WordCount};
 use wordcount_protocol::keys::{meta, stats};
+use wordcount_protocol::{Commit, Tokenizer};
+
+/// What the driver decides for every worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSettings {
+    pub tokenizer: Tokenizer,
+    pub commit: Commit,
+    pub claim_timeout: Duration,
+}
+
+/// Where a job stands.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Progress {
+    /// The driver has created the job (its settings and queue are there).
+    pub created: bool,
+    pub files: u64,
+    pub bytes: u64,
+    pub enqueue_done: bool,
+    pub files_done: u64,
+    pub files_failed: u64,
+    pub words: u64,
+    pub bytes_done: u64,
+    pub commits_ignored: u64,
+    /// The driver has written the result and the summary: the job is over.
+    /// Until then workers stay, to redo what a Redis restart may roll back.
+    pub finished: bool,
+}
+
+impl Progress {
+    /// Every file enqueued and committed (or failed).
+    pub fn is_done(&self) -> bool {
+        self.enqueue_done && self.files_done + self.files_failed >= self.files
+    }
+}
 
 /// Pairs per command when writing or reading the counts.
 const BATCH: usize = 10_000;
