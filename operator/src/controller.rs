@@ -5,7 +5,8 @@
 //! and Redis once, derive the status from that observation, let the chaos
 //! faults that are due act (they record themselves in the status), emit
 //! Events for what changed and write the status. A finished job only lets
-//! go (`finish`).
+//! go (`finish`). This only orchestrates: what the steps share (`Context`,
+//! `Error`, `apply`) is in `context`, below them all.
 
 use crate::{
     autoscale, chaos,
