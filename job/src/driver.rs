@@ -3,7 +3,7 @@
 //! every file is in.
 
 use crate::backend::{self, Backend};
-use crate::crdt::anti_entropy::{self, Convergence};
+use crate::crdt::anti_entropy::Convergence;
 use crate::crdt::site::Site;
 use crate::latency::Percentiles;
 use crate::merge::Merge;
@@ -112,14 +112,13 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
     if files.is_empty() {
         tracing::warn!("input {} holds no files", opts.input.display());
     }
-    let url = match &site {
+    let mut backend = match site {
         Some(s) => {
             files = s.share(files);
-            s.own_first()
+            backend::open_site(s, &opts.prefix, opts.patience)?
         }
-        None => opts.redis.clone(),
+        None => backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?,
     };
-    let mut backend = backend::open(opts.mode, &url, &opts.prefix, opts.patience)?;
     backend.create_job(&opts.settings)?;
     let mut feed = Feed::new(Source::new(&files, opts.stream.clone()));
     feed.mid_enqueue = opts.mid_enqueue.take();
@@ -148,9 +147,9 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
         if per_file && !merge.finish(backend.as_mut())? {
             continue;
         }
-        let Some(site) = &site else { break p };
-        // The site is done: its instance learns the others' files.
-        match anti_entropy::converge(site, backend.redis(), opts.patience, stop)? {
+        // A CRDT site is done: its instance learns the others' files.
+        match backend.converge(opts.patience, stop)? {
+            Convergence::Alone => break p,
             Convergence::Converged(c) => {
                 converged = Some(c);
                 count_and_commit = started.elapsed() - enqueue;
@@ -179,7 +178,7 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
         None => (backend.counts()?, None),
     };
     if let Some(i) = &instance {
-        anti_entropy::write_result(backend.redis(), &counts, i)?;
+        backend.write_converged(&counts, i)?;
     }
     let top = counts.top(opts.top);
     backend.write_top(&top)?;
@@ -209,7 +208,7 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
         session = backend.session();
         tracing::warn!("Redis restarted while the result was written; writing it again");
         if let Some(i) = &instance {
-            anti_entropy::write_result(backend.redis(), &counts, i)?;
+            backend.write_converged(&counts, i)?;
         } else if per_file {
             backend.replace_counts(&counts)?;
         }

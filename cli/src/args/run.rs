@@ -7,8 +7,8 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 use wordcount_lab::local::raft::{self, ReplicaFault};
-use wordcount_lab::local::sites::{self, Partition};
-use wordcount_lab::local::{CrdtSetup, RaftSetup, RedisFaults, RedisMoment};
+use wordcount_lab::local::sites;
+use wordcount_lab::local::{CrdtSetup, Partition, RaftSetup, RedisFaults, RedisMoment};
 use wordcount_protocol::{Fault, RedisMode};
 
 /// The most worker processes a job may have: the bound of the

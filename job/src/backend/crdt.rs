@@ -9,15 +9,20 @@
 //! `url` lists the instances, the site's own first. A site is named by its
 //! own instance's address, which prefixes its files' global ids.
 
+use super::sealed::Connected;
 use super::{Backend, Stream};
 use crate::connection::Redis;
+use crate::crdt::anti_entropy::{self, Convergence};
+use crate::crdt::site::Site;
 use crate::crdt::{global_id, repair};
 use crate::queue::{
     only, Carry, Committed, Depth, Entry, Held, Injection, ResultCursor, Results, Saves, Taken,
 };
+use crate::report::InstanceReport;
 use crate::state::JobSettings;
 use anyhow::{bail, Context, Result};
 use redis::{Connection, RedisResult};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use wordcount_count::counts::Counts;
 
@@ -29,6 +34,9 @@ const LEAVE_ALONE: Duration = Duration::from_secs(1);
 
 pub struct Crdt {
     site: Stream,
+    /// With `--site`: which of the job's sites this is, for its driver to
+    /// converge with the others ([`Backend::converge`]).
+    job_site: Option<Site>,
     name: String,
     instances: Vec<Instance>,
     /// A large vocabulary being staged: its chunks, kept to apply.
@@ -89,6 +97,13 @@ impl Instance {
 }
 
 impl Crdt {
+    /// Site `site`'s backend: its own instance first.
+    pub fn open_site(site: Site, prefix: &str, patience: Duration) -> Result<Self> {
+        let mut crdt = Crdt::open(&site.own_first(), prefix, patience)?;
+        crdt.job_site = Some(site);
+        Ok(crdt)
+    }
+
     pub fn open(url: &str, prefix: &str, patience: Duration) -> Result<Self> {
         let urls: Vec<&str> = url.split(',').map(str::trim).collect();
         let own = urls[0];
@@ -112,6 +127,7 @@ impl Crdt {
             .collect::<Result<Vec<_>>>()?;
         Ok(Crdt {
             site: Stream::open(own, prefix, patience)?,
+            job_site: None,
             name,
             instances,
             staged: Vec::new(),
@@ -146,9 +162,21 @@ impl Crdt {
     }
 }
 
-impl Backend for Crdt {
+impl super::sealed::Connected for Crdt {
     fn redis(&mut self) -> &mut Redis {
         self.site.redis()
+    }
+}
+
+impl Backend for Crdt {
+    fn converge(&mut self, patience: Duration, stop: &AtomicBool) -> Result<Convergence> {
+        match &self.job_site {
+            Some(site) => anti_entropy::converge(site, self.site.redis(), patience, stop),
+            None => Ok(Convergence::Alone),
+        }
+    }
+    fn write_converged(&mut self, counts: &Counts, instance: &InstanceReport) -> Result<()> {
+        anti_entropy::write_result(self.site.redis(), counts, instance)
     }
     fn create_job(&mut self, settings: &JobSettings) -> Result<()> {
         self.site.create_job(settings)

@@ -157,11 +157,13 @@ impl From<RecordJson> for CommitRecord {
     }
 }
 
-impl Backend for Lease {
+impl super::sealed::Connected for Lease {
     fn redis(&mut self) -> &mut Redis {
         &mut self.redis
     }
+}
 
+impl Backend for Lease {
     fn create_job(&mut self, settings: &JobSettings) -> Result<()> {
         crate::state::write_settings(&mut self.redis, settings)
     }

@@ -14,22 +14,37 @@ pub use crdt::Crdt;
 pub use lease::Lease;
 pub use stream::Stream;
 
-use crate::connection::Redis;
+use crate::crdt::anti_entropy::Convergence;
+use crate::crdt::site::Site;
 use crate::queue::{
     Carry, Committed, Depth, Entry, Held, Injection, ResultCursor, Results, Saves, Taken,
 };
+use crate::report::InstanceReport;
 use crate::state::{self, JobSettings, Progress};
 use anyhow::Result;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use wordcount_count::counts::{Counts, WordCount};
 use wordcount_protocol::RedisMode;
 
+/// The seam is sealed: the connection a backend keeps the job's state on
+/// is for the state's default methods below, never for the loops, which
+/// speak only through [`Backend`]. Outside this module no one can name
+/// [`sealed::Connected`], so no one can call `redis()` or implement it.
+mod sealed {
+    use crate::connection::Redis;
+
+    pub trait Connected {
+        /// The connection the job's state is kept on (see `state`).
+        fn redis(&mut self) -> &mut Redis;
+    }
+}
+
+use sealed::Connected;
+
 /// A coordination backend: every step is idempotent, so a retry after a
 /// lost reply or a Redis restart changes nothing the first try did not.
-pub trait Backend {
-    /// The connection the job's state is kept on (see `state`).
-    fn redis(&mut self) -> &mut Redis;
-
+pub trait Backend: Connected {
     // The driver's side.
 
     /// Records the settings and makes the queue ready.
@@ -92,6 +107,18 @@ pub trait Backend {
     /// The job is done: wake the workers that wait for a file, so that
     /// they see it at once rather than when their wait runs out.
     fn wake_workers(&mut self) -> Result<()>;
+    /// Once the own files are all in: a CRDT site's driver (`--site`)
+    /// pulls the other sites' files into its own instance until every
+    /// instance agrees, and the job's result is the converged one. Every
+    /// other backend's Redis holds the whole job already.
+    fn converge(&mut self, _patience: Duration, _stop: &AtomicBool) -> Result<Convergence> {
+        Ok(Convergence::Alone)
+    }
+    /// Writes the result of a [`Convergence::Converged`] job on the own
+    /// instance: its counts and its figures.
+    fn write_converged(&mut self, _counts: &Counts, _instance: &InstanceReport) -> Result<()> {
+        anyhow::bail!("only a CRDT site's driver converges")
+    }
     /// The job's result as written (or, for per-word commits, as added).
     fn counts(&mut self) -> Result<Counts> {
         state::counts(self.redis())
@@ -146,19 +173,6 @@ pub trait Backend {
     fn fire(&mut self, fault: &str) -> Result<bool>;
 }
 
-/// Replaces the job's result, `P:counts`, with `counts` at once, in the
-/// Redis of `redis`: what writes a CRDT's converged counts, whose backend's
-/// [`Backend::replace_counts`] keeps a site's share to itself.
-pub fn write_counts(redis: &mut Redis, counts: &Counts) -> Result<()> {
-    state::replace_counts(redis, counts)
-}
-
-/// Where the job stands in the Redis of `redis` (another site's instance,
-/// in the CRDT mode).
-pub fn progress_of(redis: &mut Redis) -> Result<Progress> {
-    state::progress(redis)
-}
-
 /// The backend of a Redis mode at `url`.
 pub fn open(
     mode: RedisMode,
@@ -171,6 +185,13 @@ pub fn open(
         RedisMode::RedisRaft => Ok(Box::new(Lease::open(url, prefix, patience)?)),
         RedisMode::Crdt => Ok(Box::new(Crdt::open(url, prefix, patience)?)),
     }
+}
+
+/// The backend of site `site` of a CRDT job run without a runner
+/// (`--site`): its own instance first, and its driver converges with the
+/// other sites' ([`Backend::converge`]).
+pub fn open_site(site: Site, prefix: &str, patience: Duration) -> Result<Box<dyn Backend + Send>> {
+    Ok(Box::new(Crdt::open_site(site, prefix, patience)?))
 }
 
 /// Like [`open`], for a client beside the job's own (the runner's look at

@@ -18,10 +18,10 @@
 use super::repair;
 use super::site::Site;
 use super::Digest;
-use crate::backend;
+
 use crate::connection::{redact, Redis};
 use crate::report::InstanceReport;
-use crate::state::Progress;
+use crate::state::{self, Progress};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +38,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// How a convergence ended.
 pub enum Convergence {
+    /// Nothing to converge: the backend's one Redis holds the whole job.
+    Alone,
     Converged(Converged),
     /// The own instance no longer shows its site done: it restarted from
     /// a snapshot older than some commits. The driver redoes them (its
@@ -74,7 +76,7 @@ pub fn converge(
             bail!("interrupted");
         }
         let round = Instant::now();
-        if !backend::progress_of(own)?.is_done() {
+        if !state::progress(own)?.is_done() {
             tracing::warn!(
                 "site {}: its own instance lost commits (restarted from an older snapshot); redoing them",
                 site.index
@@ -115,7 +117,7 @@ pub fn converge(
 /// Writes the job's result on the own instance: `P:counts` from the
 /// converged counts, and the instance's figures in `P:crdt:stats`.
 pub fn write_result(own: &mut Redis, counts: &Counts, instance: &InstanceReport) -> Result<()> {
-    backend::write_counts(own, counts)?;
+    state::replace_counts(own, counts)?;
     own.run(|c, k| {
         redis::cmd("HSET")
             .arg(&k.crdt_stats)
@@ -204,7 +206,7 @@ impl Peer {
 
     fn pull(&mut self, own: &mut Redis) -> Result<u64> {
         let seen = Seen {
-            progress: backend::progress_of(&mut self.redis)?,
+            progress: state::progress(&mut self.redis)?,
             digests: repair::digests(&mut self.redis)?,
         };
         if self.seen.as_ref() != Some(&seen) {

@@ -4,6 +4,8 @@
 
 mod deployment;
 mod netns;
+mod options;
+mod pool;
 pub mod raft;
 mod redis_chaos;
 mod redis_server;
@@ -11,15 +13,27 @@ mod runner;
 pub mod sites;
 
 pub use deployment::RaftSetup;
+pub use options::{CrdtSetup, CutSpan, Partition, RunOptions, RunOutcome, Samples, SitesTimeline};
 pub use redis_chaos::{RedisFaults, RedisMoment};
 pub use redis_server::RedisServer;
-pub use runner::{run, RunOptions, RunOutcome};
-pub use sites::CrdtSetup;
 
+use anyhow::Result;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+
+/// Runs a whole job here: the CRDT mode's sites, or one Redis (or
+/// RedisRaft's replicas) for all the workers.
+pub fn run(
+    opts: &RunOptions,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<RunOutcome> {
+    match &opts.crdt {
+        Some(setup) => sites::run(opts, setup, stop),
+        None => runner::run(opts, stop),
+    }
+}
 
 /// The random choices of one purpose (`what`) of a run: every choice of a
 /// run (which worker, replica or site) comes from its `--seed`, so that

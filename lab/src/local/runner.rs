@@ -2,17 +2,14 @@
 //! worker processes, supervised like a cluster would: a worker that dies
 //! is replaced, and `--kill-every` kills one now and then.
 
-use super::deployment::{Deployment, RaftSetup};
-use super::sites::SitesTimeline;
+use super::deployment::Deployment;
+use super::options::{RunOptions, RunOutcome};
+use super::pool::Pool;
 use super::RedisMoment;
-use super::{die_with_parent, RedisFaults};
 use crate::live::View;
 use crate::timeline::{self, Event, EventLog};
 use anyhow::{bail, Context, Result};
-use rand::RngExt;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,54 +17,9 @@ use wordcount_count::engine::{count_files, Parallelism};
 use wordcount_count::input::{self, InputFile};
 use wordcount_job::backend;
 use wordcount_job::driver::{self, DriverOptions};
-use wordcount_job::fault::Fault;
-use wordcount_job::report::{Phases, Report};
-use wordcount_job::source::StreamPlan;
-use wordcount_job::state::JobSettings;
-use wordcount_protocol::{exit, Autoscale, RedisMode, DEFAULT_PREFIX};
+use wordcount_job::report::Phases;
+use wordcount_protocol::{Autoscale, DEFAULT_PREFIX};
 
-pub struct RunOptions {
-    pub input: PathBuf,
-    pub workers: usize,
-    pub top: usize,
-    pub settings: JobSettings,
-    pub faults: Vec<Fault>,
-    pub kill_every: Option<Duration>,
-    pub verify: bool,
-    /// Makes the job a stream.
-    pub stream: Option<StreamPlan>,
-    /// Where to write a stream's timeline (CSV).
-    pub timeline: Option<PathBuf>,
-    /// Scale the workers on the queue's lag, starting from `workers`.
-    pub autoscale: Option<Autoscale>,
-    /// Checkpoints and kills of Redis (of replicas, with `raft`).
-    pub redis_faults: RedisFaults,
-    /// RedisRaft's replicas instead of one Redis.
-    pub raft: Option<RaftSetup>,
-    /// Sites with a Redis each and a CRDT of the counts instead.
-    pub crdt: Option<super::CrdtSetup>,
-    /// Serve a live view of the job here (`--ui`).
-    pub ui: Option<SocketAddr>,
-    /// Where every random choice of the run comes from (see `seeded`).
-    pub seed: u64,
-}
-
-pub struct RunOutcome {
-    pub report: Report,
-    /// With `--verify`: the first difference from a serial count, if any.
-    pub mismatch: Option<String>,
-    pub failures: Vec<(String, String)>,
-    /// A stream's timeline (empty for a batch).
-    pub timeline: Vec<timeline::Row>,
-    /// The CRDT mode's instances and cuts over time.
-    pub sites: Option<SitesTimeline>,
-    /// The live view, showing the finished job until dropped.
-    pub view: Option<View>,
-}
-
-/// Worker processes that fail with an error (not a kill) before the job
-/// gives up: an error that repeats is no fault we injected.
-const MAX_WORKER_ERRORS: u64 = 3;
 /// How long the job waits for its workers to connect before it starts.
 const WORKERS_CONNECT: Duration = Duration::from_secs(5);
 
@@ -91,10 +43,9 @@ fn wait_for_workers(redis: &Deployment, pool: &mut Pool, n: usize, before: usize
     Ok(())
 }
 
+/// A job with one Redis or RedisRaft's replicas (the CRDT mode's sites
+/// are `super::sites`).
 pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
-    if let Some(setup) = &opts.crdt {
-        return super::sites::run(opts, setup, stop);
-    }
     let started = Instant::now();
     if !opts.input.is_dir() {
         bail!("input {} is not a directory", opts.input.display());
@@ -331,211 +282,6 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         sites: None,
         view,
     })
-}
-
-/// The worker processes, one slot per index.
-pub(super) struct Pool {
-    exe: PathBuf,
-    /// The network namespace the workers run in (a CRDT site's), if any.
-    netns: Option<String>,
-    url: String,
-    mode: RedisMode,
-    password: String,
-    input: PathBuf,
-    faults: Vec<String>,
-    slots: Vec<Option<Child>>,
-    /// Which worker `--kill-every` kills.
-    rng: rand::rngs::StdRng,
-    pub(super) restarts: u64,
-    pub(super) kills: u64,
-    errors: u64,
-    /// Kills, replacements and scalings (and Redis's faults), for a
-    /// stream's timeline and the live view.
-    pub(super) events: EventLog,
-    /// Worker indexes in use: `0..active`; a slot above is stopping.
-    active: usize,
-    peak: usize,
-    scalings: u64,
-}
-
-impl Pool {
-    fn new(opts: &RunOptions, redis: &Deployment, events: EventLog) -> Result<Self> {
-        Pool::start(
-            opts,
-            (redis.public_url(), redis.mode(), redis.password()),
-            &opts.input,
-            None,
-            events,
-        )
-    }
-
-    /// `opts.workers` workers of the job at (URL, mode, password) reading
-    /// `input`.
-    pub(super) fn start(
-        opts: &RunOptions,
-        (url, mode, password): (String, RedisMode, &str),
-        input: &Path,
-        netns: Option<String>,
-        events: EventLog,
-    ) -> Result<Self> {
-        let mut pool = Pool {
-            exe: std::env::current_exe().context("cannot find the wordcount executable")?,
-            netns,
-            url,
-            mode,
-            password: password.to_string(),
-            input: input.to_path_buf(),
-            faults: opts.faults.iter().map(|f| f.to_string()).collect(),
-            slots: Vec::new(),
-            rng: super::seeded(opts.seed, &format!("kill-every {input:?}")),
-            restarts: 0,
-            kills: 0,
-            errors: 0,
-            events,
-            active: 0,
-            peak: 0,
-            scalings: 0,
-        };
-        for _ in 0..opts.workers {
-            pool.grow()?;
-        }
-        Ok(pool)
-    }
-
-    fn spawn(&self, index: usize) -> Result<Child> {
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&self.exe);
-                c
-            }
-            None => Command::new(&self.exe),
-        };
-        cmd.arg("worker")
-            .arg("--redis")
-            .arg(&self.url)
-            .arg("--redis-mode")
-            .arg(self.mode.as_str())
-            .arg("--input")
-            .arg(&self.input)
-            .arg("--index")
-            .arg(index.to_string())
-            .env("REDIS_PASSWORD", &self.password)
-            // Worker chatter would drown the result; WORDCOUNT_LOG overrides.
-            // Nor their outages: the driver reports each once.
-            .env(
-                "WORDCOUNT_LOG",
-                std::env::var("WORDCOUNT_LOG")
-                    .unwrap_or("warn,wordcount_job::connection=error".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        for f in &self.faults {
-            cmd.arg("--fault").arg(f);
-        }
-        die_with_parent(&mut cmd);
-        cmd.spawn().context("cannot start a worker process")
-    }
-
-    /// Replaces workers that died; forgets those that finished.
-    pub(super) fn supervise(&mut self) -> Result<()> {
-        for i in 0..self.slots.len() {
-            let Some(child) = self.slots[i].as_mut() else {
-                continue;
-            };
-            let Some(status) = child.try_wait()? else {
-                continue;
-            };
-            if status.success() || i >= self.active {
-                // Done, or gone with a scale-down.
-                self.slots[i] = None;
-                continue;
-            }
-            if status.code().is_some() && status.code() != Some(exit::INTERRUPTED) {
-                self.errors += 1;
-                if self.errors >= MAX_WORKER_ERRORS {
-                    self.kill_all();
-                    bail!("worker {i} failed ({status}); see its error above");
-                }
-            }
-            tracing::info!("worker {i} died ({status}); starting a replacement");
-            self.restarts += 1;
-            self.note("worker-replaced", i);
-            self.slots[i] = Some(self.spawn(i)?);
-        }
-        Ok(())
-    }
-
-    /// One more worker, with the next index.
-    fn grow(&mut self) -> Result<()> {
-        let i = self.active;
-        self.active += 1;
-        self.peak = self.peak.max(self.active);
-        if self.slots.len() < self.active {
-            self.slots.push(None);
-        }
-        // A worker still stopping in that slot is replaced when it exits.
-        if self.slots[i].is_none() {
-            self.slots[i] = Some(self.spawn(i)?);
-        }
-        Ok(())
-    }
-
-    /// One worker fewer: the last asks its process to stop (SIGTERM), and
-    /// it does once it has committed the files it holds.
-    fn shrink(&mut self) {
-        self.active -= 1;
-        if let Some(child) = &self.slots[self.active] {
-            // SAFETY: kill(2) on a child's pid; at worst it has exited.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        }
-    }
-
-    /// SIGKILLs a random live worker (`--kill-every`).
-    pub(super) fn kill_one(&mut self) {
-        let live: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].is_some())
-            .collect();
-        if live.is_empty() {
-            return;
-        }
-        let i = live[self.rng.random_range(0..live.len())];
-        if let Some(child) = self.slots[i].as_mut() {
-            let _ = child.kill();
-            self.kills += 1;
-            self.note("worker-killed", i);
-            tracing::info!("killed worker {i}");
-        }
-    }
-
-    fn note(&mut self, what: &str, worker: usize) {
-        self.events.note(what, format!("worker {worker}"));
-    }
-
-    /// Waits for the workers to see that the job is done, then kills any left.
-    pub(super) fn wait_all(&mut self, patience: Duration) {
-        let deadline = Instant::now() + patience;
-        for slot in &mut self.slots {
-            let Some(child) = slot.as_mut() else { continue };
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        self.kill_all();
-    }
-
-    pub(super) fn kill_all(&mut self) {
-        for mut child in self.slots.iter_mut().filter_map(Option::take) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.kill_all();
-    }
 }
 
 /// `--autoscale`: reads the queue's lag twice a second and scales the

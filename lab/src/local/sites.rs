@@ -5,9 +5,12 @@
 //! instances converge, and the job's result is what they all hold.
 
 use super::netns::Network;
+use super::options::{
+    CrdtSetup, CutSpan, Partition, RunOptions, RunOutcome, Samples, SitesTimeline,
+};
+use super::pool::Pool;
 use super::redis_chaos::RedisChaos;
 use super::redis_server::random_password;
-use super::runner::{Pool, RunOptions, RunOutcome};
 use super::RedisServer;
 use crate::timeline::EventLog;
 use anyhow::{bail, Context, Result};
@@ -23,88 +26,6 @@ use wordcount_job::crdt::repair;
 use wordcount_job::driver::{self, DriverOptions};
 use wordcount_job::report::{JobFacts, Report};
 use wordcount_protocol::{keys, Commit, RedisMode, DEFAULT_PREFIX};
-
-/// Sites of the CRDT mode (`--redis crdt`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CrdtSetup {
-    pub sites: usize,
-    pub partitions: Vec<Partition>,
-    /// A random site cut from a random instance this often, for so long.
-    pub partition_every: Option<(Duration, Duration)>,
-}
-
-/// `--partition sites=I[,J],redis=K[,L],at=DUR,for=DUR`: the named sites'
-/// workers cut from the named instances, `at` after the start, `for` long.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Partition {
-    pub sites: Vec<usize>,
-    pub redis: Vec<usize>,
-    pub at: Duration,
-    pub lasts: Duration,
-}
-
-impl std::str::FromStr for Partition {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            |why: String| format!("{s:?}: {why} (expected sites=I[,J],redis=K[,L],at=DUR,for=DUR)");
-        let (mut sites, mut redis, mut at, mut lasts) = (Vec::new(), Vec::new(), None, None);
-        let mut key = "";
-        for part in s.split(',') {
-            let value = match part.split_once('=') {
-                Some((k, v)) => {
-                    key = k;
-                    v
-                }
-                // More of the list before: sites=0,1.
-                None => part,
-            };
-            let index = || {
-                value
-                    .parse::<usize>()
-                    .map_err(|_| bad(format!("{key} {value:?} is not a number")))
-            };
-            let duration =
-                || humantime::parse_duration(value).map_err(|e| bad(format!("{key}: {e}")));
-            match key {
-                "sites" => sites.push(index()?),
-                "redis" => redis.push(index()?),
-                "at" => at = Some(duration()?),
-                "for" => lasts = Some(duration()?),
-                _ => return Err(bad(format!("unknown key {key:?}"))),
-            }
-        }
-        if sites.is_empty() || redis.is_empty() {
-            return Err(bad("no sites= or no redis=".into()));
-        }
-        Ok(Partition {
-            sites,
-            redis,
-            at: at.ok_or_else(|| bad("no at=".into()))?,
-            lasts: lasts.ok_or_else(|| bad("no for=".into()))?,
-        })
-    }
-}
-
-/// What a CRDT run saw over time: each instance's files known, and the
-/// cuts, in milliseconds from the start of the job.
-#[derive(Clone, Debug, Default)]
-pub struct SitesTimeline {
-    pub samples: Samples,
-    pub cuts: Vec<CutSpan>,
-}
-
-/// (ms, files known by each instance), every [`SAMPLE_EVERY`].
-pub type Samples = Vec<(u64, Vec<u64>)>;
-
-/// Site `site` cut from instance `instance` from `from_ms` to `to_ms`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CutSpan {
-    pub site: usize,
-    pub instance: usize,
-    pub from_ms: u64,
-    pub to_ms: u64,
-}
 
 /// How often the runner reads each instance's files known.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);

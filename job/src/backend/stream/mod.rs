@@ -39,10 +39,13 @@ impl Stream {
     }
 }
 
-impl Backend for Stream {
+impl super::sealed::Connected for Stream {
     fn redis(&mut self) -> &mut Redis {
         &mut self.redis
     }
+}
+
+impl Backend for Stream {
     fn create_job(&mut self, settings: &JobSettings) -> Result<()> {
         driver::create_job(&mut self.redis, settings)
     }
