@@ -10,7 +10,8 @@ use rayon::slice::ParallelSliceMut;
 use std::collections::HashMap;
 use std::time::Duration;
 use wordcount_count::counts::{Counts, WordCount};
-use wordcount_protocol::keys::{meta, stats};
+use wordcount_protocol::keys::meta;
+use wordcount_protocol::state::{Meta, Stats};
 use wordcount_protocol::{Commit, Tokenizer};
 
 /// What the driver decides for every worker.
@@ -112,8 +113,8 @@ pub fn read_stream(redis: &mut Redis) -> Result<HashMap<String, String>> {
 }
 
 pub fn progress(redis: &mut Redis) -> Result<Progress> {
-    type Reply = (HashMap<String, String>, HashMap<String, u64>, bool);
-    let (fields, counters, finished): Reply = redis.run(|c, k| {
+    type Reply = (HashMap<String, String>, HashMap<String, String>, bool);
+    let (meta_hash, stats_hash, finished): Reply = redis.run(|c, k| {
         redis::pipe()
             .cmd("HGETALL")
             .arg(&k.meta)
@@ -123,18 +124,19 @@ pub fn progress(redis: &mut Redis) -> Result<Progress> {
             .arg(&k.summary)
             .query(c)
     })?;
-    let num = |key: &str| fields.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stat = |key: &str| counters.get(key).copied().unwrap_or(0);
+    let meta = Meta::parse(&meta_hash).context("the job's P:meta")?;
+    let stats = Stats::parse(&stats_hash).context("the job's P:stats")?;
+    let meta = meta.unwrap_or_default();
     Ok(Progress {
-        files: num(meta::FILES),
-        bytes: num(meta::BYTES),
-        created: fields.contains_key(meta::TOKENIZER),
-        enqueue_done: fields.get(meta::ENQUEUE_DONE).is_some_and(|v| v == "1"),
-        files_done: stat(stats::FILES_DONE),
-        files_failed: stat(stats::FILES_FAILED),
-        words: stat(stats::WORDS),
-        bytes_done: stat(stats::BYTES_DONE),
-        commits_ignored: stat(stats::COMMITS_IGNORED),
+        files: meta.files.unwrap_or(0).max(0) as u64,
+        bytes: meta.bytes.unwrap_or(0).max(0) as u64,
+        created: meta.created,
+        enqueue_done: meta.enqueue_done,
+        files_done: stats.files_done,
+        files_failed: stats.files_failed,
+        words: stats.words,
+        bytes_done: stats.bytes_done,
+        commits_ignored: stats.commits_ignored,
         finished,
     })
 }

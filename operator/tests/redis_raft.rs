@@ -23,10 +23,11 @@ use wordcount_operator::{
     crd::WordCountJob,
     redis::{
         progress::{Progress, ProgressReader, RedisReader},
-        Endpoint, RaftInfo,
+        Endpoint,
     },
     resources::{redis_raft, REDIS_PORT},
 };
+use wordcount_protocol::raft::RaftInfo;
 use wordcount_protocol::{keys::meta, Keys};
 
 fn module() -> Option<PathBuf> {
@@ -157,7 +158,7 @@ fn info(addr: &str, port: u16) -> Option<RaftInfo> {
         .args(["-h", addr, "-p", &port.to_string(), "INFO", "raft"])
         .output()
         .ok()?;
-    Some(RaftInfo::parse(&String::from_utf8_lossy(&out.stdout)))
+    RaftInfo::parse(&String::from_utf8_lossy(&out.stdout)).ok()
 }
 
 /// What the StatefulSet's readiness probe asks: a member, up and voting.
@@ -268,8 +269,8 @@ async fn replicas_form_a_cluster_survive_restarts_and_the_reader_follows_the_lea
     assert_eq!(second.1.meta.unwrap().files, Some(8));
 
     // Restarted with its log: it rejoins as the node it was.
-    let ids = |addr: &str| -> Vec<String> {
-        let mut ids: Vec<String> = info(addr, port)
+    let ids = |addr: &str| -> Vec<u64> {
+        let mut ids: Vec<u64> = info(addr, port)
             .unwrap()
             .nodes
             .into_iter()

@@ -16,8 +16,10 @@ pub mod exit;
 pub mod fault;
 pub mod keys;
 pub mod library;
+pub mod raft;
 pub mod record;
 pub mod settings;
+pub mod state;
 pub mod time;
 
 pub use autoscale::{Autoscale, Scaling};

@@ -5,11 +5,12 @@
 use super::site_of;
 use crate::connection::Redis;
 use crate::report::InstanceReport;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use wordcount_count::counts::Counts;
-use wordcount_protocol::{keys::crdt_stats, library, Keys};
+use wordcount_protocol::state::CrdtStats;
+use wordcount_protocol::{library, Keys};
 
 /// What one repair moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,12 +60,12 @@ pub fn apply(redis: &mut Redis, files: &[(&str, &[u8])], repair: bool) -> Result
 /// What one instance's `P:crdt:stats` says it holds, with `converged_ms`
 /// as the caller measured it.
 pub fn instance_report(redis: &mut Redis, converged_ms: u64) -> Result<InstanceReport> {
-    let stats: std::collections::HashMap<String, u64> =
+    let stats: std::collections::HashMap<String, String> =
         redis.run(|c, k| redis::cmd("HGETALL").arg(&k.crdt_stats).query(c))?;
-    let stat = |name: &str| stats.get(name).copied().unwrap_or(0);
+    let stats = CrdtStats::parse(&stats).context("an instance's P:crdt:stats")?;
     Ok(InstanceReport {
-        files_known: stat(crdt_stats::FILES_KNOWN),
-        files_repaired: stat(crdt_stats::FILES_REPAIRED),
+        files_known: stats.files_known,
+        files_repaired: stats.files_repaired,
         converged_ms,
     })
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wordcount_job::backend;
+use wordcount_protocol::raft::RaftInfo;
 use wordcount_protocol::{RedisMode, DEFAULT_PREFIX};
 
 /// The environment variable naming the module when `--redisraft-module`
@@ -86,7 +87,7 @@ impl RaftCluster {
         loop {
             let up = (0..n)
                 .filter_map(|i| cluster.info(i).ok())
-                .filter(|r| r.leader_id.is_some() && r.nodes == n)
+                .filter(|r| r.leader_id.is_some() && r.num_nodes == n)
                 .count();
             if up == n {
                 cluster.command(0, &["CONFIG", "SET", "raft.request-timeout", &timeout])?;
@@ -113,7 +114,7 @@ impl RaftCluster {
         let leader_id = infos.iter().find_map(|(_, r)| r.leader_id)?;
         infos
             .iter()
-            .find(|(_, r)| r.node_id == leader_id)
+            .find(|(_, r)| r.node_id == Some(leader_id))
             .map(|(i, _)| *i)
     }
 
@@ -129,7 +130,7 @@ impl RaftCluster {
     /// `INFO raft` of replica `i`.
     pub fn info(&self, i: usize) -> Result<RaftInfo> {
         let text: String = self.query(i, &["INFO", "raft"])?;
-        text.parse()
+        RaftInfo::parse(&text).with_context(|| format!("INFO raft of replica {i}"))
     }
 
     fn command(&self, i: usize, args: &[&str]) -> Result<()> {
@@ -147,40 +148,6 @@ impl RaftCluster {
         let mut cmd = redis::cmd(args[0]);
         cmd.arg(&args[1..]);
         Ok(cmd.query(&mut con)?)
-    }
-}
-
-/// What `INFO raft` says of a replica.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RaftInfo {
-    pub node_id: u64,
-    pub leader_id: Option<u64>,
-    pub term: u64,
-    pub nodes: usize,
-    /// The last entry known committed, and the last applied here.
-    pub commit_index: u64,
-    pub applied_index: u64,
-}
-
-impl FromStr for RaftInfo {
-    type Err = anyhow::Error;
-    fn from_str(text: &str) -> Result<Self> {
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
-                .and_then(|v| v.parse::<i64>().ok())
-        };
-        Ok(RaftInfo {
-            node_id: field("raft_node_id").context("no raft_node_id in INFO raft")? as u64,
-            // -1 while there is none.
-            leader_id: field("raft_leader_id")
-                .filter(|&id| id > 0)
-                .map(|id| id as u64),
-            term: field("raft_current_term").unwrap_or(0).max(0) as u64,
-            nodes: field("raft_num_nodes").unwrap_or(0).max(0) as usize,
-            commit_index: field("raft_commit_index").unwrap_or(0).max(0) as u64,
-            applied_index: field("raft_last_applied_index").unwrap_or(0).max(0) as u64,
-        })
     }
 }
 
@@ -494,24 +461,5 @@ mod tests {
             let e = bad.parse::<ReplicaFault>().unwrap_err();
             assert!(e.contains(bad), "{e}");
         }
-    }
-
-    #[test]
-    fn raft_info_parses() {
-        let text = "# raft_general\r\nraft_node_id:42\r\nraft_leader_id:-1\r\n\
-                    raft_current_term:3\r\nraft_num_nodes:3\r\n\
-                    raft_commit_index:17\r\nraft_last_applied_index:15\r\n";
-        let r: RaftInfo = text.parse().unwrap();
-        assert_eq!(
-            r,
-            RaftInfo {
-                node_id: 42,
-                leader_id: None,
-                term: 3,
-                nodes: 3,
-                commit_index: 17,
-                applied_index: 15,
-            }
-        );
     }
 }

@@ -11,6 +11,7 @@ use redis::{
     RedisConnectionInfo,
 };
 use std::time::Duration;
+use wordcount_protocol::raft::RaftInfo;
 
 /// Where a job's Redis is and how to log in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,84 +55,6 @@ pub enum ReadError {
     Unreachable { addr: String, reason: String },
     #[error("unexpected data in Redis: {0}")]
     Malformed(String),
-}
-
-/// A node of a RedisRaft cluster as `INFO raft` lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RaftNode {
-    pub id: String,
-    pub addr: String,
-    pub port: u16,
-}
-
-/// `INFO raft`'s fields the operator uses. `nodes` are the others: a node
-/// does not list itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RaftInfo {
-    /// `uninitialized`, `loading`, `up`, ...
-    pub state: String,
-    /// `leader`, `follower`, `candidate`, ...
-    pub role: String,
-    pub leader_id: String,
-    pub term: i64,
-    /// A node that joined votes once it has caught up with the log.
-    pub voting: bool,
-    pub nodes: Vec<RaftNode>,
-}
-
-impl RaftInfo {
-    pub fn parse(info: &str) -> RaftInfo {
-        let mut out = RaftInfo::default();
-        for line in info.lines().map(str::trim) {
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            match key {
-                "raft_state" => out.state = value.into(),
-                "raft_role" => out.role = value.into(),
-                "raft_leader_id" => out.leader_id = value.into(),
-                "raft_current_term" => out.term = value.parse().unwrap_or(0),
-                "raft_is_voting" => out.voting = value == "yes",
-                k if k.starts_with("raft_node")
-                    && k["raft_node".len()..].chars().all(|c| c.is_ascii_digit())
-                    && !k["raft_node".len()..].is_empty() =>
-                {
-                    let field = |name: &str| {
-                        value
-                            .split(',')
-                            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
-                    };
-                    if let (Some(id), Some(addr), Some(port)) =
-                        (field("id"), field("addr"), field("port"))
-                    {
-                        out.nodes.push(RaftNode {
-                            id: id.into(),
-                            addr: addr.into(),
-                            port: port.parse().unwrap_or(0),
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// Where the leader is, as this node knows it: itself (`None`), or
-    /// another node; `Err` when it knows no leader.
-    pub fn leader(&self) -> Result<Option<&RaftNode>, String> {
-        if self.state != "up" {
-            return Err(format!("raft_state {}", self.state));
-        }
-        if self.role == "leader" {
-            return Ok(None);
-        }
-        self.nodes
-            .iter()
-            .find(|n| n.id == self.leader_id)
-            .map(Some)
-            .ok_or_else(|| format!("no leader (raft_leader_id {})", self.leader_id))
-    }
 }
 
 pub fn unreachable(ep: &Endpoint) -> impl Fn(redis::RedisError) -> ReadError + '_ {
@@ -184,9 +107,11 @@ async fn connect_to(
         .map_err(failed)
 }
 
-async fn raft_info(con: &mut MultiplexedConnection) -> Result<RaftInfo, redis::RedisError> {
-    let info: String = redis::cmd("INFO").arg("raft").query_async(con).await?;
-    Ok(RaftInfo::parse(&info))
+/// `INFO raft`, or why not.
+async fn raft_info(con: &mut MultiplexedConnection) -> Result<RaftInfo, String> {
+    let info: String =
+        (redis::cmd("INFO").arg("raft").query_async(con).await).map_err(|e| e.to_string())?;
+    RaftInfo::parse(&info).map_err(|e| format!("INFO raft: {e}"))
 }
 
 /// A connection to the RedisRaft leader, found by asking the replicas in
@@ -204,7 +129,7 @@ pub async fn connect_leader(
                 reason,
             };
             let mut con = connect_to(ep, host, ep.port, timeout).await?;
-            let info = raft_info(&mut con).await.map_err(|e| said(e.to_string()))?;
+            let info = raft_info(&mut con).await.map_err(said)?;
             let (mut con, leader) = match info.leader().map_err(said)? {
                 None => (con, host.clone()),
                 Some(node) => (
@@ -213,7 +138,10 @@ pub async fn connect_leader(
                 ),
             };
             // The leader as it says itself, with the latest term.
-            let info = raft_info(&mut con).await.map_err(unreachable(ep))?;
+            let info = (raft_info(&mut con).await).map_err(|reason| ReadError::Unreachable {
+                addr: leader.clone(),
+                reason,
+            })?;
             if info.role != "leader" {
                 return Err(ReadError::Unreachable {
                     addr: leader,
@@ -224,7 +152,7 @@ pub async fn connect_leader(
                 con,
                 RaftFigures {
                     leader,
-                    term: info.term,
+                    term: info.term as i64,
                 },
             ))
         };
@@ -237,46 +165,4 @@ pub async fn connect_leader(
         addr: format!("the RedisRaft replicas ({})", ep.replicas.join(", ")),
         reason: format!("no leader found: {}", why.join("; ")),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const FOLLOWER: &str = "# raft_general\r\nraft_dbid:20a1\r\nraft_node_id:456604371\r\n\
-        raft_state:up\r\nraft_role:follower\r\nraft_is_voting:yes\r\n\
-        raft_leader_id:1255810920\r\nraft_current_term:7\r\nraft_num_nodes:3\r\n\
-        raft_node1:id=1255810920,state=connected,voting=yes,addr=demo-redis-0.demo-redis.ns1.svc,port=6379,last_conn_secs=3,conn_errors=0,conn_oks=1\r\n\
-        raft_node2:id=1848915501,state=connected,voting=yes,addr=demo-redis-2.demo-redis.ns1.svc,port=6379,last_conn_secs=2,conn_errors=0,conn_oks=1\r\n\
-        \r\n# raft_log\r\nraft_log_entries:8\r\n";
-
-    #[test]
-    fn raft_info_names_the_leader() {
-        let info = RaftInfo::parse(FOLLOWER);
-        assert_eq!(
-            (info.state.as_str(), info.role.as_str()),
-            ("up", "follower")
-        );
-        assert_eq!(info.term, 7);
-        assert!(info.voting);
-        assert_eq!(info.nodes.len(), 2);
-        let leader = info.leader().unwrap().unwrap();
-        assert_eq!(
-            (leader.addr.as_str(), leader.port),
-            ("demo-redis-0.demo-redis.ns1.svc", 6379)
-        );
-        // The leader itself.
-        let own = RaftInfo::parse(
-            &FOLLOWER
-                .replace("raft_role:follower", "raft_role:leader")
-                .replace("raft_leader_id:1255810920", "raft_leader_id:456604371"),
-        );
-        assert_eq!(own.leader(), Ok(None));
-        // No leader known (an election), or not in a cluster.
-        let electing =
-            RaftInfo::parse(&FOLLOWER.replace("raft_leader_id:1255810920", "raft_leader_id:-1"));
-        assert!(electing.leader().unwrap_err().contains("no leader"));
-        let alone = RaftInfo::parse("raft_state:uninitialized\r\nraft_role:(none)\r\n");
-        assert!(alone.leader().unwrap_err().contains("uninitialized"));
-    }
 }

@@ -9,7 +9,9 @@ use crate::crd::WordCount;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::{collections::BTreeMap, time::Duration};
-use wordcount_protocol::keys::{crdt_stats, meta, stats, stream, Keys};
+use wordcount_protocol::keys::Keys;
+pub use wordcount_protocol::state::StreamFigures;
+use wordcount_protocol::state::{BadField, CrdtStats, Meta as ProtocolMeta, Stats};
 
 /// A snapshot of the job's keys.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -91,25 +93,6 @@ impl Progress {
     }
 }
 
-/// `P:stream`, as the driver of a stream rewrites it about once a second;
-/// the fields it has not written are 0.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct StreamFigures {
-    pub injected: i64,
-    pub committed: i64,
-    /// Latency percentiles, in milliseconds.
-    pub p50_ms: i64,
-    pub p99_ms: i64,
-    /// Files committed a second.
-    pub throughput: f64,
-    /// Files injected a second.
-    pub effective_rate: f64,
-    pub lag: i64,
-    pub pending: i64,
-    pub throttled: bool,
-    pub throttled_ms: i64,
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     pub files: Option<i64>,
@@ -141,15 +124,15 @@ pub fn parse(
     summary: Option<&str>,
     stream_hash: &BTreeMap<String, String>,
 ) -> Result<Progress, ReadError> {
-    let meta = if meta_hash.is_empty() {
-        None
-    } else {
-        Some(Meta {
-            files: int(meta_hash, meta::FILES)?,
-            enqueue_done: int(meta_hash, meta::ENQUEUE_DONE)? == Some(1),
-            started_ms: int(meta_hash, meta::STARTED_MS)?,
-        })
-    };
+    let bad = |what: &'static str| move |e: BadField| ReadError::Malformed(format!("{what}: {e}"));
+    let meta = ProtocolMeta::parse(meta_hash)
+        .map_err(bad("P:meta"))?
+        .map(|m| Meta {
+            files: m.files,
+            enqueue_done: m.enqueue_done,
+            started_ms: m.started_ms,
+        });
+    let stats = Stats::parse(stats_hash).map_err(bad("P:stats"))?;
     let faults = faults
         .iter()
         .map(|(spec, ms)| {
@@ -168,60 +151,15 @@ pub fn parse(
         .transpose()?;
     Ok(Progress {
         meta,
-        files_done: int(stats_hash, stats::FILES_DONE)?.unwrap_or(0),
-        files_failed: int(stats_hash, stats::FILES_FAILED)?.unwrap_or(0),
+        files_done: stats.files_done as i64,
+        files_failed: stats.files_failed as i64,
         failed,
         faults,
         summary,
-        stream: parse_stream(stream_hash)?,
+        stream: StreamFigures::parse(stream_hash).map_err(bad("P:stream"))?,
         raft: None,
         instances: Vec::new(),
     })
-}
-
-fn int(map: &BTreeMap<String, String>, key: &str) -> Result<Option<i64>, ReadError> {
-    map.get(key)
-        .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| ReadError::Malformed(format!("{key}={v:?} is not an integer")))
-        })
-        .transpose()
-}
-
-/// A finite number, written as an integer or not.
-fn number(map: &BTreeMap<String, String>, key: &str) -> Result<Option<f64>, ReadError> {
-    map.get(key)
-        .map(|v| {
-            v.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| ReadError::Malformed(format!("{key}={v:?} is not a number")))
-        })
-        .transpose()
-}
-
-/// `P:stream`; `None` when the hash is empty (a batch, or a stream whose
-/// driver has not written it yet).
-fn parse_stream(hash: &BTreeMap<String, String>) -> Result<Option<StreamFigures>, ReadError> {
-    if hash.is_empty() {
-        return Ok(None);
-    }
-    // Latencies may be written with a fraction; the status keeps whole ms.
-    let ms = |key| Ok::<_, ReadError>(number(hash, key)?.map_or(0, |x| x.round() as i64));
-    Ok(Some(StreamFigures {
-        injected: int(hash, stream::INJECTED)?.unwrap_or(0),
-        committed: int(hash, stream::COMMITTED)?.unwrap_or(0),
-        p50_ms: ms(stream::P50_MS)?,
-        p99_ms: ms(stream::P99_MS)?,
-        throughput: number(hash, stream::THROUGHPUT)?.unwrap_or(0.0),
-        effective_rate: number(hash, stream::EFFECTIVE_RATE)?.unwrap_or(0.0),
-        lag: int(hash, stream::LAG)?.unwrap_or(0),
-        pending: int(hash, stream::PENDING)?.unwrap_or(0),
-        throttled: int(hash, stream::THROTTLED)? == Some(1),
-        throttled_ms: ms(stream::THROTTLED_MS)?,
-    }))
 }
 
 /// The real reader: one short-lived connection per read, with tight
@@ -294,9 +232,11 @@ impl RedisReader {
             .query_async(&mut con)
             .await
             .map_err(unreachable(ep))?;
+        let stats = CrdtStats::parse(&stats)
+            .map_err(|e| ReadError::Malformed(format!("P:crdt:stats: {e}")))?;
         Ok(InstanceFigures {
-            files_known: int(&stats, crdt_stats::FILES_KNOWN)?.unwrap_or(0),
-            files_repaired: int(&stats, crdt_stats::FILES_REPAIRED)?.unwrap_or(0),
+            files_known: stats.files_known as i64,
+            files_repaired: stats.files_repaired as i64,
             digests,
             site_done: false,
         })
@@ -306,6 +246,7 @@ impl RedisReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wordcount_protocol::keys::{meta, stats, stream};
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

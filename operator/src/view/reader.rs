@@ -7,7 +7,7 @@ use crate::redis::{connect, unreachable, Endpoint, ReadError};
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use wordcount_protocol::keys::{meta, stats};
+use wordcount_protocol::state::{BadField, Meta, Stats};
 use wordcount_protocol::{CommitRecord, Keys};
 use wordcount_view::{epoch_ms, phase, Job, Look, Sample, Seen, TOP};
 
@@ -62,7 +62,7 @@ impl Reader {
         let failed = unreachable(&self.endpoint);
         type Read = (
             HashMap<String, String>,
-            HashMap<String, u64>,
+            HashMap<String, String>,
             bool,
             BTreeMap<String, String>,
             Vec<(String, u64)>,
@@ -86,24 +86,27 @@ impl Reader {
         let at_ms = epoch_ms();
         look.sample = Some(depth(con, k, at_ms).await);
         look.events.extend(self.seen.throttle(stream.iter(), at_ms));
-        let num = |key: &str| meta.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let stat = |key: &str| stats.get(key).copied().unwrap_or(0);
-        let files = num(meta::FILES);
-        let enqueued = meta.get(meta::ENQUEUE_DONE).is_some_and(|v| v == "1");
-        let counted = stat(stats::FILES_DONE) + stat(stats::FILES_FAILED);
+        let malformed =
+            |what: &'static str| move |e: BadField| ReadError::Malformed(format!("{what}: {e}"));
+        let meta = Meta::parse(&meta)
+            .map_err(malformed("P:meta"))?
+            .unwrap_or_default();
+        let stats = Stats::parse(&stats).map_err(malformed("P:stats"))?;
+        let files = meta.files.unwrap_or(0).max(0) as u64;
+        let counted = stats.files_done + stats.files_failed;
         look.job = Some(Job {
             phase: phase(
-                meta.contains_key(meta::TOKENIZER),
-                enqueued && counted >= files,
+                meta.created,
+                meta.enqueue_done && counted >= files,
                 finished,
             ),
             files,
-            files_done: stat(stats::FILES_DONE),
-            files_failed: stat(stats::FILES_FAILED),
-            words: stat(stats::WORDS),
-            bytes: num(meta::BYTES),
-            bytes_done: stat(stats::BYTES_DONE),
-            commits_ignored: stat(stats::COMMITS_IGNORED),
+            files_done: stats.files_done,
+            files_failed: stats.files_failed,
+            words: stats.words,
+            bytes: meta.bytes.unwrap_or(0).max(0) as u64,
+            bytes_done: stats.bytes_done,
+            commits_ignored: stats.commits_ignored,
             top,
             stream,
             ..Job::default()
