@@ -115,7 +115,7 @@ pub enum Cmd {
     /// Run the experiments of the labs and write a report that answers
     /// each lab's questions: OUT/report.md and OUT/report.html.
     #[cfg(feature = "lab")]
-    Report(wordcount_lab::experiments::ReportArgs),
+    Report(wordcount_lab::labs::ReportArgs),
     /// Count the files listed on stdin and write packed counts (used by --processes).
     #[command(hide = true)]
     Shard {

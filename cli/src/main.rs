@@ -135,7 +135,7 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
         #[cfg(feature = "lab")]
         Cmd::Experiment(args) => wordcount_lab::experiments::run_with_stop(args, stop),
         #[cfg(feature = "lab")]
-        Cmd::Report(args) => wordcount_lab::experiments::report(args, stop),
+        Cmd::Report(args) => wordcount_lab::labs::report(args, stop),
         Cmd::Shard { tokenizer } => wordcount_count::engine::shard_main(tokenizer),
     }
 }

@@ -87,7 +87,7 @@ fn a_batch_commits_all_its_files_or_none_and_never_one_twice() {
     let (paths, sum) = merged(&mut b);
     assert_eq!(paths, ["f0", "f1"]);
     assert_eq!(sum.first_difference(&ab), None);
-    let p = b.progress().unwrap();
+    let p = b.state().progress().unwrap();
     assert_eq!((p.files_done, p.words, p.bytes_done), (2, 4, 20));
 
     // Another worker commits f2 first (a thief): a batch that holds it
@@ -108,7 +108,7 @@ fn a_batch_commits_all_its_files_or_none_and_never_one_twice() {
     ))
     .unwrap();
     assert_eq!(c.before(), vec![f2.entry.id]);
-    let p = b.progress().unwrap();
+    let p = b.state().progress().unwrap();
     assert_eq!((p.files_done, p.words, p.commits_ignored), (3, 5, 1));
     assert_eq!(
         merged(&mut b).0,
@@ -130,7 +130,7 @@ fn a_batch_commits_all_its_files_or_none_and_never_one_twice() {
     let mut all = ab.clone();
     all.merge(&counts(&[("owl", 1), ("emu", 5)]));
     assert_eq!(sum.first_difference(&all), None);
-    let p = b.progress().unwrap();
+    let p = b.state().progress().unwrap();
     assert_eq!((p.files_done, p.words, p.commits_ignored), (4, 10, 2));
     assert!(p.is_done() || !p.enqueue_done);
 }
@@ -184,7 +184,7 @@ fn a_worker_whose_batch_is_refused_counts_the_rest_again_and_commits_them() {
         })
         .collect();
     b.enqueue(&files).unwrap();
-    b.end_enqueue().unwrap();
+    b.state().end_enqueue().unwrap();
     let big = take(&mut b, "quiet");
     assert_eq!(big.entry.path, "big");
     std::thread::sleep(claim);
@@ -212,7 +212,7 @@ fn a_worker_whose_batch_is_refused_counts_the_rest_again_and_commits_them() {
         .unwrap();
     assert!(c.took_effect(), "the quiet worker's commit came first");
 
-    while b.progress().unwrap().files_done < 3 {
+    while b.state().progress().unwrap().files_done < 3 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the rest never committed"
@@ -228,7 +228,7 @@ fn a_worker_whose_batch_is_refused_counts_the_rest_again_and_commits_them() {
     let mut all = whole.clone();
     all.merge(&counts(&[("gamma", 1), ("alpha", 1), ("delta", 1)]));
     assert_eq!(sum.first_difference(&all), None, "each file counted once");
-    let p = b.progress().unwrap();
+    let p = b.state().progress().unwrap();
     assert_eq!((p.files_done, p.commits_ignored), (3, 1));
     assert_eq!(p.words, all.total());
 }

@@ -167,9 +167,9 @@ impl Sites {
         let mut enqueued = 0;
         for i in 0..self.servers.len() {
             let mut b = self.backend(i);
-            let counts: Counts = b.counts().unwrap();
+            let counts: Counts = b.state().counts().unwrap();
             assert_eq!(counts.first_difference(&want), None, "instance {i}");
-            let p: Progress = b.progress().unwrap();
+            let p: Progress = b.state().progress().unwrap();
             assert!(p.finished && p.is_done(), "instance {i}: {p:?}");
             enqueued += p.files;
             let r = self.report(i);
@@ -236,7 +236,7 @@ fn sites_wait_for_a_late_site_and_an_instance_that_does_not_answer() {
         workers.extend(sites.workers(site, dir.path(), WORKERS));
     }
     let started = Instant::now();
-    while !(0..2).all(|i| sites.backend(i).progress().unwrap().is_done()) {
+    while !(0..2).all(|i| sites.backend(i).state().progress().unwrap().is_done()) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "sites 0 and 1 never finished"

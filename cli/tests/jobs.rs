@@ -230,7 +230,7 @@ fn a_file_that_vanishes_after_enqueueing_is_named_as_unreadable() {
     )
     .unwrap();
     let started = Instant::now();
-    while !probe.progress().unwrap().enqueue_done {
+    while !probe.state().progress().unwrap().enqueue_done {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "nothing enqueued"

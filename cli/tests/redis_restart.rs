@@ -48,10 +48,10 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     // A snapshot with commits in it, taken while writes are paused: it
     // holds exactly the files done then.
     wait_for("commits", Duration::from_secs(30), || {
-        probe.progress().unwrap().files_done >= 2
+        probe.state().progress().unwrap().files_done >= 2
     });
     pause_writes(&mut c);
-    let in_snapshot = probe.progress().unwrap().files_done;
+    let in_snapshot = probe.state().progress().unwrap().files_done;
     redis::cmd("SAVE").exec(&mut c).unwrap();
     redis::cmd("CLIENT").arg("UNPAUSE").exec(&mut c).unwrap();
 
@@ -63,10 +63,10 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     wait_for(
         "commits after the snapshot",
         Duration::from_secs(30),
-        || probe.progress().unwrap().files_done >= in_snapshot + 3,
+        || probe.state().progress().unwrap().files_done >= in_snapshot + 3,
     );
     pause_writes(&mut c);
-    let before = probe.progress().unwrap();
+    let before = probe.state().progress().unwrap();
     assert!(
         !before.is_done(),
         "the job ended before the kill; make it longer"
@@ -74,7 +74,7 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
     server.kill();
     std::thread::sleep(Duration::from_millis(300));
     server.restart().unwrap();
-    let after = probe.progress().unwrap();
+    let after = probe.state().progress().unwrap();
     assert!(
         after.files_done >= in_snapshot && after.files_done < before.files_done,
         "the restart should come back with the snapshot's {in_snapshot} files done \
@@ -98,7 +98,7 @@ fn a_redis_restarted_from_its_snapshot_loses_nothing() {
         }
         assert!(w.wait().unwrap().success(), "a worker failed");
     }
-    let got = probe.counts().unwrap();
+    let got = probe.state().counts().unwrap();
     let files = wordcount_count::input::list(&[dir.path().to_path_buf()]).unwrap();
     let want = count_files(&files, Tokenizer::Alnum, Parallelism::Serial).unwrap();
     assert_eq!(got.first_difference(&want), None);
@@ -148,10 +148,10 @@ fn a_large_vocabulary_survives_restarts_mid_job_and_while_the_result_is_written(
         let p = persistence(&url);
         p["rdb_last_save_time"] != first
             && p["rdb_bgsave_in_progress"] == "0"
-            && probe.progress().unwrap().files_done > 4
+            && probe.state().progress().unwrap().files_done > 4
     });
     std::thread::sleep(Duration::from_millis(300));
-    let p = probe.progress().unwrap();
+    let p = probe.state().progress().unwrap();
     assert!(
         !p.is_done(),
         "the job ended too soon; make it longer: {p:?}"
@@ -193,7 +193,10 @@ fn a_large_vocabulary_survives_restarts_mid_job_and_while_the_result_is_written(
     assert_eq!(outcome.report.distinct, want.distinct() as u64);
     assert_eq!(outcome.report.top, want.top(20));
     let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
-    assert_eq!(probe.counts().unwrap().first_difference(&want), None);
+    assert_eq!(
+        probe.state().counts().unwrap().first_difference(&want),
+        None
+    );
 }
 
 #[test]
@@ -234,17 +237,17 @@ fn a_stream_rides_out_a_redis_restart_and_counts_each_injection_once() {
         .exec(&mut c)
         .unwrap();
     wait_for("commits", Duration::from_secs(20), || {
-        probe.progress().unwrap().files_done > 2
+        probe.state().progress().unwrap().files_done > 2
     });
     redis::cmd("SAVE").exec(&mut c).unwrap();
-    let saved = probe.progress().unwrap().files;
+    let saved = probe.state().progress().unwrap().files;
     wait_for(
         "injections after the snapshot",
         Duration::from_secs(20),
-        || probe.progress().unwrap().files > saved,
+        || probe.state().progress().unwrap().files > saved,
     );
     assert!(
-        !probe.progress().unwrap().enqueue_done,
+        !probe.state().progress().unwrap().enqueue_done,
         "the stream ended before the kill"
     );
     server.kill();
@@ -270,7 +273,10 @@ fn a_stream_rides_out_a_redis_restart_and_counts_each_injection_once() {
         })
         .collect();
     let want = count_files(&files, Tokenizer::Alnum, Parallelism::Serial).unwrap();
-    assert_eq!(probe.counts().unwrap().first_difference(&want), None);
+    assert_eq!(
+        probe.state().counts().unwrap().first_difference(&want),
+        None
+    );
     assert_eq!(outcome.report.words, want.total());
 }
 
@@ -404,7 +410,10 @@ fn the_result_is_restored_as_a_listpack_and_reads_exactly() {
     probe.replace_counts(&want).unwrap();
     assert_eq!(encoding(&mut c), "listpack");
     assert_eq!(limit(&mut c), default, "the limit is set back");
-    assert_eq!(probe.counts().unwrap().first_difference(&want), None);
+    assert_eq!(
+        probe.state().counts().unwrap().first_difference(&want),
+        None
+    );
     let card: u64 = redis::cmd("ZCARD").arg(&key).query(&mut c).unwrap();
     assert_eq!(card, want.distinct() as u64);
     let score: u64 = redis::cmd("ZSCORE")
@@ -438,12 +447,18 @@ fn the_result_is_restored_as_a_listpack_and_reads_exactly() {
     assert_eq!(encoding(&mut c), "skiplist");
     let mut written = want.clone();
     written.add(b"new", 1);
-    assert_eq!(probe.counts().unwrap().first_difference(&written), None);
+    assert_eq!(
+        probe.state().counts().unwrap().first_difference(&written),
+        None
+    );
 
     server.kill();
     server.restart().unwrap();
     let mut c = connect(&url);
     assert_eq!(encoding(&mut c), "skiplist");
     let mut probe = Stream::open(&url, DEFAULT_PREFIX, Duration::from_secs(5)).unwrap();
-    assert_eq!(probe.counts().unwrap().first_difference(&want), None);
+    assert_eq!(
+        probe.state().counts().unwrap().first_difference(&want),
+        None
+    );
 }

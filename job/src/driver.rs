@@ -167,7 +167,7 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
         ..s
     });
     if let Some(s) = &stream {
-        backend.write_stream(&s.fields(&feed))?;
+        backend.state().write_stream(&s.fields(&feed))?;
     }
     let rollbacks = merge.rollbacks().to_vec();
     let (merged, done) = merge.into_parts();
@@ -175,14 +175,14 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
     let (counts, instance) = match converged {
         Some(c) => (c.counts, Some(c.instance)),
         None if per_file => (merged, None),
-        None => (backend.counts()?, None),
+        None => (backend.state().counts()?, None),
     };
     if let Some(i) = &instance {
         backend.write_converged(&counts, i)?;
     }
     let top = counts.top(opts.top);
-    backend.write_top(&top)?;
-    let failures = backend.failures()?;
+    backend.state().write_top(&top)?;
+    let failures = backend.state().failures()?;
     let report = Report {
         words: counts.total(),
         distinct: counts.distinct() as u64,
@@ -200,7 +200,7 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
         instances: instance.clone().map(|i| vec![i]),
     };
     let summary = serde_json::to_string(&report)?;
-    backend.write_summary(&summary)?;
+    backend.state().write_summary(&summary)?;
     // A Redis that restarted meanwhile came back from a snapshot taken
     // before the result was whole; the merge is: write it all again, until
     // one session has it all.
@@ -212,8 +212,8 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
         } else if per_file {
             backend.replace_counts(&counts)?;
         }
-        backend.write_top(&report.top)?;
-        backend.write_summary(&summary)?;
+        backend.state().write_top(&report.top)?;
+        backend.state().write_summary(&summary)?;
     }
     backend.wake_workers()?;
     let write_result = started.elapsed() - enqueue - count_and_commit;
@@ -306,7 +306,7 @@ impl Feed {
             backend.enqueue(rest)?;
         }
         if self.source.is_done() && !self.ended {
-            backend.end_enqueue()?;
+            backend.state().end_enqueue()?;
             self.ended = true;
         }
         Ok(())
@@ -328,7 +328,7 @@ impl Feed {
         backend.create_job(settings)?;
         backend.enqueue(injected)?;
         if self.ended {
-            backend.end_enqueue()?;
+            backend.state().end_enqueue()?;
         }
         Ok(true)
     }
@@ -466,7 +466,7 @@ fn wait_until_merged(
             bail!("interrupted");
         }
         feed.pump(backend)?;
-        let p = backend.progress()?;
+        let p = backend.state().progress()?;
         if feed.restore_if_lost(backend, &p, &opts.settings)? {
             continue;
         }
@@ -491,10 +491,10 @@ fn wait_until_merged(
         }
         if merge.files() > written.1 && written.0.elapsed() >= TOP_EVERY {
             if per_file {
-                backend.write_top(&merge.top(opts.top))?;
+                backend.state().write_top(&merge.top(opts.top))?;
             }
             if let Some(live) = feed.report(merge) {
-                backend.write_stream(&live.fields(feed))?;
+                backend.state().write_stream(&live.fields(feed))?;
             }
             written = (Instant::now(), merge.files());
         }

@@ -318,3 +318,28 @@ impl Report {
         lines
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wordcount_protocol::summary::{Summary, TopWord};
+
+    /// What the driver writes in `P:summary` reads back as the contract's
+    /// summary.
+    #[test]
+    fn the_summary_reads_back_as_the_contract_says() {
+        let mut counts = Counts::new();
+        counts.add(b"caf\xc3\xa9", 3);
+        counts.add(b"x", 1);
+        let mut report = Report::from_counts(&counts, 10, 1.25);
+        report.job = Some(JobFacts::default());
+        let json = serde_json::to_string(&report).unwrap();
+        let s = Summary::parse(&json).unwrap();
+        assert_eq!((s.words, s.distinct, s.seconds), (4, 2, 1.25));
+        let word = |w: &str, count| TopWord {
+            word: w.into(),
+            count,
+        };
+        assert_eq!(s.top, vec![word("café", 3), word("x", 1)]);
+    }
+}

@@ -47,6 +47,169 @@ impl Progress {
     }
 }
 
+/// The job's shared keys as the loops and the watchers read and write
+/// them, the same for every backend ([`crate::backend::Backend::state`]).
+pub struct State<'a> {
+    redis: &'a mut Redis,
+}
+
+impl<'a> State<'a> {
+    pub(crate) fn new(redis: &'a mut Redis) -> Self {
+        State { redis }
+    }
+
+    pub fn end_enqueue(&mut self) -> Result<()> {
+        let redis = &mut *self.redis;
+        redis.run(|c, k| {
+            redis::cmd("HSET")
+                .arg(&k.meta)
+                .arg(meta::ENQUEUE_DONE)
+                .arg(1)
+                .exec(c)
+        })
+    }
+
+    /// Replaces the fields of `P:stream`.
+    pub fn write_stream(&mut self, fields: &[(&str, String)]) -> Result<()> {
+        let redis = &mut *self.redis;
+        redis.run(|c, k| redis::cmd("HSET").arg(&k.stream).arg(fields).exec(c))
+    }
+
+    pub fn read_stream(&mut self) -> Result<HashMap<String, String>> {
+        let redis = &mut *self.redis;
+        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.stream).query(c))
+    }
+
+    /// Replaces `P:top` with `top`.
+    pub fn write_top(&mut self, top: &[WordCount]) -> Result<()> {
+        let redis = &mut *self.redis;
+        redis.run(|c, k| {
+            let mut tx = redis::pipe();
+            tx.atomic().cmd("DEL").arg(&k.top).ignore();
+            if !top.is_empty() {
+                let mut zadd = redis::cmd("ZADD");
+                zadd.arg(&k.top);
+                for w in top {
+                    zadd.arg(w.count).arg(&w.word);
+                }
+                tx.add_command(zadd).ignore();
+            }
+            tx.exec(c)
+        })
+    }
+
+    /// The first `n` words of `P:top`, most frequent first.
+    pub fn top(&mut self, n: usize) -> Result<Vec<WordCount>> {
+        let redis = &mut *self.redis;
+        let words: Vec<(Vec<u8>, u64)> = redis.run(|c, k| {
+            redis::cmd("ZRANGE")
+                .arg(&k.top)
+                .arg(0)
+                .arg(n.saturating_sub(1))
+                .arg("REV")
+                .arg("WITHSCORES")
+                .query(c)
+        })?;
+        Ok(words
+            .into_iter()
+            .map(|(word, count)| WordCount { word, count })
+            .collect())
+    }
+
+    /// Files that could not be counted: path -> error.
+    pub fn failures(&mut self) -> Result<Vec<(String, String)>> {
+        let redis = &mut *self.redis;
+        let mut v: Vec<(String, String)> =
+            redis.run(|c, k| redis::cmd("HGETALL").arg(&k.failed).query(c))?;
+        v.sort();
+        Ok(v)
+    }
+
+    pub fn write_summary(&mut self, json: &str) -> Result<()> {
+        let redis = &mut *self.redis;
+        redis.run(|c, k| redis::cmd("SET").arg(&k.summary).arg(json).exec(c))
+    }
+
+    /// The counts in `P:counts`.
+    pub fn counts(&mut self) -> Result<Counts> {
+        let redis = &mut *self.redis;
+        let mut counts = Counts::new();
+        let mut start = 0;
+        loop {
+            let page: Vec<(Vec<u8>, f64)> = redis.run(|c, k| {
+                redis::cmd("ZRANGE")
+                    .arg(&k.counts)
+                    .arg(start)
+                    .arg(start + BATCH - 1)
+                    .arg("WITHSCORES")
+                    .query(c)
+            })?;
+            for (w, n) in &page {
+                counts.add(w, *n as u64);
+            }
+            if page.len() < BATCH {
+                return Ok(counts);
+            }
+            start += BATCH;
+        }
+    }
+
+    /// Faults that fired so far: spec -> when (ms since the epoch).
+    pub fn faults_fired(&mut self) -> Result<Vec<(String, u64)>> {
+        let redis = &mut *self.redis;
+        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.faults).query(c))
+    }
+
+    pub fn progress(&mut self) -> Result<Progress> {
+        let redis = &mut *self.redis;
+        type Reply = (HashMap<String, String>, HashMap<String, String>, bool);
+        let (meta_hash, stats_hash, finished): Reply = redis.run(|c, k| {
+            redis::pipe()
+                .cmd("HGETALL")
+                .arg(&k.meta)
+                .cmd("HGETALL")
+                .arg(&k.stats)
+                .cmd("EXISTS")
+                .arg(&k.summary)
+                .query(c)
+        })?;
+        let meta = Meta::parse(&meta_hash).context("the job's P:meta")?;
+        let stats = Stats::parse(&stats_hash).context("the job's P:stats")?;
+        let meta = meta.unwrap_or_default();
+        Ok(Progress {
+            files: meta.files.unwrap_or(0).max(0) as u64,
+            bytes: meta.bytes.unwrap_or(0).max(0) as u64,
+            created: meta.created,
+            enqueue_done: meta.enqueue_done,
+            files_done: stats.files_done,
+            files_failed: stats.files_failed,
+            words: stats.words,
+            bytes_done: stats.bytes_done,
+            commits_ignored: stats.commits_ignored,
+            finished,
+        })
+    }
+
+    /// The job's settings, once the driver has written them.
+    pub fn settings(&mut self) -> Result<Option<JobSettings>> {
+        let redis = &mut *self.redis;
+        let fields: HashMap<String, String> =
+            redis.run(|c, k| redis::cmd("HGETALL").arg(&k.meta).query(c))?;
+        let (Some(t), Some(m), Some(ms)) = (
+            fields.get(meta::TOKENIZER),
+            fields.get(meta::COMMIT),
+            fields.get(meta::CLAIM_TIMEOUT_MS),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(JobSettings {
+            tokenizer: t.parse()?,
+            commit: m.parse()?,
+            claim_timeout: Duration::from_millis(ms.parse().context("bad claim_timeout_ms")?),
+        }))
+    }
+}
+
 /// Pairs per command when writing or reading the counts.
 const BATCH: usize = 10_000;
 
@@ -73,80 +236,6 @@ pub fn write_settings(redis: &mut Redis, s: &JobSettings) -> Result<()> {
             .ignore()
             .exec(c)
     })
-}
-
-/// The job's settings, once the driver has written them.
-pub fn settings(redis: &mut Redis) -> Result<Option<JobSettings>> {
-    let fields: HashMap<String, String> =
-        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.meta).query(c))?;
-    let (Some(t), Some(m), Some(ms)) = (
-        fields.get(meta::TOKENIZER),
-        fields.get(meta::COMMIT),
-        fields.get(meta::CLAIM_TIMEOUT_MS),
-    ) else {
-        return Ok(None);
-    };
-    Ok(Some(JobSettings {
-        tokenizer: t.parse()?,
-        commit: m.parse()?,
-        claim_timeout: Duration::from_millis(ms.parse().context("bad claim_timeout_ms")?),
-    }))
-}
-
-pub fn end_enqueue(redis: &mut Redis) -> Result<()> {
-    redis.run(|c, k| {
-        redis::cmd("HSET")
-            .arg(&k.meta)
-            .arg(meta::ENQUEUE_DONE)
-            .arg(1)
-            .exec(c)
-    })
-}
-
-/// Replaces the fields of `P:stream`.
-pub fn write_stream(redis: &mut Redis, fields: &[(&str, String)]) -> Result<()> {
-    redis.run(|c, k| redis::cmd("HSET").arg(&k.stream).arg(fields).exec(c))
-}
-
-pub fn read_stream(redis: &mut Redis) -> Result<HashMap<String, String>> {
-    redis.run(|c, k| redis::cmd("HGETALL").arg(&k.stream).query(c))
-}
-
-pub fn progress(redis: &mut Redis) -> Result<Progress> {
-    type Reply = (HashMap<String, String>, HashMap<String, String>, bool);
-    let (meta_hash, stats_hash, finished): Reply = redis.run(|c, k| {
-        redis::pipe()
-            .cmd("HGETALL")
-            .arg(&k.meta)
-            .cmd("HGETALL")
-            .arg(&k.stats)
-            .cmd("EXISTS")
-            .arg(&k.summary)
-            .query(c)
-    })?;
-    let meta = Meta::parse(&meta_hash).context("the job's P:meta")?;
-    let stats = Stats::parse(&stats_hash).context("the job's P:stats")?;
-    let meta = meta.unwrap_or_default();
-    Ok(Progress {
-        files: meta.files.unwrap_or(0).max(0) as u64,
-        bytes: meta.bytes.unwrap_or(0).max(0) as u64,
-        created: meta.created,
-        enqueue_done: meta.enqueue_done,
-        files_done: stats.files_done,
-        files_failed: stats.files_failed,
-        words: stats.words,
-        bytes_done: stats.bytes_done,
-        commits_ignored: stats.commits_ignored,
-        finished,
-    })
-}
-
-/// Files that could not be counted: path -> error.
-pub fn failures(redis: &mut Redis) -> Result<Vec<(String, String)>> {
-    let mut v: Vec<(String, String)> =
-        redis.run(|c, k| redis::cmd("HGETALL").arg(&k.failed).query(c))?;
-    v.sort();
-    Ok(v)
 }
 
 /// Replaces the sorted set `P:counts`, the job's result, with `counts`,
@@ -189,72 +278,6 @@ pub fn replace_counts(redis: &mut Redis, counts: &Counts) -> Result<()> {
             .ignore()
             .exec(c)
     })
-}
-
-/// The first `n` words of `P:top`, most frequent first.
-pub fn top(redis: &mut Redis, n: usize) -> Result<Vec<WordCount>> {
-    let words: Vec<(Vec<u8>, u64)> = redis.run(|c, k| {
-        redis::cmd("ZRANGE")
-            .arg(&k.top)
-            .arg(0)
-            .arg(n.saturating_sub(1))
-            .arg("REV")
-            .arg("WITHSCORES")
-            .query(c)
-    })?;
-    Ok(words
-        .into_iter()
-        .map(|(word, count)| WordCount { word, count })
-        .collect())
-}
-
-/// Replaces `P:top` with `top`.
-pub fn write_top(redis: &mut Redis, top: &[WordCount]) -> Result<()> {
-    redis.run(|c, k| {
-        let mut tx = redis::pipe();
-        tx.atomic().cmd("DEL").arg(&k.top).ignore();
-        if !top.is_empty() {
-            let mut zadd = redis::cmd("ZADD");
-            zadd.arg(&k.top);
-            for w in top {
-                zadd.arg(w.count).arg(&w.word);
-            }
-            tx.add_command(zadd).ignore();
-        }
-        tx.exec(c)
-    })
-}
-
-/// The counts in `P:counts`.
-pub fn counts(redis: &mut Redis) -> Result<Counts> {
-    let mut counts = Counts::new();
-    let mut start = 0;
-    loop {
-        let page: Vec<(Vec<u8>, f64)> = redis.run(|c, k| {
-            redis::cmd("ZRANGE")
-                .arg(&k.counts)
-                .arg(start)
-                .arg(start + BATCH - 1)
-                .arg("WITHSCORES")
-                .query(c)
-        })?;
-        for (w, n) in &page {
-            counts.add(w, *n as u64);
-        }
-        if page.len() < BATCH {
-            return Ok(counts);
-        }
-        start += BATCH;
-    }
-}
-
-/// Faults that fired so far: spec -> when (ms since the epoch).
-pub fn faults_fired(redis: &mut Redis) -> Result<Vec<(String, u64)>> {
-    redis.run(|c, k| redis::cmd("HGETALL").arg(&k.faults).query(c))
-}
-
-pub fn write_summary(redis: &mut Redis, json: &str) -> Result<()> {
-    redis.run(|c, k| redis::cmd("SET").arg(&k.summary).arg(json).exec(c))
 }
 
 /// How long a stage outlives its writer at most: one left by a crash must

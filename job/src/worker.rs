@@ -84,7 +84,7 @@ pub fn run(opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerStats> {
             }
             None if !w.batch.files.is_empty() => w.commit_batch(&settings)?,
             // The driver wakes the waiting workers once it has finished.
-            None if w.backend.progress()?.finished => return Ok(w.stats),
+            None if w.backend.state().progress()?.finished => return Ok(w.stats),
             None => {}
         }
     }
@@ -131,7 +131,7 @@ impl Worker {
     fn wait_for_settings(&mut self) -> Result<JobSettings> {
         let started = Instant::now();
         loop {
-            if let Some(s) = self.backend.settings()? {
+            if let Some(s) = self.backend.state().settings()? {
                 return Ok(s);
             }
             if started.elapsed() > self.opts.patience {

@@ -241,7 +241,10 @@ fn endpoint(job: &WordCountJob, ns: &str, password: String) -> Endpoint {
         prefix: DEFAULT_PREFIX.into(),
         replicas: resources::redis_raft::replica_hosts(job),
         instances: match job.spec.crdt_sites() {
-            Some(_) => resources::redis_hosts(job).into_iter().map(in_ns).collect(),
+            Some(_) => resources::pod::redis_hosts(job)
+                .into_iter()
+                .map(in_ns)
+                .collect(),
             None => Vec::new(),
         },
     }

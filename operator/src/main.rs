@@ -37,7 +37,7 @@ struct Args {
     redis_image: Option<String>,
 
     /// The Redis image of RedisRaft jobs whose spec names none: one with
-    /// the RedisRaft module where README says. Such a job fails at once,
+    /// the RedisRaft module where docs/src/modes/redisraft.md says. Such a job fails at once,
     /// saying so, when neither names one.
     #[arg(long, env = "WORDCOUNT_REDISRAFT_IMAGE")]
     redisraft_image: Option<String>,

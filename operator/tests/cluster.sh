@@ -43,7 +43,7 @@ helm() { command helm --kube-context "kind-$KIND_CLUSTER" "$@"; }
 INPUTS=$REPO/kind/data/e2e NODE_INPUTS=/data/e2e
 SCENARIOS=(demo restricted let_go chaos redis_kill partition crdt bad_input stream autoscale view raft)
 # kind/docker/build.sh builds it when RedisRaft's module is on this machine
-# (README: RedisRaft on Kubernetes).
+# (docs/src/kubernetes.md: RedisRaft on Kubernetes).
 REDISRAFT_IMAGE=wordcount-redisraft:dev
 IMAGES=() # the images loaded into the cluster
 
@@ -579,7 +579,7 @@ view() {
 # is redone), and the job completes with exact counts.
 raft() {
   if [[ " ${IMAGES[*]} " != *" $REDISRAFT_IMAGE "* ]]; then
-    log "raft: skipped: no $REDISRAFT_IMAGE, as no RedisRaft module was found (README: RedisRaft on Kubernetes)"
+    log "raft: skipped: no $REDISRAFT_IMAGE, as no RedisRaft module was found (docs/src/kubernetes.md: RedisRaft on Kubernetes)"
     return
   fi
   apply <<'EOF'

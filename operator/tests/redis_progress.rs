@@ -77,7 +77,7 @@ async fn reads_protocol_keys_from_a_real_redis() {
     let p = reader.read(&endpoint).await.unwrap();
     assert!(p.meta.is_none() && p.summary.is_none());
 
-    // What the driver and the workers write (docs/protocol.md).
+    // What the driver and the workers write (docs/src/protocol.md).
     let keys = Keys::new("job7");
     let _: () = redis::pipe()
         .hset_multiple(

@@ -20,6 +20,7 @@ pub mod raft;
 pub mod record;
 pub mod settings;
 pub mod state;
+pub mod summary;
 pub mod time;
 
 pub use autoscale::{Autoscale, Scaling};

@@ -20,11 +20,11 @@ use crate::queue::{
     Carry, Committed, Depth, Entry, Held, Injection, ResultCursor, Results, Saves, Taken,
 };
 use crate::report::InstanceReport;
-use crate::state::{self, JobSettings, Progress};
+use crate::state::{self, JobSettings, State};
 use anyhow::Result;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use wordcount_count::counts::{Counts, WordCount};
+use wordcount_count::counts::Counts;
 use wordcount_protocol::RedisMode;
 
 /// The seam is sealed: the connection a backend keeps the job's state on
@@ -45,27 +45,21 @@ use sealed::Connected;
 /// A coordination backend: every step is idempotent, so a retry after a
 /// lost reply or a Redis restart changes nothing the first try did not.
 pub trait Backend: Connected {
+    /// The job's shared keys (settings, progress, failures, the result,
+    /// the top words, fired faults, the summary, a stream's figures), kept
+    /// alike by every backend on its connection.
+    fn state(&mut self) -> State<'_> {
+        State::new(self.redis())
+    }
+
     // The driver's side.
 
     /// Records the settings and makes the queue ready.
     fn create_job(&mut self, settings: &JobSettings) -> Result<()>;
     /// Enqueues the injections not enqueued yet; returns how many it added.
     fn enqueue(&mut self, injections: &[Injection]) -> Result<u64>;
-    /// Marks the end of enqueueing: once every file enqueued is committed,
-    /// the job is done.
-    fn end_enqueue(&mut self) -> Result<()> {
-        state::end_enqueue(self.redis())
-    }
     /// How many entries wait for a worker and how many are being counted.
     fn depth(&mut self) -> Result<Depth>;
-    /// Publishes a stream's figures (`P:stream`: field, value).
-    fn write_stream(&mut self, fields: &[(&str, String)]) -> Result<()> {
-        state::write_stream(self.redis(), fields)
-    }
-    /// A stream's figures as last published (none for a batch).
-    fn read_stream(&mut self) -> Result<std::collections::HashMap<String, String>> {
-        state::read_stream(self.redis())
-    }
     /// Up to `max` results committed after `cursor`, which it advances,
     /// waiting up to `wait` for one when none is there yet.
     /// [`Results::RolledBack`] when results read before were rolled back
@@ -89,21 +83,6 @@ pub trait Backend: Connected {
     fn replace_counts(&mut self, counts: &Counts) -> Result<()> {
         state::replace_counts(self.redis(), counts)
     }
-    /// Writes the most frequent words so far, for whoever watches the job.
-    fn write_top(&mut self, top: &[WordCount]) -> Result<()> {
-        state::write_top(self.redis(), top)
-    }
-    /// The most frequent words so far (at most `n`), as last written.
-    fn top(&mut self, n: usize) -> Result<Vec<WordCount>> {
-        state::top(self.redis(), n)
-    }
-    /// Files that could not be counted: path -> why, sorted by path.
-    fn failures(&mut self) -> Result<Vec<(String, String)>> {
-        state::failures(self.redis())
-    }
-    fn write_summary(&mut self, json: &str) -> Result<()> {
-        state::write_summary(self.redis(), json)
-    }
     /// The job is done: wake the workers that wait for a file, so that
     /// they see it at once rather than when their wait runs out.
     fn wake_workers(&mut self) -> Result<()>;
@@ -119,27 +98,12 @@ pub trait Backend: Connected {
     fn write_converged(&mut self, _counts: &Counts, _instance: &InstanceReport) -> Result<()> {
         anyhow::bail!("only a CRDT site's driver converges")
     }
-    /// The job's result as written (or, for per-word commits, as added).
-    fn counts(&mut self) -> Result<Counts> {
-        state::counts(self.redis())
-    }
-    /// Faults that fired so far: spec -> when (ms since the epoch).
-    fn faults_fired(&mut self) -> Result<Vec<(String, u64)>> {
-        state::faults_fired(self.redis())
-    }
 
     // Both sides.
 
-    fn progress(&mut self) -> Result<Progress> {
-        state::progress(self.redis())
-    }
     /// Changes whenever the backend connects again: Redis may have come
     /// back from a snapshot, without what was written since it was taken.
     fn session(&self) -> u64;
-    /// The settings, once the driver has written them.
-    fn settings(&mut self) -> Result<Option<JobSettings>> {
-        state::settings(self.redis())
-    }
 
     // The worker's side.
 

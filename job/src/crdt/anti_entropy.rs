@@ -21,7 +21,7 @@ use super::Digest;
 
 use crate::connection::{redact, Redis};
 use crate::report::InstanceReport;
-use crate::state::{self, Progress};
+use crate::state::{self, Progress, State};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,7 +76,7 @@ pub fn converge(
             bail!("interrupted");
         }
         let round = Instant::now();
-        if !state::progress(own)?.is_done() {
+        if !State::new(own).progress()?.is_done() {
             tracing::warn!(
                 "site {}: its own instance lost commits (restarted from an older snapshot); redoing them",
                 site.index
@@ -206,7 +206,7 @@ impl Peer {
 
     fn pull(&mut self, own: &mut Redis) -> Result<u64> {
         let seen = Seen {
-            progress: state::progress(&mut self.redis)?,
+            progress: State::new(&mut self.redis).progress()?,
             digests: repair::digests(&mut self.redis)?,
         };
         if self.seen.as_ref() != Some(&seen) {

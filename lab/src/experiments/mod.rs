@@ -6,13 +6,11 @@ mod backpressure;
 mod checkpoint;
 mod claim_timeout;
 mod commit;
-mod corpus;
+pub(crate) mod corpus;
 mod crdt;
 mod efficiency;
 mod filesize;
-mod lab_report;
-mod labs;
-mod machine;
+pub(crate) mod machine;
 mod measure;
 mod plot;
 mod raft;
@@ -21,7 +19,7 @@ mod straggler;
 mod stream;
 mod stream_faults;
 mod stream_rate;
-mod table;
+pub(crate) mod table;
 mod timed;
 
 use anyhow::{bail, Context, Result};
@@ -34,8 +32,6 @@ use corpus::Inputs;
 use measure::Measure;
 use plot::Chart;
 use table::Table;
-
-pub use lab_report::{report, ReportArgs};
 
 /// The experiments, as named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -59,14 +59,14 @@ impl Reader {
                 Duration::from_millis(200),
             )?),
         };
-        let p = b.progress()?;
+        let p = b.state().progress()?;
         let depth = b.depth()?;
         look.sample = Some(Sample {
             at_ms: epoch_ms(),
             lag: depth.lag,
             pending: depth.pending,
         });
-        let figures = b.read_stream()?;
+        let figures = b.state().read_stream()?;
         look.events
             .extend(self.seen.throttle(figures.iter(), epoch_ms()));
         look.job = Some(Job {
@@ -79,6 +79,7 @@ impl Reader {
             bytes_done: p.bytes_done,
             commits_ignored: p.commits_ignored,
             top: b
+                .state()
                 .top(TOP)?
                 .into_iter()
                 .map(|w| (String::from_utf8_lossy(&w.word).into_owned(), w.count))
@@ -93,7 +94,8 @@ impl Reader {
             look.files
                 .extend(self.seen.files(done.into_iter().map(|d| d.record)));
         }
-        look.events.extend(self.seen.faults(b.faults_fired()?));
+        look.events
+            .extend(self.seen.faults(b.state().faults_fired()?));
         Ok(())
     }
 }

@@ -419,7 +419,7 @@ impl Watcher {
         let thread = std::thread::spawn(move || {
             let mut most = 0;
             while !s.load(Ordering::Relaxed) {
-                if let Ok(p) = backend.progress() {
+                if let Ok(p) = backend.state().progress() {
                     let done = p.files_done + p.files_failed;
                     if done < most {
                         tracing::error!("commits went missing: {done} files done, {most} before");

@@ -407,7 +407,11 @@ impl RedisChaos {
                 Duration::from_secs(30),
             )?);
         }
-        self.backend.as_mut().expect("just opened").progress()
+        self.backend
+            .as_mut()
+            .expect("just opened")
+            .state()
+            .progress()
     }
 
     fn conn(&mut self, server: &RedisServer) -> Result<&mut redis::Connection> {

@@ -13,10 +13,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wordcount_count::counts::Counts;
 use wordcount_count::engine::{count_files, Parallelism};
 use wordcount_count::input::{self, InputFile};
 use wordcount_job::backend;
-use wordcount_job::driver::{self, DriverOptions};
+use wordcount_job::driver::{self, DriverOptions, DriverOutcome};
 use wordcount_job::report::Phases;
 use wordcount_protocol::{Autoscale, DEFAULT_PREFIX};
 
@@ -45,8 +46,8 @@ fn wait_for_workers(redis: &Deployment, pool: &mut Pool, n: usize, before: usize
 
 /// A job with one Redis or RedisRaft's replicas (the CRDT mode's sites
 /// are `super::sites`).
-pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
-    let started = Instant::now();
+/// What the run cannot do, refused before anything starts.
+fn check(opts: &RunOptions) -> Result<()> {
     if !opts.input.is_dir() {
         bail!("input {} is not a directory", opts.input.display());
     }
@@ -67,6 +68,67 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
             most - 1
         );
     }
+    Ok(())
+}
+
+/// `--redis-fault at=enqueue`: the driver stops between the two halves
+/// of its first enqueueing until Redis is killed. The hook for the driver,
+/// and where the runner hears that the driver waits (with what to answer
+/// once Redis is killed).
+fn mid_enqueue_hook(
+    opts: &RunOptions,
+) -> (
+    Option<driver::MidEnqueue>,
+    Option<std::sync::mpsc::Receiver<std::sync::mpsc::Sender<()>>>,
+) {
+    match opts.redis_faults.at {
+        Some(RedisMoment::Enqueue) => {
+            let (asked, asks) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<()>>();
+            let hook: driver::MidEnqueue = Box::new(move || {
+                let (done, wait) = std::sync::mpsc::channel();
+                if asked.send(done).is_ok() {
+                    let _ = wait.recv();
+                }
+            });
+            (Some(hook), Some(asks))
+        }
+        _ => (None, None),
+    }
+}
+
+/// `--verify`: the first difference between the job's counts and a
+/// serial count of what the job could read, each file as many times as it
+/// was injected.
+fn against_serial(
+    opts: &RunOptions,
+    outcome: &DriverOutcome,
+    got: &Counts,
+) -> Result<Option<String>> {
+    // A serial count of what the job could read: each file as many
+    // times as it was injected.
+    let readable = |rel: &Path| !outcome.failures.iter().any(|(p, _)| Path::new(p) == rel);
+    let files: Vec<_> = match &outcome.stream {
+        None => input::list(std::slice::from_ref(&opts.input))?
+            .into_iter()
+            .filter(|f| readable(f.path.strip_prefix(&opts.input).unwrap_or(&f.path)))
+            .collect(),
+        Some(s) => s
+            .injected
+            .iter()
+            .filter(|i| readable(Path::new(&i.path)))
+            .map(|i| InputFile {
+                path: opts.input.join(&i.path),
+                size: i.size,
+            })
+            .collect(),
+    };
+    let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
+    Ok(got.first_difference(&want))
+}
+
+pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+    let started = Instant::now();
+    check(opts)?;
     let mut phase = Instant::now();
     let mut lap = || {
         let d = phase.elapsed().as_secs_f64();
@@ -108,21 +170,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         stream: opts.stream.clone(),
         mid_enqueue: None,
     };
-    // `--redis-fault at=enqueue`: the driver stops between the two halves
-    // of its first enqueueing until Redis is killed.
-    let (mid_enqueue, enqueueing) = match opts.redis_faults.at {
-        Some(RedisMoment::Enqueue) => {
-            let (asked, asks) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<()>>();
-            let hook: driver::MidEnqueue = Box::new(move || {
-                let (done, wait) = std::sync::mpsc::channel();
-                if asked.send(done).is_ok() {
-                    let _ = wait.recv();
-                }
-            });
-            (Some(hook), Some(asks))
-        }
-        _ => (None, None),
-    };
+    let (mid_enqueue, enqueueing) = mid_enqueue_hook(opts);
     let dopts = DriverOptions {
         mid_enqueue,
         ..dopts
@@ -172,9 +220,9 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         DEFAULT_PREFIX,
         Duration::from_secs(5),
     )?;
-    let last = backend.progress()?;
-    let fired = backend.faults_fired()?;
-    let got = opts.verify.then(|| backend.counts()).transpose()?;
+    let last = backend.state().progress()?;
+    let fired = backend.state().faults_fired()?;
+    let got = opts.verify.then(|| backend.state().counts()).transpose()?;
     if let Some(v) = view.as_mut() {
         v.stop_reading();
     }
@@ -183,29 +231,10 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     drop(redis);
     let redis_stop = lap();
 
-    let mut mismatch = None;
-    if let Some(got) = got {
-        // A serial count of what the job could read: each file as many
-        // times as it was injected.
-        let readable = |rel: &Path| !outcome.failures.iter().any(|(p, _)| Path::new(p) == rel);
-        let files: Vec<_> = match &outcome.stream {
-            None => input::list(std::slice::from_ref(&opts.input))?
-                .into_iter()
-                .filter(|f| readable(f.path.strip_prefix(&opts.input).unwrap_or(&f.path)))
-                .collect(),
-            Some(s) => s
-                .injected
-                .iter()
-                .filter(|i| readable(Path::new(&i.path)))
-                .map(|i| InputFile {
-                    path: opts.input.join(&i.path),
-                    size: i.size,
-                })
-                .collect(),
-        };
-        let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
-        mismatch = got.first_difference(&want);
-    }
+    let mismatch = got
+        .map(|got| against_serial(opts, &outcome, &got))
+        .transpose()?
+        .flatten();
     let verify = lap();
     if let Some(v) = view.as_mut() {
         v.finish(

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+use wordcount_count::counts::Counts;
 use wordcount_count::engine::{count_files, Parallelism};
 use wordcount_count::input;
 use wordcount_job::connection::Redis;
@@ -215,8 +216,8 @@ struct Site {
     pool: Option<Pool>,
 }
 
-pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
-    let started = Instant::now();
+/// What the CRDT mode cannot do, refused before anything starts.
+fn check(opts: &RunOptions, setup: &CrdtSetup) -> Result<()> {
     if setup.sites < 2 {
         bail!(
             "--sites {}: the CRDT mode needs 2 sites or more",
@@ -241,6 +242,85 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
             n - 1
         );
     }
+    Ok(())
+}
+
+/// Until every site's driver is done: replaces the workers that die,
+/// kills one now and then (`--kill-every`), steps each instance's chaos and
+/// the cuts.
+fn supervise<T>(
+    opts: &RunOptions,
+    drivers: &[std::thread::JoinHandle<T>],
+    sites: &mut [Site],
+    instances: &mut [Redis],
+    cuts: &mut Cuts,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
+    let mut kill_rng = super::seeded(opts.seed, "site kill-every");
+    while drivers.iter().any(|d| !d.is_finished()) {
+        if stop.load(Ordering::Relaxed) {
+            sites
+                .iter_mut()
+                .flat_map(|s| &mut s.pool)
+                .for_each(Pool::kill_all);
+            bail!("interrupted");
+        }
+        for pool in sites.iter_mut().flat_map(|s| &mut s.pool) {
+            pool.supervise()?;
+        }
+        if let (Some(at), Some(every)) = (next_kill, opts.kill_every) {
+            if Instant::now() >= at {
+                let i = kill_rng.random_range(0..sites.len());
+                if let Some(pool) = sites[i].pool.as_mut() {
+                    pool.kill_one();
+                }
+                next_kill = Some(at + every);
+            }
+        }
+        for (i, site) in sites.iter_mut().enumerate() {
+            (site.chaos.step(&mut site.server)).with_context(|| format!("instance {i}"))?;
+        }
+        cuts.step(sites, instances)?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// How the instances' counts differ from each other, or (`--verify`)
+/// from a serial count of the readable files: the first difference.
+fn differences(
+    opts: &RunOptions,
+    all_counts: &[Counts],
+    failures: &[(String, String)],
+) -> Result<Option<String>> {
+    let mut mismatch = None;
+    for (i, c) in all_counts.iter().enumerate().skip(1) {
+        if let Some(d) = c.first_difference(&all_counts[0]) {
+            mismatch.get_or_insert(format!("instance {i} differs from instance 0: {d}"));
+        }
+    }
+    if opts.verify && mismatch.is_none() {
+        let readable = |f: &input::InputFile| {
+            let rel = f.path.strip_prefix(&opts.input).unwrap_or(&f.path);
+            !failures.iter().any(|(p, _)| Path::new(p) == rel)
+        };
+        let files: Vec<_> = input::list(std::slice::from_ref(&opts.input))?
+            .into_iter()
+            .filter(readable)
+            .collect();
+        let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
+        mismatch = all_counts[0]
+            .first_difference(&want)
+            .map(|d| format!("against a serial count: {d}"));
+    }
+    Ok(mismatch)
+}
+
+pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+    let started = Instant::now();
+    check(opts, setup)?;
+    let n = setup.sites;
     let net = (!setup.partitions.is_empty() || setup.partition_every.is_some())
         .then(|| Network::create(n))
         .transpose()?;
@@ -350,34 +430,7 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
             std::thread::spawn(move || driver::run(dopts, &stop))
         })
         .collect();
-    let mut next_kill = opts.kill_every.map(|d| Instant::now() + d);
-    let mut kill_rng = super::seeded(opts.seed, "site kill-every");
-    while drivers.iter().any(|d| !d.is_finished()) {
-        if stop.load(Ordering::Relaxed) {
-            sites
-                .iter_mut()
-                .flat_map(|s| &mut s.pool)
-                .for_each(Pool::kill_all);
-            bail!("interrupted");
-        }
-        for pool in sites.iter_mut().flat_map(|s| &mut s.pool) {
-            pool.supervise()?;
-        }
-        if let (Some(at), Some(every)) = (next_kill, opts.kill_every) {
-            if Instant::now() >= at {
-                let i = kill_rng.random_range(0..sites.len());
-                if let Some(pool) = sites[i].pool.as_mut() {
-                    pool.kill_one();
-                }
-                next_kill = Some(at + every);
-            }
-        }
-        for (i, site) in sites.iter_mut().enumerate() {
-            (site.chaos.step(&mut site.server)).with_context(|| format!("instance {i}"))?;
-        }
-        cuts.step(&sites, &mut instances)?;
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    supervise(opts, &drivers, &mut sites, &mut instances, &mut cuts, &stop)?;
     let mut outcomes = Vec::new();
     for d in drivers {
         outcomes.push(d.join().expect("driver thread panicked")?);
@@ -402,30 +455,11 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         all_counts.push(repair::counts(r)?);
     }
 
-    let mut mismatch = None;
-    for (i, c) in all_counts.iter().enumerate().skip(1) {
-        if let Some(d) = c.first_difference(&all_counts[0]) {
-            mismatch.get_or_insert(format!("instance {i} differs from instance 0: {d}"));
-        }
-    }
     let failures: Vec<(String, String)> = outcomes
         .iter()
         .flat_map(|o| o.failures.iter().cloned())
         .collect();
-    if opts.verify && mismatch.is_none() {
-        let readable = |f: &input::InputFile| {
-            let rel = f.path.strip_prefix(&opts.input).unwrap_or(&f.path);
-            !failures.iter().any(|(p, _)| Path::new(p) == rel)
-        };
-        let files: Vec<_> = input::list(std::slice::from_ref(&opts.input))?
-            .into_iter()
-            .filter(readable)
-            .collect();
-        let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
-        mismatch = all_counts[0]
-            .first_difference(&want)
-            .map(|d| format!("against a serial count: {d}"));
-    }
+    let mismatch = differences(opts, &all_counts, &failures)?;
 
     // The job's result, as in every mode: the counts in `P:counts`.
     let counts = &all_counts[0];

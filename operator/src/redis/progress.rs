@@ -1,4 +1,4 @@
-//! What Redis says about a job (docs/protocol.md: `P:meta`, `P:stats`,
+//! What Redis says about a job (docs/src/protocol.md: `P:meta`, `P:stats`,
 //! `P:faults`, `P:failed`, `P:summary`, and a stream's `P:stream`), read behind a small trait so that
 //! tests can feed the status logic without a Redis. Reading only: the one
 //! thing the operator does to a job's Redis (a partition ending connections)
@@ -7,7 +7,6 @@
 use super::{connect, connect_leader, unreachable, Endpoint, RaftFigures, ReadError};
 use crate::crd::WordCount;
 use futures::future::BoxFuture;
-use serde::Deserialize;
 use std::{collections::BTreeMap, time::Duration};
 use wordcount_protocol::keys::Keys;
 pub use wordcount_protocol::state::StreamFigures;
@@ -100,14 +99,30 @@ pub struct Meta {
     pub started_ms: Option<i64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// The contract's part of `P:summary` (`wordcount_protocol::summary`), in
+/// the status's terms.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     pub words: i64,
     pub distinct: i64,
-    #[serde(default)]
     pub top: Vec<WordCount>,
-    #[serde(default)]
     pub seconds: f64,
+}
+
+impl From<wordcount_protocol::summary::Summary> for Summary {
+    fn from(s: wordcount_protocol::summary::Summary) -> Self {
+        Summary {
+            words: s.words as i64,
+            distinct: s.distinct as i64,
+            top: (s.top.into_iter())
+                .map(|w| WordCount {
+                    word: w.word,
+                    count: w.count as i64,
+                })
+                .collect(),
+            seconds: s.seconds,
+        }
+    }
 }
 
 /// Reads a job's progress from its Redis.
@@ -145,8 +160,9 @@ pub fn parse(
         .collect::<Result<_, ReadError>>()?;
     let summary = summary
         .map(|s| {
-            serde_json::from_str::<Summary>(s)
-                .map_err(|e| ReadError::Malformed(format!("summary: {e}")))
+            (wordcount_protocol::summary::Summary::parse(s))
+                .map(Summary::from)
+                .map_err(|e| ReadError::Malformed(e.to_string()))
         })
         .transpose()?;
     Ok(Progress {

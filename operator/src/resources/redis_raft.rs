@@ -31,7 +31,7 @@ use kube::ResourceExt;
 
 /// Where an image for RedisRaft has the module (`spec.redis.image`, the
 /// operator's `--redisraft-image`). The one place this path is spelled;
-/// README says how to build such an image.
+/// docs/src/kubernetes.md says how to build such an image.
 pub const REDISRAFT_MODULE: &str = "/usr/lib/redis/modules/redisraft.so";
 /// What a replica's container runs (`sh -c`): see its header.
 pub const SCRIPT: &str = include_str!("redis_raft.sh");
@@ -224,7 +224,8 @@ pub fn stateful_set(job: &WordCountJob, finished: bool) -> StatefulSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::{fixtures, redis_url, wordcount_container};
+    use crate::resources::fixtures;
+    use crate::resources::pod::{redis_url, wordcount_container};
     use std::collections::BTreeMap;
     use wordcount_protocol::RedisMode;
 

@@ -3,8 +3,9 @@
 //! replaced by a new pod with the same index.
 
 use super::{
-    batch_pod, input, redis_url, resources_or, site_args, site_meta, wordcount_container,
-    Component, Names, Site,
+    input,
+    pod::{batch_pod, redis_url, wordcount_container},
+    resources_or, site_args, site_meta, Component, Names, Site,
 };
 use crate::crd::{PodKillTarget, WordCountJob};
 use k8s_openapi::api::{

@@ -1,9 +1,9 @@
 //! The labs of `wordcount report`: what each lab asks, which experiments
 //! measure it, and how each answer is computed from the rows just measured.
 
-use super::corpus::human;
-use super::table::Record;
-use super::{Experiment, Outcome};
+use crate::experiments::corpus::human;
+use crate::experiments::table::Record;
+use crate::experiments::{Experiment, Outcome};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 

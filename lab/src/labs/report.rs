@@ -4,9 +4,9 @@
 //! the figures just measured. An experiment that fails does not lose the
 //! others: the report says which failed and why, and the command fails.
 
-use super::labs::{Lab, Outcomes, LABS};
-use super::machine::{self, CpuClock};
-use super::{Experiment, Runner, Settings};
+use super::questions::{Lab, Outcomes, LABS};
+use crate::experiments::machine::{self, CpuClock};
+use crate::experiments::{Experiment, Runner, Settings};
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
