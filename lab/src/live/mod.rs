@@ -39,7 +39,7 @@ impl View {
         let server = server::Server::start(addr, model.clone())
             .with_context(|| format!("cannot serve the live view on {addr}"))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let mut reader = reader::Reader::new(mode, redis, prefix, events);
+        let mut reader = reader::LocalReader::new(mode, redis, prefix, events);
         let (m, s) = (model.clone(), stop.clone());
         let reader = std::thread::spawn(move || {
             loop {

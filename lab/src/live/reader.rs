@@ -11,7 +11,7 @@ use wordcount_view::{phase, Job, Look, Sample, Seen, TOP};
 /// Files read from the commit record at each look, at most.
 const BATCH: usize = 10_000;
 
-pub struct Reader {
+pub struct LocalReader {
     mode: RedisMode,
     url: String,
     prefix: String,
@@ -22,9 +22,9 @@ pub struct Reader {
     seen: Seen,
 }
 
-impl Reader {
+impl LocalReader {
     pub fn new(mode: RedisMode, url: &str, prefix: &str, log: EventLog) -> Self {
-        Reader {
+        LocalReader {
             mode,
             url: url.into(),
             prefix: prefix.into(),

@@ -2,7 +2,7 @@
 //! RedisRaft's replicas), the driver and worker processes, and the faults
 //! that hit them.
 
-mod deployment;
+mod job_redis;
 mod netns;
 mod options;
 mod pool;
@@ -12,7 +12,7 @@ mod redis_server;
 mod runner;
 pub mod sites;
 
-pub use deployment::RaftSetup;
+pub use job_redis::RaftSetup;
 pub use options::{CrdtSetup, CutSpan, Partition, RunOptions, RunOutcome, Samples, SitesTimeline};
 pub use redis_chaos::{RedisFaults, RedisMoment};
 pub use redis_server::RedisServer;

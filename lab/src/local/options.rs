@@ -1,7 +1,7 @@
 //! What a local run is asked (`RunOptions`, and the CRDT mode's
 //! `CrdtSetup` with its partitions) and what it gives back (`RunOutcome`).
 
-use super::deployment::RaftSetup;
+use super::job_redis::RaftSetup;
 use super::RedisFaults;
 use crate::live::View;
 use crate::timeline;

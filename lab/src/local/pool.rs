@@ -2,8 +2,8 @@
 //! replaced, `--kill-every` kills one now and then, and `--autoscale`
 //! changes how many there are.
 
-use super::deployment::Deployment;
 use super::die_with_parent;
+use super::job_redis::JobRedis;
 use super::options::RunOptions;
 use crate::timeline::EventLog;
 use anyhow::{bail, Context, Result};
@@ -42,7 +42,7 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    pub(super) fn new(opts: &RunOptions, redis: &Deployment, events: EventLog) -> Result<Self> {
+    pub(super) fn new(opts: &RunOptions, redis: &JobRedis, events: EventLog) -> Result<Self> {
         Pool::start(
             opts,
             (redis.public_url(), redis.mode(), redis.password()),

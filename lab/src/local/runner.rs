@@ -2,7 +2,7 @@
 //! worker processes, supervised like a cluster would: a worker that dies
 //! is replaced, and `--kill-every` kills one now and then.
 
-use super::deployment::Deployment;
+use super::job_redis::JobRedis;
 use super::options::{RunOptions, RunOutcome};
 use super::pool::Pool;
 use super::RedisMoment;
@@ -29,7 +29,7 @@ const WORKERS_CONNECT: Duration = Duration::from_secs(5);
 /// either way. A job started before its workers can take a file times
 /// their start-up, and a fault of a worker that is still starting may
 /// never fire: the others take every file first.
-fn wait_for_workers(redis: &Deployment, pool: &mut Pool, n: usize, before: usize) -> Result<()> {
+fn wait_for_workers(redis: &JobRedis, pool: &mut Pool, n: usize, before: usize) -> Result<()> {
     let deadline = Instant::now() + WORKERS_CONNECT;
     while Instant::now() < deadline {
         let now = redis
@@ -136,7 +136,7 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         d
     };
     let events = EventLog::default();
-    let mut redis = Deployment::start(opts.raft.as_ref(), &opts.redis_faults, &events, opts.seed)?;
+    let mut redis = JobRedis::start(opts.raft.as_ref(), &opts.redis_faults, &events, opts.seed)?;
     let redis_start = lap();
     let before = redis.clients()?;
     let mut pool = Pool::new(opts, &redis, events)?;
@@ -324,7 +324,7 @@ struct Scaler {
 }
 
 impl Scaler {
-    fn new(rule: Autoscale, redis: &Deployment) -> Result<Self> {
+    fn new(rule: Autoscale, redis: &JobRedis) -> Result<Self> {
         Ok(Scaler {
             rule,
             redis: backend::open_quiet(

@@ -23,7 +23,7 @@ pub struct RaftSetup {
     pub faults: Vec<ReplicaFault>,
 }
 
-pub enum Deployment {
+pub enum JobRedis {
     One {
         server: RedisServer,
         chaos: Box<RedisChaos>,
@@ -34,7 +34,7 @@ pub enum Deployment {
     },
 }
 
-impl Deployment {
+impl JobRedis {
     pub fn start(
         raft: Option<&RaftSetup>,
         faults: &RedisFaults,
@@ -42,7 +42,7 @@ impl Deployment {
         seed: u64,
     ) -> Result<Self> {
         let Some(raft) = raft else {
-            return Ok(Deployment::One {
+            return Ok(JobRedis::One {
                 server: RedisServer::start(None)?,
                 chaos: Box::new(RedisChaos::new(faults.clone(), events.clone())),
             });
@@ -77,7 +77,7 @@ impl Deployment {
             &cluster,
             events.clone(),
         )?;
-        Ok(Deployment::Raft {
+        Ok(JobRedis::Raft {
             cluster,
             chaos: Box::new(chaos),
         })
@@ -85,16 +85,16 @@ impl Deployment {
 
     pub fn mode(&self) -> RedisMode {
         match self {
-            Deployment::One { .. } => RedisMode::Snapshot,
-            Deployment::Raft { .. } => RedisMode::RedisRaft,
+            JobRedis::One { .. } => RedisMode::Snapshot,
+            JobRedis::Raft { .. } => RedisMode::RedisRaft,
         }
     }
 
     /// For clients in this process: with the password, if any.
     pub fn url(&self) -> String {
         match self {
-            Deployment::One { server, .. } => server.url_with_password(),
-            Deployment::Raft { cluster, .. } => cluster.url(),
+            JobRedis::One { server, .. } => server.url_with_password(),
+            JobRedis::Raft { cluster, .. } => cluster.url(),
         }
     }
 
@@ -102,15 +102,15 @@ impl Deployment {
     /// `REDIS_PASSWORD` (none for RedisRaft).
     pub fn public_url(&self) -> String {
         match self {
-            Deployment::One { server, .. } => server.url(),
-            Deployment::Raft { cluster, .. } => cluster.url(),
+            JobRedis::One { server, .. } => server.url(),
+            JobRedis::Raft { cluster, .. } => cluster.url(),
         }
     }
 
     pub fn password(&self) -> &str {
         match self {
-            Deployment::One { server, .. } => &server.password,
-            Deployment::Raft { .. } => "",
+            JobRedis::One { server, .. } => &server.password,
+            JobRedis::Raft { .. } => "",
         }
     }
 
@@ -118,8 +118,8 @@ impl Deployment {
     /// connections between replicas).
     pub fn clients(&self) -> Result<usize> {
         let servers = match self {
-            Deployment::One { server, .. } => std::slice::from_ref(server),
-            Deployment::Raft { cluster, .. } => &cluster.replicas[..],
+            JobRedis::One { server, .. } => std::slice::from_ref(server),
+            JobRedis::Raft { cluster, .. } => &cluster.replicas[..],
         };
         let mut n = 0;
         for s in servers.iter().filter(|s| s.is_running()) {
@@ -134,8 +134,8 @@ impl Deployment {
     /// Does what the faults ask for now.
     pub fn step(&mut self) -> Result<()> {
         match self {
-            Deployment::One { server, chaos } => chaos.step(server),
-            Deployment::Raft { cluster, chaos } => chaos.step(cluster),
+            JobRedis::One { server, chaos } => chaos.step(server),
+            JobRedis::Raft { cluster, chaos } => chaos.step(cluster),
         }
     }
 
@@ -143,23 +143,23 @@ impl Deployment {
     /// mid-enqueue).
     pub fn kill_now(&mut self) -> Result<()> {
         match self {
-            Deployment::One { server, chaos } => chaos.kill_at_the_moment(server),
-            Deployment::Raft { .. } => Ok(()),
+            JobRedis::One { server, chaos } => chaos.kill_at_the_moment(server),
+            JobRedis::Raft { .. } => Ok(()),
         }
     }
 
     /// Brings back whatever is down: the job is over.
     pub fn finish(&mut self) -> Result<()> {
         match self {
-            Deployment::One { server, chaos } => chaos.finish(server),
-            Deployment::Raft { cluster, chaos } => chaos.finish(cluster),
+            JobRedis::One { server, chaos } => chaos.finish(server),
+            JobRedis::Raft { cluster, chaos } => chaos.finish(cluster),
         }
     }
 
     /// What the faults did, once finished.
     pub fn record(&self, job: &mut JobFacts) {
         match self {
-            Deployment::One { chaos, .. } => {
+            JobRedis::One { chaos, .. } => {
                 job.redis_restarts = chaos.restarts;
                 job.files_redone = chaos.files_redone;
                 job.snapshots = chaos.snapshots;
@@ -175,7 +175,7 @@ impl Deployment {
                     }
                 }
             }
-            Deployment::Raft { cluster, chaos } => {
+            JobRedis::Raft { cluster, chaos } => {
                 job.replicas = cluster.replicas.len() as u64;
                 job.replica_kills = chaos.kills;
                 job.redis_restarts = chaos.restarts;
