@@ -134,7 +134,7 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action> {
         drivers: children.drivers,
         workers: children.workers,
         progress,
-        input_error: input_error(ctx, &ns, &pods).await?,
+        input_error: input_error(ctx, &ns, &job, &pods).await?,
         driver_error: pods::driver_error(&pods),
         driver_exit_code: pods::driver_exit_code(&pods),
         injected: previous
@@ -325,9 +325,19 @@ async fn list_pods(ctx: &Context, ns: &str, job: &WordCountJob) -> Result<Vec<Po
 /// Why the input can never be mounted, if a pod says so: a missing claim
 /// (the scheduler's condition) or a hostPath that is not a directory (a
 /// kubelet event, looked up only for pods stuck before their containers start).
-async fn input_error(ctx: &Context, ns: &str, pods: &[Pod]) -> Result<Option<String>> {
-    if let Some(msg) = pods::missing_claim(pods) {
-        return Ok(Some(msg));
+/// A claim the operator makes itself (a synthetic input) is applied before
+/// the Jobs: if the scheduler says it is missing, its cache lags behind for
+/// a moment and it tries again, so only a user's claim counts.
+async fn input_error(
+    ctx: &Context,
+    ns: &str,
+    job: &WordCountJob,
+    pods: &[Pod],
+) -> Result<Option<String>> {
+    if resources::input::claim(job).is_none() {
+        if let Some(msg) = pods::missing_claim(pods) {
+            return Ok(Some(msg));
+        }
     }
     let events: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), ns);
     for pod in pods::stuck_creating(pods) {
