@@ -136,7 +136,7 @@ fn repair_moves_exactly_what_is_missing() {
     apply(&mut r[1], &all[..25], false).unwrap();
     let lacking: u64 = all[25..].iter().map(|(_, p)| p.len() as u64).sum();
 
-    let (a, b) = two(&mut r, 0, 1);
+    let [a, b] = r.get_disjoint_mut([0, 1]).unwrap();
     let stats = repair::repair(a, b).unwrap();
     assert_eq!((stats.files, stats.bytes), (35, lacking));
     use wordcount_protocol::keys::crdt_stats::*;
@@ -146,7 +146,7 @@ fn repair_moves_exactly_what_is_missing() {
 
     // Equal sets: nothing moves, either way.
     for (from, to) in [(0, 1), (1, 0)] {
-        let (from, to) = two(&mut r, from, to);
+        let [from, to] = r.get_disjoint_mut([from, to]).unwrap();
         let again = repair::repair(from, to).unwrap();
         assert_eq!((again.files, again.bytes), (0, 0));
     }
@@ -181,7 +181,7 @@ fn random_deliveries_and_repairs_converge_to_the_sum() {
             if rng.random_bool(0.1) {
                 let (from, to) = (rng.random_range(0..3), rng.random_range(0..3));
                 if from != to {
-                    let (f, t) = two(&mut r, from, to);
+                    let [f, t] = r.get_disjoint_mut([from, to]).unwrap();
                     repair::repair(f, t).unwrap();
                     let source = models[from].clone();
                     models[to].merge(&source).unwrap();
@@ -257,14 +257,4 @@ fn repair_beside_writers() {
         assert_like(conn, &all);
     }
     eprintln!("{rounds} repair rounds while the writer ran");
-}
-
-fn two(v: &mut [Redis], i: usize, j: usize) -> (&mut Redis, &mut Redis) {
-    if i < j {
-        let (a, b) = v.split_at_mut(j);
-        (&mut a[i], &mut b[0])
-    } else {
-        let (a, b) = v.split_at_mut(i);
-        (&mut b[0], &mut a[j])
-    }
 }

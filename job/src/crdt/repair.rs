@@ -202,7 +202,9 @@ pub fn converge(instances: &mut [Redis]) -> Result<RepairStats> {
         let mut round = RepairStats::default();
         for i in 0..instances.len() {
             for j in (0..instances.len()).filter(|&j| j != i) {
-                let (from, to) = pair(instances, i, j);
+                let [from, to] = instances
+                    .get_disjoint_mut([i, j])
+                    .expect("two distinct instances");
                 round.add(repair(from, to)?);
             }
         }
@@ -213,17 +215,5 @@ pub fn converge(instances: &mut [Redis]) -> Result<RepairStats> {
             bail!("the instances' digests disagree but repair finds nothing to move: {digests:?}");
         }
         total.add(round);
-    }
-}
-
-/// Two distinct elements of `v`, both mutable.
-pub fn pair<T>(v: &mut [T], i: usize, j: usize) -> (&mut T, &mut T) {
-    assert_ne!(i, j);
-    if i < j {
-        let (a, b) = v.split_at_mut(j);
-        (&mut a[i], &mut b[0])
-    } else {
-        let (a, b) = v.split_at_mut(i);
-        (&mut b[0], &mut a[j])
     }
 }

@@ -162,7 +162,9 @@ impl Cuts {
         let n = instances.len();
         for i in (0..n).filter(|&i| up[i]) {
             for k in (0..n).filter(|&k| k != i && up[k] && self.linked(i, k)) {
-                let (from, to) = repair::pair(instances, k, i);
+                let [from, to] = instances
+                    .get_disjoint_mut([k, i])
+                    .expect("two distinct instances");
                 repair::repair(from, to)?;
             }
         }
