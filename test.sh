@@ -25,6 +25,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v jq >/dev/null || missing+=(jq)
+# The object-store scenario uploads and downloads with a common S3 client.
+command -v s3cmd >/dev/null || missing+=(s3cmd)
 # The live view's test drives a real headless browser.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
@@ -46,6 +48,11 @@ service redis-server stop >/dev/null 2>&1 || true
 service docker stop >/dev/null 2>&1 || true
 
 step() { printf '\n== %s\n' "$*" >&2; }
+
+# The store crate's tests run a real S3 server, versitygw, built from the Go
+# module proxy on first use and cached (store/versitygw.sh).
+WORDCOUNT_VERSITYGW=$(store/versitygw.sh | tail -1)
+export WORDCOUNT_VERSITYGW
 
 step "format and lints"
 cargo fmt --all --check

@@ -13,6 +13,7 @@ use wordcount_job::state::JobSettings;
 use wordcount_protocol::{
     Backpressure, Commit, Fault, OnUnreadable, RedisMode, Tokenizer, DEFAULT_PREFIX,
 };
+use wordcount_store::Location;
 
 #[cfg(feature = "lab")]
 pub mod run;
@@ -51,9 +52,8 @@ pub enum Cmd {
     Driver {
         #[command(flatten)]
         conn: Conn,
-        /// The input directory (file paths are enqueued relative to it).
-        #[arg(long)]
-        input: PathBuf,
+        #[command(flatten)]
+        data: Data,
         #[command(flatten)]
         job: Job,
         #[command(flatten)]
@@ -67,9 +67,10 @@ pub enum Cmd {
     Worker {
         #[command(flatten)]
         conn: Conn,
-        /// The input directory the driver enqueued from, as this worker sees it.
-        #[arg(long)]
-        input: PathBuf,
+        /// The input the driver enqueued from, as this worker sees it: a
+        /// directory, or s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        input: Location,
         /// This worker's index, which faults name.
         #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0)]
         index: u32,
@@ -134,6 +135,26 @@ pub struct Output {
     /// Print one JSON object instead of `count word` lines.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where the job reads and writes.
+#[derive(Args)]
+pub struct Data {
+    /// The input: a directory (its files, recursively, in sorted order) or
+    /// s3://BUCKET/PREFIX (the objects under the prefix; the endpoint,
+    /// region and credentials come from the AWS_* environment variables).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub input: Location,
+    /// Count a file (or object) larger than SIZE as byte ranges of at most
+    /// SIZE, each taken by any worker; 0 never splits. A word that crosses
+    /// a boundary is counted once; gzip files are never split.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub split: u64,
+    /// Once the job is done, write every word's count here, as `count word`
+    /// lines (count descending, then word): a file, or s3://BUCKET/KEY.
+    /// Written whole or not at all.
+    #[arg(long, value_name = "PATH|s3://BUCKET/KEY")]
+    pub output: Option<String>,
 }
 
 #[derive(Args)]

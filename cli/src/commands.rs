@@ -2,7 +2,7 @@
 //! through the library crates and prints what a person (or a pod's log)
 //! reads.
 
-use crate::args::{Conn, Job, Output, StreamArgs, Unreadables};
+use crate::args::{Conn, Data, Job, Output, StreamArgs, Unreadables};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -41,7 +41,7 @@ pub fn count(
 /// driver pod, or a CRDT site).
 pub fn driver(
     conn: Conn,
-    input: PathBuf,
+    data: Data,
     job: &Job,
     out: &Output,
     unreadable: &Unreadables,
@@ -53,7 +53,9 @@ pub fn driver(
         mode: conn.redis_mode,
         site: conn.site,
         prefix: conn.prefix,
-        input,
+        input: data.input,
+        split: data.split,
+        output: data.output,
         settings: job.settings(out),
         top: out.top,
         patience: conn.patience,
@@ -72,7 +74,7 @@ pub fn driver(
 /// pod, or a worker process of `run`).
 pub fn worker(
     conn: &Conn,
-    input: PathBuf,
+    input: wordcount_store::Location,
     index: u32,
     name: Option<String>,
     faults: Vec<Fault>,
@@ -134,7 +136,9 @@ pub fn run(a: crate::args::run::RunArgs, stop: std::sync::Arc<AtomicBool>) -> Re
         cooldown: a.cooldown,
     });
     let opts = RunOptions {
-        input: a.input,
+        input: a.data.input,
+        split: a.data.split,
+        output: a.data.output,
         workers: match autoscale {
             Some(rule) => rule.min_workers as usize,
             None => a

@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use wordcount_count::generate::{CorpusSpec, TweetSpec};
-use wordcount_job::driver::Unreadable;
+use wordcount_job::driver::{OutputFailed, Unreadable};
 use wordcount_protocol::exit;
 
 fn main() {
@@ -59,6 +59,8 @@ fn main() {
             eprintln!("wordcount: error: {}", describe(&e));
             let code = if e.is::<Unreadable>() {
                 exit::UNREADABLE
+            } else if e.is::<OutputFailed>() {
+                exit::OUTPUT
             } else {
                 exit::ERROR
             };
@@ -80,12 +82,12 @@ fn execute(cmd: Cmd, stop: Arc<AtomicBool>) -> Result<()> {
         Cmd::Run(a) => commands::run(*a, stop),
         Cmd::Driver {
             conn,
-            input,
+            data,
             job,
             out,
             unreadable,
             stream,
-        } => commands::driver(conn, input, &job, &out, &unreadable, &stream, &stop),
+        } => commands::driver(conn, data, &job, &out, &unreadable, &stream, &stop),
         Cmd::Worker {
             conn,
             input,

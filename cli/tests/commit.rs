@@ -7,7 +7,7 @@ use common::*;
 use std::time::Duration;
 use wordcount_count::counts::Counts;
 use wordcount_job::backend::{Backend, Stream};
-use wordcount_job::queue::{Carry, Held, Injection, ResultCursor, Results, Taken};
+use wordcount_job::queue::{Carry, Held, Injection, ResultCursor, Results, Taken, Unit};
 use wordcount_job::state::JobSettings;
 use wordcount_lab::local::RedisServer;
 use wordcount_protocol::{Commit, Tokenizer, DEFAULT_PREFIX};
@@ -67,8 +67,7 @@ fn a_batch_commits_all_its_files_or_none_and_never_one_twice() {
     let files: Vec<Injection> = (0..4)
         .map(|i| Injection {
             seq: i,
-            path: format!("f{i}"),
-            size: 10,
+            unit: Unit::file(format!("f{i}"), 10),
             late: Duration::ZERO,
         })
         .collect();
@@ -178,15 +177,17 @@ fn a_worker_whose_batch_is_refused_counts_the_rest_again_and_commits_them() {
         .zip(0..)
         .map(|(path, seq)| Injection {
             seq,
-            path: path.to_string(),
-            size: std::fs::metadata(dir.path().join(path)).unwrap().len(),
+            unit: Unit::file(
+                *path,
+                std::fs::metadata(dir.path().join(path)).unwrap().len(),
+            ),
             late: Duration::ZERO,
         })
         .collect();
     b.enqueue(&files).unwrap();
     b.state().end_enqueue().unwrap();
     let big = take(&mut b, "quiet");
-    assert_eq!(big.entry.path, "big");
+    assert_eq!(big.entry.unit.path, "big");
     std::thread::sleep(claim);
 
     // The worker takes the short files, then steals the big one into the

@@ -268,8 +268,8 @@ fn a_stream_rides_out_a_redis_restart_and_counts_each_injection_once() {
         .injected
         .iter()
         .map(|i| wordcount_count::input::InputFile {
-            path: dir.path().join(&i.path),
-            size: i.size,
+            path: dir.path().join(&i.unit.path),
+            size: i.unit.size,
         })
         .collect();
     let want = count_files(&files, Tokenizer::Alnum, Parallelism::Serial).unwrap();

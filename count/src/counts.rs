@@ -277,6 +277,29 @@ impl Counts {
             .collect()
     }
 
+    /// Every word as a `count word` line, count descending then word
+    /// ascending: what `wordcount count --top K` prints, for every word.
+    /// Sorted and formatted on every core: a job's output waits for it.
+    pub fn lines(&self) -> Vec<u8> {
+        use rayon::prelude::*;
+        let mut all: Vec<(&[u8], u64)> = self.iter().collect();
+        all.par_sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let parts: Vec<Vec<u8>> = (all.par_chunks(64 * 1024))
+            .map(|chunk| {
+                let mut out = Vec::with_capacity(chunk.iter().map(|(w, _)| w.len() + 8).sum());
+                let mut num = itoa::Buffer::new();
+                for (word, count) in chunk {
+                    out.extend_from_slice(num.format(*count).as_bytes());
+                    out.push(b' ');
+                    out.extend_from_slice(word);
+                    out.push(b'\n');
+                }
+                out
+            })
+            .collect();
+        parts.concat()
+    }
+
     /// Appends the packed form of these counts to `out`.
     pub fn pack_into(&self, out: &mut Vec<u8>) {
         let mut num = itoa::Buffer::new();

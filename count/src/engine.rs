@@ -76,18 +76,25 @@ pub fn count_reader(
     read_chunks(reader, tok, |chunk| count_text(tok, chunk, counts))
 }
 
-/// Passes every word of the file at `path` to `add`; returns its size in bytes.
-pub fn scan_file(path: &Path, tok: Tokenizer, add: impl FnMut(&[u8])) -> Result<u64> {
+/// Opens the file at `path` for counting (decompressed if gzip).
+fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    scan_reader(file, tok, add).with_context(|| format!("cannot read {}", path.display()))
+    Ok(crate::input::decoded(
+        &path.to_string_lossy(),
+        Box::new(file),
+    ))
 }
 
-/// Counts one file into `counts`; returns its size in bytes.
+/// Passes every word of the file at `path` to `add`; returns the bytes read.
+pub fn scan_file(path: &Path, tok: Tokenizer, add: impl FnMut(&[u8])) -> Result<u64> {
+    scan_reader(open(path)?, tok, add).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Counts one file into `counts`; returns the bytes read.
 pub fn count_file(path: &Path, tok: Tokenizer, counts: &mut Counts) -> Result<u64> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    count_reader(file, tok, counts).with_context(|| format!("cannot read {}", path.display()))
+    count_reader(open(path)?, tok, counts)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Counts all `files`.
@@ -221,6 +228,27 @@ fn merge_all(parts: Vec<Result<Counts>>) -> Result<Counts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gzip_file_is_counted_decompressed() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"to be or not to be\n".repeat(1000);
+        std::fs::write(dir.path().join("plain.txt"), &text).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text).unwrap();
+        std::fs::write(dir.path().join("packed.txt.gz"), gz.finish().unwrap()).unwrap();
+        let (mut plain, mut packed) = (Counts::new(), Counts::new());
+        count_file(&dir.path().join("plain.txt"), Tokenizer::Alnum, &mut plain).unwrap();
+        count_file(
+            &dir.path().join("packed.txt.gz"),
+            Tokenizer::Alnum,
+            &mut packed,
+        )
+        .unwrap();
+        assert_eq!(packed.get(b"be"), 2000);
+        assert_eq!(plain, packed);
+    }
 
     /// A reader that returns at most `step` bytes a call, to cut words.
     struct Trickle<'a>(&'a [u8], usize);

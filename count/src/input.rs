@@ -1,8 +1,24 @@
 //! Finding the input files: a directory is walked recursively in sorted
-//! order, so every run sees the files in the same order.
+//! order, so every run sees the files in the same order. A gzip file
+//! (`.gz`) is read decompressed, and counted whole.
 
 use anyhow::{bail, Context, Result};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// A gzip file: decompressed to be counted, and never split into ranges
+/// (its bytes cannot be cut).
+pub fn is_compressed(path: &str) -> bool {
+    path.ends_with(".gz")
+}
+
+/// The text of the file `path` from `raw`, its bytes as stored.
+pub fn decoded(path: &str, raw: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
+    match is_compressed(path) {
+        true => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        false => raw,
+    }
+}
 
 /// One input file and its size in bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,6 +19,11 @@ pub trait Tokenize: Copy {
     /// The length of the longest prefix of `buf` that ends on a word
     /// boundary, so that a chunk cut there splits no word; 0 if none.
     fn safe_cut(self, buf: &[u8]) -> usize;
+
+    /// True when `byte` ends any word it follows, whatever comes before or
+    /// after it (an ASCII separator): a cut right after it splits no word
+    /// and no character.
+    fn separates(self, byte: u8) -> bool;
 }
 
 impl Tokenize for Tokenizer {
@@ -31,13 +36,18 @@ impl Tokenize for Tokenizer {
     }
 
     fn safe_cut(self, buf: &[u8]) -> usize {
+        buf.iter()
+            .rposition(|&b| self.separates(b))
+            .map_or(0, |i| i + 1)
+    }
+
+    #[inline]
+    fn separates(self, byte: u8) -> bool {
         let table = match self {
             Tokenizer::Alnum => &ALNUM_CLASS,
             Tokenizer::Whitespace => &WS_CLASS,
         };
-        buf.iter()
-            .rposition(|&b| table[b as usize] == SEP)
-            .map_or(0, |i| i + 1)
+        table[byte as usize] == SEP
     }
 }
 

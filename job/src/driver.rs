@@ -5,21 +5,22 @@
 use crate::backend::{self, Backend};
 use crate::crdt::anti_entropy::Convergence;
 use crate::crdt::site::Site;
+use crate::input::Input;
 use crate::latency::Percentiles;
 use crate::merge::Merge;
-use crate::queue::{Depth, Done, Injection};
+use crate::queue::{Depth, Done, Injection, Unit};
 use crate::report::{JobFacts, Report, StreamReport};
 use crate::source::{Source, SourceEvent, StreamPlan};
 use crate::state::{JobSettings, Progress};
 use anyhow::{bail, Result};
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use wordcount_count::input;
 use wordcount_protocol::epoch_ms;
 use wordcount_protocol::keys::stream;
+use wordcount_protocol::summary::Output;
 use wordcount_protocol::{Backpressure, Commit, OnUnreadable, RedisMode};
+use wordcount_store::Location;
 
 pub struct DriverOptions {
     pub redis: String,
@@ -30,7 +31,13 @@ pub struct DriverOptions {
     /// whole job's result there (`crate::crdt::anti_entropy`).
     pub site: Option<usize>,
     pub prefix: String,
-    pub input: PathBuf,
+    pub input: Location,
+    /// Files larger than this are enqueued as byte ranges of at most this
+    /// size (0: never split).
+    pub split: u64,
+    /// Where every word's count is written once the job is done (a path,
+    /// or s3://BUCKET/KEY).
+    pub output: Option<String>,
     pub settings: JobSettings,
     pub top: usize,
     pub patience: Duration,
@@ -108,9 +115,12 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
             );
         }
     }
-    let mut files = input::list_relative(&opts.input)?;
+    let input = Input::open(&opts.input)?;
+    let mut files: Vec<Unit> = (input.list()?.into_iter())
+        .flat_map(|o| Unit::plan(o.key, o.size, o.version, opts.split))
+        .collect();
     if files.is_empty() {
-        tracing::warn!("input {} holds no files", opts.input.display());
+        tracing::warn!("input {} holds no files", opts.input);
     }
     let mut backend = match site {
         Some(s) => {
@@ -120,7 +130,7 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
         None => backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?,
     };
     backend.create_job(&opts.settings)?;
-    let mut feed = Feed::new(Source::new(&files, opts.stream.clone()));
+    let mut feed = Feed::new(Source::new(files, opts.stream.clone()));
     feed.mid_enqueue = opts.mid_enqueue.take();
     feed.pump(backend.as_mut())?;
     let enqueue = started.elapsed();
@@ -183,6 +193,10 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
     let top = counts.top(opts.top);
     backend.state().write_top(&top)?;
     let failures = backend.state().failures()?;
+    let output = match &opts.output {
+        Some(target) => Some(write_output(target, &counts)?),
+        None => None,
+    };
     let report = Report {
         words: counts.total(),
         distinct: counts.distinct() as u64,
@@ -194,10 +208,12 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
             bytes: progress.bytes,
             commits_ignored: progress.commits_ignored,
             files_failed: progress.files_failed,
+            store_retries: progress.store_retries + input.retries(),
             ..JobFacts::default()
         }),
         stream: stream.map(|s| s.report),
         instances: instance.clone().map(|i| vec![i]),
+        output,
     };
     let summary = serde_json::to_string(&report)?;
     backend.state().write_summary(&summary)?;
@@ -234,6 +250,32 @@ pub fn run(mut opts: DriverOptions, stop: &AtomicBool) -> Result<DriverOutcome> 
         write_result,
         stream,
         rollbacks,
+    })
+}
+
+/// The job's counts are whole, but its output could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the output to {location}: {error:#}")]
+pub struct OutputFailed {
+    pub location: String,
+    pub error: anyhow::Error,
+}
+
+/// Writes every word's count to `target`, whole or not at all.
+pub fn write_output(target: &str, counts: &wordcount_count::counts::Counts) -> Result<Output> {
+    let started = Instant::now();
+    wordcount_store::write_atomically(target, &counts.lines()).map_err(|error| OutputFailed {
+        location: target.to_string(),
+        error,
+    })?;
+    tracing::info!(
+        "wrote {} words to {target} in {:.2?}",
+        counts.distinct(),
+        started.elapsed()
+    );
+    Ok(Output {
+        location: target.to_string(),
+        words: counts.distinct() as u64,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod crdt;
 pub mod driver;
 mod dump;
 pub mod fault;
+pub mod input;
 pub mod latency;
 pub mod merge;
 pub mod queue;

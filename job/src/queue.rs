@@ -2,30 +2,95 @@
 //! speaks in, below the seam ([`crate::backend::Backend`]) and the loops.
 
 use anyhow::Result;
+use std::ops::Range;
 use std::time::Duration;
-use wordcount_protocol::CommitRecord;
+use wordcount_count::input::is_compressed;
+use wordcount_protocol::{keys, CommitRecord};
 
-/// One file to count, as the queue holds it.
+/// What one entry of the queue counts: a whole file, or a byte range of a
+/// large one split (see `wordcount_count::range`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unit {
+    /// Relative to the input (a directory, or an object store's prefix).
+    pub path: String,
+    /// The bytes it counts: the file's size, or the range's length.
+    pub size: u64,
+    pub range: Option<Range<u64>>,
+    /// What reads are pinned to, where the store has versions (an
+    /// object's ETag as listed): a file rewritten since fails clearly
+    /// instead of mixing two versions.
+    pub version: Option<String>,
+}
+
+impl Unit {
+    /// A whole file.
+    pub fn file(path: impl Into<String>, size: u64) -> Self {
+        Unit {
+            path: path.into(),
+            size,
+            ..Unit::default()
+        }
+    }
+
+    /// The units a file (or object) of `size` bytes is enqueued as: byte
+    /// ranges when it is larger than `split` (0: never) and not
+    /// compressed, else itself.
+    pub fn plan(path: String, size: u64, version: Option<String>, split: u64) -> Vec<Unit> {
+        let whole = || Unit {
+            path: path.clone(),
+            size,
+            range: None,
+            version: version.clone(),
+        };
+        match wordcount_count::range::split(size, split) {
+            Some(ranges) if !is_compressed(&path) => ranges
+                .into_iter()
+                .map(|r| Unit {
+                    size: r.end - r.start,
+                    range: Some(r),
+                    ..whole()
+                })
+                .collect(),
+            _ => vec![whole()],
+        }
+    }
+
+    /// How logs, failures and the timeline name it: the path, and a
+    /// range's bytes.
+    pub fn label(&self) -> String {
+        match &self.range {
+            None => self.path.clone(),
+            Some(r) => format!("{} [{}]", self.path, keys::entry::range_text(r)),
+        }
+    }
+
+    /// Its range and version as the enqueue functions take them ('' for none).
+    pub(crate) fn wire(&self) -> (String, &str) {
+        let range = self.range.as_ref().map(keys::entry::range_text);
+        (
+            range.unwrap_or_default(),
+            self.version.as_deref().unwrap_or(""),
+        )
+    }
+}
+
+/// One unit to count, as the queue holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// Unique per enqueueing; a backend's own id (a stream entry id).
     pub id: String,
-    /// Relative to the input directory.
-    pub path: String,
-    pub size: u64,
+    pub unit: Unit,
     /// The injection's sequence number (0 where the queue keeps none).
     pub seq: u64,
 }
 
-/// One injection of a file into the queue: a batch injects each file once,
-/// a stream injects files at a rate, a file maybe many times.
+/// One injection of a unit into the queue: a batch injects each once, a
+/// stream injects at a rate, a file maybe many times.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Injection {
     /// Unique per job and per injection: what makes enqueueing idempotent.
     pub seq: u64,
-    /// Relative to the input directory.
-    pub path: String,
-    pub size: u64,
+    pub unit: Unit,
     /// How long after it was due the source injects it (backpressure).
     pub late: Duration,
 }

@@ -5,6 +5,7 @@ use crate::latency::Percentiles;
 use serde::Serialize;
 use std::io::Write;
 use wordcount_count::counts::{Counts, WordCount};
+use wordcount_protocol::summary::Output;
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct Report {
@@ -25,6 +26,9 @@ pub struct Report {
     /// driver (`driver --site`) reports its own instance only.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub instances: Option<Vec<InstanceReport>>,
+    /// Where every word's count was written (`--output`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output: Option<Output>,
 }
 
 /// One CRDT instance at the end of a job.
@@ -127,6 +131,10 @@ pub struct JobFacts {
     pub bytes: u64,
     /// Second commits of a file that changed nothing (a straggler and its thief).
     pub commits_ignored: u64,
+    /// Transient failures of the object store (an HTTP 5xx, a cut read),
+    /// retried with back-off, by the driver and the workers.
+    #[serde(default)]
+    pub store_retries: u64,
     pub files_failed: u64,
     /// Worker processes that died and were replaced.
     pub worker_restarts: u64,
@@ -198,6 +206,7 @@ impl Report {
             job: None,
             stream: None,
             instances: None,
+            output: None,
         }
     }
 
@@ -245,6 +254,12 @@ impl Report {
             job.worker_restarts,
             job.commits_ignored
         ));
+        if job.store_retries > 0 {
+            lines.push(format!(
+                "object store: {} transient failures retried",
+                job.store_retries
+            ));
+        }
         if !job.faults_fired_specs.is_empty() {
             lines.push(format!(
                 "faults fired: {}",
@@ -259,6 +274,12 @@ impl Report {
         }
         if let Some(s) = &self.stream {
             lines.push(s.line());
+        }
+        if let Some(o) = &self.output {
+            lines.push(format!(
+                "output: {} words written to {}",
+                o.words, o.location
+            ));
         }
         if let Some(instances) = &self.instances {
             let each = |f: fn(&InstanceReport) -> u64| {

@@ -7,9 +7,8 @@
 //! Pure: the driver tells it the time and the queue's depth, it says what
 //! to inject.
 
-use crate::queue::{Depth, Injection};
+use crate::queue::{Depth, Injection, Unit};
 use std::time::Duration;
-use wordcount_count::input::InputFile;
 use wordcount_protocol::Backpressure;
 
 /// How a stream injects.
@@ -43,8 +42,8 @@ pub enum SourceEvent {
 }
 
 pub struct Source {
-    /// Path relative to the input directory, size.
-    files: Vec<(String, u64)>,
+    /// What a batch injects once, and a stream cycles over.
+    units: Vec<Unit>,
     plan: Option<StreamPlan>,
     /// Injections in all.
     total: u64,
@@ -63,25 +62,20 @@ pub struct Source {
 }
 
 impl Source {
-    /// `files` with paths relative to the input directory; `plan` makes
-    /// it a stream.
-    pub fn new(files: &[InputFile], plan: Option<StreamPlan>) -> Self {
-        let files: Vec<(String, u64)> = files
-            .iter()
-            .map(|f| (f.path.to_string_lossy().into_owned(), f.size))
-            .collect();
+    /// `units` to inject; `plan` makes it a stream.
+    pub fn new(units: Vec<Unit>, plan: Option<StreamPlan>) -> Self {
         let total = match &plan {
-            _ if files.is_empty() => 0,
+            _ if units.is_empty() => 0,
             Some(StreamPlan {
                 rate,
                 duration: Some(d),
                 ..
             }) => (rate * d.as_secs_f64()).round() as u64,
-            _ => files.len() as u64,
+            _ => units.len() as u64,
         };
         Source {
             rate_now: plan.as_ref().map_or(0.0, |p| p.rate),
-            files,
+            units,
             plan,
             total,
             injected: Vec::new(),
@@ -166,11 +160,10 @@ impl Source {
         let n = owed.min(self.allowance(owed, depth));
         let from = self.injected.len();
         for seq in done..done + n {
-            let (path, size) = self.files[(seq % self.files.len() as u64) as usize].clone();
+            let unit = self.units[(seq % self.units.len() as u64) as usize].clone();
             self.injected.push(Injection {
                 seq,
-                path,
-                size,
+                unit,
                 late: now.saturating_sub(self.due_at(seq)),
             });
             self.injected_at.push(now);
@@ -256,15 +249,9 @@ impl Source {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
-    fn files(n: usize) -> Vec<InputFile> {
-        (0..n)
-            .map(|i| InputFile {
-                path: PathBuf::from(format!("f{i}")),
-                size: 10,
-            })
-            .collect()
+    fn files(n: usize) -> Vec<Unit> {
+        (0..n).map(|i| Unit::file(format!("f{i}"), 10)).collect()
     }
 
     fn plan(rate: f64, secs: Option<u64>, backpressure: Backpressure) -> StreamPlan {
@@ -285,22 +272,22 @@ mod tests {
 
     #[test]
     fn a_batch_injects_every_file_at_once() {
-        let mut s = Source::new(&files(5), None);
+        let mut s = Source::new(files(5), None);
         let got = s.step(Duration::ZERO, IDLE);
         assert_eq!(got.len(), 5);
-        assert_eq!(got[2].path, "f2");
+        assert_eq!(got[2].unit.path, "f2");
         assert!(s.is_done());
         assert_eq!(s.next_tick_at(), None);
     }
 
     #[test]
     fn a_stream_injects_rate_per_tick_and_cycles() {
-        let mut s = Source::new(&files(3), Some(plan(2.5, Some(4), Backpressure::None)));
+        let mut s = Source::new(files(3), Some(plan(2.5, Some(4), Backpressure::None)));
         assert_eq!(s.total(), 10);
         let sizes: Vec<usize> = (0..4).map(|k| s.step(secs(k as f64), IDLE).len()).collect();
         assert_eq!(sizes, [3, 2, 3, 2]);
         assert!(s.is_done());
-        let paths: Vec<&str> = s.injected().iter().map(|i| i.path.as_str()).collect();
+        let paths: Vec<&str> = s.injected().iter().map(|i| i.unit.path.as_str()).collect();
         assert_eq!(paths[..4], ["f0", "f1", "f2", "f0"]);
         // Sequence numbers are unique: a file injected twice is two entries.
         assert_eq!(s.injected()[9].seq, 9);
@@ -309,7 +296,7 @@ mod tests {
 
     #[test]
     fn a_tick_waits_for_its_time_and_a_late_driver_catches_up() {
-        let mut s = Source::new(&files(2), Some(plan(1.0, Some(5), Backpressure::None)));
+        let mut s = Source::new(files(2), Some(plan(1.0, Some(5), Backpressure::None)));
         assert_eq!(s.step(Duration::ZERO, IDLE).len(), 1);
         assert!(s.step(secs(0.5), IDLE).is_empty());
         let late = s.step(secs(3.2), IDLE);
@@ -321,7 +308,7 @@ mod tests {
 
     #[test]
     fn without_a_duration_every_file_is_injected_once() {
-        let mut s = Source::new(&files(4), Some(plan(3.0, None, Backpressure::None)));
+        let mut s = Source::new(files(4), Some(plan(3.0, None, Backpressure::None)));
         s.step(secs(0.0), IDLE);
         s.step(secs(1.0), IDLE);
         assert!(s.is_done());
@@ -330,7 +317,7 @@ mod tests {
 
     #[test]
     fn pause_holds_back_above_max_lag_and_resumes_below_half() {
-        let mut s = Source::new(&files(4), Some(plan(5.0, Some(100), Backpressure::Pause)));
+        let mut s = Source::new(files(4), Some(plan(5.0, Some(100), Backpressure::Pause)));
         let deep = Depth { lag: 9, pending: 2 };
         assert_eq!(s.step(secs(0.0), IDLE).len(), 5);
         assert!(s.step(secs(1.0), deep).is_empty());
@@ -358,7 +345,7 @@ mod tests {
     #[test]
     fn adaptive_halves_its_rate_on_congestion_and_grows_it_back() {
         let mut s = Source::new(
-            &files(4),
+            files(4),
             Some(plan(20.0, Some(100), Backpressure::Adaptive)),
         );
         let deep = Depth {

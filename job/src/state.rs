@@ -35,6 +35,8 @@ pub struct Progress {
     pub words: u64,
     pub bytes_done: u64,
     pub commits_ignored: u64,
+    /// The workers' object store's transient failures, retried.
+    pub store_retries: u64,
     /// The driver has written the result and the summary: the job is over.
     /// Until then workers stay, to redo what a Redis restart may roll back.
     pub finished: bool,
@@ -56,6 +58,18 @@ pub struct State<'a> {
 impl<'a> State<'a> {
     pub(crate) fn new(redis: &'a mut Redis) -> Self {
         State { redis }
+    }
+
+    /// Adds `n` transient failures of the object store, retried.
+    pub fn add_store_retries(&mut self, n: u64) -> Result<()> {
+        let redis = &mut *self.redis;
+        redis.run(|c, k| {
+            redis::cmd("HINCRBY")
+                .arg(&k.stats)
+                .arg(wordcount_protocol::keys::stats::STORE_RETRIES)
+                .arg(n)
+                .exec(c)
+        })
     }
 
     pub fn end_enqueue(&mut self) -> Result<()> {
@@ -186,6 +200,7 @@ impl<'a> State<'a> {
             words: stats.words,
             bytes_done: stats.bytes_done,
             commits_ignored: stats.commits_ignored,
+            store_retries: stats.store_retries,
             finished,
         })
     }

@@ -4,21 +4,21 @@
 
 use crate::backend::{self, Backend};
 use crate::fault::{crash_at, crash_now, slow_fault, CrashPoint, Fault};
+use crate::input::Input;
 use crate::queue::{Carry, Committed, Held, Taken, STAGE_CHUNK};
 use crate::state::JobSettings;
 use anyhow::{Context, Result};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wordcount_count::counts::Counts;
-use wordcount_count::engine::{count_file, scan_file};
 use wordcount_protocol::{Commit, RedisMode};
+use wordcount_store::Location;
 
 pub struct WorkerOptions {
     pub redis: String,
     pub mode: RedisMode,
     pub prefix: String,
-    pub input: PathBuf,
+    pub input: Location,
     pub index: u32,
     pub name: String,
     pub faults: Vec<Fault>,
@@ -48,6 +48,8 @@ const MAX_BATCH_AGE: Duration = Duration::from_millis(250);
 pub fn run(opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerStats> {
     let backend = backend::open(opts.mode, &opts.redis, &opts.prefix, opts.patience)?;
     let mut w = Worker {
+        input: Input::open(&opts.input)?,
+        retries_reported: 0,
         opts,
         backend,
         batch: Batch::default(),
@@ -78,9 +80,10 @@ pub fn run(opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerStats> {
                 w.stats.files += 1;
                 w.stats.stolen += taken.stolen as u64;
                 let (e, stolen) = (&taken.entry, taken.stolen);
-                let span = tracing::info_span!("file", path = %e.path, id = %e.id, stolen);
+                let span = tracing::info_span!("file", unit = %e.unit.label(), id = %e.id, stolen);
                 let nth = w.stats.files;
                 span.in_scope(|| w.process(&settings, taken, nth, max_age))?;
+                w.report_retries()?;
             }
             None if !w.batch.files.is_empty() => w.commit_batch(&settings)?,
             // The driver wakes the waiting workers once it has finished.
@@ -92,6 +95,9 @@ pub fn run(opts: WorkerOptions, stop: &AtomicBool) -> Result<WorkerStats> {
 
 struct Worker {
     opts: WorkerOptions,
+    input: Input,
+    /// The store's retries already added to the job's.
+    retries_reported: u64,
     backend: Box<dyn Backend + Send>,
     batch: Batch,
     stats: WorkerStats,
@@ -168,11 +174,11 @@ impl Worker {
     ) -> Result<()> {
         self.maybe_crash(CrashPoint::AfterRead, nth)?;
         let started = Instant::now();
-        let path = self.opts.input.join(&taken.entry.path);
         let committed = match settings.commit {
             Commit::PerFile => {
                 let before = self.batch.counts.total();
-                match count_file(&path, settings.tokenizer, &mut self.batch.counts) {
+                let unit = &taken.entry.unit;
+                match (self.input).count(unit, settings.tokenizer, &mut self.batch.counts) {
                     Err(e) => {
                         tracing::warn!("cannot count the file: {e:#}");
                         // Failed half way: part of its words are in the batch.
@@ -201,11 +207,22 @@ impl Worker {
                     }
                 }
             }
-            Commit::PerWord => self.commit_per_word(settings, taken, &path, started, nth)?,
+            Commit::PerWord => self.commit_per_word(settings, taken, started, nth)?,
         };
         self.stats.ignored += committed.before().len() as u64;
         tracing::debug!(?committed, "file done");
         self.maybe_crash(CrashPoint::AfterCommit, nth)
+    }
+
+    /// Adds the store's retries since the last report to the job's.
+    fn report_retries(&mut self) -> Result<()> {
+        let retries = self.input.retries();
+        if retries > self.retries_reported {
+            let n = retries - self.retries_reported;
+            self.backend.state().add_store_retries(n)?;
+            self.retries_reported = retries;
+        }
+        Ok(())
     }
 
     /// A straggler takes `factor` times as long as the work took; its
@@ -258,8 +275,8 @@ impl Worker {
         b.counts.clear();
         for held in &mut b.files {
             let before = b.counts.total();
-            let path = self.opts.input.join(&held.taken.entry.path);
-            count_file(&path, settings.tokenizer, &mut b.counts)
+            (self.input)
+                .count(&held.taken.entry.unit, settings.tokenizer, &mut b.counts)
                 .context("counting again a file counted before")?;
             held.words = b.counts.total() - before;
         }
@@ -309,7 +326,6 @@ impl Worker {
         &mut self,
         settings: &JobSettings,
         taken: Taken,
-        path: &Path,
         started: Instant,
         nth: u64,
     ) -> Result<Committed> {
@@ -325,7 +341,8 @@ impl Worker {
             Ok(())
         };
         let mut error = None;
-        let scanned = scan_file(path, settings.tokenizer, |w| {
+        let unit = taken.entry.unit.clone();
+        let scanned = self.input.scan(&unit, settings.tokenizer, |w| {
             total += 1;
             words.push(w.to_vec());
             if words.len() == 10_000 && error.is_none() {

@@ -10,7 +10,8 @@
 # With the RedisRaft module on this machine (WORDCOUNT_REDISRAFT, default
 # ~/.cache/wordcount/redisraft.so; docs/src/kubernetes.md: RedisRaft on Kubernetes), also
 # wordcount-redisraft:TAG: wordcount:TAG plus the module where the operator
-# looks for it. Prints the images built, one a line, for `kind load
+# looks for it. And wordcount-s3:TAG, the S3 server of examples/s3-server.yaml
+# (versitygw, built from source by store/versitygw.sh). Prints the images built, one a line, for `kind load
 # docker-image` (operator/tests/cluster.sh).
 #
 # A daemon it starts is stopped at the end; its data (images, cargo's
@@ -66,5 +67,17 @@ if [[ -f $module ]]; then
 else
   log "no RedisRaft module at $module: wordcount-redisraft:$TAG not built"
 fi
+# The in-cluster S3 server of examples/s3-server.yaml: the versitygw that
+# store/versitygw.sh built from source here, on the Debian image.
+gw=${WORDCOUNT_VERSITYGW:-$(store/versitygw.sh | tail -1)}
+ctx=$(mktemp -d)
+cp "$gw" "$ctx/versitygw"
+printf 'FROM %s\nCOPY --chmod=0755 versitygw /usr/local/bin/versitygw\nUSER 65532:65532\nENTRYPOINT ["versitygw"]\n' \
+  wordcount-local/debian:bookworm-slim |
+  docker build --network host -q -t "wordcount-s3:$TAG" -f - "$ctx" >/dev/null
+rm -rf "$ctx"
+run --entrypoint versitygw "wordcount-s3:$TAG" --version | grep -q 'v1\.' ||
+  { log "wordcount-s3:$TAG does not start"; exit 1; }
+images+=("wordcount-s3:$TAG")
 log "images build and run ($(docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep ":$TAG " | tr '\n' ' '))"
 printf '%s\n' "${images[@]}"

@@ -137,6 +137,7 @@ async fn reconcile_job(job: &WordCountJob, ctx: &Context) -> Result<Action> {
         input_error: input_error(ctx, &ns, &job, &pods).await?,
         driver_error: pods::driver_error(&pods),
         driver_exit_code: pods::driver_exit_code(&pods),
+        pod_config_error: pods::config_error(&pods),
         injected: previous
             .faults
             .iter()

@@ -388,6 +388,7 @@ async fn finished_driver_and_summary_make_the_job_succeed() {
             count: 4000,
         }],
         seconds: 29.5,
+        output: None,
     });
     p.faults.insert(
         "worker=1,crash=after-read".into(),
@@ -435,6 +436,106 @@ async fn finished_driver_and_summary_make_the_job_succeed() {
 const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/ns1/deployments/demo-redis";
 const DRIVER: &str = "/apis/batch/v1/namespaces/ns1/jobs/demo-driver";
 const WORKERS: &str = "/apis/batch/v1/namespaces/ns1/jobs/demo-workers";
+
+/// A driver pod that exited OUTPUT, its message the driver's last words.
+fn output_failed_pod(name: &str, created: &str) -> Value {
+    let mut p = pod(name, "driver", "Failed");
+    p["metadata"]["creationTimestamp"] = json!(created);
+    p["status"]["containerStatuses"] = json!([{"name": "driver", "image": "wordcount:dev",
+        "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {
+        "exitCode": wordcount_protocol::exit::OUTPUT,
+        "message": "cannot write the output to s3://results/demo.txt: access denied\n"}}}]);
+    p
+}
+
+/// The output's retry, as the operator carries it out: while the output is
+/// unwritten Redis stays up and the driver's Job is not suspended; once
+/// its Job has given up, deleting it makes the operator create it again;
+/// the output written, the job succeeds and lets go.
+#[tokio::test]
+async fn an_unwritten_output_keeps_redis_and_a_deleted_driver_job_comes_back() {
+    let job = fixtures::s3("demo");
+    let h = Harness::new(&job);
+    *h.redis.progress.lock().unwrap() = Some(started(30_000, 8));
+    h.api.set_list(
+        PODS,
+        vec![output_failed_pod("demo-driver-a", "2025-01-01T00:00:10Z")],
+    );
+    h.api.set_status(
+        DRIVER,
+        json!({"conditions": [{"type": "Failed", "status": "True",
+               "reason": "BackoffLimitExceeded"}], "failed": 4}),
+    );
+    let action = h.reconcile(&job).await;
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Running));
+    assert_eq!(
+        condition(&status, status::PROGRESSING),
+        ("False", status::OUTPUT_FAILED)
+    );
+    let message = status.message.clone().unwrap();
+    assert!(
+        message.contains("s3://results/demo.txt: access denied")
+            && message.contains("kubectl delete job -n ns1 demo-driver"),
+        "{message}"
+    );
+    // One warning says it; Redis is up, nothing is suspended.
+    let events: Vec<_> = h
+        .events()
+        .iter()
+        .map(|e| (e["reason"].clone(), e["type"].clone()))
+        .collect();
+    assert!(
+        events.contains(&(json!("OutputFailed"), json!("Warning"))),
+        "{events:?}"
+    );
+    assert_eq!(h.api.get(DEPLOYMENT).unwrap()["spec"]["replicas"], 1);
+    assert_eq!(h.api.get(DRIVER).unwrap()["spec"]["suspend"], Value::Null);
+    assert_eq!(h.api.get(WORKERS).unwrap()["spec"]["suspend"], Value::Null);
+    assert!(action != Action::requeue(POLL_FINISHED), "{action:?}");
+    // The same again: no second Event.
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    assert!(h.events().is_empty(), "{:?}", h.events());
+
+    // `kubectl delete job demo-driver`: the next reconcile makes it again.
+    h.api.remove(DRIVER);
+    h.api.set_status(DRIVER, json!({"active": 1}));
+    h.api.clear_requests();
+    h.reconcile(&job).await;
+    assert!(
+        h.applies().iter().any(|r| r.path == DRIVER),
+        "the driver's Job is created again"
+    );
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(
+        condition(&status, status::PROGRESSING),
+        ("True", status::OUTPUT_RETRYING)
+    );
+    assert_eq!(h.events()[0]["reason"], "OutputRetrying");
+
+    // Its driver writes the output from the counts Redis kept.
+    let mut p = started(30_000, 8);
+    p.summary = Some(Summary {
+        words: 100,
+        distinct: 7,
+        output: Some(crate::crd::OutputStatus {
+            location: "s3://results/demo.txt".into(),
+            words: 7,
+        }),
+        ..Summary::default()
+    });
+    *h.redis.progress.lock().unwrap() = Some(p);
+    h.api.set_status(
+        DRIVER,
+        json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}),
+    );
+    h.reconcile(&job).await;
+    let status = h.stored_job("demo").status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(status.output.unwrap().location, "s3://results/demo.txt");
+    assert_eq!(h.api.get(DEPLOYMENT).unwrap()["spec"]["replicas"], 0);
+}
 
 fn unreadable(n: usize) -> Progress {
     let mut p = started(30_000, 8 - n as i64);
@@ -1041,6 +1142,7 @@ async fn a_finished_redisraft_job_scales_its_replicas_to_zero_and_keeps_their_vo
         distinct: 2,
         top: vec![],
         seconds: 3.0,
+        output: None,
     });
     *h.redis.progress.lock().unwrap() = Some(p);
     h.api.set_status(

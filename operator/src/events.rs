@@ -1,11 +1,12 @@
 //! Events for people watching a job: its phase changes, crash faults seen
-//! for the first time, files skipped, a stream's source throttled and not,
-//! and the faults the operator injects.
+//! for the first time, files skipped, an output that could not be written,
+//! a stream's source throttled and not, and the faults the operator injects.
 
 use crate::{
     context::Context,
     crd::{FaultKind, Phase, WordCountJob, WordCountJobStatus},
     metrics::PhaseLabels,
+    status,
 };
 use kube::{
     runtime::events::{Event, EventType},
@@ -51,9 +52,28 @@ pub async fn changes(
             .await;
         }
     }
+    if let Some((reason, note)) = output_trouble(previous, now) {
+        publish(ctx, job, EventType::Warning, reason, "WriteOutput", note).await;
+    }
     if let Some((type_, reason, note)) = throttle_change(job, previous, now) {
         publish(ctx, job, type_, reason, "Backpressure", note).await;
     }
+}
+
+/// `OutputRetrying` or `OutputFailed` when the job has just come to either
+/// (its phase stays Running, so no phase Event says it).
+fn output_trouble(
+    previous: &WordCountJobStatus,
+    now: &WordCountJobStatus,
+) -> Option<(&'static str, String)> {
+    let reason =
+        |s: &WordCountJobStatus| status::find(s, status::PROGRESSING).map(|c| c.reason.clone());
+    let now_reason = reason(now)?;
+    let trouble = [status::OUTPUT_RETRYING, status::OUTPUT_FAILED]
+        .into_iter()
+        .find(|r| *r == now_reason)?;
+    (reason(previous).as_deref() != Some(trouble))
+        .then(|| (trouble, now.message.clone().unwrap_or_default()))
 }
 
 /// `ThrottleStarted` or `ThrottleStopped` when a stream's source began or

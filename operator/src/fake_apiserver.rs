@@ -63,6 +63,14 @@ impl FakeApiServer {
         self.state.lock().unwrap().objects.get(path).cloned()
     }
 
+    /// Deletes the object at `path`, and the status it was given, as a
+    /// user's `kubectl delete` would.
+    pub fn remove(&self, path: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.objects.remove(path);
+        state.statuses.remove(path);
+    }
+
     /// Make applied objects at `path` come back with this status.
     pub fn set_status(&self, path: &str, status: Value) {
         self.state

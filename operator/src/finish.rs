@@ -2,6 +2,8 @@
 //! (Redis scaled to zero, the batch Jobs that have not finished suspended),
 //! a partition is lifted, and the status, Events and Redis' data volume stay
 //! until the job is deleted, by someone or by `ttlSecondsAfterFinished`.
+//! A job whose output could not be written is not finished (`status`): its
+//! Redis holds the counts a driver run again writes out, so it stays up.
 
 use crate::{
     context::{apply, Context, Error, Result},

@@ -1,6 +1,7 @@
 //! What a job's pods say about failures the batch Jobs do not explain: the
-//! driver's last words, and an input volume that cannot be mounted (which
-//! leaves pods waiting forever rather than failing).
+//! driver's last words, an input volume that cannot be mounted, and a
+//! Secret a container needs that is not there (both leave pods waiting
+//! forever rather than failing).
 
 use crate::resources::{Component, LABEL_COMPONENT};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
@@ -61,6 +62,29 @@ pub fn driver_exit_code(pods: &[Pod]) -> Option<i32> {
         .flatten()
         .filter(|c| c.name == crate::resources::driver::CONTAINER)
         .find_map(|c| Some(c.state.as_ref()?.terminated.as_ref()?.exit_code))
+}
+
+/// Why a driver or worker pod cannot start its containers, as the kubelet
+/// says (`CreateContainerConfigError`): a Secret, or a key of it, that
+/// its environment names is missing (an S3 input's credentials, most
+/// likely). The pod starts by itself once it is there.
+pub fn config_error(pods: &[Pod]) -> Option<String> {
+    pods.iter()
+        .filter(|p| matches!(component(p), Some("driver" | "worker")))
+        .find_map(|p| {
+            let s = p.status.as_ref()?;
+            let waiting = (s.init_container_statuses.iter())
+                .chain(s.container_statuses.iter())
+                .flatten()
+                .find_map(|c| c.state.as_ref()?.waiting.as_ref())
+                .filter(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))?;
+            let why = waiting
+                .message
+                .as_deref()
+                .unwrap_or("CreateContainerConfigError");
+            let name = p.metadata.name.as_deref().unwrap_or("a pod");
+            Some(format!("{name} cannot start: {why}"))
+        })
 }
 
 /// A pod the scheduler cannot place because a claim it mounts does not exist.
@@ -185,6 +209,29 @@ mod tests {
             driver_error(&[pod(Component::Driver, "Running", "2025-01-01T00:00:00Z")]),
             None
         );
+    }
+
+    #[test]
+    fn a_missing_secret_is_what_keeps_a_pod_waiting() {
+        let mut p = pod(Component::Worker, "Pending", "2025-01-01T00:00:00Z");
+        p.metadata.name = Some("demo-workers-0-abcde".into());
+        p.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            name: "worker".into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("CreateContainerConfigError".into()),
+                    message: Some("secret \"s3-credentials\" not found".into()),
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]);
+        assert_eq!(
+            config_error(&[p]).as_deref(),
+            Some("demo-workers-0-abcde cannot start: secret \"s3-credentials\" not found")
+        );
+        let creating = pod(Component::Driver, "Pending", "2025-01-01T00:00:00Z");
+        assert_eq!(config_error(&[creating]), None);
     }
 
     #[test]

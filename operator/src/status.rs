@@ -8,6 +8,9 @@
 //! The phase is decided by one ordered list of rules, so that whichever
 //! sign of an outcome is observed first (the driver's summary, its exit
 //! code, its Job's condition), the same phase follows, and it never flips.
+//! A job whose output could not be written is not over (its counts wait
+//! in Redis for a driver that writes it), so it never finishes that way:
+//! see `output_unwritten_message`.
 
 use crate::{
     crd::{
@@ -19,6 +22,7 @@ use crate::{
         progress::{Progress, StreamFigures},
         ReadError,
     },
+    resources::Names,
 };
 use k8s_openapi::{
     api::{
@@ -34,6 +38,10 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const COMPLETE: &str = "Complete";
 pub const FAILED: &str = "Failed";
+/// Reasons of a job whose counts are whole but whose output could not be
+/// written: the driver's Job runs the driver again, or has given up.
+pub const OUTPUT_RETRYING: &str = "OutputRetrying";
+pub const OUTPUT_FAILED: &str = "OutputFailed";
 
 /// Everything the status is derived from, gathered by the controller.
 #[derive(Debug, Default)]
@@ -54,6 +62,9 @@ pub struct Observed {
     pub driver_error: Option<String>,
     /// The exit code of the driver container of the last failed driver pod.
     pub driver_exit_code: Option<i32>,
+    /// Why a driver or worker pod cannot start its containers (a Secret or
+    /// a key it names is missing), as the kubelet says.
+    pub pod_config_error: Option<String>,
     /// Faults the operator made (pod kills, partitions), including any made
     /// in this reconcile.
     pub injected: Vec<InjectedFault>,
@@ -241,6 +252,7 @@ fn figures(
                     .take(job.spec.top_n.max(0) as usize)
                     .cloned()
                     .collect();
+                status.output = s.output.clone();
             }
             if let Some(f) = &p.stream {
                 stream_figures(&mut status, f);
@@ -258,6 +270,7 @@ fn figures(
             status.words = previous.words;
             status.distinct_words = previous.distinct_words;
             status.top_words = previous.top_words.clone();
+            status.output = previous.output.clone();
             status.instances = previous.instances.clone();
         }
     }
@@ -314,6 +327,13 @@ fn phase(
     // at once) after writing the summary, so either may be seen first.
     let driver_unreadable = obs.driver_exit_code == Some(exit::UNREADABLE)
         || driver_failed.is_some_and(|c| c.reason.as_deref() == Some("PodFailurePolicy"));
+    // Exit OUTPUT comes before the summary, which says where the output
+    // went once a driver has written it.
+    let output_unwritten =
+        obs.driver_exit_code == Some(exit::OUTPUT) && summary.is_none_or(|s| s.output.is_none());
+    // With an output, the job's result is the output written.
+    let done =
+        driver_complete || summary.is_some_and(|s| job.spec.output.is_none() || s.output.is_some());
     if let Some(e) = job.spec.unrunnable() {
         (Phase::Failed, "RedisRaftImageMissing", e)
     } else if let Some(e) = &obs.input_error {
@@ -336,6 +356,9 @@ fn phase(
             }
         }
         (Phase::Failed, "UnreadableFiles", message)
+    } else if output_unwritten {
+        let (reason, message) = output_unwritten_message(job, obs, status);
+        (Phase::Running, reason, message)
     } else if let Some(c) = driver_failed {
         let why = obs
             .driver_error
@@ -354,7 +377,7 @@ fn phase(
             "WorkersFailed",
             format!("the workers failed: {why}"),
         )
-    } else if driver_complete || summary.is_some() {
+    } else if done {
         let mut message = counted(progress, status);
         if unreadable {
             message.push_str(" (skipped: onUnreadable is Skip)");
@@ -365,9 +388,52 @@ fn phase(
     {
         (Phase::Running, "Running", running(job, obs, status))
     } else {
-        let waiting = waiting_for(job, obs);
-        (Phase::Pending, "Pending", format!("waiting for {waiting}"))
+        let mut message = format!("waiting for {}", waiting_for(job, obs));
+        if let Some(e) = &obs.pod_config_error {
+            message.push_str(&format!("; {e}"));
+        }
+        (Phase::Pending, "Pending", message)
     }
+}
+
+/// The reason and message of a job whose driver could not write the
+/// output (exit `OUTPUT`): what the driver said, and how it will be
+/// written. It stays Running, so that Redis is kept (a finished job lets
+/// it go) and its driver's Job is applied again on every reconcile: the
+/// Job retries the driver itself up to its `backoffLimit`
+/// (`resources::driver`); once it has given up (Progressing turns False),
+/// deleting it makes the operator create it afresh, and its driver writes
+/// the output from the counts in Redis.
+fn output_unwritten_message(
+    job: &WordCountJob,
+    obs: &Observed,
+    status: &WordCountJobStatus,
+) -> (&'static str, String) {
+    let why = obs
+        .driver_error
+        .clone()
+        .unwrap_or_else(|| format!("the driver exited with code {}", exit::OUTPUT));
+    let files = status
+        .progress
+        .as_ref()
+        .map_or(String::new(), |p| format!(" ({p} files)"));
+    let mut message =
+        format!("the counts are whole in Redis{files}, but the output could not be written: {why}");
+    let given_up: Vec<String> = (obs.drivers.iter())
+        .filter(|d| job_condition(d, "Failed").is_some())
+        .map(|d| (d.metadata.name.clone()).unwrap_or_else(|| Names::of(job).driver))
+        .collect();
+    if given_up.is_empty() {
+        message.push_str("; the driver's Job runs the driver again to write it");
+        return (OUTPUT_RETRYING, message);
+    }
+    let ns = job.metadata.namespace.as_deref().unwrap_or("default");
+    message.push_str(&format!(
+        "; the driver's Job gave up: once the cause is fixed, `kubectl delete job -n {ns} {}` \
+         and the operator runs the driver again, which writes it (Redis keeps the counts until then)",
+        given_up.join(" ")
+    ));
+    (OUTPUT_FAILED, message)
 }
 
 /// What a job that has a result counted, and the files it could not read.
@@ -381,6 +447,9 @@ fn counted(progress: Option<&Progress>, status: &WordCountJobStatus) -> String {
         ),
         None => "the driver finished".into(),
     };
+    if let Some(o) = &status.output {
+        message.push_str(&format!(", written to {}", o.location));
+    }
     if let Some(p) = progress.filter(|p| p.files_failed > 0 || !p.failed.is_empty()) {
         message.push_str(&failed_files(p));
     }
@@ -479,7 +548,14 @@ fn conditions(
             None => condition(READY, true, "RedisReady", "Redis answers".into()),
             Some(e) => condition(READY, false, "RedisUnreachable", e.clone()),
         },
-        condition(PROGRESSING, !phase.is_terminal(), reason, message.into()),
+        // A job waiting for someone to retry its output is not finished,
+        // and not progressing either.
+        condition(
+            PROGRESSING,
+            !phase.is_terminal() && reason != OUTPUT_FAILED,
+            reason,
+            message.into(),
+        ),
         condition(COMPLETE, phase == Phase::Succeeded, reason, message.into()),
         condition(FAILED, phase == Phase::Failed, reason, message.into()),
     ];
@@ -627,7 +703,7 @@ pub fn find<'a>(status: &'a WordCountJobStatus, type_: &str) -> Option<&'a Condi
 mod tests {
     use super::*;
     use crate::{
-        crd::WordCount,
+        crd::{OutputStatus, WordCount},
         redis::progress::{Meta, Summary},
         resources::fixtures,
     };
@@ -769,6 +845,7 @@ mod tests {
                 },
             ],
             seconds: 42.0,
+            output: None,
         });
         let obs = Observed {
             redis_deployments: available_redis(),
@@ -1204,5 +1281,192 @@ mod tests {
             .iter()
             .all(|i| i.converged && i.files_known == 9));
         assert_eq!(s.instances[2].instance, 2);
+    }
+
+    /// What the driver's pods and Redis say after a driver that could not
+    /// write the output: every file committed, no summary, exit OUTPUT.
+    fn output_unwritten(drivers: Vec<Job>) -> Observed {
+        Observed {
+            redis_deployments: available_redis(),
+            drivers,
+            workers: vec![job_with(JobStatus {
+                active: Some(3),
+                ready: Some(3),
+                ..JobStatus::default()
+            })],
+            progress: Some(Ok(running_progress(8))),
+            driver_exit_code: Some(exit::OUTPUT),
+            driver_error: Some(
+                "driver: cannot write the output to s3://results/demo.txt: bucket results does not exist"
+                    .into(),
+            ),
+            ..Observed::default()
+        }
+    }
+
+    fn gave_up() -> Job {
+        let mut c = cond("Failed", "Job has reached the specified backoff limit");
+        c.reason = Some("BackoffLimitExceeded".into());
+        let mut j = job_with(JobStatus {
+            conditions: Some(vec![c]),
+            failed: Some(4),
+            ..JobStatus::default()
+        });
+        j.metadata.name = Some("demo-driver".into());
+        j
+    }
+
+    /// The output's retry, step one: while the driver's Job runs the driver
+    /// again, the job runs on (its Redis kept), saying what failed.
+    #[test]
+    fn an_unwritten_output_keeps_the_job_running_while_the_driver_job_retries() {
+        let job = fixtures::s3("demo");
+        let retrying = job_with(JobStatus {
+            active: Some(1),
+            failed: Some(1),
+            ..JobStatus::default()
+        });
+        let s = derive(
+            &job,
+            &output_unwritten(vec![retrying]),
+            t("2025-01-01T00:01:00Z"),
+        );
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(condition_of(&s, PROGRESSING), ("True", OUTPUT_RETRYING));
+        assert_eq!(condition_of(&s, FAILED), ("False", OUTPUT_RETRYING));
+        assert_eq!(
+            s.message.as_deref(),
+            Some(
+                "the counts are whole in Redis (8/8 files), but the output could not be written: \
+                 driver: cannot write the output to s3://results/demo.txt: bucket results does not exist; \
+                 the driver's Job runs the driver again to write it"
+            )
+        );
+        assert_eq!(s.output, None);
+    }
+
+    /// Step two: the driver's Job has given up. The job neither fails nor
+    /// finishes (either would let Redis go); it stops progressing and says
+    /// how to write the output: delete the driver's Job, which the
+    /// operator makes again.
+    #[test]
+    fn an_output_given_up_by_the_driver_job_waits_for_its_deletion_not_failed() {
+        let job = fixtures::s3("demo");
+        let s = derive(
+            &job,
+            &output_unwritten(vec![gave_up()]),
+            t("2025-01-01T00:02:00Z"),
+        );
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert!(!s.phase.unwrap().is_terminal());
+        assert_eq!(condition_of(&s, PROGRESSING), ("False", OUTPUT_FAILED));
+        assert_eq!(condition_of(&s, FAILED).0, "False");
+        assert_eq!(condition_of(&s, COMPLETE).0, "False");
+        let message = s.message.unwrap();
+        assert!(
+            message.contains("bucket results does not exist")
+                && message.contains("`kubectl delete job -n ns1 demo-driver`"),
+            "{message}"
+        );
+        // The same with Redis out of reach a moment: the exit code says it.
+        let mut obs = output_unwritten(vec![gave_up()]);
+        obs.progress = unreachable();
+        let s = derive(&job, &obs, t("2025-01-01T00:02:00Z"));
+        assert_eq!(condition_of(&s, PROGRESSING), ("False", OUTPUT_FAILED));
+    }
+
+    /// Step three: a driver has written the output (old pods may still say
+    /// exit 4): the job succeeds, with where the output went.
+    #[test]
+    fn the_output_written_makes_the_job_succeed_with_its_location() {
+        let job = fixtures::s3("demo");
+        let mut obs = output_unwritten(vec![job_with(JobStatus {
+            active: Some(1),
+            ..JobStatus::default()
+        })]);
+        let mut p = running_progress(8);
+        p.summary = Some(Summary {
+            words: 100,
+            distinct: 3,
+            output: Some(OutputStatus {
+                location: "s3://results/demo.txt".into(),
+                words: 3,
+            }),
+            ..Summary::default()
+        });
+        obs.progress = Some(Ok(p));
+        let s = derive(&job, &obs, t("2025-01-01T00:03:00Z"));
+        assert_eq!(s.phase, Some(Phase::Succeeded));
+        assert_eq!(
+            s.output,
+            Some(OutputStatus {
+                location: "s3://results/demo.txt".into(),
+                words: 3
+            })
+        );
+        assert_eq!(
+            s.message.as_deref(),
+            Some("counted 100 words (3 distinct) in 8 files, written to s3://results/demo.txt")
+        );
+        // Kept while Redis cannot be read, like the other figures.
+        let mut job = job;
+        job.status = Some(s.clone());
+        let later = derive(
+            &job,
+            &Observed {
+                progress: unreachable(),
+                ..Observed::default()
+            },
+            t("2025-01-01T00:04:00Z"),
+        );
+        assert_eq!(later.output, s.output);
+    }
+
+    /// A summary without the output the spec asks for is no result yet; a
+    /// job with no output succeeds on its summary as before.
+    #[test]
+    fn with_an_output_the_summary_alone_is_not_success() {
+        let mut p = running_progress(8);
+        p.summary = Some(Summary {
+            words: 100,
+            distinct: 3,
+            ..Summary::default()
+        });
+        let obs = Observed {
+            redis_deployments: available_redis(),
+            progress: Some(Ok(p)),
+            ..Observed::default()
+        };
+        let at = t("2025-01-01T00:03:00Z");
+        assert_eq!(
+            derive(&fixtures::s3("demo"), &obs, at).phase,
+            Some(Phase::Running)
+        );
+        let mut plain = fixtures::s3("demo");
+        plain.spec.output = None;
+        assert_eq!(derive(&plain, &obs, at).phase, Some(Phase::Succeeded));
+    }
+
+    #[test]
+    fn a_pending_job_says_which_secret_its_pods_wait_for() {
+        let obs = Observed {
+            redis_deployments: available_redis(),
+            pod_config_error: Some(
+                "demo-driver-x cannot start: secret \"s3-credentials\" not found".into(),
+            ),
+            progress: Some(Ok(Progress::default())),
+            ..Observed::default()
+        };
+        let s = derive(&fixtures::s3("demo"), &obs, t("2025-01-01T00:00:10Z"));
+        assert_eq!(s.phase, Some(Phase::Pending));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("waiting for the driver to start; demo-driver-x cannot start: secret \"s3-credentials\" not found")
+        );
+    }
+
+    fn condition_of<'a>(s: &'a WordCountJobStatus, type_: &str) -> (&'a str, &'a str) {
+        let c = find(s, type_).unwrap();
+        (c.status.as_str(), c.reason.as_str())
     }
 }

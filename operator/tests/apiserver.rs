@@ -166,6 +166,18 @@ fn job_json(name: &str, spec: Value) -> Value {
            "metadata": {"name": name}, "spec": spec})
 }
 
+/// An S3 location in the cluster's test store, in `bucket`.
+fn s3_at(bucket: &str) -> Value {
+    json!({"endpoint": "http://s3.default.svc:7070", "bucket": bucket,
+           "credentialsSecret": "s3-credentials"})
+}
+
+/// `object` with `field` set to `value`.
+fn with(mut object: Value, field: &str, value: &str) -> Value {
+    object[field] = json!(value);
+    object
+}
+
 /// Creates the object; returns the API server's refusal message, or None.
 async fn refusal(api: &Api<DynamicObject>, object: Value) -> Option<String> {
     let obj: DynamicObject = serde_json::from_value(object).unwrap();
@@ -272,6 +284,37 @@ async fn crd_installs_and_refuses_bad_specs() {
             "spec.redis.replicas",
             json!({"input": input, "redis": {"mode": "RedisRaft", "replicas": 1}}),
         ),
+        // S3: a bucket name S3 would refuse, an endpoint that is no http(s)
+        // URL or carries a password, a key with a slash at an end, a
+        // Secret name that is none.
+        (
+            "spec.input.s3.bucket",
+            json!({"input": {"s3": s3_at("My_Bucket")}}),
+        ),
+        (
+            "spec.input.s3.bucket",
+            json!({"input": {"s3": s3_at("ab")}}),
+        ),
+        (
+            "spec.input.s3.endpoint",
+            json!({"input": {"s3": with(s3_at("corpus"), "endpoint", "ftp://s3.default.svc")}}),
+        ),
+        (
+            "spec.input.s3.endpoint",
+            json!({"input": {"s3": with(s3_at("corpus"), "endpoint", "http://key:secret@s3.default.svc")}}),
+        ),
+        (
+            "spec.input.s3.credentialsSecret",
+            json!({"input": {"s3": with(s3_at("corpus"), "credentialsSecret", "S3_Keys")}}),
+        ),
+        (
+            "spec.output.s3.key",
+            json!({"input": input, "output": {"s3": with(s3_at("results"), "key", "/demo.txt")}}),
+        ),
+        (
+            "spec.output.s3.key",
+            json!({"input": input, "output": {"s3": s3_at("results")}}),
+        ),
     ] {
         let msg = refusal(&api, job_json("bad", spec)).await;
         let msg = msg.unwrap_or_else(|| panic!("a bad {field} is refused"));
@@ -375,6 +418,45 @@ async fn crd_installs_and_refuses_bad_specs() {
             "{spec}: {msg}"
         );
     }
+    // S3 input and output with two sets of keys: a pod has one.
+    let msg = refusal(
+        &api,
+        job_json(
+            "s3-two",
+            json!({"input": {"s3": s3_at("corpus")},
+                   "output": {"s3": with(with(s3_at("results"), "key", "demo.txt"),
+                                         "credentialsSecret", "other-credentials")}}),
+        ),
+    )
+    .await
+    .expect("two credentials Secrets are refused");
+    assert!(
+        msg.contains("spec.output.s3")
+            && msg.contains("the same endpoint, region and credentialsSecret as input.s3"),
+        "{msg}"
+    );
+    let msg = refusal(
+        &api,
+        job_json(
+            "s3-four",
+            json!({"input": {"s3": s3_at("corpus"), "pvc": {"claimName": "c"}}}),
+        ),
+    )
+    .await
+    .expect("s3 and a pvc are refused");
+    assert!(msg.contains("spec.input"), "{msg}");
+    // The same keys, one region named and one left out: the API server's
+    // default makes them equal.
+    let s3_job = json!({"input": {"s3": with(s3_at("corpus"), "region", "us-east-1")},
+                        "output": {"s3": with(s3_at("results"), "key", "demo.txt")}});
+    assert_eq!(refusal(&api, job_json("s3-ok", s3_job)).await, None);
+    let stored = Api::<WordCountJob>::namespaced(client.clone(), ns)
+        .get("s3-ok")
+        .await
+        .unwrap();
+    assert_eq!(stored.spec.s3_output().unwrap().region, "us-east-1");
+    assert_eq!(stored.spec.s3_input().unwrap().url(), "s3://corpus");
+
     let raft = json!({"input": input, "redis": {"mode": "RedisRaft", "replicas": 5},
                       "faults": {"podKills": {"target": "redis-leader", "every": "5s"}}});
     assert_eq!(refusal(&api, job_json("raft5", raft)).await, None);
@@ -444,16 +526,23 @@ async fn crd_installs_and_refuses_bad_specs() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let obj: DynamicObject = serde_yaml::from_str(&text).unwrap();
-        api.create(
-            &PostParams {
-                dry_run: true,
-                ..Default::default()
-            },
-            &obj,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{} is refused: {e}", path.display()));
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            use serde::Deserialize;
+            let obj = DynamicObject::deserialize(document).unwrap();
+            // What a job needs beside it (an S3 server, its keys' Secret).
+            if obj.types.as_ref().is_some_and(|t| t.kind != "WordCountJob") {
+                continue;
+            }
+            api.create(
+                &PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+                &obj,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{} is refused: {e}", path.display()));
+        }
     }
     delete_namespace(&client, ns).await;
 }
@@ -993,6 +1082,8 @@ async fn operator_turns_a_job_into_owned_children_and_a_status() {
         "{table}"
     );
 
+    s3_job_reaches_its_store_with_the_keys_by_reference(&client, ns, &operator).await;
+
     // Deleting the job garbage-collects everything it made.
     // The live view: the index lists the job with a link to its page,
     // which is served there (with no Redis to read, it only waits).
@@ -1074,4 +1165,138 @@ async fn operator_turns_a_job_into_owned_children_and_a_status() {
     ]));
     delete_namespace(&client, system).await;
     delete_namespace(&client, ns).await;
+}
+
+/// examples/s3-job.yaml and a Secret of its name (with values of this
+/// run's own): no input volume or claim, the bucket as `--input` and
+/// `--output`, and the keys reaching the pods as `secretKeyRef`s only:
+/// their values are in nothing the operator or the Job controller makes,
+/// nor in the job's status, Events or the operator's log. Then the
+/// output's retry: a deleted driver's Job is made again.
+async fn s3_job_reaches_its_store_with_the_keys_by_reference(
+    client: &Client,
+    ns: &str,
+    operator: &Operator,
+) {
+    use wordcount_operator::resources::s3::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
+    let read = |name: &str| std::fs::read_to_string(repo().join(name)).unwrap();
+    let mut secret: Secret = serde_yaml::from_str(&read("examples/s3-credentials.yaml")).unwrap();
+    let run = std::process::id();
+    let keys = [
+        format!("AKIDTEST{run}KEYID"),
+        format!("never-seen-{run}-secret-access-key"),
+    ];
+    secret.string_data = Some(
+        [ACCESS_KEY_ID, SECRET_ACCESS_KEY]
+            .into_iter()
+            .map(String::from)
+            .zip(keys.iter().cloned())
+            .collect(),
+    );
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    // Through JSON: serde_yaml wants a YAML tag for an enum (`input`).
+    let yaml: Value = serde_yaml::from_str(&read("examples/s3-job.yaml")).unwrap();
+    let job: WordCountJob = serde_json::from_value(yaml).unwrap();
+    let jobs: Api<WordCountJob> = Api::namespaced(client.clone(), ns);
+    let job = jobs.create(&PostParams::default(), &job).await.unwrap();
+    let name = job.name_any();
+    let (driver_name, workers_name) = (format!("{name}-driver"), format!("{name}-workers"));
+    let driver: Job = eventually("the S3 job's driver", 60, || async {
+        get::<Job>(client, ns, &driver_name).await
+    })
+    .await;
+    let workers: Job = eventually("the S3 job's workers", 60, || async {
+        get::<Job>(client, ns, &workers_name).await
+    })
+    .await;
+    owned_by(&driver, &job);
+    let input = ["--input", "s3://corpus/books/"];
+    let output = ["--output", "s3://results/s3-books.txt"];
+    for (batch, flags, writes) in [
+        (&driver, vec![input, output], true),
+        (&workers, vec![input], false),
+    ] {
+        let pod = batch.spec.clone().unwrap().template.spec.unwrap();
+        assert!(
+            pod.volumes.is_none() && pod.init_containers.is_none(),
+            "{pod:?}"
+        );
+        let c = &pod.containers[0];
+        assert!(c.volume_mounts.is_none());
+        let args = c.args.clone().unwrap();
+        for flag in flags {
+            assert!(args.windows(2).any(|w| w == flag), "{args:?}");
+        }
+        assert_eq!(args.iter().any(|a| a == "--output"), writes, "{args:?}");
+        let env = c.env.clone().unwrap();
+        for key in [ACCESS_KEY_ID, SECRET_ACCESS_KEY] {
+            let e = env.iter().find(|e| e.name == key).unwrap();
+            assert_eq!(e.value, None, "{key} is no literal");
+            let r = e.value_from.clone().unwrap().secret_key_ref.unwrap();
+            assert_eq!((r.name.as_str(), r.key.as_str()), ("s3-credentials", key));
+        }
+        let literal = |n: &str| {
+            env.iter()
+                .find(|e| e.name == n)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(
+            literal("AWS_ENDPOINT_URL").as_deref(),
+            Some("http://s3.default.svc:7070")
+        );
+        assert_eq!(literal("AWS_REGION").as_deref(), Some("us-east-1"));
+        assert_eq!(literal("AWS_ALLOW_HTTP").as_deref(), Some("true"));
+    }
+    assert!(
+        get::<PersistentVolumeClaim>(client, ns, &format!("{name}-input"))
+            .await
+            .is_none(),
+        "no input claim for S3"
+    );
+
+    // The pods the Job controller made from them: a driver and 2 workers.
+    let pods = eventually("the S3 job's pods", 60, || async {
+        let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().labels(&format!("wordcount.dev/job={name}")))
+            .await
+            .unwrap();
+        (pods.items.len() >= 3).then_some(pods.items)
+    })
+    .await;
+    let status = eventually("the S3 job's status", 60, || async {
+        jobs.get(&name).await.unwrap().status
+    })
+    .await;
+    let events = Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .unwrap();
+    let seen = format!(
+        "{}{}",
+        serde_json::to_string(&(&driver, &workers, &pods, &status, &events.items)).unwrap(),
+        operator.log()
+    );
+    for key in &keys {
+        assert!(!seen.contains(key.as_str()), "a key's value got out");
+    }
+
+    // `kubectl delete job s3-books-driver` (what the docs tell a user to
+    // do once the driver's Job has given up on the output): the operator
+    // makes it again.
+    let first = driver.uid().unwrap();
+    Api::<Job>::namespaced(client.clone(), ns)
+        .delete(&driver_name, &DeleteParams::background())
+        .await
+        .unwrap();
+    let again = eventually("the driver's Job made again", 90, || async {
+        get::<Job>(client, ns, &driver_name)
+            .await
+            .filter(|j| j.uid().as_deref() != Some(first.as_str()))
+    })
+    .await;
+    owned_by(&again, &job);
+    jobs.delete(&name, &DeleteParams::default()).await.unwrap();
 }

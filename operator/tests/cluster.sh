@@ -41,10 +41,12 @@ kubectl() { command kubectl --context "kind-$KIND_CLUSTER" "$@"; }
 helm() { command helm --kube-context "kind-$KIND_CLUSTER" "$@"; }
 # The node sees the host's kind/data at /data (kind/cluster.yaml).
 INPUTS=$REPO/kind/data/e2e NODE_INPUTS=/data/e2e
-SCENARIOS=(demo restricted let_go chaos redis_kill partition crdt bad_input stream autoscale view raft)
+SCENARIOS=(demo restricted let_go chaos redis_kill partition crdt bad_input stream autoscale view raft s3)
 # kind/docker/build.sh builds it when RedisRaft's module is on this machine
 # (docs/src/kubernetes.md: RedisRaft on Kubernetes).
 REDISRAFT_IMAGE=wordcount-redisraft:dev
+# kind/docker/build.sh builds the in-cluster S3 server (examples/s3-server.yaml).
+S3_IMAGE=wordcount-s3:dev
 IMAGES=() # the images loaded into the cluster
 
 log() { echo "cluster.sh: $*" >&2; }
@@ -720,6 +722,44 @@ EOF
   want=$("$WC" count --json "$dir/binary" | jq .words)
   [[ $(status input-binary words) == "$want" ]] || fail "input-binary: words differ from a serial count"
   for case in missing empty binary unreadable skipped; do delete_job "input-$case"; done
+}
+
+# The object-store examples as they are (examples/s3-*.yaml), in the test
+# namespace: a real S3 server in the cluster, a corpus uploaded to it with
+# s3cmd through a port-forward, a job that reads it there and writes its
+# whole result there, and that result downloaded and compared, line for
+# line, with `wordcount count` of the same files.
+s3() {
+  [[ " ${IMAGES[*]} " == *" $S3_IMAGE "* ]] || { log "s3: skipped: no $S3_IMAGE (kind/docker/build.sh)"; return; }
+  command -v s3cmd >/dev/null || fail "s3: needs s3cmd (apt-get install s3cmd)"
+  kubectl apply -n "$NS" -f examples/s3-credentials.yaml -f examples/s3-server.yaml >/dev/null
+  kubectl rollout status -n "$NS" deployment/s3 --timeout=120s >/dev/null || fail "s3: the server did not start"
+  local port pf deadline=$((SECONDS + 60))
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  kubectl port-forward -n "$NS" svc/s3 "$port:7070" >/dev/null 2>&1 &
+  pf=$!
+  s3c() {
+    s3cmd -q --access_key=wordcount-test --secret_key=wordcount-test-secret-3f9a --no-ssl \
+      --host="127.0.0.1:$port" --host-bucket="127.0.0.1:$port" "$@"
+  }
+  until s3c ls >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "s3: no answer through the port-forward"
+    sleep 1
+  done
+  s3c sync examples/corpus/ s3://corpus/books/
+  sed "s|s3.default.svc|s3.$NS.svc|g" examples/s3-job.yaml | apply
+  expect_phase s3-books Succeeded
+  s3c get s3://results/s3-books.txt "$WORK/s3-books.txt"
+  kill "$pf"
+  "$WC" count examples/corpus --top 100000000 >"$WORK/s3-serial.txt"
+  cmp -s "$WORK/s3-serial.txt" "$WORK/s3-books.txt" ||
+    fail "s3: the output differs from a serial count: $(diff "$WORK/s3-serial.txt" "$WORK/s3-books.txt" | head -5)"
+  local words
+  words=$(status s3-books output.words)
+  [[ $words == $(wc -l <"$WORK/s3-serial.txt") ]] || fail "s3: status.output.words is '$words'"
+  log "s3: the output at $(status s3-books output.location) equals a serial count ($words words)"
+  delete_job s3-books
+  kubectl delete -n "$NS" -f examples/s3-server.yaml -f examples/s3-credentials.yaml --wait >/dev/null
 }
 
 # ---- main -----------------------------------------------------------------

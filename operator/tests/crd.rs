@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use kube::core::cel::{compile_schema, Validator};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use wordcount_operator::crd;
@@ -67,11 +68,20 @@ fn names_scope_and_columns() {
         .additional_printer_columns
         .iter()
         .flatten()
-        .map(|c| c.name.as_str())
+        .map(|c| (c.name.as_str(), c.priority.unwrap_or(0)))
         .collect();
+    // Where the output went, with `-o wide` only.
     assert_eq!(
         columns,
-        ["Phase", "Progress", "Workers", "Mode", "Duration", "Age"]
+        [
+            ("Phase", 0),
+            ("Progress", 0),
+            ("Workers", 0),
+            ("Mode", 0),
+            ("Duration", 0),
+            ("Output", 1),
+            ("Age", 0)
+        ]
     );
 }
 
@@ -157,11 +167,143 @@ fn input_must_name_exactly_one_source() {
     assert!(
         errors
             .iter()
-            .any(|e| e.contains("input must set exactly one of hostPath, pvc, synthetic")),
+            .any(|e| e.contains("input must set exactly one of hostPath, pvc, synthetic, s3")),
         "{errors:?}"
     );
     let none = job(json!({"input": {}}));
     assert!(!cel_errors(&none, None).is_empty());
+    let s3_and_pvc = job(json!({"input": {"pvc": {"claimName": "x"}, "s3": s3("corpus")}}));
+    assert!(!cel_errors(&s3_and_pvc, None).is_empty());
+}
+
+/// An S3 location as examples/s3-job.yaml has it, in `bucket`.
+fn s3(bucket: &str) -> Value {
+    json!({"endpoint": "http://s3.default.svc:7070", "bucket": bucket,
+           "credentialsSecret": "s3-credentials"})
+}
+
+#[test]
+fn s3_fields_have_the_patterns_of_what_they_name() {
+    let s = schema();
+    let spec = &s["properties"]["spec"]["properties"];
+    let input = &spec["input"]["properties"]["s3"];
+    let output = &spec["output"]["properties"]["s3"];
+    assert_eq!(input["required"], json!(["bucket", "credentialsSecret"]));
+    assert_eq!(
+        output["required"],
+        json!(["bucket", "credentialsSecret", "key"])
+    );
+    for s3 in [input, output] {
+        let p = &s3["properties"];
+        assert_eq!(p["bucket"]["pattern"], crd::BUCKET_PATTERN);
+        assert_eq!(p["endpoint"]["pattern"], crd::ENDPOINT_PATTERN);
+        assert_eq!(p["credentialsSecret"]["pattern"], crd::SECRET_NAME_PATTERN);
+        // The API server fills the region in, so input and output compare.
+        assert_eq!(p["region"]["default"], crd::DEFAULT_REGION);
+    }
+    assert_eq!(output["properties"]["key"]["pattern"], crd::KEY_PATTERN);
+
+    // What the patterns admit (the API server enforces them; the level-3
+    // test checks that it does).
+    let matches = |pattern: &str, text: &str| regex::Regex::new(pattern).unwrap().is_match(text);
+    for good in ["abc", "corpus", "my.bucket-2", &"a".repeat(63)] {
+        assert!(matches(crd::BUCKET_PATTERN, good), "{good}");
+    }
+    for bad in [
+        "ab",
+        "My-Bucket",
+        "under_score",
+        "-lead",
+        "trail.",
+        &"a".repeat(64),
+        "a b",
+    ] {
+        assert!(!matches(crd::BUCKET_PATTERN, bad), "{bad}");
+    }
+    for good in [
+        "http://s3.default.svc:7070",
+        "https://s3.eu-west-3.amazonaws.com",
+        "http://10.0.0.5:9000/",
+        "https://minio.example.org/s3",
+    ] {
+        assert!(matches(crd::ENDPOINT_PATTERN, good), "{good}");
+    }
+    // Not http(s), or with a user and password in it (keys come from the
+    // Secret alone).
+    for bad in [
+        "s3.default.svc:7070",
+        "ftp://s3.example.org",
+        "http://",
+        "http://key:secret@s3.example.org",
+        "http://s3 .example.org",
+    ] {
+        assert!(!matches(crd::ENDPOINT_PATTERN, bad), "{bad}");
+    }
+    for good in ["a", "result.txt", "runs/2025/books.txt"] {
+        assert!(matches(crd::KEY_PATTERN, good), "{good}");
+    }
+    for bad in ["", "/result.txt", "runs/", "/"] {
+        assert!(!matches(crd::KEY_PATTERN, bad), "{bad}");
+    }
+}
+
+#[test]
+fn s3_input_and_output_share_one_connection() {
+    let with = |input: Value, output: Value| {
+        job(json!({"input": {"s3": input}, "output": {"s3": output}}))
+    };
+    let key = |mut v: Value| {
+        v["key"] = json!("demo.txt");
+        v
+    };
+    // The same store and keys; the region left out on one side is the
+    // default the other names.
+    let mut regioned = key(s3("results"));
+    regioned["region"] = json!(crd::DEFAULT_REGION);
+    for output in [key(s3("results")), regioned] {
+        let ok = with(s3("corpus"), output);
+        assert_eq!(cel_errors(&ok, None), Vec::<String>::new());
+    }
+    let typed: crd::WordCountJob =
+        serde_json::from_value(with(s3("corpus"), key(s3("results")))).unwrap();
+    assert_eq!(typed.spec.s3_input().unwrap().region, crd::DEFAULT_REGION);
+    assert_eq!(
+        typed.spec.s3_output().unwrap().url(),
+        "s3://results/demo.txt"
+    );
+
+    let message = "output.s3 must have the same endpoint, region and credentialsSecret as input.s3";
+    for (field, value) in [
+        ("credentialsSecret", json!("other-credentials")),
+        ("endpoint", json!("http://elsewhere.default.svc:7070")),
+        ("region", json!("eu-west-3")),
+    ] {
+        let mut output = key(s3("results"));
+        output[field] = value;
+        let errors = cel_errors(&with(s3("corpus"), output), None);
+        assert!(
+            errors.iter().any(|e| e.contains(message)),
+            "{field}: {errors:?}"
+        );
+    }
+    let mut no_endpoint = key(s3("results"));
+    no_endpoint.as_object_mut().unwrap().remove("endpoint");
+    let errors = cel_errors(&with(s3("corpus"), no_endpoint), None);
+    assert!(errors.iter().any(|e| e.contains(message)), "{errors:?}");
+
+    // An output with a volume input: nothing to agree with.
+    let mut other = key(s3("results"));
+    other["credentialsSecret"] = json!("other-credentials");
+    let ok = job(json!({"input": synthetic(), "output": {"s3": other}}));
+    assert_eq!(cel_errors(&ok, None), Vec::<String>::new());
+    // An output names its kind.
+    let errors = cel_errors(&job(json!({"input": synthetic(), "output": {}})), None);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("output must set exactly one of s3")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -220,6 +362,20 @@ fn names_must_make_valid_child_names() {
     }
 }
 
+/// A WordCountJob of examples/: it reads as the typed spec, named, and
+/// passes every CEL rule.
+fn check_example_job(path: &std::path::Path, value: Value) {
+    let job: crd::WordCountJob =
+        serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(job.metadata.name.is_some(), "{}", path.display());
+    assert_eq!(
+        cel_errors(&value, None),
+        Vec::<String>::new(),
+        "{}",
+        path.display()
+    );
+}
+
 #[test]
 fn examples_are_valid_jobs() {
     let dir = repo_file("examples");
@@ -230,22 +386,47 @@ fn examples_are_valid_jobs() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let value: Value =
-            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let job: crd::WordCountJob = serde_json::from_value(value.clone())
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(job.metadata.name.is_some(), "{}", path.display());
-        assert_eq!(
-            cel_errors(&value, None),
-            Vec::<String>::new(),
-            "{}",
-            path.display()
-        );
-        seen += 1;
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value =
+                Value::deserialize(document).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // What a job needs beside it (an S3 server, its keys' Secret).
+            if value["kind"] == "WordCountJob" {
+                check_example_job(&path, value);
+                seen += 1;
+            }
+        }
     }
     assert!(
         seen >= 4,
         "examples/ holds the plain, crash, straggler and pod-kill jobs"
+    );
+}
+
+/// The S3 example's Secret has the two keys its job's pods get.
+#[test]
+fn the_s3_example_names_a_secret_with_both_keys() {
+    let read = |name: &str| -> Value {
+        serde_yaml::from_str(&std::fs::read_to_string(repo_file(name)).unwrap()).unwrap()
+    };
+    let job: crd::WordCountJob = serde_json::from_value(read("examples/s3-job.yaml")).unwrap();
+    let secret = read("examples/s3-credentials.yaml");
+    let input = job.spec.s3_input().unwrap();
+    assert_eq!(
+        secret["metadata"]["name"],
+        input.credentials_secret.as_str()
+    );
+    for key in [
+        wordcount_operator::resources::s3::ACCESS_KEY_ID,
+        wordcount_operator::resources::s3::SECRET_ACCESS_KEY,
+    ] {
+        assert!(secret["stringData"][key].is_string(), "{key}");
+    }
+    assert_eq!(
+        (input.url(), job.spec.s3_output().unwrap().url()),
+        (
+            "s3://corpus/books/".to_string(),
+            format!("s3://results/{}.txt", job.metadata.name.unwrap())
+        )
     );
 }
 

@@ -52,6 +52,9 @@ struct Local {
     port: u16,
     password: String,
     bin_dir: PathBuf,
+    /// What a `secretKeyRef` of a container's environment resolves to:
+    /// `(secret, key)` -> value, as the kubelet reads the Secret.
+    secrets: Vec<((String, String), String)>,
 }
 
 impl Local {
@@ -69,6 +72,7 @@ impl Local {
                 .port(),
             password: resources::redis::new_password(),
             bin_dir: bin.parent().unwrap().to_path_buf(),
+            secrets: Vec::new(),
         };
         std::fs::create_dir_all(&local.input).unwrap();
         std::fs::create_dir_all(&local.data).unwrap();
@@ -84,6 +88,7 @@ impl Local {
             bind: format!("127.0.0.{}", site + 1),
             password: self.password.clone(),
             bin_dir: self.bin_dir.clone(),
+            secrets: self.secrets.clone(),
             ..*self
         };
         std::fs::create_dir_all(&local.input).unwrap();
@@ -177,9 +182,20 @@ impl Local {
         // `wordcount` as the images have it: on PATH.
         let path = std::env::var("PATH").unwrap_or_default();
         command.env("PATH", format!("{}:{path}", self.bin_dir.display()));
+        // The container's environment as the kubelet makes it: values as
+        // they are, references looked up (the Redis password is the job's).
         for env in c.env.iter().flatten() {
+            let secret = (env.value_from.as_ref()).and_then(|v| v.secret_key_ref.as_ref());
             if env.name == "REDIS_PASSWORD" {
                 command.env("REDIS_PASSWORD", &self.password);
+            } else if let Some(value) = &env.value {
+                command.env(&env.name, value);
+            } else if let Some(r) = secret {
+                let value = (self.secrets.iter())
+                    .find(|((name, key), _)| *name == r.name && *key == r.key)
+                    .map(|(_, v)| v)
+                    .unwrap_or_else(|| panic!("no Secret {} with key {}", r.name, r.key));
+                command.env(&env.name, value);
             }
         }
         for (k, v) in extra_env {
@@ -588,6 +604,213 @@ async fn a_crdt_jobs_three_sites_run_to_one_exact_result() {
 
     let corpus = base.site(0).input.join("corpus-0");
     assert_eq!(counted(&summary, &status), serial_count(&bin, &corpus));
+
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// versitygw, the S3 server the store crate's tests run (built by
+/// `store/versitygw.sh`): `$WORDCOUNT_VERSITYGW`, else the one cached under
+/// `~/.cache/wordcount/versitygw/VERSION/`.
+fn versitygw() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WORDCOUNT_VERSITYGW").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let cache = PathBuf::from(std::env::var_os("HOME")?).join(".cache/wordcount/versitygw");
+    (std::fs::read_dir(cache).ok()?.flatten())
+        .map(|version| version.path().join("versitygw"))
+        .find(|p| p.is_file())
+}
+
+/// An S3 job's pods against a real S3 server (versitygw serving a folder:
+/// each subfolder a bucket, each file below it an object), with the
+/// environment the operator renders (its keys resolved from a Secret as
+/// the kubelet would): the driver and the workers read the bucket; the
+/// output's bucket is missing, so the driver exits OUTPUT and the status
+/// says so, Running; once the bucket is there a driver run again (the
+/// Job's next pod, or the one the operator makes after the driver's Job
+/// is deleted) writes the output from Redis, with a serial count's counts,
+/// and the job succeeds with `status.output`.
+#[tokio::test]
+#[ignore = "needs redis-server, the wordcount binary and versitygw (store/versitygw.sh), then --ignored"]
+async fn an_s3_jobs_pods_read_the_bucket_and_write_the_output_once_it_can() {
+    let Some(server) = versitygw() else {
+        eprintln!("skipped: no versitygw (store/versitygw.sh builds it)");
+        return;
+    };
+    let bin = wordcount_bin();
+    let tmp = std::env::temp_dir().join(format!("wordcount-s3-pods-{}", std::process::id()));
+    let mut local = Local::new(&tmp, &bin);
+    let (access, secret) = (
+        "wordcount-pods",
+        format!("pods-secret-{}", std::process::id()),
+    );
+    local.secrets = vec![
+        (
+            ("s3-credentials".into(), "AWS_ACCESS_KEY_ID".into()),
+            access.into(),
+        ),
+        (
+            ("s3-credentials".into(), "AWS_SECRET_ACCESS_KEY".into()),
+            secret.clone(),
+        ),
+    ];
+
+    // The store: the sample books as objects under corpus/books/.
+    let root = tmp.join("s3");
+    let books = root.join("corpus/books");
+    std::fs::create_dir_all(&books).unwrap();
+    let samples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/corpus");
+    let mut names: Vec<_> = (std::fs::read_dir(&samples).unwrap().flatten())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    names.sort();
+    for book in names.iter().take(4) {
+        std::fs::copy(book, books.join(book.file_name().unwrap())).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut procs = Killed(vec![]);
+    let log = std::fs::File::create(tmp.join("versitygw.log")).unwrap();
+    procs.0.push(
+        Command::new(&server)
+            .args(["--port", &format!("127.0.0.1:{port}"), "--access", access])
+            .args(["--secret", &secret, "--quiet", "posix"])
+            .arg(&root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port("127.0.0.1", port);
+
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut job: WordCountJob = serde_json::from_value(serde_json::json!({
+        "apiVersion": "wordcount.dev/v1alpha1", "kind": "WordCountJob",
+        "metadata": {"name": "demo", "namespace": "ns1", "uid": "u1"},
+        "spec": {
+            "input": {"s3": {"endpoint": endpoint, "bucket": "corpus", "prefix": "books/",
+                             "credentialsSecret": "s3-credentials"}},
+            "output": {"s3": {"endpoint": endpoint, "bucket": "results", "key": "runs/demo.txt",
+                              "credentialsSecret": "s3-credentials"}},
+            "workers": 2, "topN": 5, "claimTimeout": "1s"
+        }
+    }))
+    .unwrap();
+    job.metadata.generation = Some(1);
+    let (init, driver) = pod_containers(&resources::driver::job(&job, None, false));
+    let (_, worker) = pod_containers(&resources::workers::job(&job, None, false));
+    assert!(init.is_empty(), "nothing to generate");
+    local.start_redis(&job, None, &mut procs);
+    for index in 0..job.spec.workers {
+        let env = [("JOB_COMPLETION_INDEX", index.to_string())];
+        let child = local
+            .command(&worker, &env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        procs.0.push(child);
+    }
+
+    // A driver pod, its log in a file (its termination message is the
+    // log's tail); it returns the exit code and the log.
+    let run_driver = |attempt: usize| {
+        let log_path = tmp.join(format!("driver-{attempt}.log"));
+        let mut child = local
+            .command(&driver, &[])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let code = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s.code();
+            }
+            assert!(Instant::now() < deadline, "the driver did not finish");
+            thread::sleep(Duration::from_millis(100));
+        };
+        (code, std::fs::read_to_string(&log_path).unwrap())
+    };
+
+    // No bucket `results`: every file is counted, the output not written.
+    let (code, said) = run_driver(1);
+    assert_eq!(code, Some(wordcount_protocol::exit::OUTPUT), "{said}");
+    assert!(said.contains("s3://results/runs/demo.txt"), "{said}");
+    assert!(
+        !said.contains(&secret),
+        "the secret key is in the driver's log"
+    );
+    let progress = RedisReader::default()
+        .read(&local.endpoint())
+        .await
+        .expect("Redis answers");
+    assert_eq!(progress.files_done, 4);
+    assert_eq!(progress.summary, None);
+    let last_words = said.lines().rev().take(5).collect::<Vec<_>>().join("\n");
+    let failed: Job = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "demo-driver"},
+        "status": {"conditions": [{"type": "Failed", "status": "True",
+                                   "reason": "BackoffLimitExceeded"}], "failed": 4}
+    }))
+    .unwrap();
+    let waiting = status::derive(
+        &job,
+        &Observed {
+            drivers: vec![failed],
+            progress: Some(Ok(progress)),
+            driver_exit_code: code,
+            driver_error: Some(format!("driver: {last_words}")),
+            ..Observed::default()
+        },
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    assert_eq!(waiting.phase, Some(Phase::Running));
+    let progressing = status::find(&waiting, status::PROGRESSING).unwrap();
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("False", status::OUTPUT_FAILED)
+    );
+    let message = waiting.message.unwrap();
+    assert!(message.contains("s3://results/runs/demo.txt"), "{message}");
+
+    // The bucket made, the driver again: it writes the output from Redis.
+    std::fs::create_dir_all(root.join("results")).unwrap();
+    let (code, said) = run_driver(2);
+    assert_eq!(code, Some(0), "{said}");
+    let progress = RedisReader::default()
+        .read(&local.endpoint())
+        .await
+        .expect("Redis answers");
+    let summary = progress.summary.clone().expect("a summary");
+    let status = status_once_complete(&job, progress);
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    let output = status.output.clone().expect("status.output");
+    assert_eq!(output.location, "s3://results/runs/demo.txt");
+
+    // The object: `count word` lines, a serial count's counts.
+    let written = std::fs::read_to_string(root.join("results/runs/demo.txt")).unwrap();
+    let lines: Vec<(i64, &str)> = (written.lines())
+        .map(|l| {
+            let (count, word) = l.split_once(' ').unwrap();
+            (count.parse().unwrap(), word)
+        })
+        .collect();
+    let (words, distinct, top) = serial_count(&bin, &books);
+    assert_eq!(output.words, distinct);
+    assert_eq!(lines.len() as i64, distinct);
+    assert_eq!(lines.iter().map(|(c, _)| c).sum::<i64>(), words);
+    let first: Vec<(String, i64)> = (lines.iter().take(5))
+        .map(|(c, w)| (w.to_string(), *c))
+        .collect();
+    assert_eq!(first, top);
+    assert_eq!(counted(&summary, &status), (words, distinct, top));
 
     drop(procs);
     let _ = std::fs::remove_dir_all(&tmp);

@@ -11,6 +11,10 @@ pub const USAGE: i32 = 2;
 /// could not be read (and `--on-unreadable` is `fail`). Final: retrying
 /// would read the same files.
 pub const UNREADABLE: i32 = 3;
+/// The job is done and its counts are whole in Redis, but its output
+/// (`--output`) could not be written; the message names the location and
+/// the error. Not final: a driver run again (its Redis kept) writes it.
+pub const OUTPUT: i32 = 4;
 /// Interrupted (Ctrl-C), as a shell reports SIGINT.
 pub const INTERRUPTED: i32 = 130;
 /// A crash fault: SIGKILL, as a container runtime reports it.

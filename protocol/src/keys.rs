@@ -142,6 +142,9 @@ pub mod stats {
     pub const BYTES_DONE: &str = "bytes_done";
     /// Second commits of a file, ignored.
     pub const COMMITS_IGNORED: &str = "commits_ignored";
+    /// Transient failures of the object store (an HTTP 5xx, a cut read)
+    /// that the workers retried, added as they happen.
+    pub const STORE_RETRIES: &str = "store_retries";
 }
 
 /// Fields of `P:crdt:stats`, counted by `wc_crdt_apply` (but the last).
@@ -167,6 +170,24 @@ pub mod entry {
     /// The injection's sequence number, unique per job (a file's global
     /// id in the CRDT).
     pub const SEQ: &str = "seq";
+    /// Only on a byte range of a large file split: `START-END`, END
+    /// excluded (see [`range_text`]).
+    pub const RANGE: &str = "range";
+    /// Only where the store has one: the version reads are pinned to (an
+    /// object's ETag as listed).
+    pub const VERSION: &str = "version";
+
+    /// A range as [`RANGE`] holds it.
+    pub fn range_text(r: &std::ops::Range<u64>) -> String {
+        format!("{}-{}", r.start, r.end)
+    }
+
+    /// [`RANGE`]'s value read back; `None` when malformed.
+    pub fn parse_range(text: &str) -> Option<std::ops::Range<u64>> {
+        let (start, end) = text.split_once('-')?;
+        let (start, end) = (start.parse().ok()?, end.parse().ok()?);
+        (start <= end).then_some(start..end)
+    }
 }
 
 /// Fields of a `P:latency` entry (one per committed file; its own id is

@@ -8,7 +8,7 @@ pub const SOURCE: &str = include_str!("wordcount.lua");
 pub const NAME: &str = "wordcount";
 
 /// Enqueues one injection of a file once. KEYS: queue, enqueued, meta.
-/// ARGV: seq, path, size, late_ms.
+/// ARGV: seq, path, size, late_ms, range, version.
 pub const ENQUEUE: &str = "wc_enqueue";
 /// Commits a file exactly once. See wordcount.lua for its keys and arguments.
 pub const COMMIT: &str = "wc_commit";

@@ -122,6 +122,7 @@ pub struct Stats {
     pub bytes_done: u64,
     /// Second commits of a file, ignored.
     pub commits_ignored: u64,
+    pub store_retries: u64,
 }
 
 impl Stats {
@@ -132,6 +133,7 @@ impl Stats {
             words: hash.count(stats::WORDS)?,
             bytes_done: hash.count(stats::BYTES_DONE)?,
             commits_ignored: hash.count(stats::COMMITS_IGNORED)?,
+            store_retries: hash.count(stats::STORE_RETRIES)?,
         })
     }
 }

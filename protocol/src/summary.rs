@@ -1,5 +1,6 @@
 //! `P:summary`: the driver's report of a finished job, as JSON, written
-//! once every file is in. Its `words`, `distinct`, `top` and `seconds` are
+//! once every file is in. Its `words`, `distinct`, `top`, `seconds` and
+//! `output` are
 //! the contract, read here by whoever watches the job (the operator's
 //! status); the rest is the job's own report (`wordcount_job::report`),
 //! which readers may ignore. A test in the job checks that what it writes
@@ -16,6 +17,18 @@ pub struct Summary {
     /// From the driver's start to the result written.
     #[serde(default)]
     pub seconds: f64,
+    /// Where every word's count was written, when the job was asked to.
+    #[serde(default)]
+    pub output: Option<Output>,
+}
+
+/// The job's whole result, written out (`--output`, `spec.output`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Output {
+    /// A path, or s3://BUCKET/KEY.
+    pub location: String,
+    /// Distinct words: the lines written.
+    pub words: u64,
 }
 
 /// A word and its count (a word that is not UTF-8 is written lossily).
@@ -54,6 +67,12 @@ mod tests {
                 count: 3
             }]
         );
+        assert_eq!(s.output, None);
+        let s = Summary::parse(
+            r#"{"words":5,"distinct":2,"output":{"location":"s3://b/k","words":2}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.output.unwrap().location, "s3://b/k");
         assert!(Summary::parse(r#"{"words":-1,"distinct":0}"#).is_err());
         assert!(Summary::parse("not json").is_err());
     }

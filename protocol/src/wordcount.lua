@@ -12,16 +12,20 @@ end
 -- Enqueues one injection of a file once: a batch injects every file once,
 -- a stream may inject a file many times, each under a new sequence number.
 -- KEYS: queue, enqueued, meta. ARGV: seq, path, size, late_ms (how long
--- after it was due the source injects it). Returns the entry id, or nil
--- when that injection was enqueued before.
+-- after it was due the source injects it), range ('START-END' of a large
+-- file split, or ''), version (what reads are pinned to, or ''). Returns
+-- the entry id, or nil when that injection was enqueued before.
 local function enqueue(keys, args)
   if redis.call('SADD', keys[2], args[1]) == 0 then
     return false
   end
   redis.call('HINCRBY', keys[3], 'files', 1)
   redis.call('HINCRBY', keys[3], 'bytes', args[3])
-  return redis.call('XADD', keys[1], '*', 'path', args[2], 'size', args[3],
-    'due_ms', now_ms() - tonumber(args[4]), 'seq', args[1])
+  local fields = {'path', args[2], 'size', args[3],
+    'due_ms', now_ms() - tonumber(args[4]), 'seq', args[1]}
+  if args[5] ~= '' then table.insert(fields, 'range'); table.insert(fields, args[5]) end
+  if args[6] ~= '' then table.insert(fields, 'version'); table.insert(fields, args[6]) end
+  return redis.call('XADD', keys[1], '*', unpack(fields))
 end
 
 -- When the queue entry `id` was due: its due_ms, else its enqueue time.
@@ -101,16 +105,19 @@ end
 -- Enqueues injections, each once: one call for many, since every call is
 -- an entry of the Raft log. KEYS: ready, entries, enqueued, meta.
 -- ARGV: now_ms, then for each: seq, path, size, late_ms (how long after it
--- was due the source injects it). Entry ids count up in meta's next_id.
--- Returns how many were new.
+-- was due the source injects it), range, version (as wc_enqueue's). Entry
+-- ids count up in meta's next_id. Returns how many were new.
 local function lease_enqueue(keys, args)
   local now, added = tonumber(args[1]), 0
-  for i = 2, #args, 4 do
+  for i = 2, #args, 6 do
     local seq, path, size = args[i], args[i + 1], args[i + 2]
     if redis.call('SISMEMBER', keys[3], seq) == 0 then
       local id = tostring(redis.call('HINCRBY', keys[4], 'next_id', 1))
-      redis.call('HSET', keys[2], id, cjson.encode({path = path, size = tonumber(size),
-        due_ms = now - tonumber(args[i + 3]), injected_ms = now}))
+      local e = {path = path, size = tonumber(size),
+        due_ms = now - tonumber(args[i + 3]), injected_ms = now}
+      if args[i + 4] ~= '' then e.range = args[i + 4] end
+      if args[i + 5] ~= '' then e.version = args[i + 5] end
+      redis.call('HSET', keys[2], id, cjson.encode(e))
       redis.call('RPUSH', keys[1], id)
       redis.call('SADD', keys[3], seq)
       redis.call('HINCRBY', keys[4], 'files', 1)

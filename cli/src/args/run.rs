@@ -1,7 +1,7 @@
 //! The flags of `wordcount run`: the local job, its faults and the way
 //! Redis is run (one server, RedisRaft's replicas or CRDT sites).
 
-use super::{whole, Job, Output, StreamArgs, Unreadables};
+use super::{whole, Data, Job, Output, StreamArgs, Unreadables};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -87,8 +87,8 @@ pub fn snapshot_interval(s: &str) -> Result<Duration, String> {
 
 #[derive(Args)]
 pub struct RunArgs {
-    #[arg(long)]
-    pub input: PathBuf,
+    #[command(flatten)]
+    pub data: Data,
     /// Worker processes, 1 to 1000 (the WordCountJob CRD's bound)
     /// [default: the number of cores].
     #[arg(long, value_name = "N", conflicts_with = "autoscale", allow_negative_numbers = true, value_parser = workers)]

@@ -155,7 +155,9 @@ pub fn driver_options(
         mode: wordcount_protocol::RedisMode::Snapshot,
         site: None,
         prefix: wordcount_protocol::DEFAULT_PREFIX.into(),
-        input: input.to_path_buf(),
+        input: wordcount_store::Location::Dir(input.to_path_buf()),
+        split: 0,
+        output: None,
         settings: wordcount_job::state::JobSettings {
             tokenizer: wordcount_protocol::Tokenizer::Alnum,
             commit: wordcount_protocol::Commit::PerFile,

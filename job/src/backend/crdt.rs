@@ -140,7 +140,7 @@ impl Crdt {
     /// lost. Done on remote instances only, a file could vanish with their
     /// restarts after its commit.
     fn apply_everywhere(&mut self, entry: &Entry, packed: &[u8]) -> Result<usize> {
-        let id = global_id(&self.name, &entry.path, entry.seq);
+        let id = global_id(&self.name, &entry.unit.label(), entry.seq);
         let call = repair::apply_cmd(&self.site.redis().keys, &[(&id, packed)], false);
         let started = Instant::now();
         let mut took = vec![false; self.instances.len()];

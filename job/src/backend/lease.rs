@@ -13,14 +13,14 @@
 use super::Backend;
 use crate::connection::Redis;
 use crate::queue::{
-    only, Carry, Committed, Depth, Done, Entry, Held, Injection, ResultCursor, Results, Taken,
+    only, Carry, Committed, Depth, Done, Entry, Held, Injection, ResultCursor, Results, Taken, Unit,
 };
 use crate::state::JobSettings;
 use anyhow::{bail, Context, Result};
 use redis::Value;
 use std::time::{Duration, Instant};
 use wordcount_protocol::epoch_ms;
-use wordcount_protocol::{library, CommitRecord};
+use wordcount_protocol::{keys::entry, library, CommitRecord};
 
 /// How often a worker or the driver looks again while there is nothing.
 const POLL: Duration = Duration::from_millis(5);
@@ -109,9 +109,19 @@ fn parse_taken(reply: &Value) -> Result<Option<Taken>> {
         serde_json::from_str(&json).with_context(|| format!("queue entry {id}: {json}"))?;
     Ok(Some(Taken {
         entry: Entry {
+            unit: Unit {
+                path: e.path,
+                size: e.size,
+                range: match e.range {
+                    None => None,
+                    Some(r) => Some(
+                        entry::parse_range(&r)
+                            .with_context(|| format!("queue entry {id}: malformed range {r:?}"))?,
+                    ),
+                },
+                version: e.version,
+            },
             id,
-            path: e.path,
-            size: e.size,
             seq: 0,
         },
         stolen: *stolen == 1,
@@ -123,6 +133,8 @@ fn parse_taken(reply: &Value) -> Result<Option<Taken>> {
 struct EntryJson {
     path: String,
     size: u64,
+    range: Option<String>,
+    version: Option<String>,
 }
 
 /// A commit record of `P:log`.
@@ -184,10 +196,13 @@ impl Backend for Lease {
                     .arg(&k.meta)
                     .arg(now);
                 for i in chunk {
+                    let (range, version) = i.unit.wire();
                     call.arg(i.seq)
-                        .arg(&i.path)
-                        .arg(i.size)
-                        .arg(i.late.as_millis() as u64);
+                        .arg(&i.unit.path)
+                        .arg(i.unit.size)
+                        .arg(i.late.as_millis() as u64)
+                        .arg(range)
+                        .arg(version);
                 }
                 call.query::<u64>(c)
             })?;
@@ -279,8 +294,8 @@ impl Backend for Lease {
                 .arg(&k.tickets)
                 .arg(&entry.id)
                 .arg(consumer)
-                .arg(&entry.path)
-                .arg(entry.size)
+                .arg(entry.unit.label())
+                .arg(entry.unit.size)
                 .arg(words)
                 .arg(how)
                 .arg(if taken.stolen { "1" } else { "0" })

@@ -34,6 +34,9 @@ pub enum Method {
     Processes,
     /// `wordcount run`: redis-server, the driver and worker processes.
     Redis,
+    /// The same, with files larger than SIZE counted as byte ranges
+    /// (`--split SIZE`); not in [`Method::PARALLEL`]: an experiment asks.
+    RedisSplit(u64),
 }
 
 impl Method {
@@ -46,6 +49,7 @@ impl Method {
             Method::Threads => "threads",
             Method::Processes => "processes",
             Method::Redis => "redis",
+            Method::RedisSplit(_) => "redis-split",
         }
     }
 }
@@ -205,8 +209,16 @@ impl Measure {
             Method::Serial => self.count(&label, dir, Parallelism::Serial),
             Method::Threads => self.count(&label, dir, Parallelism::Threads(p)),
             Method::Processes => self.count(&label, dir, Parallelism::Processes(p)),
-            Method::Redis => {
-                let t = self.job(&label, &job_options(dir, p))?;
+            Method::Redis | Method::RedisSplit(_) => {
+                let split = match method {
+                    Method::RedisSplit(size) => size,
+                    _ => 0,
+                };
+                let opts = RunOptions {
+                    split,
+                    ..job_options(dir, p)
+                };
+                let t = self.job(&label, &opts)?;
                 Ok(Timed {
                     median: t.median,
                     min: t.min,
@@ -220,6 +232,17 @@ impl Measure {
     /// Serial, then every parallel method on each worker count of `ps`,
     /// over the files under `dir`.
     pub fn points(&self, dir: &Path, ps: &[usize], what: &str) -> Result<Vec<Point>> {
+        self.points_of(&Method::PARALLEL, dir, ps, what)
+    }
+
+    /// Serial, then each of `methods` on each worker count of `ps`.
+    pub fn points_of(
+        &self,
+        methods: &[Method],
+        dir: &Path,
+        ps: &[usize],
+        what: &str,
+    ) -> Result<Vec<Point>> {
         let serial = self.method(Method::Serial, dir, 1, what)?;
         let t_serial = serial.median;
         let mut points = vec![Point {
@@ -229,7 +252,7 @@ impl Measure {
             efficiency: 1.0,
         }];
         for &p in ps {
-            for method in Method::PARALLEL {
+            for &method in methods {
                 let timed = self.method(method, dir, p, what)?;
                 let efficiency = t_serial / (p as f64 * timed.median);
                 points.push(Point {
@@ -245,10 +268,13 @@ impl Measure {
 }
 
 /// A job's options as `wordcount run --input DIR --workers P` has them,
-/// without `--verify`: the experiments time the job alone.
+/// without `--verify`: the experiments time the job alone, with files
+/// counted whole (`--split 0`) unless an experiment says otherwise.
 pub fn job_options(dir: &Path, workers: usize) -> RunOptions {
     RunOptions {
-        input: dir.to_path_buf(),
+        input: wordcount_store::Location::Dir(dir.to_path_buf()),
+        split: 0,
+        output: None,
         workers,
         top: 10,
         settings: JobSettings {

@@ -1,9 +1,11 @@
 //! Skew: many equal files and one that is k times larger. Threads and
 //! processes take the largest file first; the Redis queue hands files out
-//! in name order, so the large one (named last) starts last.
+//! in name order, so the large one (named last) starts last. A second
+//! Redis line splits files larger than the others into byte ranges of
+//! their size (`--split`): the large file is then k ranges any worker takes.
 
 use super::corpus::{human, total_bytes};
-use super::measure::{mib, plot_points, write_points, POINT_COLUMNS};
+use super::measure::{mib, plot_points, write_points, Method, POINT_COLUMNS};
 use super::plot::Chart;
 use super::table::{Row, Table};
 use super::{Ctx, Outcome, Scale};
@@ -63,9 +65,9 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         };
         let dir = ctx.inputs.generate(&format!("skew-{skew}"), &spec)?;
         let total = total_bytes(&dir)?;
-        let points = ctx
-            .measure
-            .points(&dir, &[workers], &format!("skew {skew}"))?;
+        let methods = [&Method::PARALLEL[..], &[Method::RedisSplit(p.file_bytes)]].concat();
+        let points =
+            (ctx.measure).points_of(&methods, &dir, &[workers], &format!("skew {skew}"))?;
         write_points(&mut table, &points, total, || {
             Row::new().cell(skew).cell(p.files).num(mib(total), 1)
         });

@@ -11,6 +11,7 @@ mod redis_chaos;
 mod redis_server;
 mod runner;
 pub mod sites;
+mod verify;
 
 pub use job_redis::RaftSetup;
 pub use options::{CrdtSetup, CutSpan, Partition, RunOptions, RunOutcome, Samples, SitesTimeline};

@@ -14,9 +14,14 @@ use wordcount_job::report::Report;
 use wordcount_job::source::StreamPlan;
 use wordcount_job::state::JobSettings;
 use wordcount_protocol::Autoscale;
+use wordcount_store::Location;
 
 pub struct RunOptions {
-    pub input: PathBuf,
+    pub input: Location,
+    /// Files larger than this are counted as byte ranges (0: never).
+    pub split: u64,
+    /// Where every word's count is written once the job is done.
+    pub output: Option<String>,
     pub workers: usize,
     pub top: usize,
     pub settings: JobSettings,

@@ -8,10 +8,11 @@ use super::options::RunOptions;
 use crate::timeline::EventLog;
 use anyhow::{bail, Context, Result};
 use rand::RngExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use wordcount_protocol::{exit, RedisMode};
+use wordcount_store::Location;
 
 /// Worker processes that fail with an error (not a kill) before the job
 /// gives up: an error that repeats is no fault we injected.
@@ -24,7 +25,7 @@ pub(super) struct Pool {
     pub(super) url: String,
     pub(super) mode: RedisMode,
     pub(super) password: String,
-    pub(super) input: PathBuf,
+    pub(super) input: Location,
     pub(super) faults: Vec<String>,
     pub(super) slots: Vec<Option<Child>>,
     /// Which worker `--kill-every` kills.
@@ -57,7 +58,7 @@ impl Pool {
     pub(super) fn start(
         opts: &RunOptions,
         (url, mode, password): (String, RedisMode, &str),
-        input: &Path,
+        input: &Location,
         netns: Option<String>,
         events: EventLog,
     ) -> Result<Self> {
@@ -67,10 +68,10 @@ impl Pool {
             url,
             mode,
             password: password.to_string(),
-            input: input.to_path_buf(),
+            input: input.clone(),
             faults: opts.faults.iter().map(|f| f.to_string()).collect(),
             slots: Vec::new(),
-            rng: super::seeded(opts.seed, &format!("kill-every {input:?}")),
+            rng: super::seeded(opts.seed, &format!("kill-every {:?}", input.to_string())),
             restarts: 0,
             kills: 0,
             errors: 0,
@@ -100,7 +101,7 @@ impl Pool {
             .arg("--redis-mode")
             .arg(self.mode.as_str())
             .arg("--input")
-            .arg(&self.input)
+            .arg(self.input.to_string())
             .arg("--index")
             .arg(index.to_string())
             .env("REDIS_PASSWORD", &self.password)

@@ -9,13 +9,10 @@ use super::RedisMoment;
 use crate::live::View;
 use crate::timeline::{self, Event, EventLog};
 use anyhow::{bail, Context, Result};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wordcount_count::counts::Counts;
-use wordcount_count::engine::{count_files, Parallelism};
-use wordcount_count::input::{self, InputFile};
 use wordcount_job::backend;
 use wordcount_job::driver::{self, DriverOptions, DriverOutcome};
 use wordcount_job::report::Phases;
@@ -48,8 +45,10 @@ fn wait_for_workers(redis: &JobRedis, pool: &mut Pool, n: usize, before: usize) 
 /// are `super::sites`).
 /// What the run cannot do, refused before anything starts.
 fn check(opts: &RunOptions) -> Result<()> {
-    if !opts.input.is_dir() {
-        bail!("input {} is not a directory", opts.input.display());
+    if let wordcount_store::Location::Dir(dir) = &opts.input {
+        if !dir.is_dir() {
+            bail!("input {} is not a directory", dir.display());
+        }
     }
     if opts.workers == 0 {
         bail!("--workers must be at least 1");
@@ -104,25 +103,12 @@ fn against_serial(
     outcome: &DriverOutcome,
     got: &Counts,
 ) -> Result<Option<String>> {
-    // A serial count of what the job could read: each file as many
-    // times as it was injected.
-    let readable = |rel: &Path| !outcome.failures.iter().any(|(p, _)| Path::new(p) == rel);
-    let files: Vec<_> = match &outcome.stream {
-        None => input::list(std::slice::from_ref(&opts.input))?
-            .into_iter()
-            .filter(|f| readable(f.path.strip_prefix(&opts.input).unwrap_or(&f.path)))
-            .collect(),
-        Some(s) => s
-            .injected
-            .iter()
-            .filter(|i| readable(Path::new(&i.path)))
-            .map(|i| InputFile {
-                path: opts.input.join(&i.path),
-                size: i.size,
-            })
-            .collect(),
-    };
-    let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
+    let want = super::verify::serial(
+        &opts.input,
+        opts.settings.tokenizer,
+        &outcome.failures,
+        outcome.stream.as_ref().map(|s| &s.injected[..]),
+    )?;
     Ok(got.first_difference(&want))
 }
 
@@ -164,6 +150,8 @@ pub fn run(opts: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         site: None,
         prefix: DEFAULT_PREFIX.into(),
         input: opts.input.clone(),
+        split: opts.split,
+        output: opts.output.clone(),
         settings: opts.settings.clone(),
         top: opts.top,
         patience: Duration::from_secs(30),

@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use wordcount_count::counts::Counts;
-use wordcount_count::engine::{count_files, Parallelism};
 use wordcount_count::input;
 use wordcount_job::connection::Redis;
 use wordcount_job::crdt::repair;
 use wordcount_job::driver::{self, DriverOptions};
 use wordcount_job::report::{JobFacts, Report};
 use wordcount_protocol::{keys, Commit, RedisMode, DEFAULT_PREFIX};
+use wordcount_store::Location;
 
 /// How often the runner reads each instance's files known.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -303,15 +303,7 @@ fn differences(
         }
     }
     if opts.verify && mismatch.is_none() {
-        let readable = |f: &input::InputFile| {
-            let rel = f.path.strip_prefix(&opts.input).unwrap_or(&f.path);
-            !failures.iter().any(|(p, _)| Path::new(p) == rel)
-        };
-        let files: Vec<_> = input::list(std::slice::from_ref(&opts.input))?
-            .into_iter()
-            .filter(readable)
-            .collect();
-        let want = count_files(&files, opts.settings.tokenizer, Parallelism::Serial)?;
+        let want = super::verify::serial(&opts.input, opts.settings.tokenizer, failures, None)?;
         mismatch = all_counts[0]
             .first_difference(&want)
             .map(|d| format!("against a serial count: {d}"));
@@ -331,7 +323,13 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         .tempdir()?;
     let password = random_password();
     let events = EventLog::default();
-    let shares = divide(&opts.input, setup.sites, tmp.path())?;
+    let Location::Dir(input) = &opts.input else {
+        bail!(
+            "--redis crdt divides a local directory among its sites; not {}",
+            opts.input
+        );
+    };
+    let shares = divide(input, setup.sites, tmp.path())?;
     let mut sites = shares
         .into_iter()
         .enumerate()
@@ -378,7 +376,7 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         site.pool = Some(Pool::start(
             opts,
             (url.clone(), RedisMode::Crdt, &password),
-            &site.input,
+            &Location::Dir(site.input.clone()),
             net.as_ref().map(|net| net.ns(i)),
             events.clone(),
         )?);
@@ -421,7 +419,9 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
                 // The runner converges the instances itself.
                 site: None,
                 prefix: DEFAULT_PREFIX.into(),
-                input: site.input.clone(),
+                input: Location::Dir(site.input.clone()),
+                split: opts.split,
+                output: None,
                 settings: opts.settings.clone(),
                 top: opts.top,
                 patience: Duration::from_secs(30),
@@ -469,6 +469,9 @@ pub fn run(opts: &RunOptions, setup: &CrdtSetup, stop: Arc<AtomicBool>) -> Resul
         wordcount_job::state::replace_counts(r, counts)?;
     }
     let mut report = Report::from_counts(counts, opts.top, started.elapsed().as_secs_f64());
+    report.output = (opts.output.as_deref())
+        .map(|target| driver::write_output(target, counts))
+        .transpose()?;
     let mut job = JobFacts::default();
     for o in &outcomes {
         if let Some(j) = &o.report.job {

@@ -5,8 +5,8 @@
 use super::{
     faults::{Crash, Faults, Partition, PodKills, Straggler},
     spec::{
-        Autoscale, Input, PodResources, PullPolicy, RedisSpec, StorageSpec, StreamSpec, CRDT_SITES,
-        DEFAULT_RAFT_REPLICAS,
+        Autoscale, Input, Output, PodResources, PullPolicy, RedisSpec, S3Input, S3Output,
+        StorageSpec, StreamSpec, CRDT_SITES, DEFAULT_RAFT_REPLICAS,
     },
     status::WordCountJobStatus,
 };
@@ -32,6 +32,8 @@ use wordcount_protocol::{Commit, Fault, OnUnreadable, RedisMode, Tokenizer};
     printcolumn(name = "Workers", type_ = "integer", json_path = ".spec.workers"),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.redis.mode"),
     printcolumn(name = "Duration", type_ = "string", json_path = ".status.duration"),
+    // `kubectl get wcj -o wide`: where the result went.
+    printcolumn(name = "Output", type_ = "string", json_path = ".status.output.location", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     // Children are named after the job ("<name>-redis-data", a Service
     // "<name>-redis"), so the name must make valid names for them.
@@ -68,15 +70,31 @@ use wordcount_protocol::{Commit, Fault, OnUnreadable, RedisMode, Tokenizer};
 #[x_kube(validation = Rule::new("!has(self.stream) || !has(self.stream.autoscale) || (self.stream.autoscale.minWorkers <= self.workers && self.workers <= self.stream.autoscale.maxWorkers)")
     .message("workers must be from stream.autoscale.minWorkers to maxWorkers (the workers the job starts with)")
     .field_path(".workers"))]
+// A pod has one set of AWS_* variables: the driver's, which reads the
+// input and writes the output, serves both.
+#[x_kube(validation = Rule::new("!has(self.input.s3) || !has(self.output) || !has(self.output.s3) || (\
+        self.input.s3.credentialsSecret == self.output.s3.credentialsSecret && \
+        (has(self.input.s3.endpoint) ? self.input.s3.endpoint : '') == (has(self.output.s3.endpoint) ? self.output.s3.endpoint : '') && \
+        (has(self.input.s3.region) ? self.input.s3.region : 'us-east-1') == (has(self.output.s3.region) ? self.output.s3.region : 'us-east-1'))")
+    .message("output.s3 must have the same endpoint, region and credentialsSecret as input.s3 (the driver has one set of AWS_* variables for both)")
+    .field_path(".output.s3"))]
 #[x_kube(validation = Rule::new("!has(self.claimTimeout) || duration(self.claimTimeout) >= duration('10ms')")
     .message("claimTimeout must be at least 10ms: a claim timeout of 0 would steal every file at once")
     .field_path(".claimTimeout"))]
 #[serde(rename_all = "camelCase")]
 pub struct WordCountJobSpec {
-    /// Where the files come from; they end up in a volume every pod mounts.
-    #[x_kube(validation = Rule::new("[has(self.hostPath), has(self.pvc), has(self.synthetic)].filter(x, x).size() == 1")
-        .message("input must set exactly one of hostPath, pvc, synthetic"))]
+    /// Where the files come from: a volume every pod mounts, or an S3
+    /// bucket the pods read.
+    #[x_kube(validation = Rule::new("[has(self.hostPath), has(self.pvc), has(self.synthetic), has(self.s3)].filter(x, x).size() == 1")
+        .message("input must set exactly one of hostPath, pvc, synthetic, s3"))]
     pub input: Input,
+
+    /// Where the driver writes every word's count once the job is done;
+    /// only the status's top words when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("[has(self.s3)].filter(x, x).size() == 1")
+        .message("output must set exactly one of s3"))]
+    pub output: Option<Output>,
 
     /// Number of worker pods (an Indexed Job: worker I has index I); for
     /// redis.mode Crdt, of each site (worker faults apply on every site).
@@ -183,6 +201,17 @@ impl WordCountJobSpec {
 
     pub fn image(&self) -> &str {
         self.image.as_deref().unwrap_or(DEFAULT_IMAGE)
+    }
+
+    pub fn s3_input(&self) -> Option<&S3Input> {
+        match &self.input {
+            Input::S3(s3) => Some(s3),
+            Input::HostPath(_) | Input::Pvc(_) | Input::Synthetic(_) => None,
+        }
+    }
+
+    pub fn s3_output(&self) -> Option<&S3Output> {
+        self.output.as_ref().map(|Output::S3(s3)| s3)
     }
 
     /// The image of Redis' pods. For RedisRaft, once the operator's

@@ -42,6 +42,9 @@ pub struct WordCountJobStatus {
     pub distinct_words: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_words: Vec<WordCount>,
+    /// Where every word's count was written (`spec.output`), once it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputStatus>,
     /// Worker pods: active (created, not finished) and ready (running).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<WorkerCounts>,
@@ -73,6 +76,16 @@ pub struct WordCountJobStatus {
     /// What is wrong, or what the job is waiting for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// The job's whole result, written out.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputStatus {
+    /// `s3://BUCKET/KEY`.
+    pub location: String,
+    /// Distinct words: the lines written.
+    pub words: i64,
 }
 
 /// Percentiles of a stream's latency, in milliseconds.

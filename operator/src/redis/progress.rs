@@ -5,7 +5,7 @@
 //! is in `redis::clients`.
 
 use super::{connect, connect_leader, unreachable, Endpoint, RaftFigures, ReadError};
-use crate::crd::WordCount;
+use crate::crd::{OutputStatus, WordCount};
 use futures::future::BoxFuture;
 use std::{collections::BTreeMap, time::Duration};
 use wordcount_protocol::keys::Keys;
@@ -107,6 +107,8 @@ pub struct Summary {
     pub distinct: i64,
     pub top: Vec<WordCount>,
     pub seconds: f64,
+    /// Where every word's count was written, when the job was asked to.
+    pub output: Option<OutputStatus>,
 }
 
 impl From<wordcount_protocol::summary::Summary> for Summary {
@@ -121,6 +123,10 @@ impl From<wordcount_protocol::summary::Summary> for Summary {
                 })
                 .collect(),
             seconds: s.seconds,
+            output: s.output.map(|o| OutputStatus {
+                location: o.location,
+                words: o.words as i64,
+            }),
         }
     }
 }
@@ -313,6 +319,21 @@ mod tests {
         let s = p.summary.unwrap();
         assert_eq!((s.words, s.distinct, s.seconds), (1234, 3, 2.5));
         assert_eq!(s.top[0].word, "the");
+        assert_eq!(s.output, None);
+    }
+
+    #[test]
+    fn the_summary_says_where_the_output_went() {
+        let none = map(&[]);
+        let summary = r#"{"words":9,"distinct":2,"seconds":1,"output":{"location":"s3://results/demo.txt","words":2}}"#;
+        let p = parse(&none, &none, &none, map(&[]), Some(summary), &none).unwrap();
+        assert_eq!(
+            p.summary.unwrap().output,
+            Some(OutputStatus {
+                location: "s3://results/demo.txt".into(),
+                words: 2
+            })
+        );
     }
 
     #[test]
@@ -467,6 +488,7 @@ mod tests {
                 distinct: 2,
                 top: Vec::new(),
                 seconds: files as f64,
+                output: None,
             }),
             ..Progress::default()
         };

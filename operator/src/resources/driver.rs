@@ -1,11 +1,12 @@
 //! The driver: a batch Job of one pod that (after generating a synthetic
-//! corpus) enqueues the files, folds the results and writes the summary;
-//! for a stream (`spec.stream`), injects them at a rate first.
+//! corpus) enqueues the files, folds the results, writes the output
+//! (`spec.output`) and the summary; for a stream (`spec.stream`), injects
+//! them at a rate first.
 
 use super::{
     input,
     pod::{batch_pod, redis_url, wordcount_container},
-    resources_or, site_args, site_meta, Component, Names, Site,
+    resources_or, s3, site_args, site_meta, Component, Names, Site,
 };
 use crate::crd::{StreamSpec, WordCountJob};
 use k8s_openapi::api::{
@@ -31,7 +32,7 @@ pub fn args(job: &WordCountJob, site: Site) -> Vec<String> {
         "--redis",
         &redis_url(job),
         "--input",
-        &input::dir(job, site),
+        &input::location(job, site),
         "--redis-mode",
         spec.redis.mode.as_str(),
         "--prefix",
@@ -51,6 +52,9 @@ pub fn args(job: &WordCountJob, site: Site) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if let Some(output) = &spec.output {
+        args.extend(["--output".into(), output.url()]);
+    }
     args.extend(site_args(site));
     if let Some(stream) = &spec.stream {
         args.extend(stream_args(stream));
@@ -84,17 +88,26 @@ pub fn stream_args(stream: &StreamSpec) -> Vec<String> {
 /// A driver that exits `UNREADABLE` has counted everything it could and
 /// reported it; running it again would read the same files. So that exit
 /// fails the Job at once, without retries.
+///
+/// One that exits `OUTPUT` has the counts whole in Redis but could not
+/// write the output (the store down, a bucket missing, credentials
+/// refused): a new pod writes it from Redis, if the cause has passed. So
+/// that exit counts towards `backoffLimit` like any failure (said here,
+/// not left to the default, because it is a decision). Once the Job gives
+/// up, the WordCountJob waits with its Redis kept until the driver's Job
+/// is deleted; the operator then makes it again (`status::phase`).
 fn pod_failure_policy() -> PodFailurePolicy {
+    let on = |action: &str, code: i32| PodFailurePolicyRule {
+        action: action.into(),
+        on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+            container_name: Some(CONTAINER.into()),
+            operator: "In".into(),
+            values: vec![code],
+        }),
+        ..PodFailurePolicyRule::default()
+    };
     PodFailurePolicy {
-        rules: vec![PodFailurePolicyRule {
-            action: "FailJob".into(),
-            on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-                container_name: Some(CONTAINER.into()),
-                operator: "In".into(),
-                values: vec![exit::UNREADABLE],
-            }),
-            ..PodFailurePolicyRule::default()
-        }],
+        rules: vec![on("FailJob", exit::UNREADABLE), on("Count", exit::OUTPUT)],
     }
 }
 
@@ -111,6 +124,7 @@ pub fn job(wcj: &WordCountJob, site: Site, finished: bool) -> Job {
             "50m",
             "64Mi",
         ),
+        s3::driver_connection(wcj),
     );
     Job {
         metadata: site_meta(wcj, &names.driver, Component::Driver, site),
@@ -259,7 +273,7 @@ mod tests {
     #[test]
     fn unreadable_files_fail_the_driver_job_without_retries() {
         let spec = job(&fixtures::synthetic("demo"), None, false).spec.unwrap();
-        let rule = &spec.pod_failure_policy.unwrap().rules[0];
+        let rule = &spec.pod_failure_policy.clone().unwrap().rules[0];
         assert_eq!(rule.action, "FailJob");
         let codes = rule.on_exit_codes.as_ref().unwrap();
         assert_eq!(codes.container_name.as_deref(), Some(CONTAINER));
@@ -270,6 +284,93 @@ mod tests {
         // The policy names the container that runs the driver.
         let pod = spec.template.spec.unwrap();
         assert_eq!(pod.containers[0].name, CONTAINER);
+    }
+
+    /// The output's retry, step one: a pod that could not write it counts
+    /// towards the backoff limit, so the Job controller runs a new one
+    /// (which writes it from Redis) a few times before it gives up.
+    #[test]
+    fn an_unwritten_output_is_retried_by_the_job_up_to_its_backoff_limit() {
+        let spec = job(&fixtures::s3("demo"), None, false).spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(BACKOFF_LIMIT));
+        let rules = spec.pod_failure_policy.unwrap().rules;
+        let rule = rules
+            .iter()
+            .find(|r| {
+                r.on_exit_codes
+                    .as_ref()
+                    .is_some_and(|c| c.values.contains(&exit::OUTPUT))
+            })
+            .unwrap();
+        assert_eq!(rule.action, "Count");
+        let codes = rule.on_exit_codes.as_ref().unwrap();
+        assert_eq!(
+            (codes.container_name.as_deref(), codes.operator.as_str()),
+            (Some(CONTAINER), "In")
+        );
+        // And never fails the Job at once, as unreadable files do.
+        assert!(!rules.iter().any(|r| r.action == "FailJob"
+            && r.on_exit_codes
+                .as_ref()
+                .unwrap()
+                .values
+                .contains(&exit::OUTPUT)));
+    }
+
+    #[test]
+    fn an_s3_driver_reads_and_writes_the_store_with_no_volume() {
+        let wcj = fixtures::s3("demo");
+        let a = args(&wcj, None);
+        assert!(
+            a.windows(2).any(|w| w == ["--input", "s3://corpus/books/"]),
+            "{a:?}"
+        );
+        assert!(
+            a.windows(2)
+                .any(|w| w == ["--output", "s3://results/demo.txt"]),
+            "{a:?}"
+        );
+        // The output comes after the batch flags, before a site's and a stream's.
+        assert_eq!(a[a.len() - 2..], ["--output", "s3://results/demo.txt"]);
+
+        let pod = job(&wcj, None, false).spec.unwrap().template.spec.unwrap();
+        assert!(pod.volumes.is_none() && pod.init_containers.is_none());
+        let c = &pod.containers[0];
+        assert!(c.volume_mounts.is_none());
+        let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            env,
+            [
+                "REDIS_PASSWORD",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_REGION",
+                "AWS_ENDPOINT_URL",
+                "AWS_ALLOW_HTTP"
+            ]
+        );
+        // Every value that is a secret is a reference; no argument names one.
+        for e in c.env.iter().flatten() {
+            assert_eq!(e.value.is_none(), e.value_from.is_some(), "{}", e.name);
+        }
+        assert!(!a.iter().any(|x| x.contains("credentials")));
+    }
+
+    #[test]
+    fn an_output_with_a_volume_input_gives_only_the_driver_the_store() {
+        let mut wcj = fixtures::synthetic("demo");
+        wcj.spec.output = fixtures::s3("demo").spec.output;
+        let a = args(&wcj, None);
+        assert!(a.windows(2).any(|w| w == ["--input", "/input/corpus"]));
+        assert!(a
+            .windows(2)
+            .any(|w| w == ["--output", "s3://results/demo.txt"]));
+        let pod = job(&wcj, None, false).spec.unwrap().template.spec.unwrap();
+        assert!(pod.volumes.is_some());
+        let env = pod.containers[0].env.clone().unwrap();
+        assert!(env.iter().any(|e| e.name == "AWS_SECRET_ACCESS_KEY"));
+        // No output: no --output.
+        assert!(!args(&fixtures::synthetic("demo"), None).contains(&"--output".to_string()));
     }
 
     #[test]

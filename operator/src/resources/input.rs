@@ -1,5 +1,7 @@
-//! The shared input volume every pod mounts, and for a synthetic corpus the
-//! claim it is generated into and the init container that generates it.
+//! Where the driver and the workers find the input: the shared volume
+//! every pod mounts (and for a synthetic corpus the claim it is generated
+//! into and the init container that generates it), or an S3 bucket they
+//! read themselves, with no volume at all.
 
 use super::{container_security, meta, Component, Names, Site};
 use crate::crd::{Input, SyntheticInput, WordCountJob};
@@ -20,12 +22,15 @@ pub const MOUNT: &str = "/input";
 const GENERATED_DIR: &str = "corpus";
 const GENERATED_MARKER: &str = ".generated";
 
-/// The directory passed as `--input` to a site's driver and workers.
-pub fn dir(job: &WordCountJob, site: Site) -> String {
+/// What a site's driver and workers get as `--input`: a directory of the
+/// volume, or `s3://BUCKET/PREFIX` (the same for every Crdt site: each
+/// site's driver enqueues its share of what it lists).
+pub fn location(job: &WordCountJob, site: Site) -> String {
     let suffix = site.map_or(String::new(), |i| format!("-{i}"));
     match &job.spec.input {
         Input::Synthetic(_) => format!("{MOUNT}/{GENERATED_DIR}{suffix}"),
         Input::HostPath(_) | Input::Pvc(_) => MOUNT.to_string(),
+        Input::S3(s3) => s3.url(),
     }
 }
 
@@ -53,7 +58,8 @@ pub fn claim(job: &WordCountJob) -> Option<PersistentVolumeClaim> {
     })
 }
 
-pub fn volume(job: &WordCountJob) -> Volume {
+/// The input volume of the driver's and the workers' pods; none for S3.
+pub fn volume(job: &WordCountJob) -> Option<Volume> {
     let (host_path, claim) = match &job.spec.input {
         // Type Directory: a missing path fails the mount (reported in the
         // status) rather than silently creating an empty folder on the node.
@@ -78,28 +84,31 @@ pub fn volume(job: &WordCountJob) -> Volume {
                 read_only: None,
             }),
         ),
+        Input::S3(_) => return None,
     };
-    Volume {
+    Some(Volume {
         name: VOLUME.into(),
         host_path,
         persistent_volume_claim: claim,
         ..Volume::default()
-    }
+    })
 }
 
-/// The mount in the driver and the workers: read-only, they only read files.
-pub fn mount(job: &WordCountJob) -> VolumeMount {
+/// The mount in the driver and the workers: read-only, they only read
+/// files; none for S3.
+pub fn mount(job: &WordCountJob) -> Option<VolumeMount> {
     let sub_path = match &job.spec.input {
         Input::Pvc(p) => p.sub_path.clone().filter(|s| !s.is_empty()),
-        _ => None,
+        Input::S3(_) => return None,
+        Input::HostPath(_) | Input::Synthetic(_) => None,
     };
-    VolumeMount {
+    Some(VolumeMount {
         name: VOLUME.into(),
         mount_path: MOUNT.into(),
         read_only: Some(true),
         sub_path,
         ..VolumeMount::default()
-    }
+    })
 }
 
 /// `wordcount generate` arguments; unset knobs keep the generator's defaults.
@@ -135,7 +144,7 @@ pub fn generator(job: &WordCountJob, site: Site) -> Option<Container> {
     let Input::Synthetic(s) = &job.spec.input else {
         return None;
     };
-    let out = dir(job, site);
+    let out = location(job, site);
     let suffix = site.map_or(String::new(), |i| format!("-{i}"));
     let marker = format!("{MOUNT}/{GENERATED_MARKER}{suffix}");
     let script = format!(
@@ -181,11 +190,15 @@ mod tests {
             "1Gi"
         );
         assert_eq!(
-            volume(&job).persistent_volume_claim.unwrap().claim_name,
+            volume(&job)
+                .unwrap()
+                .persistent_volume_claim
+                .unwrap()
+                .claim_name,
             "demo-input"
         );
-        assert_eq!(dir(&job, None), "/input/corpus");
-        assert_eq!(dir(&job, Some(2)), "/input/corpus-2");
+        assert_eq!(location(&job, None), "/input/corpus");
+        assert_eq!(location(&job, Some(2)), "/input/corpus-2");
 
         let g = generator(&job, None).unwrap();
         let args = g.args.unwrap();
@@ -224,12 +237,12 @@ mod tests {
         );
         assert!(claim(&job).is_none());
         assert!(generator(&job, None).is_none());
-        let hp = volume(&job).host_path.unwrap();
+        let hp = volume(&job).unwrap().host_path.unwrap();
         assert_eq!(hp.path, "/data/books");
         assert_eq!(hp.type_.as_deref(), Some("Directory"));
-        assert_eq!(mount(&job).read_only, Some(true));
-        assert_eq!(dir(&job, None), "/input");
-        assert_eq!(dir(&job, Some(1)), "/input");
+        assert_eq!(mount(&job).unwrap().read_only, Some(true));
+        assert_eq!(location(&job, None), "/input");
+        assert_eq!(location(&job, Some(1)), "/input");
     }
 
     #[test]
@@ -242,11 +255,31 @@ mod tests {
             }),
         );
         assert!(claim(&job).is_none());
-        let pvc = volume(&job).persistent_volume_claim.unwrap();
+        let pvc = volume(&job).unwrap().persistent_volume_claim.unwrap();
         assert_eq!(
             (pvc.claim_name.as_str(), pvc.read_only),
             ("books", Some(true))
         );
-        assert_eq!(mount(&job).sub_path.as_deref(), Some("en"));
+        assert_eq!(mount(&job).unwrap().sub_path.as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn s3_input_is_a_url_with_no_volume_claim_or_generator() {
+        let job = fixtures::s3("demo");
+        assert_eq!(location(&job, None), "s3://corpus/books/");
+        // Every Crdt site lists the same objects and enqueues its share.
+        assert_eq!(location(&job, Some(2)), "s3://corpus/books/");
+        assert!(volume(&job).is_none() && mount(&job).is_none());
+        assert!(claim(&job).is_none() && generator(&job, None).is_none());
+
+        // No prefix, or an empty one: the whole bucket.
+        for prefix in [None, Some("")] {
+            let mut whole = fixtures::s3("demo");
+            let Input::S3(s3) = &mut whole.spec.input else {
+                unreachable!("an S3 job")
+            };
+            s3.prefix = prefix.map(str::to_string);
+            assert_eq!(location(&whole, None), "s3://corpus");
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod network_policy;
 pub mod pod;
 pub mod redis;
 pub mod redis_raft;
+pub mod s3;
 pub mod workers;
 
 use crate::crd::WordCountJob;
@@ -229,6 +230,25 @@ pub(crate) mod fixtures {
         job.metadata.namespace = Some("ns1".into());
         job.metadata.uid = Some(format!("uid-{}", job.name_any()));
         job.metadata.generation = Some(1);
+        job
+    }
+
+    /// A job reading `s3://corpus/books/` from an in-cluster store and
+    /// writing `s3://results/NAME.txt` there, as `examples/s3-job.yaml`.
+    pub fn s3(name: &str) -> WordCountJob {
+        let mut job = job(
+            name,
+            serde_json::from_value(serde_json::json!({"s3": {
+                "endpoint": "http://s3.default.svc:7070", "bucket": "corpus",
+                "prefix": "books/", "credentialsSecret": "s3-credentials"}}))
+            .unwrap(),
+        );
+        job.spec.output = Some(
+            serde_json::from_value(serde_json::json!({"s3": {
+                "endpoint": "http://s3.default.svc:7070", "bucket": "results",
+                "key": format!("{name}.txt"), "credentialsSecret": "s3-credentials"}}))
+            .unwrap(),
+        );
         job
     }
 

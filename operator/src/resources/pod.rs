@@ -1,13 +1,13 @@
 //! What the driver's and the workers' pods share: the `wordcount`
-//! container with the Redis password, the job's Redis URL (one Redis,
-//! RedisRaft's replicas or the CRDT's instances), and the batch pod
-//! template with the input volume.
+//! container with the Redis password (and for S3 the store's variables),
+//! the job's Redis URL (one Redis, RedisRaft's replicas or the CRDT's
+//! instances), and the batch pod template with the input volume.
 
 use super::{
-    container_security, input, pod_security, redis_raft, site_labels, sites, Component, Names,
+    container_security, input, pod_security, redis_raft, s3, site_labels, sites, Component, Names,
     Site, PASSWORD_KEY, REDIS_PORT,
 };
-use crate::crd::WordCountJob;
+use crate::crd::{S3Connection, WordCountJob};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec, ResourceRequirements,
     SecretKeySelector,
@@ -56,8 +56,8 @@ pub fn password_env(job: &WordCountJob) -> EnvVar {
 }
 
 /// The pod template of the driver's and the workers' batch Jobs: the
-/// component's and site's labels, the input volume, and never a restart in
-/// place (the Job makes a new pod). `spec` holds the rest.
+/// component's and site's labels, the input volume (none for S3), and
+/// never a restart in place (the Job makes a new pod). `spec` holds the rest.
 pub fn batch_pod(
     job: &WordCountJob,
     component: Component,
@@ -71,7 +71,7 @@ pub fn batch_pod(
         }),
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
-            volumes: Some(vec![input::volume(job)]),
+            volumes: input::volume(job).map(|v| vec![v]),
             security_context: Some(pod_security()),
             ..spec
         }),
@@ -79,28 +79,35 @@ pub fn batch_pod(
 }
 
 /// A container that runs `wordcount ARGS` on the input volume with the Redis
-/// password: the driver and the workers. The last lines of a failed
-/// container's log become its termination message, which the status shows.
+/// password, and the variables of the S3 store it reaches, if any: the
+/// driver and the workers. The last lines of a failed container's log
+/// become its termination message, which the status shows.
 pub fn wordcount_container(
     wcj: &WordCountJob,
     name: &str,
     args: Vec<String>,
     resources: ResourceRequirements,
+    store: Option<S3Connection<'_>>,
 ) -> Container {
+    // RedisRaft has no password (its replicas could not log in to each
+    // other); its NetworkPolicy is what keeps others out.
+    let password = wcj
+        .spec
+        .raft_replicas()
+        .is_none()
+        .then(|| password_env(wcj));
+    let env: Vec<EnvVar> = password
+        .into_iter()
+        .chain(store.map(s3::env).into_iter().flatten())
+        .collect();
     Container {
         name: name.into(),
         image: Some(wcj.spec.image().to_string()),
         image_pull_policy: Some(wcj.spec.image_pull_policy.as_str().into()),
         command: Some(vec!["wordcount".into()]),
         args: Some(args),
-        // RedisRaft has no password (its replicas could not log in to
-        // each other); its NetworkPolicy is what keeps others out.
-        env: wcj
-            .spec
-            .raft_replicas()
-            .is_none()
-            .then(|| vec![password_env(wcj)]),
-        volume_mounts: Some(vec![input::mount(wcj)]),
+        env: (!env.is_empty()).then_some(env),
+        volume_mounts: input::mount(wcj).map(|m| vec![m]),
         resources: Some(resources),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         security_context: Some(container_security()),

@@ -343,12 +343,12 @@ mod tests {
              redis://demo-redis-1.demo-redis.ns1.svc:6379,\
              redis://demo-redis-2.demo-redis.ns1.svc:6379"
         );
-        let c = wordcount_container(&job, "worker", vec![], Default::default());
+        let c = wordcount_container(&job, "worker", vec![], Default::default(), None);
         assert!(c.env.is_none(), "no REDIS_PASSWORD: {:?}", c.env);
         // One Redis keeps its Service and its password.
         let one = fixtures::synthetic("demo");
         assert_eq!(redis_url(&one), "redis://demo-redis:6379");
-        let c = wordcount_container(&one, "worker", vec![], Default::default());
+        let c = wordcount_container(&one, "worker", vec![], Default::default(), None);
         assert_eq!(c.env.unwrap()[0].name, "REDIS_PASSWORD");
     }
 }

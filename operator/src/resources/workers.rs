@@ -5,7 +5,7 @@
 use super::{
     input,
     pod::{batch_pod, redis_url, wordcount_container},
-    resources_or, site_args, site_meta, Component, Names, Site,
+    resources_or, s3, site_args, site_meta, Component, Names, Site,
 };
 use crate::crd::{PodKillTarget, WordCountJob};
 use k8s_openapi::api::{
@@ -38,7 +38,7 @@ pub fn args(wcj: &WordCountJob, site: Site) -> Vec<String> {
         "--redis",
         &redis_url(wcj),
         "--input",
-        &input::dir(wcj, site),
+        &input::location(wcj, site),
         "--redis-mode",
         wcj.spec.redis.mode.as_str(),
         "--prefix",
@@ -68,6 +68,7 @@ pub fn job(wcj: &WordCountJob, site: Site, finished: bool) -> Job {
             "100m",
             "128Mi",
         ),
+        s3::worker_connection(wcj),
     );
     Job {
         metadata: site_meta(wcj, &names.workers, Component::Worker, site),
@@ -166,6 +167,49 @@ mod tests {
             spec.template.spec.unwrap().restart_policy.as_deref(),
             Some("Never")
         );
+    }
+
+    #[test]
+    fn s3_workers_read_the_bucket_with_the_keys_by_reference_and_no_volume() {
+        let wcj = fixtures::s3("demo");
+        let a = args(&wcj, None);
+        assert!(
+            a.windows(2).any(|w| w == ["--input", "s3://corpus/books/"]),
+            "{a:?}"
+        );
+        assert!(!a.iter().any(|x| x == "--output"), "only the driver writes");
+        let pod = job(&wcj, None, false).spec.unwrap().template.spec.unwrap();
+        assert!(pod.volumes.is_none());
+        let c = &pod.containers[0];
+        assert!(c.volume_mounts.is_none());
+        let env = c.env.clone().unwrap();
+        let secret = env
+            .iter()
+            .find(|e| e.name == "AWS_SECRET_ACCESS_KEY")
+            .unwrap();
+        assert_eq!(secret.value, None);
+        let r = secret.value_from.clone().unwrap().secret_key_ref.unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.key.as_str()),
+            ("s3-credentials", "AWS_SECRET_ACCESS_KEY")
+        );
+
+        // A volume input: no store for the workers, even with an S3 output.
+        let mut out_only = fixtures::synthetic("demo");
+        out_only.spec.output = wcj.spec.output.clone();
+        let pod = job(&out_only, None, false)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        let names: Vec<String> = pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .map(|e| e.name.clone())
+            .collect();
+        assert_eq!(names, ["REDIS_PASSWORD"]);
     }
 
     #[test]

@@ -47,9 +47,11 @@ pub fn enqueue(redis: &mut Redis, injections: &[Injection]) -> Result<u64> {
                     .arg(&k.enqueued)
                     .arg(&k.meta)
                     .arg(i.seq)
-                    .arg(&i.path)
-                    .arg(i.size)
+                    .arg(&i.unit.path)
+                    .arg(i.unit.size)
                     .arg(i.late.as_millis() as u64);
+                let (range, version) = i.unit.wire();
+                pipe.arg(range).arg(version);
             }
             pipe.query(c)
         })?;

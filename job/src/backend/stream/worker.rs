@@ -2,7 +2,7 @@
 //! workers that went quiet, and committing their counts.
 
 use crate::connection::{error_code, Redis};
-use crate::queue::{stage_gone_as_none, Carry, Committed, Entry, Held};
+use crate::queue::{stage_gone_as_none, Carry, Committed, Entry, Held, Unit};
 use crate::state;
 use anyhow::{bail, Result};
 use redis::{RedisResult, Value};
@@ -122,8 +122,8 @@ pub fn commit(
         for held in files {
             let e = &held.taken.entry;
             call.arg(&e.id)
-                .arg(&e.path)
-                .arg(e.size)
+                .arg(e.unit.label())
+                .arg(e.unit.size)
                 .arg(held.words)
                 .arg(if held.taken.stolen { "1" } else { "0" });
         }
@@ -184,10 +184,21 @@ fn parse_entry(v: &Value) -> Result<Entry> {
     let (Some(path), Some(size)) = (field(fields, entry::PATH), field(fields, entry::SIZE)) else {
         bail!("queue entry {id} lacks path or size");
     };
+    let range = match field(fields, entry::RANGE) {
+        None => None,
+        Some(r) => match entry::parse_range(&r) {
+            Some(r) => Some(r),
+            None => bail!("queue entry {id} has a malformed range {r:?}"),
+        },
+    };
     Ok(Entry {
         id,
-        path,
-        size: size.parse().unwrap_or(0),
+        unit: Unit {
+            path,
+            size: size.parse().unwrap_or(0),
+            range,
+            version: field(fields, entry::VERSION),
+        },
         seq: field(fields, entry::SEQ).map_or(0, |s| s.parse().unwrap_or(0)),
     })
 }
