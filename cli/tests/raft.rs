@@ -40,7 +40,8 @@ fn lease_functions_are_idempotent_and_steal_expired_leases() {
     let enqueue = |c: &mut redis::Connection, seqs: &[&str]| {
         let mut args = vec![s("1000")];
         for seq in seqs {
-            args.extend([s(seq), format!("f{seq}.txt"), s("10"), s("0")]);
+            // seq, path, size, late_ms, range and version (none).
+            args.extend([s(seq), format!("f{seq}.txt"), s("10"), s("0"), s(""), s("")]);
         }
         let v = fcall(
             c,
